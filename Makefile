@@ -1,0 +1,54 @@
+# precaution: set-up, demo, tests, benchmarks.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages the tests and benchmarks drive for real (installed only when missing and running as root).
+DEB_PACKAGES := nmap openssh-server openssh-client lynis aide tcpdump iproute2 nftables
+
+.PHONY: all setup deps demo scan test lint bench clean
+
+all: test
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: missing Debian packages (not root, not installing):$$missing"; fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: deps $(STAMP)
+
+demo: setup
+	@export PRECAUTION_HOME=$${PRECAUTION_HOME:-$(CURDIR)/state/demo}; \
+	echo "== precaution scan (state in $$PRECAUTION_HOME)"; \
+	$(BIN)/precaution scan --html $$PRECAUTION_HOME/report.html; rc=$$?; \
+	echo "== exit $$rc (0 clean, 1 findings at/above --fail-on, 2 error); HTML report: $$PRECAUTION_HOME/report.html"; \
+	[ $$rc -le 1 ]
+
+scan: setup
+	$(BIN)/precaution scan
+
+lint: setup
+	$(BIN)/ruff check agent probes baselines collector tests bench
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/pytest -q -ra
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) state build *.egg-info

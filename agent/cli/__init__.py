@@ -1,0 +1,1 @@
+"""The `precaution` command line: the only layer that prints."""

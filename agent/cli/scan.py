@@ -1,0 +1,103 @@
+"""`precaution scan`: the local self-inspection (Art. 9(9), 24(1))."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.errors import UserError
+from agent.i18n import LANGS
+from agent.scan import ScanResult, run_scan, select_probes
+from agent.state import atomic_write, state_dir
+from baselines.model import Severity
+from baselines.profile import ProfileError, load_profile
+from baselines.waivers import WaiverError, WaiverSpec, load_waivers
+from probes.transport import LocalTransport
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("scan", help="run a local self-inspection against the profile",
+                       description="Run all host probes, evaluate the profile and report every deviation with "
+                                   "a remedial action. Exit 0 clean, 1 findings at or above --fail-on, "
+                                   "2 error (bad input, or a probe failed).")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (docs/scan-json.md)")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
+    p.add_argument("--lang", choices=LANGS, default="en", help="language of the table (default en)")
+    p.add_argument("--fail-on", default="high", metavar="SEVERITY",
+                   help="exit 1 when a finding is at or above this severity (default high)")
+    p.add_argument("--profile", metavar="FILE", help="policy profile (default: the built-in default profile)")
+    p.add_argument("--waivers", metavar="FILE",
+                   help="waivers file (default: waivers.yaml in the state directory, if present)")
+    p.add_argument("--probe", action="append", default=[], metavar="ID", help="run only this probe (repeatable)")
+    p.add_argument("--root", default="/", metavar="DIR", help="inspect a mounted file tree instead of /")
+    p.add_argument("--observations", action="store_true", help="include raw observations in --json")
+    p.set_defaults(handler=handle)
+
+
+def _fail_on(text: str) -> Severity:
+    try:
+        return Severity.parse(text)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _waivers(path: str | None) -> list[WaiverSpec]:
+    candidate = Path(path) if path else state_dir() / "waivers.yaml"
+    if not path and not candidate.exists():
+        return []
+    try:
+        return load_waivers(candidate)
+    except WaiverError as exc:
+        raise UserError(str(exc)) from None
+
+
+def exit_code(result: ScanResult, fail_on: Severity) -> int:
+    if result.probe_errors:
+        return 2
+    return 1 if any(f.severity.rank >= fail_on.rank for f in result.active_findings) else 0
+
+
+def handle(args: argparse.Namespace) -> int:
+    fail_on = _fail_on(args.fail_on)
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        raise UserError(str(exc)) from None
+    waivers = _waivers(args.waivers)
+    if not Path(args.root).is_dir():
+        raise UserError(f"--root {args.root}: not a directory")
+    transport = LocalTransport(root=args.root)
+    probes = select_probes(args.probe)
+    html_path = Path(args.html) if args.html else None
+    if html_path and not html_path.parent.exists():
+        raise UserError(f"--html {args.html}: directory {html_path.parent} does not exist")
+
+    from rich.console import Console
+
+    console = Console(stderr=False, highlight=False)
+    if sys.stdout.isatty() and not args.json:
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("probing", total=len(probes))
+            result = run_scan(transport, profile, waivers, probes,
+                              progress=lambda run: bar.update(task, advance=1, description=run.probe))
+    else:
+        result = run_scan(transport, profile, waivers, probes)
+
+    if html_path:
+        from agent.report.html import render_html
+
+        atomic_write(html_path, render_html(result, args.lang).encode("utf-8"), mode=0o644)
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_json(include_observations=args.observations), ensure_ascii=False,
+                                    indent=2) + "\n")
+    else:
+        from agent.report.table import render_table
+
+        render_table(result, console, args.lang)
+    return exit_code(result, fail_on)

@@ -1,0 +1,1 @@
+"""Renderers of a scan result: terminal table, JSON, self-contained HTML."""

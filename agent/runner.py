@@ -1,0 +1,95 @@
+"""Runs probes concurrently. The one catch-all per probe lives here: a probe that fails or times out becomes
+a probe-error entry and never aborts the run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Literal
+
+from probes.base import GatherContext, Probe
+from probes.observation import Observation
+from probes.transport import Transport
+
+log = logging.getLogger(__name__)
+
+Status = Literal["ok", "limited", "error", "timeout", "skipped"]
+
+
+@dataclass(slots=True)
+class ProbeRun:
+    probe: str
+    title: str
+    status: Status
+    duration_s: float = 0.0
+    observations: list[Observation] = field(default_factory=list)
+    message: str | None = None
+    limitations: list[str] = field(default_factory=list)
+
+    @property
+    def ran(self) -> bool:
+        """Results are usable for rule evaluation (complete or limited)."""
+        return self.status in ("ok", "limited")
+
+
+ProgressFn = Callable[[ProbeRun], None]
+
+
+def _run_one(probe: Probe, transport: Transport) -> ProbeRun:  # type: ignore[type-arg]
+    started = time.perf_counter()
+    unmet = probe.unmet(transport)
+    if unmet:
+        return ProbeRun(probe.id, probe.title, "skipped", 0.0, message=unmet)
+    ctx = GatherContext(transport)
+    if probe.requires.root and not transport.is_root:
+        ctx.limited("not root: results limited to what this user can read")
+    try:
+        observations = probe.observe(ctx)
+    except Exception as exc:  # the one catch-all per probe run
+        log.warning("probe %s failed", probe.id, exc_info=True)
+        return ProbeRun(probe.id, probe.title, "error", time.perf_counter() - started,
+                        message=f"{type(exc).__name__}: {exc}")
+    status: Status = "limited" if ctx.limitations else "ok"
+    return ProbeRun(probe.id, probe.title, status, time.perf_counter() - started, observations,
+                    limitations=list(ctx.limitations))
+
+
+def run_probes(
+    probes: Sequence[Probe],  # type: ignore[type-arg]
+    transport: Transport,
+    progress: ProgressFn | None = None,
+    max_workers: int = 8,
+) -> list[ProbeRun]:
+    """Run every probe; results come back in the order of ``probes``."""
+    results: dict[str, ProbeRun] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(probes))), thread_name_prefix="probe")
+    started = time.monotonic()
+    pending: dict[Future[ProbeRun], Probe] = {  # type: ignore[type-arg]
+        pool.submit(_run_one, p, transport): p for p in probes
+    }
+    try:
+        while pending:
+            now = time.monotonic()
+            # A probe's deadline counts from the start of the run: workers >= probes in the usual case.
+            deadline = min(started + p.timeout for p in pending.values())
+            done, _ = wait(pending, timeout=max(0.0, deadline - now), return_when=FIRST_COMPLETED)
+            for fut in done:
+                probe = pending.pop(fut)
+                results[probe.id] = fut.result()
+                if progress:
+                    progress(results[probe.id])
+            now = time.monotonic()
+            for fut, probe in list(pending.items()):
+                if now >= started + probe.timeout:
+                    fut.cancel()
+                    pending.pop(fut)
+                    results[probe.id] = ProbeRun(probe.id, probe.title, "timeout", now - started,
+                                                 message=f"no result within {probe.timeout:.0f} s")
+                    if progress:
+                        progress(results[probe.id])
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [results[p.id] for p in probes]

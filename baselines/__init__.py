@@ -1,0 +1,1 @@
+"""Baselines and profiles: pure comparison of observations with expectations; findings and remediation."""

@@ -1,0 +1,165 @@
+"""Transports: how probes read files and run commands, locally or (later) over SSH.
+
+Probes never call ``open`` or ``subprocess`` themselves; they ask the transport injected into them. This is what
+lets one probe run unchanged on this host, on a fixture root in tests, or on an agentless target over SSH.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat as stat_mod
+import subprocess
+from dataclasses import dataclass
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+
+
+class CommandUnavailable(Exception):
+    """The command does not exist on the target or the transport does not run commands."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    inode: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @property
+    def is_dir(self) -> bool:
+        return stat_mod.S_ISDIR(self.mode)
+
+    @property
+    def is_file(self) -> bool:
+        return stat_mod.S_ISREG(self.mode)
+
+    @property
+    def is_link(self) -> bool:
+        return stat_mod.S_ISLNK(self.mode)
+
+
+class Transport(Protocol):
+    """What a probe may do on a target. File errors surface as the usual OSError subclasses."""
+
+    name: str
+
+    @property
+    def is_root(self) -> bool: ...
+
+    def read_text(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str: ...
+
+    def read_bytes(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes: ...
+
+    def list_dir(self, path: str) -> list[str]: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def stat(self, path: str, follow: bool = True) -> FileStat: ...
+
+    def readlink(self, path: str) -> str: ...
+
+    def which(self, name: str) -> str | None: ...
+
+    def run(self, argv: list[str], timeout: float = 10.0) -> CommandResult: ...
+
+
+class LocalTransport:
+    """Reads this host. ``root`` re-roots file paths (a fixture tree in tests); ``proc_root``/``sys_root``/
+    ``dev_root`` let /proc, /sys and /dev come from elsewhere, as in prometheus_client's ``proc_root``.
+
+    Commands run only when ``root`` is "/" (a command would see the real host, not the fixture tree), unless
+    ``allow_commands`` says otherwise.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        root: str = "/",
+        proc_root: str | None = None,
+        sys_root: str | None = None,
+        dev_root: str | None = None,
+        allow_commands: bool | None = None,
+        euid: int | None = None,
+    ) -> None:
+        self.root = os.path.abspath(root)
+        self._mounts = {
+            "/proc": os.path.abspath(proc_root) if proc_root else None,
+            "/sys": os.path.abspath(sys_root) if sys_root else None,
+            "/dev": os.path.abspath(dev_root) if dev_root else None,
+        }
+        self.allow_commands = (self.root == "/") if allow_commands is None else allow_commands
+        self._euid = os.geteuid() if euid is None else euid
+
+    @property
+    def is_root(self) -> bool:
+        return self._euid == 0
+
+    def host_path(self, path: str) -> str:
+        """Map a target path to the path on this machine."""
+        if not path.startswith("/"):
+            raise ValueError(f"transport paths must be absolute: {path!r}")
+        for prefix, mapped in self._mounts.items():
+            if mapped and (path == prefix or path.startswith(prefix + "/")):
+                return mapped + path[len(prefix):]
+        if self.root == "/":
+            return path
+        return self.root + path
+
+    def read_bytes(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        with open(self.host_path(path), "rb") as fh:
+            return fh.read(max_bytes)
+
+    def read_text(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+        return self.read_bytes(path, max_bytes).decode("utf-8", errors="replace")
+
+    def list_dir(self, path: str) -> list[str]:
+        return sorted(os.listdir(self.host_path(path)))
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(self.host_path(path))
+
+    def stat(self, path: str, follow: bool = True) -> FileStat:
+        st = os.stat(self.host_path(path), follow_symlinks=follow)
+        return FileStat(st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(self.host_path(path))
+
+    def which(self, name: str) -> str | None:
+        if not self.allow_commands:
+            return None
+        return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+    def run(self, argv: list[str], timeout: float = 10.0) -> CommandResult:
+        if not self.allow_commands:
+            raise CommandUnavailable(f"commands are disabled on this transport ({argv[0]})")
+        exe = self.which(argv[0])
+        if exe is None:
+            raise CommandUnavailable(f"{argv[0]}: not installed")
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "LANG": "C"}
+        proc = subprocess.run(
+            [exe, *argv[1:]], capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL, check=False
+        )
+        return CommandResult(
+            tuple(argv),
+            proc.returncode,
+            proc.stdout.decode("utf-8", errors="replace"),
+            proc.stderr.decode("utf-8", errors="replace"),
+        )
