@@ -91,11 +91,14 @@ def compile_condition(spec: Any, path: tuple[str | int, ...] = ()) -> Predicate:
             parts.append((lambda s: lambda o: all(p(o) for p in s))(subs) if key == "all"
                          else (lambda s: lambda o: any(p(o) for p in s))(subs))
         elif key == "not":
-            sub = compile_condition(value, here)
-            parts.append(lambda o, sub=sub: not sub(o))
+            parts.append(_negate(compile_condition(value, here)))
         else:
             parts.append(_attr_test(str(key), value, here))
     return parts[0] if len(parts) == 1 else (lambda o: all(p(o) for p in parts))
+
+
+def _negate(pred: Predicate) -> Predicate:
+    return lambda o: not pred(o)
 
 
 def _attr_test(attr: str, value: Any, path: tuple[str | int, ...]) -> Predicate:

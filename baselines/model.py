@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     INFO = "info"
     LOW = "low"
     MEDIUM = "medium"
@@ -30,7 +30,7 @@ class Severity(str, Enum):
 _RANK = {Severity.INFO: 0, Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3, Severity.CRITICAL: 4}
 
 
-class ActionKind(str, Enum):
+class ActionKind(StrEnum):
     """Remedial measures of Art. 26 (block, isolate, dismantle, stop use) plus the everyday ones."""
 
     BLOCK = "block"

@@ -140,8 +140,8 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            loc = tuple(err["loc"])
-            lines.append(f"{source}:{_line_of(root, loc)}: {_loc_text(data, loc)}: {err['msg']}")
+            err_loc = tuple(err["loc"])
+            lines.append(f"{source}:{_line_of(root, err_loc)}: {_loc_text(data, err_loc)}: {err['msg']}")
         raise ProfileError("\n".join(lines)) from None
     rules: list[Rule] = []
     problems: list[str] = []

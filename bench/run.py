@@ -26,7 +26,8 @@ def available() -> list[str]:
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     mem = psutil.virtual_memory().total / 2**30
-    return f"{psutil.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Linux {platform.release()}, Python {platform.python_version()}"
+    return (f"{psutil.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Linux {platform.release()}, "
+            f"Python {platform.python_version()}")
 
 
 def rebuild() -> None:
