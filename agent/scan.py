@@ -14,7 +14,7 @@ from baselines.evaluate import evaluate
 from baselines.model import Finding, Severity
 from baselines.profile import Profile
 from baselines.waivers import WaiverSpec, apply_waivers
-from probes.base import Probe
+from probes.base import Probe, ProbeSettings
 from probes.observation import Observation
 from probes.registry import all_probes
 from probes.transport import Transport
@@ -118,7 +118,9 @@ def sorted_findings(findings: Sequence[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-f.severity.rank, f.rule_id, f.subject))
 
 
-def select_probes(only: Sequence[str] = (), kind: str = "host") -> list[Probe]:  # type: ignore[type-arg]
+def select_probes(
+    only: Sequence[str] = (), kind: str = "host", settings: ProbeSettings | None = None
+) -> list[Probe]:  # type: ignore[type-arg]
     classes = [c for c in all_probes() if c.kind == kind]
     if only:
         known = {c.id for c in classes}
@@ -128,7 +130,8 @@ def select_probes(only: Sequence[str] = (), kind: str = "host") -> list[Probe]: 
 
             raise UserError(f"unknown probe(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         classes = [c for c in classes if c.id in only]
-    return [c() for c in classes]
+    settings = settings or ProbeSettings()
+    return [c.configured(ProbeSettings(settings.cache_dir, settings.options.get(c.id, {}))) for c in classes]
 
 
 def run_scan(

@@ -75,6 +75,8 @@ class ProfileMeta(_Strict):
 
 class ProfileDoc(_Strict):
     profile: ProfileMeta
+    drift: list[dict[str, Any]] = Field(default_factory=list)  # baseline drift rules (baselines issue)
+    ignore: list[dict[str, Any]] = Field(default_factory=list)  # drift ignore rules with a reason
     rules: list[RuleSpec]
 
     @model_validator(mode="after")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from probes.observation import Observation, Row
 from probes.transport import Transport
@@ -25,6 +26,15 @@ class Requirements:
     platforms: tuple[str, ...] = ("Linux",)
     binaries_any: tuple[str, ...] = ()  # at least one of these, else the probe falls back or is limited
     paths_any: tuple[str, ...] = ()  # at least one of these must exist, else the probe is skipped
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSettings:
+    """What the agent hands a probe at construction: a directory for caches (local runs only) and the
+    probe's own table from the agent config (``[probes.<id>]``), which the probe validates itself."""
+
+    cache_dir: Path | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -47,6 +57,11 @@ class Probe(Generic[RowT]):
     kind: ClassVar[str] = "host"  # host | network | remote
     requires: ClassVar[Requirements] = Requirements()
     timeout: ClassVar[float] = 20.0
+
+    @classmethod
+    def configured(cls, settings: ProbeSettings) -> Self:
+        """Build the probe from agent settings; probes with options or caches override this."""
+        return cls()
 
     def gather(self, ctx: GatherContext) -> Raw:
         raise NotImplementedError
