@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.config import load_config
 from agent.errors import UserError
 from agent.i18n import LANGS
 from agent.scan import ScanResult, run_scan, select_probes
@@ -15,6 +16,7 @@ from agent.state import atomic_write, state_dir
 from baselines.model import Severity
 from baselines.profile import ProfileError, load_profile
 from baselines.waivers import WaiverError, WaiverSpec, load_waivers
+from probes.base import ProbeSettings
 from probes.transport import LocalTransport
 
 
@@ -26,7 +28,7 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON (docs/scan-json.md)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
     p.add_argument("--lang", choices=LANGS, default="en", help="language of the table (default en)")
-    p.add_argument("--fail-on", default="high", metavar="SEVERITY",
+    p.add_argument("--fail-on", default=None, metavar="SEVERITY",
                    help="exit 1 when a finding is at or above this severity (default high)")
     p.add_argument("--profile", metavar="FILE", help="policy profile (default: the built-in default profile)")
     p.add_argument("--waivers", metavar="FILE",
@@ -34,6 +36,7 @@ def register(sub: Any) -> None:
     p.add_argument("--probe", action="append", default=[], metavar="ID", help="run only this probe (repeatable)")
     p.add_argument("--root", default="/", metavar="DIR", help="inspect a mounted file tree instead of /")
     p.add_argument("--observations", action="store_true", help="include raw observations in --json")
+    p.add_argument("--config", metavar="FILE", help="agent config (default: config.toml in the state directory)")
     p.set_defaults(handler=handle)
 
 
@@ -61,16 +64,17 @@ def exit_code(result: ScanResult, fail_on: Severity) -> int:
 
 
 def handle(args: argparse.Namespace) -> int:
-    fail_on = _fail_on(args.fail_on)
+    config = load_config(args.config)
+    fail_on = _fail_on(args.fail_on or config.fail_on)
     try:
-        profile = load_profile(args.profile)
+        profile = load_profile(args.profile or config.profile)
     except ProfileError as exc:
         raise UserError(str(exc)) from None
-    waivers = _waivers(args.waivers)
+    waivers = _waivers(args.waivers or config.waivers)
     if not Path(args.root).is_dir():
         raise UserError(f"--root {args.root}: not a directory")
     transport = LocalTransport(root=args.root)
-    probes = select_probes(args.probe)
+    probes = select_probes(args.probe, settings=ProbeSettings(cache_dir=state_dir() / "cache", options=config.probes))
     html_path = Path(args.html) if args.html else None
     if html_path and not html_path.parent.exists():
         raise UserError(f"--html {args.html}: directory {html_path.parent} does not exist")
