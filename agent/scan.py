@@ -6,10 +6,12 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from agent import __version__
 from agent.runner import ProbeRun, ProgressFn, run_probes
+from baselines.diff import Diff, diff_indexes, index, volatile_of
+from baselines.drift import DriftFinding, drift_findings, integrity_finding
 from baselines.evaluate import evaluate
 from baselines.model import Finding, Severity
 from baselines.profile import Profile
@@ -18,6 +20,10 @@ from probes.base import Probe, ProbeSettings
 from probes.observation import Observation
 from probes.registry import all_probes
 from probes.transport import Transport
+
+if TYPE_CHECKING:
+    from agent.baseline_files import BaselineFiles
+    from baselines.store import Baseline, Scope
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,26 @@ class HostIdentity:
 
 
 @dataclass(slots=True)
+class BaselineComparison:
+    """What the scan did with the saved baseline: compared it, found none yet, or refused an invalid one."""
+
+    scope: str
+    status: Literal["compared", "missing", "invalid"]
+    message: str
+    version: int | None = None
+    accepted_by: str | None = None
+    accepted_at: str | None = None
+    probes: tuple[str, ...] = ()  # compared
+    counts: dict[str, int] = field(default_factory=dict)  # added / removed / changed
+    ignored: dict[str, int] = field(default_factory=dict)  # ignore reason -> items
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scope": self.scope, "status": self.status, "message": self.message, "version": self.version,
+                "accepted_by": self.accepted_by, "accepted_at": self.accepted_at, "probes": list(self.probes),
+                "drift": self.counts, "ignored": self.ignored}
+
+
+@dataclass(slots=True)
 class ScanResult:
     host: HostIdentity
     transport: str
@@ -58,6 +84,7 @@ class ScanResult:
     unevaluated_rules: tuple[str, ...] = ()
     expired_waivers: tuple[WaiverSpec, ...] = ()
     notes: list[str] = field(default_factory=list)
+    baseline: BaselineComparison | None = None
 
     @property
     def observations(self) -> list[Observation]:
@@ -108,6 +135,7 @@ class ScanResult:
                  "justification": w.justification} for w in self.expired_waivers
             ],
             "notes": self.notes,
+            "baseline": self.baseline.to_json() if self.baseline else None,
         }
         if include_observations:
             data["observations"] = [o.to_json() for o in self.observations]
@@ -141,14 +169,26 @@ def run_scan(
     probes: Sequence[Probe] | None = None,  # type: ignore[type-arg]
     progress: ProgressFn | None = None,
     today: dt.date | None = None,
+    baselines: BaselineFiles | None = None,
+    scope: Scope | None = None,
 ) -> ScanResult:
+    """Probe, evaluate the profile and, when ``baselines`` is given, compare with the saved baseline of
+    ``scope`` (drift findings join the rule findings)."""
     started = dt.datetime.now(dt.UTC)
     host = HostIdentity.read(transport)
     runs = run_probes(probes if probes is not None else select_probes(), transport, progress)
     ran = {r.probe for r in runs if r.ran}
     observations = [o for r in runs for o in r.observations]
     evaluation = evaluate(profile, observations, host.hostname, ran)
-    waived = apply_waivers(evaluation.findings, list(waivers), today or started.date())
+    findings = list(evaluation.findings)
+    comparison: BaselineComparison | None = None
+    notes: list[str] = []
+    if baselines is not None:
+        from agent.baseline_files import host_scope
+
+        extra, comparison, notes = compare_with_baseline(baselines, scope or host_scope(), host, runs, profile)
+        findings += extra
+    waived = apply_waivers(findings, list(waivers), today or started.date())
     return ScanResult(
         host=host,
         transport=transport.name,
@@ -160,4 +200,56 @@ def run_scan(
         findings=sorted_findings(waived.findings),
         unevaluated_rules=evaluation.unevaluated_rules,
         expired_waivers=waived.expired,
+        notes=notes,
+        baseline=comparison,
     )
+
+
+def compare_runs(baseline: Baseline, runs: Sequence[ProbeRun], profile: Profile,
+                 host: str) -> tuple[Diff, list[DriftFinding]]:
+    """Diff the probes that ran now and are in the baseline (a probe that did not run is not "removed")."""
+    compared = {r.probe for r in runs if r.ran} & set(baseline.meta.probes)
+    current_obs = [o for r in runs if r.probe in compared for o in r.observations]
+    volatile = dict(baseline.volatile)
+    for probe, names in volatile_of(current_obs).items():
+        volatile[probe] = volatile.get(probe, frozenset()) | names
+    result = diff_indexes(baseline.entries, index(current_obs), volatile, profile.ignore, compared)
+    return result, drift_findings(result, profile.drift, host)
+
+
+def compare_with_baseline(files: BaselineFiles, scope: Scope, host: HostIdentity, runs: Sequence[ProbeRun],
+                          profile: Profile) -> tuple[list[Finding], BaselineComparison, list[str]]:
+    """Drift findings (or the critical integrity finding), the comparison summary and notes for the report."""
+    from agent.baseline_files import BaselineMissing
+    from baselines.store import BaselineInvalid
+
+    try:
+        baseline = files.load(scope, host.hostname, host.machine_id)
+    except BaselineMissing:
+        message = (f"no baseline for {scope.label} yet: drift not checked; run `precaution baseline capture` "
+                   "to record this host's known-good state")
+        return [], BaselineComparison(scope.label, "missing", message), [message]
+    except BaselineInvalid as exc:
+        path = str(files.current_path(scope))
+        message = f"baseline {scope.label} NOT USED: {exc.message}"
+        return ([integrity_finding(host.hostname, scope.label, path, exc.message)],
+                BaselineComparison(scope.label, "invalid", message), [message])
+    result, drift = compare_runs(baseline, runs, profile, host.hostname)
+    meta = baseline.meta
+    notes: list[str] = []
+    missing = sorted(set(meta.probes) - set(result.probes))
+    if missing:
+        notes.append(f"baseline probes not compared (did not run now): {', '.join(missing)}")
+    new = sorted({r.probe for r in runs if r.ran} - set(meta.probes))
+    if new:
+        notes.append(f"probes not in baseline {scope.label} v{meta.version} (no drift check): {', '.join(new)}")
+    limited = sorted(r.probe for r in runs if r.status == "limited" and r.probe in result.probes)
+    if limited:
+        notes.append(f"limited probes compared with the baseline (drift may reflect missing permissions): "
+                     f"{', '.join(limited)}")
+    total = len(result.items)
+    message = (f"baseline {scope.label} v{meta.version} (accepted by {meta.accepted_by} {meta.accepted_at}): "
+               f"{total} drift item(s) in {len(drift)} finding(s)")
+    comparison = BaselineComparison(scope.label, "compared", message, meta.version, meta.accepted_by,
+                                    meta.accepted_at, result.probes, result.counts(), dict(result.ignored))
+    return [d.finding for d in drift], comparison, [message, *notes]

@@ -61,7 +61,9 @@ def _selected(rule: Rule, obs: Observation) -> bool:
 
 
 def _finding(rule: Rule, host: str, subject: str, evidence: dict[str, Any]) -> Finding:
-    values = {**evidence, "subject": subject, "host": host}
+    # an unknown value shows as <name> in a command, for the operator to fill in, never as "None"
+    values = {k: f"<{k}>" if v is None else v for k, v in evidence.items()}
+    values.update(subject=subject, host=host)
     return Finding(
         id=finding_id(host, rule.probe, subject, rule.id),
         rule_id=rule.id,

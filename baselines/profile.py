@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,6 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from baselines.conditions import ConditionError, Predicate, compile_condition
 from baselines.model import ActionKind, Remediation, Severity, Text
+from probes.observation import Observation
+
+Change = Literal["added", "removed", "changed"]
+CHANGES: tuple[Change, ...] = ("added", "removed", "changed")
+RULE_ID = r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$"
 
 
 class ProfileError(Exception):
@@ -19,7 +26,7 @@ class ProfileError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class TextSpec(_Strict):
@@ -38,7 +45,7 @@ class RemediationSpec(_Strict):
 
 
 class RuleSpec(_Strict):
-    id: str = Field(pattern=r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
+    id: str = Field(pattern=RULE_ID)
     title: TextSpec
     severity: Severity
     probe: str = Field(min_length=1)
@@ -67,6 +74,60 @@ class RuleSpec(_Strict):
         return self
 
 
+class DriftRuleSpec(_Strict):
+    """How to judge one kind of baseline drift; the first matching rule of the ``drift:`` list wins."""
+
+    id: str = Field(pattern=RULE_ID)
+    probe: list[str] = Field(default_factory=lambda: ["*"], min_length=1)  # probe ids, or "*" for any
+    change: list[Change] | None = None  # None: any change
+    subject: str | None = None  # glob over the subject
+    attrs_any: list[str] | None = None  # changed items only: at least one of these attributes changed
+    where: dict[str, Any] | None = None  # over the new observation (the old one for removed items)
+    where_old: dict[str, Any] | None = None  # changed items only: over the old observation
+    group_by: str | None = None  # one finding per value of this attribute (e.g. package)
+    severity: Severity
+    title: TextSpec
+    rationale: TextSpec | None = None
+    remediation: RemediationSpec
+    references: list[str] = Field(default_factory=list)
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity(cls, value: Any) -> Any:
+        return Severity.parse(value) if isinstance(value, str) else value
+
+    @field_validator("change", "probe", mode="before")
+    @classmethod
+    def _one_or_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class IgnoreSpec(_Strict):
+    """Drift not to report, with the reason (like a Greenbone override): a whole subject or some attributes."""
+
+    probe: str = Field(min_length=1)
+    subject: str | None = None  # glob
+    subject_regex: str | None = None
+    change: list[Change] | None = None
+    attributes: list[str] | None = Field(default=None, min_length=1)  # changed items: ignore only these
+    reason: str = Field(min_length=3)
+
+    @field_validator("change", mode="before")
+    @classmethod
+    def _change(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("subject_regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression: {exc}") from None
+        return value
+
+
 class ProfileMeta(_Strict):
     id: str
     title: TextSpec
@@ -75,8 +136,8 @@ class ProfileMeta(_Strict):
 
 class ProfileDoc(_Strict):
     profile: ProfileMeta
-    drift: list[dict[str, Any]] = Field(default_factory=list)  # baseline drift rules (baselines issue)
-    ignore: list[dict[str, Any]] = Field(default_factory=list)  # drift ignore rules with a reason
+    drift: list[DriftRuleSpec] = Field(default_factory=list)  # baseline drift judgement (docs/baselines.md)
+    ignore: list[IgnoreSpec] = Field(default_factory=list)  # drift not to report, each with a reason
     rules: list[RuleSpec]
 
     @model_validator(mode="after")
@@ -86,6 +147,11 @@ class ProfileDoc(_Strict):
             if rule.id in seen:
                 raise ValueError(f"duplicate rule id {rule.id}")
             seen.add(rule.id)
+        drift_seen: set[str] = set()
+        for drift in self.drift:
+            if drift.id in drift_seen:
+                raise ValueError(f"duplicate drift rule id {drift.id}")
+            drift_seen.add(drift.id)
         return self
 
 
@@ -106,12 +172,87 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class DriftRule:
+    id: str
+    probes: frozenset[str]  # contains "*": any probe
+    changes: frozenset[str]  # empty: any change
+    subject: str | None
+    attrs_any: frozenset[str]
+    where: Predicate | None
+    where_old: Predicate | None
+    group_by: str | None
+    severity: Severity
+    title: Text
+    rationale: Text
+    remediation: Remediation
+    references: tuple[str, ...]
+
+    def matches(self, change: str, probe: str, subject: str, old: Observation | None, new: Observation | None,
+                changed_attrs: frozenset[str] = frozenset()) -> bool:
+        if probe not in self.probes and "*" not in self.probes:
+            return False
+        if self.changes and change not in self.changes:
+            return False
+        if self.subject is not None and not fnmatch.fnmatchcase(subject, self.subject):
+            return False
+        if self.attrs_any and not (change == "changed" and self.attrs_any & changed_attrs):
+            return False
+        if self.where is not None:
+            target = old if change == "removed" else new
+            if target is None or not self.where(target):
+                return False
+        return self.where_old is None or (change == "changed" and old is not None and self.where_old(old))
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreRule:
+    probe: str
+    subject: str | None
+    subject_regex: re.Pattern[str] | None
+    changes: frozenset[str]  # empty: any change
+    attributes: frozenset[str] | None  # None: the whole item
+    reason: str
+
+    def covers(self, change: str, probe: str, subject: str) -> bool:
+        if self.probe != "*" and self.probe != probe:
+            return False
+        if self.changes and change not in self.changes:
+            return False
+        if self.subject is not None and not fnmatch.fnmatchcase(subject, self.subject):
+            return False
+        return self.subject_regex is None or bool(self.subject_regex.search(subject))
+
+
+DEFAULT_DRIFT_RULE = DriftRule(
+    id="PC-DRIFT-000",
+    probes=frozenset({"*"}),
+    changes=frozenset(),
+    subject=None,
+    attrs_any=frozenset(),
+    where=None,
+    where_old=None,
+    group_by=None,
+    severity=Severity.MEDIUM,
+    title=Text("Difference from the accepted baseline", "与已确认基线不一致"),
+    rationale=Text("The host no longer matches the state that was captured and accepted as known-good.",
+                   "主机状态与已采集并确认的可信基线不一致。"),
+    remediation=Remediation(ActionKind.INVESTIGATE,
+                            Text("Find out who made the change to {probe} {subject} and why; accept it into the "
+                                 "baseline if it was authorised, else revert it.",
+                                 "核实 {probe} {subject} 的变更由谁、因何作出；经授权的变更纳入基线，否则予以恢复。")),
+    references=("Art. 9(9)", "Art. 23"),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     id: str
     title: Text
     version: int
     rules: tuple[Rule, ...]
     source: str
+    drift: tuple[DriftRule, ...] = ()
+    ignore: tuple[IgnoreRule, ...] = ()
 
 
 def default_profile_path() -> Path:
@@ -154,10 +295,49 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
             mode = next(m for m in ("forbid", "expect", "require", "where") if getattr(spec, m) is not None)
             loc: tuple[str | int, ...] = ("rules", index, mode, *exc.path)
             problems.append(f"{source}:{_line_of(root, loc)}: rule {spec.id}: {exc.message}")
+    drift: list[DriftRule] = []
+    for index, dspec in enumerate(doc.drift):
+        try:
+            drift.append(_compile_drift(dspec))
+        except ConditionError as exc:
+            loc = ("drift", index, *exc.path)  # exc.path starts with "where" or "where_old"
+            problems.append(f"{source}:{_line_of(root, loc)}: drift rule {dspec.id}: {exc.message}")
     if problems:
         raise ProfileError("\n".join(problems))
     meta = doc.profile
-    return Profile(meta.id, meta.title.text(), meta.version, tuple(rules), source)
+    ignore = tuple(_compile_ignore(spec) for spec in doc.ignore)
+    return Profile(meta.id, meta.title.text(), meta.version, tuple(rules), source, tuple(drift), ignore)
+
+
+def _compile_drift(spec: DriftRuleSpec) -> DriftRule:
+    rem = spec.remediation
+    rationale = spec.rationale.text() if spec.rationale else DEFAULT_DRIFT_RULE.rationale
+    return DriftRule(
+        id=spec.id,
+        probes=frozenset(spec.probe),
+        changes=frozenset(spec.change or ()),
+        subject=spec.subject,
+        attrs_any=frozenset(spec.attrs_any or ()),
+        where=compile_condition(spec.where, ("where",)) if spec.where else None,
+        where_old=compile_condition(spec.where_old, ("where_old",)) if spec.where_old else None,
+        group_by=spec.group_by,
+        severity=spec.severity,
+        title=spec.title.text(),
+        rationale=rationale,
+        remediation=Remediation(rem.action, Text(rem.en, rem.zh), rem.command),
+        references=tuple(spec.references),
+    )
+
+
+def _compile_ignore(spec: IgnoreSpec) -> IgnoreRule:
+    return IgnoreRule(
+        probe=spec.probe,
+        subject=spec.subject,
+        subject_regex=re.compile(spec.subject_regex) if spec.subject_regex else None,
+        changes=frozenset(spec.change or ()),
+        attributes=frozenset(spec.attributes) if spec.attributes else None,
+        reason=spec.reason,
+    )
 
 
 def _compile_rule(spec: RuleSpec) -> Rule:

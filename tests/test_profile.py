@@ -143,3 +143,9 @@ def test_malformed_profiles(text, message):
 def test_missing_profile_file(tmp_path):
     with pytest.raises(ProfileError, match="cannot read profile"):
         load_profile(tmp_path / "nope.yaml")
+
+
+def test_unknown_values_in_commands_show_as_placeholders():
+    prof = profile()
+    [f] = evaluate(prof, [Observation("accounts", "x", {"name": None, "uid": 0})], "h", {"accounts"}).findings
+    assert f.remediation.command == "usermod -L <name>"

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.baseline_files import BaselineFiles, host_scope
 from agent.config import load_config
 from agent.errors import UserError
 from agent.i18n import LANGS
@@ -37,6 +38,8 @@ def register(sub: Any) -> None:
     p.add_argument("--root", default="/", metavar="DIR", help="inspect a mounted file tree instead of /")
     p.add_argument("--observations", action="store_true", help="include raw observations in --json")
     p.add_argument("--config", metavar="FILE", help="agent config (default: config.toml in the state directory)")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="do not compare with the saved baseline (drift); see `precaution baseline`")
     p.set_defaults(handler=handle)
 
 
@@ -75,6 +78,8 @@ def handle(args: argparse.Namespace) -> int:
         raise UserError(f"--root {args.root}: not a directory")
     transport = LocalTransport(root=args.root)
     probes = select_probes(args.probe, settings=ProbeSettings(cache_dir=state_dir() / "cache", options=config.probes))
+    baselines = None if args.no_baseline else BaselineFiles()
+    scope = host_scope(args.root)
     html_path = Path(args.html) if args.html else None
     if html_path and not html_path.parent.exists():
         raise UserError(f"--html {args.html}: directory {html_path.parent} does not exist")
@@ -89,9 +94,10 @@ def handle(args: argparse.Namespace) -> int:
                       console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("probing", total=len(probes))
             result = run_scan(transport, profile, waivers, probes,
-                              progress=lambda run: bar.update(task, advance=1, description=run.probe))
+                              progress=lambda run: bar.update(task, advance=1, description=run.probe),
+                              baselines=baselines, scope=scope)
     else:
-        result = run_scan(transport, profile, waivers, probes)
+        result = run_scan(transport, profile, waivers, probes, baselines=baselines, scope=scope)
 
     if html_path:
         from agent.report.html import render_html
@@ -104,4 +110,6 @@ def handle(args: argparse.Namespace) -> int:
         from agent.report.table import render_table
 
         render_table(result, console, args.lang)
+        for note in result.notes:  # the baseline status and other notes (the table does not show them)
+            console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     return exit_code(result, fail_on)

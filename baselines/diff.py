@@ -1,0 +1,276 @@
+"""Baseline diff: (baseline, current) -> added / removed / changed, keyed by (probe, subject). Pure.
+
+Unlike osquery's differential results, a changed subject is one item naming each attribute old -> new, and a
+removed item carries the full old attributes. Volatile attributes (each probe row's VOLATILE) never count as
+drift, and the profile's ignore rules drop expected drift with a stated reason.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from baselines.profile import Change, IgnoreRule
+from probes.observation import AttrValue, Observation
+
+ObsKey = tuple[str, str]
+AttrMap = Mapping[str, AttrValue]
+ObsIndex = Mapping[ObsKey, AttrMap]
+
+_ABSENT: Any = object()
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Building millions of small containers triggers the cyclic collector over and over although nothing
+    here makes cycles; pausing it makes large baselines several times faster."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@dataclass(frozen=True, slots=True)
+class AttrChange:
+    name: str
+    old: AttrValue
+    new: AttrValue
+    old_present: bool = True
+    new_present: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.old_present:
+            out["old"] = _jsonable(self.old)
+        if self.new_present:
+            out["new"] = _jsonable(self.new)
+        return out
+
+    def text(self) -> str:
+        old = _show(self.old) if self.old_present else "(absent)"
+        new = _show(self.new) if self.new_present else "(absent)"
+        return f"{self.name}: {old} -> {new}"
+
+
+@dataclass(frozen=True, slots=True)
+class DriftItem:
+    change: Change
+    probe: str
+    subject: str
+    old: AttrMap | None = None  # baseline attributes (removed, changed)
+    new: AttrMap | None = None  # current attributes (added, changed)
+    changes: tuple[AttrChange, ...] = ()  # changed items: the attributes that differ, by name
+
+    @property
+    def key(self) -> ObsKey:
+        return (self.probe, self.subject)
+
+    @property
+    def changed_attrs(self) -> frozenset[str]:
+        return frozenset(c.name for c in self.changes)
+
+    def old_observation(self) -> Observation | None:
+        return None if self.old is None else Observation(self.probe, self.subject, self.old)
+
+    def new_observation(self) -> Observation | None:
+        return None if self.new is None else Observation(self.probe, self.subject, self.new)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"change": self.change, "probe": self.probe, "subject": self.subject}
+        if self.old is not None:
+            out["old"] = {k: _jsonable(v) for k, v in self.old.items()}
+        if self.new is not None:
+            out["new"] = {k: _jsonable(v) for k, v in self.new.items()}
+        if self.changes:
+            out["changes"] = [c.to_json() for c in self.changes]
+        return out
+
+    def summary(self) -> str:
+        """One line for tables: what changed, or the values an added/removed subject has/had."""
+        if self.change == "changed":
+            return "; ".join(c.text() for c in self.changes)
+        values = self.new if self.change == "added" else self.old
+        shown = ", ".join(f"{k}={_show(v)}" for k, v in (values or {}).items())
+        return ("was: " + shown) if self.change == "removed" else shown
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    added: tuple[DriftItem, ...] = ()
+    removed: tuple[DriftItem, ...] = ()
+    changed: tuple[DriftItem, ...] = ()
+    ignored: Mapping[str, int] = field(default_factory=dict)  # ignore reason -> items (or parts) dropped
+    probes: tuple[str, ...] = ()  # the probes compared
+
+    @property
+    def items(self) -> tuple[DriftItem, ...]:
+        return self.added + self.removed + self.changed
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+    def counts(self) -> dict[str, int]:
+        return {"added": len(self.added), "removed": len(self.removed), "changed": len(self.changed)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "probes": list(self.probes),
+            "counts": self.counts(),
+            "added": [i.to_json() for i in self.added],
+            "removed": [i.to_json() for i in self.removed],
+            "changed": [i.to_json() for i in self.changed],
+            "ignored": dict(self.ignored),
+        }
+
+
+def index(observations: Iterable[Observation]) -> dict[ObsKey, AttrMap]:
+    """(probe, subject) -> attributes; a later duplicate subject replaces an earlier one."""
+    with no_gc():
+        return {(o.probe, o.subject): o.attrs for o in observations}
+
+
+def volatile_of(observations: Iterable[Observation]) -> dict[str, frozenset[str]]:
+    out: dict[str, frozenset[str]] = {}
+    for o in observations:
+        if o.volatile and out.get(o.probe) != o.volatile:
+            out[o.probe] = out.get(o.probe, frozenset()) | o.volatile
+    return out
+
+
+def diff(
+    baseline: Iterable[Observation],
+    current: Iterable[Observation],
+    ignore: Sequence[IgnoreRule] = (),
+    probes: Collection[str] | None = None,
+) -> Diff:
+    """Convenience over observation lists: volatile attributes come from the observations themselves."""
+    baseline, current = list(baseline), list(current)
+    volatile = volatile_of(baseline)
+    for probe, names in volatile_of(current).items():
+        volatile[probe] = volatile.get(probe, frozenset()) | names
+    return diff_indexes(index(baseline), index(current), volatile, ignore, probes)
+
+
+def diff_indexes(
+    baseline: ObsIndex,
+    current: ObsIndex,
+    volatile: Mapping[str, frozenset[str]] | None = None,
+    ignore: Sequence[IgnoreRule] = (),
+    probes: Collection[str] | None = None,
+) -> Diff:
+    """Compare two indexes. ``probes`` limits the comparison (a probe that did not run now is not "removed")."""
+    volatile = volatile or {}
+    wanted = None if probes is None else frozenset(probes)
+    added: list[DriftItem] = []
+    removed: list[DriftItem] = []
+    changed: list[DriftItem] = []
+    ignored: Counter[str] = Counter()
+    seen_probes: set[str] = set()
+    with no_gc():
+        for key, new in current.items():
+            if wanted is not None and key[0] not in wanted:
+                continue
+            old = baseline.get(key, _ABSENT)
+            if old is _ABSENT:
+                reason = _ignored_whole(ignore, "added", key)
+                if reason:
+                    ignored[reason] += 1
+                else:
+                    added.append(DriftItem("added", key[0], key[1], None, new))
+                continue
+            if old == new:  # the common case: one dict comparison in C
+                continue
+            changes = _attr_changes(old, new, volatile.get(key[0], frozenset()))
+            if changes:
+                changes = _drop_ignored(ignore, key, changes, ignored)
+            if changes:
+                changed.append(DriftItem("changed", key[0], key[1], old, new, changes))
+        for key, old in baseline.items():
+            seen_probes.add(key[0])
+            if (wanted is not None and key[0] not in wanted) or key in current:
+                continue
+            reason = _ignored_whole(ignore, "removed", key)
+            if reason:
+                ignored[reason] += 1
+            else:
+                removed.append(DriftItem("removed", key[0], key[1], old, None))
+    by_key = _sort_key
+    compared = sorted(wanted) if wanted is not None else sorted(seen_probes | {k[0] for k in current})
+    return Diff(tuple(sorted(added, key=by_key)), tuple(sorted(removed, key=by_key)),
+                tuple(sorted(changed, key=by_key)), dict(ignored), tuple(compared))
+
+
+def _sort_key(item: DriftItem) -> ObsKey:
+    return item.key
+
+
+def _attr_changes(old: AttrMap, new: AttrMap, volatile: frozenset[str]) -> tuple[AttrChange, ...]:
+    out: list[AttrChange] = []
+    for name in sorted(set(old) | set(new)):
+        if name in volatile:
+            continue
+        a, b = old.get(name, _ABSENT), new.get(name, _ABSENT)
+        if a == b and (a is _ABSENT) == (b is _ABSENT):
+            continue
+        out.append(AttrChange(name, None if a is _ABSENT else a, None if b is _ABSENT else b,
+                              a is not _ABSENT, b is not _ABSENT))
+    return tuple(out)
+
+
+def _ignored_whole(rules: Sequence[IgnoreRule], change: str, key: ObsKey) -> str | None:
+    for rule in rules:
+        if rule.attributes is None and rule.covers(change, key[0], key[1]):
+            return rule.reason
+    return None
+
+
+def _drop_ignored(rules: Sequence[IgnoreRule], key: ObsKey, changes: tuple[AttrChange, ...],
+                  ignored: Counter[str]) -> tuple[AttrChange, ...]:
+    for rule in rules:
+        if not rule.covers("changed", key[0], key[1]):
+            continue
+        if rule.attributes is None:
+            ignored[rule.reason] += 1
+            return ()
+        kept = tuple(c for c in changes if c.name not in rule.attributes)
+        if len(kept) != len(changes):
+            ignored[rule.reason] += 1
+            changes = kept
+            if not changes:
+                return ()
+    return changes
+
+
+def apply(baseline: ObsIndex, items: Iterable[DriftItem]) -> dict[ObsKey, AttrMap]:
+    """The baseline with these drift items accepted: added and changed take the current attributes, removed
+    subjects go. Applying a whole diff gives the current set (volatile-only differences keep old values)."""
+    with no_gc():
+        out = dict(baseline)
+        for item in items:
+            if item.change == "removed":
+                out.pop(item.key, None)
+            elif item.new is not None:
+                out[item.key] = item.new
+    return out
+
+
+def _jsonable(value: AttrValue) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _show(value: AttrValue) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if value is None:
+        return "-"
+    if isinstance(value, str) and len(value) > 24 and all(c in "0123456789abcdef" for c in value):
+        return value[:12] + "…"  # digests: the prefix is enough to tell them apart in a table
+    return str(value)

@@ -1,0 +1,150 @@
+"""Drift items -> findings, judged by the profile's ``drift:`` rules (first match wins). Pure.
+
+A rule with ``group_by`` folds its items into one finding per attribute value (e.g. every file of one package
+update is one "package updated" finding, not hundreds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from baselines.diff import Diff, DriftItem
+from baselines.model import ActionKind, Finding, Remediation, Severity, Text, finding_id
+from baselines.profile import DEFAULT_DRIFT_RULE, DriftRule
+
+MAX_GROUP_EVIDENCE = 20
+INTEGRITY_RULE_ID = "PC-BASE-001"
+
+
+@dataclass(frozen=True, slots=True)
+class DriftFinding:
+    """A finding and the drift items it stands for (one, or a group); accepting the finding accepts them."""
+
+    finding: Finding
+    items: tuple[DriftItem, ...]
+
+
+def item_id(host: str, item: DriftItem) -> str:
+    return finding_id(host, item.probe, item.subject, f"DRIFT-{item.change}")
+
+
+def match_rule(item: DriftItem, rules: Sequence[DriftRule]) -> DriftRule:
+    old, new = item.old_observation(), item.new_observation()
+    changed = item.changed_attrs
+    for rule in rules:
+        if rule.matches(item.change, item.probe, item.subject, old, new, changed):
+            return rule
+    return DEFAULT_DRIFT_RULE
+
+
+def drift_findings(diff: Diff, rules: Sequence[DriftRule], host: str) -> list[DriftFinding]:
+    out: list[DriftFinding] = []
+    groups: dict[tuple[str, str, str, str], tuple[DriftRule, list[DriftItem]]] = {}
+    for item in diff.items:
+        rule = match_rule(item, rules)
+        value = _group_value(item, rule.group_by) if rule.group_by else None
+        if rule.group_by and value is not None:
+            groups.setdefault((rule.id, item.probe, item.change, value), (rule, []))[1].append(item)
+            continue
+        out.append(DriftFinding(_single(rule, item, host), (item,)))
+    for (_, probe, change, value), (rule, items) in groups.items():
+        out.append(DriftFinding(_grouped(rule, probe, change, value, items, host), tuple(items)))
+    out.sort(key=lambda d: (-d.finding.severity.rank, d.finding.probe, d.finding.subject))
+    return out
+
+
+def _group_value(item: DriftItem, attr: str | None) -> str | None:
+    if attr is None:
+        return None
+    for attrs in (item.new, item.old):
+        if attrs is not None and attrs.get(attr) not in (None, ""):
+            return str(attrs.get(attr))
+    return None
+
+
+def _values(item: DriftItem, host: str) -> dict[str, Any]:
+    base = dict(item.new if item.new is not None else item.old or {})
+    if item.old is not None:
+        base.update({f"old_{k}": v for k, v in item.old.items()})
+    base.update(subject=item.subject, host=host, probe=item.probe, change=item.change,
+                changes="; ".join(c.text() for c in item.changes))
+    return base
+
+
+def _evidence(item: DriftItem) -> dict[str, Any]:
+    data = item.to_json()
+    data.pop("probe")
+    data.pop("subject")
+    if item.change == "changed":  # the changed attributes are named in "changes"; keep the rest for context
+        data.pop("old", None)
+    return data
+
+
+def _single(rule: DriftRule, item: DriftItem, host: str) -> Finding:
+    values = _values(item, host)
+    return Finding(
+        id=item_id(host, item),
+        rule_id=rule.id,
+        host=host,
+        probe=item.probe,
+        subject=item.subject,
+        severity=rule.severity,
+        title=rule.title.format(values),
+        rationale=rule.rationale,
+        remediation=rule.remediation.format(values),
+        evidence=_evidence(item),
+        references=rule.references,
+        kind="drift",
+    )
+
+
+def _grouped(rule: DriftRule, probe: str, change: str, value: str, items: list[DriftItem], host: str) -> Finding:
+    attr = rule.group_by or ""
+    subject = f"{attr}={value}"
+    shown = [i.subject for i in items[:MAX_GROUP_EVIDENCE]]
+    values: dict[str, Any] = {attr: value, "count": len(items), "subjects": ", ".join(shown), "subject": subject,
+                              "host": host, "probe": probe, "change": change}
+    return Finding(
+        id=finding_id(host, probe, subject, f"DRIFT-{change}"),
+        rule_id=rule.id,
+        host=host,
+        probe=probe,
+        subject=subject,
+        severity=rule.severity,
+        title=rule.title.format(values),
+        rationale=rule.rationale,
+        remediation=rule.remediation.format(values),
+        evidence={"change": change, attr: value, "count": len(items),
+                  "items": [_evidence(i) | {"subject": i.subject} for i in items[:MAX_GROUP_EVIDENCE]]},
+        references=rule.references,
+        kind="drift",
+    )
+
+
+def integrity_finding(host: str, scope: str, path: str, reason: str) -> Finding:
+    """The saved baseline failed verification: it is not used, and that itself is critical."""
+    values = {"path": path, "reason": reason, "scope": scope}
+    return Finding(
+        id=finding_id(host, "baseline", scope, INTEGRITY_RULE_ID),
+        rule_id=INTEGRITY_RULE_ID,
+        host=host,
+        probe="baseline",
+        subject=scope,
+        severity=Severity.CRITICAL,
+        title=Text("Saved baseline failed verification and was not used",
+                   "已保存的基线未通过校验，未予使用"),
+        rationale=Text("A baseline that was edited, swapped, truncated, unsigned or taken from another host "
+                       "could hide changes an intruder made; drift cannot be judged until it is trusted again.",
+                       "被篡改、替换、截断、未签名或来自其他主机的基线可能掩盖入侵者所做的改动；"
+                       "在重新可信之前无法判断偏离。"),
+        remediation=Remediation(ActionKind.INVESTIGATE, Text(
+            "Find out who changed {path} ({reason}); check the host, then record a fresh baseline with "
+            "`precaution baseline capture --force`.",
+            "查明 {path} 被谁改动（{reason}）；核查主机后使用 `precaution baseline capture --force` 重新采集基线。",
+        )).format(values),
+        evidence={"path": path, "reason": reason},
+        references=("Art. 9(9)", "Art. 25"),
+        kind="integrity",
+    )

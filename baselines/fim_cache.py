@@ -1,0 +1,116 @@
+"""The file-integrity hash cache: path -> (stat key, digests, immutable flag) from the previous scan.
+
+A hit needs the same (inode, size, mtime_ns, ctime_ns): content cannot change without changing mtime or
+ctime unless someone sets the clock back or writes the block device directly, which is why a periodic full
+re-hash exists. The file is compact JSON written atomically; a missing, foreign or corrupt cache is an empty
+cache (a full re-hash), never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.state import atomic_write
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+
+StatKey = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Cached:
+    key: StatKey
+    sha256: str | None
+    md5: str | None
+    immutable: bool | None
+
+    def encode(self) -> str:
+        imm = "" if self.immutable is None else str(int(self.immutable))
+        return f"{_key_text(self.key)}{self.sha256 or ''}:{self.md5 or ''}:{imm}"
+
+
+def _key_text(key: StatKey) -> str:
+    return f"{key[0]}:{key[1]}:{key[2]}:{key[3]}:"
+
+
+_REST = re.compile(r"([0-9a-f]{64})?:([0-9a-f]{32})?:([01]?)")
+
+
+@dataclass(slots=True)
+class HashCache:
+    """Entries stay encoded ("ino:size:mtime:ctime:sha256:md5:immutable") until looked up: decoding 60k
+    entries up front would cost more than the whole unchanged re-check may take. A malformed entry can only
+    miss (then the file is hashed again), so a damaged cache is harmless."""
+
+    entries: dict[str, str] = field(default_factory=dict)
+    last_full: float | None = None  # epoch seconds of the last full re-hash
+
+    def lookup(self, path: str, key: StatKey, want_md5: bool) -> Cached | None:
+        text = self.entries.get(path)
+        prefix = _key_text(key)
+        if text is None or not text.startswith(prefix):
+            return None
+        m = _REST.fullmatch(text, len(prefix))
+        if m is None:
+            return None
+        sha, md5, imm = m.groups()
+        if want_md5 and md5 is None:
+            return None
+        return Cached(key, sha, md5, None if imm == "" else imm == "1")
+
+    def put(self, path: str, cached: Cached) -> None:
+        self.entries[path] = cached.encode()
+
+    def to_bytes(self) -> bytes:
+        data = {"version": CACHE_VERSION, "last_full": self.last_full, "entries": self.entries}
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> HashCache:
+        """Decode; raises ValueError on anything that is not a cache of this version."""
+        doc = json.loads(data)
+        if not isinstance(doc, dict) or doc.get("version") != CACHE_VERSION:
+            raise ValueError("not a version 1 cache")
+        last_full = doc.get("last_full")
+        if last_full is not None and not isinstance(last_full, int | float):
+            raise ValueError("bad last_full")
+        entries = doc.get("entries")
+        if not isinstance(entries, dict):
+            raise ValueError("bad entries")
+        # Values that are not strings would break lookup's startswith: drop them (they only cost a re-hash).
+        bad = [p for p, v in entries.items() if type(v) is not str]
+        for p in bad:
+            del entries[p]
+        return cls(entries, float(last_full) if last_full is not None else None)
+
+
+def cache_path(cache_dir: Path, transport_name: str, root: str) -> Path:
+    """One cache per target tree, so that a fixture root never reuses the host's hashes."""
+    tag = hashlib.sha256(f"{transport_name}\0{root}".encode()).hexdigest()[:16]
+    return cache_dir / f"fim-{tag}.json"
+
+
+def load_cache(path: Path | None) -> HashCache:
+    if path is None:
+        return HashCache()
+    try:
+        return HashCache.from_bytes(path.read_bytes())
+    except FileNotFoundError:
+        return HashCache()
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        log.warning("file-integrity cache %s unusable (%s): full re-hash", path, exc)
+        return HashCache()
+
+
+def save_cache(path: Path, cache: HashCache) -> None:
+    try:
+        atomic_write(path, cache.to_bytes())
+    except OSError as exc:
+        log.warning("cannot write file-integrity cache %s: %s", path, exc)

@@ -1,0 +1,140 @@
+"""Full local self-inspection: `precaution scan` wall time and peak RSS against `lynis audit system --quick`.
+
+Both run on this machine as the user runs them (console script / lynis, output to /dev/null). precaution: one
+warm-up run, then the median of RUNS warm runs. Lynis takes a minute or more per run, so it runs LYNIS_RUNS
+times (after the same warm-up). Peak RSS comes from GNU time (-v, the child's ru_maxrss); for Lynis, a shell
+script, that is the largest single process it ran, not the sum of its children.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TITLE = "Full local self-inspection (precaution scan vs Lynis quick audit)"
+RUNS = 5
+LYNIS_RUNS = 1
+BUDGET_WALL_S = 2.0
+BUDGET_RSS_MB = 80.0
+GNU_TIME = "/usr/bin/time"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    wall_s: float
+    rss_mb: float
+    returncode: int
+
+
+def measure(argv: list[str], env: dict[str, str]) -> Sample:
+    """Wall time by the clock around the child; peak RSS from GNU time, or by polling when it is absent."""
+    if os.path.exists(GNU_TIME):
+        with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+            started = time.perf_counter()
+            proc = subprocess.run([GNU_TIME, "-v", "-o", report.name, *argv], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env, check=False)
+            wall = time.perf_counter() - started
+            match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report.read())
+        rss = int(match.group(1)) / 1024 if match else float("nan")
+        return Sample(wall, rss, proc.returncode)
+    return _measure_polling(argv, env)
+
+
+def _measure_polling(argv: list[str], env: dict[str, str]) -> Sample:
+    import psutil
+
+    started = time.perf_counter()
+    child = psutil.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                         env=env)
+    peak = 0
+    while child.poll() is None:
+        try:
+            peak = max(peak, child.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.005)
+    return Sample(time.perf_counter() - started, peak / 2**20, child.returncode or 0)
+
+
+def series(argv: list[str], env: dict[str, str], runs: int) -> list[Sample]:
+    measure(argv, env)  # warm-up: page cache, bytecode cache
+    return [measure(argv, env) for _ in range(runs)]
+
+
+def _probe_times(precaution: str, env: dict[str, str]) -> str:
+    proc = subprocess.run([precaution, "scan", "--json"], capture_output=True, text=True, env=env, check=False)
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return "(could not read per-probe times)"
+    probes = sorted(data["probes"], key=lambda p: -p["duration_s"])
+    return ", ".join(f"{p['id']} {p['duration_s'] * 1000:.0f} ms" for p in probes[:5])
+
+
+def run() -> str:
+    precaution = str(Path(sys.executable).parent / "precaution")
+    home = tempfile.mkdtemp(prefix="bench-scan-")  # no baseline, no waivers: the plain first scan
+    env = {**os.environ, "PRECAUTION_HOME": home}
+    try:
+        ours = series([precaution, "scan"], env, RUNS)
+        slowest = _probe_times(precaution, env)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    lynis = shutil.which("lynis") or ("/usr/sbin/lynis" if os.path.exists("/usr/sbin/lynis") else None)
+    theirs = series([lynis, "audit", "system", "--quick", "--no-colors"], dict(os.environ), LYNIS_RUNS) \
+        if lynis else []
+
+    wall = statistics.median(s.wall_s for s in ours)
+    rss = statistics.median(s.rss_mb for s in ours)
+    ok_wall, ok_rss = wall <= BUDGET_WALL_S, rss <= BUDGET_RSS_MB
+    lines = [
+        "| | runs | wall (median) | peak RSS (median) | exit |",
+        "|---|---|---|---|---|",
+        f"| `precaution scan` (all host probes, default profile) | {RUNS} | {wall:.2f} s "
+        f"(min {min(s.wall_s for s in ours):.2f}, max {max(s.wall_s for s in ours):.2f}) | {rss:.1f} MB | "
+        f"{', '.join(sorted({str(s.returncode) for s in ours}))} |",
+    ]
+    if theirs:
+        lw = statistics.median(s.wall_s for s in theirs)
+        lr = statistics.median(s.rss_mb for s in theirs)
+        lines.append(f"| `lynis audit system --quick` (Lynis {_lynis_version(lynis)}) | {LYNIS_RUNS} | {lw:.1f} s | "
+                     f"{lr:.1f} MB (largest single process) | "
+                     f"{', '.join(sorted({str(s.returncode) for s in theirs}))} |")
+        ratio = f"precaution takes {wall / lw * 100:.1f} % of Lynis' wall time ({lw / wall:.0f}x faster)."
+    else:
+        ratio = "Lynis is not installed: no reference figure."
+    verdict = "PASS" if ok_wall and ok_rss else "FAIL"
+    lines += [
+        "",
+        ratio,
+        "",
+        f"Budget: wall <= {BUDGET_WALL_S:.0f} s: {'pass' if ok_wall else 'FAIL'} ({wall:.2f} s); "
+        f"peak RSS <= {BUDGET_RSS_MB:.0f} MB: {'pass' if ok_rss else 'FAIL'} ({rss:.1f} MB). **{verdict}**",
+        "",
+        f"Slowest probes in one run: {slowest}.",
+        "",
+        "Method: console script, table output to /dev/null, fresh empty state directory (no baseline), "
+        "one warm-up run first; peak RSS from GNU time -v. The two tools do not check the same things: "
+        "Lynis runs some 250 shell tests, precaution its host probes and profile rules.",
+    ]
+    return "\n".join(lines)
+
+
+def _lynis_version(lynis: str | None) -> str:
+    if not lynis:
+        return "?"
+    proc = subprocess.run([lynis, "--version"], capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or "?"
+
+
+if __name__ == "__main__":
+    print(run())

@@ -1,0 +1,470 @@
+"""SSHTransport: the probes.transport.Transport protocol over SSH (paramiko), so that the host probes run on an
+agentless target unchanged (Art. 24(3) remote technical testing).
+
+- Files go through SFTP (one client per thread: paramiko's SFTP client is not made for concurrent requests).
+  With ``sudo`` the SFTP subsystem is the target's own ``sftp-server`` started through ``sudo -n`` on an exec
+  channel, so file reads run as root without one ``cat`` process per file.
+- Commands run through exec channels with a clean environment, a timeout, and ``sudo -n`` when configured.
+- Host keys are checked against the agent's own known_hosts (never trust-on-first-use): an unknown key is
+  refused unless ``accept_new_host_key`` is set, and then it is written down and reported to the caller (who
+  records it); a changed key is always refused.
+- A jump host is reached first and the target through a ``direct-tcpip`` channel (like ProxyJump).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import re
+import select
+import shlex
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from probes.transport import DEFAULT_MAX_BYTES, CommandResult, CommandUnavailable, FileStat
+
+if TYPE_CHECKING:
+    import paramiko
+
+log = logging.getLogger(__name__)
+
+ENV = "PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C LANG=C"
+SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server", "/usr/lib/ssh/sftp-server",
+                "/usr/libexec/sftp-server", "/usr/lib/sftp-server")
+_ENDPOINT_RE = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^:@\s\[\]]+)(?::(?P<port>\d+))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class SSHEndpoint:
+    host: str
+    port: int = 22
+    user: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, default_user: str | None = None, default_port: int = 22) -> SSHEndpoint:
+        m = _ENDPOINT_RE.match(text.strip())
+        if not m:
+            raise ValueError(f"{text!r}: expected HOST, USER@HOST or USER@HOST:PORT")
+        port = int(m.group("port")) if m.group("port") else default_port
+        if not 0 < port < 65536:
+            raise ValueError(f"{text!r}: port out of range")
+        return cls(m.group("host").strip("[]"), port, m.group("user") or default_user)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.user + '@' if self.user else ''}{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class SSHOptions:
+    user: str = "root"
+    key_file: str | None = None
+    use_agent: bool = True
+    known_hosts: Path | None = None  # the agent's own known_hosts; None: nothing is known, every key refused
+    accept_new_host_key: bool = False
+    jump: SSHEndpoint | None = None
+    sudo: bool = False
+    connect_timeout: float = 10.0
+    retries: int = 2
+    retry_backoff: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class NewHostKey:
+    """A host key written to known_hosts because the operator said --accept-new-host-key."""
+
+    host: str  # as in known_hosts: "host" or "[host]:port"
+    key_type: str
+    fingerprint: str  # SHA256:base64
+
+
+class HostKeyRejected(Exception):
+    """The target's host key is unknown (and not accepted) or differs from the one recorded."""
+
+    def __init__(self, host: str, reason: str, fingerprint: str, expected: str | None = None) -> None:
+        detail = f"; known_hosts has {expected}" if expected else ""
+        super().__init__(f"{host}: host key {reason} ({fingerprint}{detail})")
+        self.host = host
+        self.reason = reason  # unknown | changed
+        self.fingerprint = fingerprint
+        self.expected = expected
+
+
+class SSHConnectError(Exception):
+    """The target could not be reached or refused authentication."""
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    import base64
+    import hashlib
+
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+def _known_hosts_name(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+_KH_LOCK = threading.Lock()
+
+
+def _record_host_key(path: Path, host: str, key: paramiko.PKey) -> None:
+    """Append one line to known_hosts under a process and a file lock (parallel targets, parallel runs)."""
+    line = f"{host} {key.get_name()} {key.get_base64()}\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _KH_LOCK, open(path, "a", encoding="ascii") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        fh.write(line)
+        fh.flush()
+        import os
+
+        os.fsync(fh.fileno())
+
+
+def _host_key_policy(options: SSHOptions, on_new: Callable[[NewHostKey], None] | None) -> Any:
+    import paramiko
+
+    class Policy(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+            fp = fingerprint(key)
+            if not options.accept_new_host_key or options.known_hosts is None:
+                raise HostKeyRejected(hostname, "unknown", fp)
+            _record_host_key(options.known_hosts, hostname, key)
+            client.get_host_keys().add(hostname, key.get_name(), key)
+            log.info("accepted new host key for %s: %s", hostname, fp)
+            if on_new:
+                on_new(NewHostKey(hostname, key.get_name(), fp))
+
+    return Policy()
+
+
+def _oserror(exc: BaseException, path: str) -> OSError:
+    """paramiko raises IOError(errno, text) for SFTP statuses; keep the errno so callers see FileNotFoundError."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror or str(exc), path)
+    return OSError(errno.EIO, str(exc), path)
+
+
+class SSHTransport:
+    """One agentless target. ``connect()`` first (or use as a context manager); ``close()`` from any thread
+    stops every operation in flight (used when a notice window closes)."""
+
+    name = "ssh"
+
+    def __init__(self, endpoint: SSHEndpoint, options: SSHOptions,
+                 on_new_host_key: Callable[[NewHostKey], None] | None = None) -> None:
+        self.endpoint = endpoint if endpoint.user else SSHEndpoint(endpoint.host, endpoint.port, options.user)
+        self.options = options
+        self._on_new = on_new_host_key
+        self._client: paramiko.SSHClient | None = None
+        self._jump: paramiko.SSHClient | None = None
+        self._local = threading.local()
+        self._sftps: list[Any] = []
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._is_root = False
+        self._which: dict[str, str | None] = {}
+        self._sftp_server: str | None = None
+        self.host_key_fingerprint: str | None = None
+
+    # --- connection -------------------------------------------------------------------------------------
+    def connect(self) -> SSHTransport:
+        last: Exception | None = None
+        for attempt in range(self.options.retries + 1):
+            try:
+                self._connect_once()
+                break
+            except (HostKeyRejected, SSHConnectError):
+                self.close()
+                raise
+            except (OSError, EOFError) as exc:
+                last = exc
+            except Exception as exc:
+                import paramiko
+
+                if not isinstance(exc, paramiko.SSHException):
+                    self.close()
+                    raise
+                last = exc
+            self._close_clients()
+            if attempt < self.options.retries:
+                time.sleep(self.options.retry_backoff * (2 ** attempt))
+        else:
+            self.close()
+            raise SSHConnectError(f"{self.endpoint}: cannot connect: {type(last).__name__}: {last}")
+        self._is_root = self._probe_root()
+        return self
+
+    def _client_for(self, endpoint: SSHEndpoint, sock: Any = None) -> paramiko.SSHClient:
+        import paramiko
+
+        if self._closed:
+            raise SSHConnectError(f"{endpoint}: stopped before connecting")
+        if sock is None:
+            # Our own socket, so that close() from another thread can abort a connect that hangs.
+            try:
+                tcp = socket.create_connection((endpoint.host, endpoint.port), timeout=self.options.connect_timeout)
+            except OSError as exc:
+                if self._closed:
+                    raise SSHConnectError(f"{endpoint}: stopped while connecting: {exc}") from None
+                raise
+            with self._lock:
+                self._socks.append(tcp)
+            sock = tcp
+        client = paramiko.SSHClient()
+        if self.options.known_hosts is not None and self.options.known_hosts.exists():
+            client.load_host_keys(str(self.options.known_hosts))
+        client.set_missing_host_key_policy(_host_key_policy(self.options, self._on_new))
+        opts = self.options
+        try:
+            client.connect(
+                endpoint.host, endpoint.port, username=endpoint.user or opts.user, key_filename=opts.key_file,
+                allow_agent=opts.use_agent, look_for_keys=False, timeout=opts.connect_timeout,
+                banner_timeout=opts.connect_timeout, auth_timeout=opts.connect_timeout,
+                channel_timeout=opts.connect_timeout, sock=sock,
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyRejected(_known_hosts_name(endpoint.host, endpoint.port), "changed",
+                                  fingerprint(exc.key), fingerprint(exc.expected_key)) from None
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise SSHConnectError(f"{endpoint}: authentication failed: {exc}") from None
+        except BaseException:
+            client.close()
+            if self._closed:
+                raise SSHConnectError(f"{endpoint}: stopped while connecting") from None
+            raise
+        return client
+
+    def _connect_once(self) -> None:
+        sock = None
+        if self.options.jump is not None:
+            self._jump = self._client_for(self.options.jump)
+            jt = self._jump.get_transport()
+            assert jt is not None
+            sock = jt.open_channel("direct-tcpip", (self.endpoint.host, self.endpoint.port), ("127.0.0.1", 0),
+                                   timeout=self.options.connect_timeout)
+        self._client = self._client_for(self.endpoint, sock)
+        transport = self._client.get_transport()
+        assert transport is not None
+        transport.set_keepalive(15)
+        key = transport.get_remote_server_key()
+        self.host_key_fingerprint = fingerprint(key)
+
+    def _probe_root(self) -> bool:
+        # One exec, without the which() lookup run() does: each exec channel costs a round of process start-up.
+        command = f"{'sudo -n ' if self.options.sudo else ''}env -i {ENV} id -u"
+        result = self._exec(command, timeout=self.options.connect_timeout)
+        return result.returncode == 0 and result.stdout.strip() == "0"
+
+    def _close_clients(self) -> None:
+        with self._lock:
+            sftps, self._sftps = self._sftps, []
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+        for sftp in sftps:
+            with contextlib.suppress(Exception):
+                sftp.close()
+        for client in (self._client, self._jump):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()
+        self._client = self._jump = None
+
+    def close(self) -> None:
+        self._closed = True
+        self._close_clients()
+
+    def __enter__(self) -> SSHTransport:
+        return self.connect() if self._client is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _transport(self) -> paramiko.Transport:
+        if self._closed or self._client is None:
+            raise ConnectionAbortedError(errno.ECONNABORTED, f"{self.endpoint}: connection closed")
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionAbortedError(errno.ECONNABORTED, f"{self.endpoint}: connection lost")
+        return transport
+
+    # --- SFTP -------------------------------------------------------------------------------------------
+    def _sftp(self) -> paramiko.SFTPClient:
+        import paramiko
+
+        sftp: paramiko.SFTPClient | None = getattr(self._local, "sftp", None)
+        if sftp is not None and not self._closed and sftp.sock.active:
+            return sftp
+        transport = self._transport()
+        if self.options.sudo:
+            server = self._find_sftp_server()
+            chan = transport.open_session(timeout=self.options.connect_timeout)
+            chan.exec_command(f"sudo -n {shlex.quote(server)}")
+            sftp = paramiko.SFTPClient(chan)
+        else:
+            sftp = paramiko.SFTPClient.from_transport(transport)
+            if sftp is None:
+                raise ConnectionAbortedError(errno.ECONNABORTED, f"{self.endpoint}: no SFTP subsystem")
+        with self._lock:
+            self._sftps.append(sftp)
+        self._local.sftp = sftp
+        return sftp
+
+    def _find_sftp_server(self) -> str:
+        if self._sftp_server is None:
+            script = "; ".join(f"[ -x {p} ] && {{ echo {p}; exit 0; }}" for p in SFTP_SERVERS) + "; exit 1"
+            result = self._exec(f"sh -c {shlex.quote(script)}", timeout=self.options.connect_timeout)
+            if result.returncode != 0 or not result.stdout.strip():
+                raise ConnectionAbortedError(errno.ENOENT, f"{self.endpoint}: --sudo needs sftp-server on the "
+                                                           "target (none of the usual paths)")
+            self._sftp_server = result.stdout.strip()
+        return self._sftp_server
+
+    def read_bytes(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        try:
+            with self._sftp().open(path, "rb") as fh:
+                chunks: list[bytes] = []
+                size = 0
+                # Files in /proc and /sys report size 0, so read until EOF or the limit.
+                while size < max_bytes:
+                    data = fh.read(min(32768, max_bytes - size))
+                    if not data:
+                        break
+                    chunks.append(data)
+                    size += len(data)
+                return b"".join(chunks)
+        except OSError as exc:
+            raise _oserror(exc, path) from None
+        except EOFError as exc:
+            raise _oserror(exc, path) from None
+
+    def read_text(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+        return self.read_bytes(path, max_bytes).decode("utf-8", errors="replace")
+
+    def list_dir(self, path: str) -> list[str]:
+        try:
+            return sorted(self._sftp().listdir(path))
+        except (OSError, EOFError) as exc:
+            raise _oserror(exc, path) from None
+
+    def exists(self, path: str) -> bool:
+        try:
+            self._sftp().lstat(path)
+        except FileNotFoundError:
+            return False
+        except (OSError, EOFError) as exc:
+            err = _oserror(exc, path)
+            if isinstance(err, ConnectionError) or err.errno == errno.EIO:
+                raise err from None
+            return False
+        return True
+
+    def stat(self, path: str, follow: bool = True) -> FileStat:
+        # SFTP (v3) carries no inode or ctime: inode is 0 and ctime repeats mtime over SSH.
+        try:
+            sftp = self._sftp()
+            st = sftp.stat(path) if follow else sftp.lstat(path)
+        except (OSError, EOFError) as exc:
+            raise _oserror(exc, path) from None
+        mtime_ns = int(st.st_mtime or 0) * 1_000_000_000
+        return FileStat(int(st.st_mode or 0), int(st.st_uid or 0), int(st.st_gid or 0), int(st.st_size or 0), 0,
+                        mtime_ns, mtime_ns)
+
+    def readlink(self, path: str) -> str:
+        try:
+            target = self._sftp().readlink(path)
+        except (OSError, EOFError) as exc:
+            raise _oserror(exc, path) from None
+        if target is None:
+            raise OSError(errno.EINVAL, "not a symbolic link", path)
+        return target
+
+    # --- commands ---------------------------------------------------------------------------------------
+    @property
+    def is_root(self) -> bool:
+        return self._is_root
+
+    def which(self, name: str) -> str | None:
+        if name not in self._which:
+            script = shlex.quote('command -v -- "$1"')
+            result = self._exec(f"env -i {ENV} sh -c {script} sh {shlex.quote(name)}",
+                                timeout=self.options.connect_timeout)
+            found = result.stdout.strip()
+            self._which[name] = found if result.returncode == 0 and found.startswith("/") else None
+        return self._which[name]
+
+    def run(self, argv: list[str], timeout: float = 10.0) -> CommandResult:
+        if not argv:
+            raise ValueError("empty command")
+        if "/" not in argv[0] and self.which(argv[0]) is None:
+            raise CommandUnavailable(f"{argv[0]}: not installed on {self.endpoint.host}")
+        command = f"env -i {ENV} {shlex.join(argv)}"
+        if self.options.sudo:
+            command = f"sudo -n {command}"
+        result = self._exec(command, timeout)
+        return CommandResult(tuple(argv), result.returncode, result.stdout, result.stderr)
+
+    def _exec(self, command: str, timeout: float) -> CommandResult:
+        transport = self._transport()
+        chan = transport.open_session(timeout=self.options.connect_timeout)
+        try:
+            chan.exec_command(command)
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            deadline = time.monotonic() + timeout
+            while True:
+                if chan.recv_ready():
+                    out += chan.recv(65536)
+                    continue
+                if chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    continue
+                if chan.exit_status_ready():
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(command, timeout)
+                if self._closed:
+                    raise ConnectionAbortedError(errno.ECONNABORTED, f"{self.endpoint}: connection closed")
+                select.select([chan], [], [], min(left, 0.2))
+            # Output that arrived with the exit status.
+            while chan.recv_ready():
+                out += chan.recv(65536)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            return CommandResult((command,), chan.recv_exit_status(), out.decode("utf-8", errors="replace"),
+                                 err.decode("utf-8", errors="replace"))
+        except (TimeoutError, EOFError) as exc:
+            raise ConnectionAbortedError(errno.ECONNABORTED, f"{self.endpoint}: {exc}") from None
+        finally:
+            chan.close()
+
+
+@dataclass
+class Connected:
+    """What a caller learns from connecting: the transport and any host key accepted on the way."""
+
+    transport: SSHTransport
+    new_keys: list[NewHostKey] = field(default_factory=list)
+
+
+def open_transport(endpoint: SSHEndpoint, options: SSHOptions) -> Connected:
+    new: list[NewHostKey] = []
+    transport = SSHTransport(endpoint, options, on_new_host_key=new.append)
+    transport.connect()
+    return Connected(transport, new)

@@ -1,0 +1,121 @@
+"""The signed baseline document: round trip, and every way a stored baseline can be untrustworthy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from baselines.diff import index
+from baselines.store import (
+    BaselineInvalid,
+    BaselineMeta,
+    Scope,
+    check_identity,
+    decode_body,
+    encode_body,
+    key_fingerprint,
+    sign_body,
+    verify_document,
+)
+from probes.observation import Observation
+
+SCOPE = Scope("host", "local")
+
+
+def meta(**kw):
+    base = dict(scope=SCOPE, version=1, created_at="2026-01-01T00:00:00+00:00", created_by="alice",
+                accepted_at="2026-01-01T00:00:00+00:00", accepted_by="alice", action="capture", accepted_items=0,
+                tool_version="0.1.0", hostname="h1", machine_id="m" * 32, profile_id="default",
+                probes=("accounts", "listeners"))
+    base.update(kw)
+    return BaselineMeta(**base)
+
+
+OBS = [
+    Observation("accounts", "root", {"name": "root", "uid": 0, "groups": ("root", "sudo"), "max": None}),
+    Observation("accounts", "ünïcode\nname", {"name": "x", "uid": 5, "groups": (), "max": 90}),
+    Observation("listeners", "tcp|0.0.0.0|22", {"port": 22, "pid": 7, "wildcard": True}, frozenset({"pid"})),
+]
+
+
+def document(key):
+    return sign_body(encode_body(meta(), index(OBS), {"listeners": frozenset({"pid"})}), key)
+
+
+def load(data, key):
+    body, digest = verify_document(data, key.public_key())
+    return decode_body(body, digest, key_fingerprint(key.public_key()))
+
+
+def test_round_trip_keeps_values_tuples_and_volatile():
+    key = Ed25519PrivateKey.generate()
+    baseline = load(document(key), key)
+    assert baseline.meta == meta()
+    assert dict(baseline.entries) == index(OBS)
+    assert baseline.entries[("accounts", "root")]["groups"] == ("root", "sudo")  # tuples stay tuples
+    assert baseline.volatile == {"listeners": frozenset({"pid"})}
+    assert baseline.counts() == {"accounts": 2, "listeners": 1}
+    assert {o.key for o in baseline.observations()} == {o.key for o in OBS}
+
+
+def test_every_single_byte_change_is_detected():
+    key = Ed25519PrivateKey.generate()
+    data = document(key)
+    for pos in range(0, len(data), 7):
+        tampered = bytearray(data)
+        tampered[pos] ^= 0x01
+        with pytest.raises(BaselineInvalid):
+            load(bytes(tampered), key)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 50, 200])
+def test_truncation_is_detected(cut):
+    key = Ed25519PrivateKey.generate()
+    data = document(key)
+    with pytest.raises(BaselineInvalid) as exc:
+        load(data[:-cut], key)
+    assert exc.value.reason in ("unsigned", "altered", "bad-signature")
+
+
+def test_unsigned_and_foreign_key_and_resigned_edit():
+    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    body = encode_body(meta(), index(OBS), {})
+    with pytest.raises(BaselineInvalid) as exc:
+        load(body, key)
+    assert exc.value.reason == "unsigned"
+    with pytest.raises(BaselineInvalid) as exc:
+        load(sign_body(body, other), key)
+    assert exc.value.reason == "foreign-key" and key_fingerprint(other.public_key()) in exc.value.message
+    # an edit with the digest recomputed still fails: the signature covers the digest
+    data = sign_body(body, key)
+    edited = data.replace(b"tcp|0.0.0.0|22", b"tcp|0.0.0.0|23")
+    assert edited != data
+    lines = edited.split(b"\n")
+    sig = json.loads(lines[-2])
+    sig["signature"]["sha256"] = hashlib.sha256(b"\n".join(lines[:-2]) + b"\n").hexdigest()
+    lines[-2] = json.dumps(sig, sort_keys=True, separators=(",", ":")).encode()
+    with pytest.raises(BaselineInvalid) as exc:
+        load(b"\n".join(lines), key)
+    assert exc.value.reason == "bad-signature"
+
+
+def test_identity_checks():
+    check_identity(meta(), SCOPE, "h1", "m" * 32)
+    check_identity(meta(), SCOPE, "renamed", "m" * 32)  # same machine-id: a renamed host is the same host
+    with pytest.raises(BaselineInvalid) as exc:
+        check_identity(meta(), SCOPE, "h1", "n" * 32)
+    assert exc.value.reason == "foreign-host"
+    with pytest.raises(BaselineInvalid) as exc:
+        check_identity(meta(machine_id=""), SCOPE, "h2", "")
+    assert exc.value.reason == "foreign-host"
+    with pytest.raises(BaselineInvalid) as exc:
+        check_identity(meta(), Scope("host", "root-abc"), "h1", "m" * 32)
+    assert exc.value.reason == "wrong-scope"
+
+
+def test_bad_scope_ids_are_refused():
+    with pytest.raises(ValueError):
+        Scope("host", "../etc")

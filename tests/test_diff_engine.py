@@ -1,0 +1,120 @@
+"""The diff engine: properties over random observation sets, and the cases the anchors get wrong."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from baselines.diff import apply, diff, diff_indexes, index
+from baselines.profile import parse_profile
+from probes.observation import Observation
+
+PROBES = ("accounts", "listeners", "files")
+VOLATILE = {"listeners": frozenset({"pid"}), "files": frozenset({"atime"})}
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.sampled_from(["a", "b", "/usr/bin/x"]))
+values = st.one_of(scalars, st.tuples(scalars, scalars))
+attr_maps = st.dictionaries(st.sampled_from(["uid", "mode", "pid", "atime", "exe", "sha256"]), values, max_size=5)
+
+
+@st.composite
+def observation_sets(draw: st.DrawFn) -> list[Observation]:
+    keys = draw(st.sets(st.tuples(st.sampled_from(PROBES), st.sampled_from(["p", "q", "r", "s", "t"])), max_size=12))
+    return [Observation(p, s, draw(attr_maps), VOLATILE.get(p, frozenset())) for p, s in sorted(keys)]
+
+
+def strip_volatile(obs_index):
+    return {k: {a: v for a, v in attrs.items() if a not in VOLATILE.get(k[0], ())} for k, attrs in obs_index.items()}
+
+
+@settings(max_examples=150, deadline=None)
+@given(observation_sets())
+def test_diff_with_itself_is_empty(obs):
+    result = diff(obs, obs)
+    assert result.empty and result.items == ()
+
+
+@settings(max_examples=150, deadline=None)
+@given(observation_sets(), observation_sets())
+def test_applying_the_diff_gives_the_current_set_modulo_volatile(old, new):
+    result = diff(old, new)
+    patched = apply(index(old), result.items)
+    assert strip_volatile(patched) == strip_volatile(index(new))
+    assert diff(list(_observations(patched)), new).empty
+
+
+@settings(max_examples=100, deadline=None)
+@given(observation_sets(), observation_sets())
+def test_items_are_partitioned_and_changes_name_real_differences(old, new):
+    result = diff(old, new)
+    old_ix, new_ix = index(old), index(new)
+    assert {i.key for i in result.added} == set(new_ix) - set(old_ix)
+    assert {i.key for i in result.removed} == set(old_ix) - set(new_ix)
+    for item in result.changed:
+        assert item.changes, "a changed item names at least one attribute"
+        for c in item.changes:
+            assert c.name not in VOLATILE.get(item.probe, ())
+            assert (old_ix[item.key].get(c.name), c.name in old_ix[item.key]) == (c.old, c.old_present)
+            assert (new_ix[item.key].get(c.name), c.name in new_ix[item.key]) == (c.new, c.new_present)
+    for item in result.removed:  # the removed side keeps every old value (osquery shows confusing rows)
+        assert item.old == old_ix[item.key]
+
+
+def _observations(obs_index):
+    for (probe, subject), attrs in obs_index.items():
+        yield Observation(probe, subject, attrs, VOLATILE.get(probe, frozenset()))
+
+
+def listener(port, pid, exe="/usr/sbin/sshd"):
+    return Observation("listeners", f"tcp|0.0.0.0|{port}", {"port": port, "pid": pid, "exe": exe},
+                       frozenset({"pid"}))
+
+
+def test_service_restart_is_not_drift_but_a_new_program_is():
+    assert diff([listener(22, 100)], [listener(22, 555)]).empty
+    result = diff([listener(22, 100)], [listener(22, 555, "/tmp/evil")])
+    (item,) = result.changed
+    assert [(c.name, c.old, c.new) for c in item.changes] == [("exe", "/usr/sbin/sshd", "/tmp/evil")]
+    assert "exe: /usr/sbin/sshd -> /tmp/evil" in item.summary()
+
+
+def test_removed_item_shows_old_values_and_added_shows_new():
+    result = diff([listener(22, 1)], [listener(8080, 2, "/usr/bin/python3")])
+    (gone,) = result.removed
+    (new,) = result.added
+    assert gone.old == {"port": 22, "pid": 1, "exe": "/usr/sbin/sshd"} and gone.new is None
+    assert gone.summary().startswith("was: ") and "exe=/usr/sbin/sshd" in gone.summary()
+    assert new.new is not None and new.new["port"] == 8080
+
+
+def test_probes_not_compared_are_not_reported_removed():
+    old = [listener(22, 1), Observation("accounts", "root", {"uid": 0})]
+    result = diff_indexes(index(old), index([listener(22, 1)]), probes={"listeners"})
+    assert result.empty and result.probes == ("listeners",)
+
+
+PROFILE = """
+profile: {id: t, title: {en: t, zh-CN: t}}
+ignore:
+  - {probe: files, subject: "/var/log/*", reason: logs grow}
+  - {probe: files, subject_regex: "^/etc/adj", attributes: [sha256, mtime_ns], reason: hwclock rewrites it}
+  - {probe: accounts, change: removed, reason: accounts are removed by the HR process}
+rules: []
+"""
+
+
+def test_ignore_rules_drop_subjects_or_attributes_with_reason():
+    profile = parse_profile(PROFILE)
+    old = [Observation("files", "/var/log/syslog", {"size": 1}), Observation("files", "/etc/adjtime",
+                                                                             {"sha256": "a", "mtime_ns": 1, "mode": 1}),
+           Observation("accounts", "bob", {"uid": 1001})]
+    new = [Observation("files", "/var/log/syslog", {"size": 2}), Observation("files", "/etc/adjtime",
+                                                                             {"sha256": "b", "mtime_ns": 2, "mode": 1}),
+           Observation("files", "/var/log/new.log", {"size": 0})]
+    result = diff(old, new, profile.ignore)
+    assert result.empty
+    assert result.ignored == {"logs grow": 2, "hwclock rewrites it": 1, "accounts are removed by the HR process": 1}
+    # the same file with a mode change still drifts: only sha256 and mtime_ns are ignored
+    new[1] = Observation("files", "/etc/adjtime", {"sha256": "b", "mtime_ns": 2, "mode": 0o777})
+    (item,) = diff(old, new, profile.ignore).changed
+    assert [c.name for c in item.changes] == ["mode"]
