@@ -211,18 +211,26 @@ def _run_host(endpoint: SSHEndpoint, text: str, options: SSHOptions, auth: Autho
         except HostKeyRejected as exc:
             return HostOutcome(text, endpoint.host, "refused", f"host key {exc.reason}: {exc}", new_keys=new_keys)
         except SSHConnectError as exc:
-            status = "stopped" if watchdog.fired else "error"
-            return HostOutcome(text, endpoint.host, status, str(exc), new_keys=new_keys)
+            if watchdog.fired:
+                why = _why(deadline, auth, timeout)
+                return HostOutcome(text, endpoint.host, "stopped", f"stopped while connecting: {why}",
+                                   new_keys=new_keys)
+            return HostOutcome(text, endpoint.host, "error", str(exc), new_keys=new_keys)
         result = run_scan(transport, profile, waivers, probes)
     finally:
         watchdog.cancel()
         transport.close()
     if watchdog.fired:
-        why = ("the notice window closed" if deadline == auth.deadline else f"the per-host limit of {timeout:g} s "
-               "passed")
+        why = _why(deadline, auth, timeout)
         return HostOutcome(text, endpoint.host, "stopped", f"stopped: {why}; results are partial", result,
                            new_keys, transport.host_key_fingerprint)
     return HostOutcome(text, endpoint.host, "ok", "", result, new_keys, transport.host_key_fingerprint)
+
+
+def _why(deadline: dt.datetime, auth: Authorization, timeout: float) -> str:
+    if deadline == auth.deadline:
+        return f"the notice window closed at {auth.deadline.isoformat()}"
+    return f"the per-host limit of {timeout:g} s passed"
 
 
 def _render(args: argparse.Namespace, outcomes: list[HostOutcome], payload: dict[str, Any]) -> None:

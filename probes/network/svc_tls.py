@@ -11,6 +11,7 @@ import hashlib
 import logging
 import socket
 import ssl
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -139,8 +140,11 @@ def _context(version: ssl.TLSVersion | None) -> ssl.SSLContext:
         ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
         ctx.maximum_version = ssl.TLSVersion.MAXIMUM_SUPPORTED
     else:
-        ctx.minimum_version = version
-        ctx.maximum_version = version
+        with warnings.catch_warnings():
+            # TLS 1.0/1.1 are deprecated in Python: asking for them is the point of this test.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = version
+            ctx.maximum_version = version
     return ctx
 
 

@@ -178,6 +178,10 @@ class SSHTransport:
 
     # --- connection -------------------------------------------------------------------------------------
     def connect(self) -> SSHTransport:
+        paramiko_log = logging.getLogger("paramiko")
+        if paramiko_log.level == logging.NOTSET:
+            # paramiko logs every dropped connection with a traceback; we report failures ourselves.
+            paramiko_log.setLevel(logging.CRITICAL)
         last: Exception | None = None
         for attempt in range(self.options.retries + 1):
             try:

@@ -274,7 +274,7 @@ def test_http_basic_over_plain_http() -> None:
     thread.start()
     try:
         port = server.server_address[1]
-        res = services.check_services(_service_targets(["127.0.0.1"], "127.0.0.0/8"), {"127.0.0.1": [port]})
+        res = services.check_services(_service_targets(["127.0.0.1"], "127.0.0.1/32"), {"127.0.0.1": [port]})
     finally:
         server.shutdown()
         server.server_close()

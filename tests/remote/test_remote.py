@@ -212,15 +212,17 @@ def test_jump_host_outside_notice_refused(ssh_lab: SshLab, issuer: Issuer, tmp_p
     assert main(_remote(ssh_lab, notice, ssh_lab.hosts[2].ip, extra=("--jump", f"root@{ssh_lab.hosts[0].ip}"))) == 2
 
 
-def _sshd_pids(host: SshHost) -> list[int]:
-    out = []
+def _sshd_pids(host: SshHost) -> tuple[list[int], bool]:
+    """The test host's sshd processes, and whether one of them is an authenticated session."""
+    out, session = [], False
     for pid in host.pids():
         try:
             if Path(f"/proc/{pid}/comm").read_text().startswith("sshd"):
                 out.append(pid)
+                session = session or b"@notty" in Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-    return out
+    return out, session
 
 
 def test_window_closing_stops_the_run(ssh_lab: SshLab, issuer: Issuer, tmp_path: Path,
@@ -244,8 +246,8 @@ def test_window_closing_stops_the_run(ssh_lab: SshLab, issuer: Issuer, tmp_path:
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and runner.is_alive():
-            pids = _sshd_pids(slow)
-            if len(pids) > 1:  # a session process: the run has connected; freeze the host
+            pids, session = _sshd_pids(slow)
+            if session:  # the run has logged in and is probing: freeze the host mid-run
                 for pid in pids:
                     os.kill(pid, signal.SIGSTOP)
                     stopped.append(pid)
@@ -258,7 +260,8 @@ def test_window_closing_stops_the_run(ssh_lab: SshLab, issuer: Issuer, tmp_path:
     assert not runner.is_alive() and codes == [2]
     assert stopped, "the run finished before the host could be frozen"
     hosts = {h["target"]: h for h in json.loads(capsys.readouterr().out)["hosts"]}
-    assert hosts[slow.ip]["status"] == "stopped" and "window" in hosts[slow.ip]["message"]
+    assert hosts[slow.ip]["status"] == "stopped" and "window closed" in hosts[slow.ip]["message"]
+    assert hosts[slow.ip]["scan"] is not None  # mid-run: the partial results are kept
     assert hosts[later.ip]["status"] == "cancelled"
     run = _entries(issuer.state)[-1]
     assert run.kind == "remote" and run.summary["hosts"][slow.ip]["status"] == "stopped"
