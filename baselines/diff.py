@@ -180,7 +180,7 @@ def diff_indexes(
                 continue
             old = baseline.get(key, _ABSENT)
             if old is _ABSENT:
-                reason = _ignored_whole(ignore, "added", key)
+                reason = _ignored_whole(ignore, "added", key, new)
                 if reason:
                     ignored[reason] += 1
                 else:
@@ -188,16 +188,19 @@ def diff_indexes(
                 continue
             if old == new:  # the common case: one dict comparison in C
                 continue
-            changes = _attr_changes(old, new, volatile.get(key[0], frozenset()))
+            vol = volatile.get(key[0])
+            if vol and _equal_but(old, new, vol):  # e.g. only the pid of a restarted service differs
+                continue
+            changes = _attr_changes(old, new, vol or frozenset())
             if changes:
-                changes = _drop_ignored(ignore, key, changes, ignored)
+                changes = _drop_ignored(ignore, key, new, changes, ignored)
             if changes:
                 changed.append(DriftItem("changed", key[0], key[1], old, new, changes))
         for key, old in baseline.items():
             seen_probes.add(key[0])
             if (wanted is not None and key[0] not in wanted) or key in current:
                 continue
-            reason = _ignored_whole(ignore, "removed", key)
+            reason = _ignored_whole(ignore, "removed", key, old)
             if reason:
                 ignored[reason] += 1
             else:
@@ -210,6 +213,14 @@ def diff_indexes(
 
 def _sort_key(item: DriftItem) -> ObsKey:
     return item.key
+
+
+def _equal_but(old: AttrMap, new: AttrMap, volatile: frozenset[str]) -> bool:
+    a, b = dict(old), dict(new)
+    for name in volatile:
+        a.pop(name, None)
+        b.pop(name, None)
+    return a == b
 
 
 def _attr_changes(old: AttrMap, new: AttrMap, volatile: frozenset[str]) -> tuple[AttrChange, ...]:
@@ -225,17 +236,17 @@ def _attr_changes(old: AttrMap, new: AttrMap, volatile: frozenset[str]) -> tuple
     return tuple(out)
 
 
-def _ignored_whole(rules: Sequence[IgnoreRule], change: str, key: ObsKey) -> str | None:
+def _ignored_whole(rules: Sequence[IgnoreRule], change: str, key: ObsKey, attrs: AttrMap) -> str | None:
     for rule in rules:
-        if rule.attributes is None and rule.covers(change, key[0], key[1]):
+        if rule.attributes is None and rule.covers(change, key[0], key[1], attrs):
             return rule.reason
     return None
 
 
-def _drop_ignored(rules: Sequence[IgnoreRule], key: ObsKey, changes: tuple[AttrChange, ...],
+def _drop_ignored(rules: Sequence[IgnoreRule], key: ObsKey, new: AttrMap, changes: tuple[AttrChange, ...],
                   ignored: Counter[str]) -> tuple[AttrChange, ...]:
     for rule in rules:
-        if not rule.covers("changed", key[0], key[1]):
+        if not rule.covers("changed", key[0], key[1], new):
             continue
         if rule.attributes is None:
             ignored[rule.reason] += 1

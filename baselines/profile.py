@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from baselines.conditions import ConditionError, Predicate, compile_condition
 from baselines.model import ActionKind, Remediation, Severity, Text
-from probes.observation import Observation
+from probes.observation import AttrValue, Observation
 
 Change = Literal["added", "removed", "changed"]
 CHANGES: tuple[Change, ...] = ("added", "removed", "changed")
@@ -109,6 +110,7 @@ class IgnoreSpec(_Strict):
     subject: str | None = None  # glob
     subject_regex: str | None = None
     change: list[Change] | None = None
+    where: dict[str, Any] | None = None  # over the new observation (the old one for removed items)
     attributes: list[str] | None = Field(default=None, min_length=1)  # changed items: ignore only these
     reason: str = Field(min_length=3)
 
@@ -212,15 +214,19 @@ class IgnoreRule:
     changes: frozenset[str]  # empty: any change
     attributes: frozenset[str] | None  # None: the whole item
     reason: str
+    where: Predicate | None = None
 
-    def covers(self, change: str, probe: str, subject: str) -> bool:
+    def covers(self, change: str, probe: str, subject: str, attrs: Mapping[str, AttrValue] | None = None) -> bool:
+        """``attrs``: the new observation's attributes (the old one's for removed items)."""
         if self.probe != "*" and self.probe != probe:
             return False
         if self.changes and change not in self.changes:
             return False
         if self.subject is not None and not fnmatch.fnmatchcase(subject, self.subject):
             return False
-        return self.subject_regex is None or bool(self.subject_regex.search(subject))
+        if self.subject_regex is not None and not self.subject_regex.search(subject):
+            return False
+        return self.where is None or (attrs is not None and self.where(Observation(probe, subject, attrs)))
 
 
 DEFAULT_DRIFT_RULE = DriftRule(
@@ -304,9 +310,16 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
             problems.append(f"{source}:{_line_of(root, loc)}: drift rule {dspec.id}: {exc.message}")
     if problems:
         raise ProfileError("\n".join(problems))
+    ignore: list[IgnoreRule] = []
+    for index, ispec in enumerate(doc.ignore):
+        try:
+            ignore.append(_compile_ignore(ispec))
+        except ConditionError as exc:
+            problems.append(f"{source}:{_line_of(root, ('ignore', index, *exc.path))}: ignore rule: {exc.message}")
+    if problems:
+        raise ProfileError("\n".join(problems))
     meta = doc.profile
-    ignore = tuple(_compile_ignore(spec) for spec in doc.ignore)
-    return Profile(meta.id, meta.title.text(), meta.version, tuple(rules), source, tuple(drift), ignore)
+    return Profile(meta.id, meta.title.text(), meta.version, tuple(rules), source, tuple(drift), tuple(ignore))
 
 
 def _compile_drift(spec: DriftRuleSpec) -> DriftRule:
@@ -337,6 +350,7 @@ def _compile_ignore(spec: IgnoreSpec) -> IgnoreRule:
         changes=frozenset(spec.change or ()),
         attributes=frozenset(spec.attributes) if spec.attributes else None,
         reason=spec.reason,
+        where=compile_condition(spec.where, ("where",)) if spec.where else None,
     )
 
 

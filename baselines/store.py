@@ -3,13 +3,14 @@
 A baseline document is three kinds of lines, each canonical JSON (sorted keys, no spaces, UTF-8):
 
     {"count":N,"format":"precaution.baseline/v1","meta":{...},"schemas":[[probe,[attr,...],[tuple cols]]],...}
-    [schema, "subject", value, value, ...]          one line per observation
+    [[schema, "subject", value, value, ...], ...]   blocks of up to BLOCK observations, one block a line
     {"signature":{"alg":"ed25519","key":"<public key>","sha256":"<body digest>","sig":"<signature>"}}
 
 The signature is Ed25519 over a domain tag plus the SHA-256 of every byte before the signature line, so a
 changed byte, a cut-off end, a missing signature, another key or another host is detected before a single
-observation is trusted. Observations are rows of values under a per-probe schema rather than objects: one
-million of them load about twice as fast (measured in bench/bench_diff.py).
+observation is trusted. Observations are rows of values under a per-probe schema rather than objects, in
+blocks so that encoding and parsing run in C a block at a time and loading never holds a second copy of the
+whole file (figures in bench/results/diff.md).
 """
 
 from __future__ import annotations
@@ -118,15 +119,18 @@ class Baseline:
             yield Observation(probe, subject, attrs, self.volatile.get(probe, frozenset()))
 
 
+BLOCK = 4096  # rows per line: one C-level encode/decode per block instead of one per row
+
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def encode_body(meta: BaselineMeta, entries: Mapping[ObsKey, AttrMap],
                 volatile: Mapping[str, frozenset[str]]) -> bytes:
-    """The signed part of the document: header line, then one line per observation."""
+    """The signed part of the document: the header line, then blocks of up to BLOCK rows, one block a line."""
     schemas: dict[tuple[str, tuple[str, ...]], int] = {}
     tuple_cols: list[set[int]] = []
-    lines: list[str] = []
+    blocks: list[str] = []
+    block: list[list[Any]] = []
     with no_gc():
         for (probe, subject), attrs in entries.items():
             names = tuple(attrs)
@@ -135,21 +139,23 @@ def encode_body(meta: BaselineMeta, entries: Mapping[ObsKey, AttrMap],
                 idx = schemas[(probe, names)] = len(schemas)
                 tuple_cols.append(set())
             values = list(attrs.values())
-            for col, value in enumerate(values):
-                if type(value) is tuple:
-                    tuple_cols[idx].add(col)
-            lines.append(_encode([idx, subject, *values]))
+            if tuple in map(type, values):
+                tuple_cols[idx].update(col for col, v in enumerate(values) if type(v) is tuple)
+            block.append([idx, subject, *values])
+            if len(block) == BLOCK:
+                blocks.append(_encode(block))
+                block = []
+        if block:
+            blocks.append(_encode(block))
     header = {
         "format": FORMAT,
         "meta": meta.to_json(),
-        "count": len(lines),
+        "count": len(entries),
         "schemas": [[probe, list(names), sorted(tuple_cols[i])] for (probe, names), i in schemas.items()],
         "volatile": {p: sorted(v) for p, v in sorted(volatile.items()) if v},
     }
-    body = _encode(header) + "\n"
-    if lines:
-        body += "\n".join(lines) + "\n"
-    return body.encode("utf-8")
+    parts = [_encode(header), *blocks]
+    return ("\n".join(parts) + "\n").encode("utf-8")
 
 
 def sign_body(body: bytes, key: Ed25519PrivateKey) -> bytes:
@@ -223,26 +229,30 @@ def decode_body(body: bytes, digest: str, key_fingerprint: str) -> Baseline:
     """Parse a verified body. Only ever called after verify_document."""
     header = read_header(body)
     meta = BaselineMeta.from_json(header.get("meta") or {})
-    start = body.find(b"\n") + 1
-    rows_text = body[start:].rstrip(b"\n")
+    entries: dict[ObsKey, AttrMap] = {}
+    count = 0
     try:
+        schemas = [(str(p), tuple(n), tuple(t)) for p, n, t in header["schemas"]]
+        pos = body.find(b"\n") + 1
         with no_gc():
-            # JSON never holds a raw newline inside a value, so the lines become one array for one fast parse.
-            rows = json.loads(b"[" + rows_text.replace(b"\n", b",") + b"]") if rows_text else []
-            schemas = [(str(p), tuple(n), tuple(t)) for p, n, t in header["schemas"]]
-            entries: dict[ObsKey, AttrMap] = {}
-            for row in rows:
-                probe, names, tuples = schemas[row[0]]
-                attrs = dict(zip(names, row[2:], strict=True))
-                for col in tuples:
-                    value = attrs[names[col]]
-                    if type(value) is list:
-                        attrs[names[col]] = tuple(value)
-                entries[(probe, row[1])] = attrs
+            while pos < len(body):
+                end = body.find(b"\n", pos)
+                end = len(body) if end < 0 else end
+                rows = json.loads(body[pos:end])  # one block: a slice of the body, never a copy of all of it
+                pos = end + 1
+                count += len(rows)
+                for row in rows:
+                    probe, names, tuples = schemas[row[0]]
+                    attrs = dict(zip(names, row[2:], strict=True))
+                    for col in tuples:
+                        value = attrs[names[col]]
+                        if type(value) is list:
+                            attrs[names[col]] = tuple(value)
+                    entries[(probe, row[1])] = attrs
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise BaselineInvalid("corrupt", f"baseline rows are malformed: {exc}") from None
-    if len(rows) != header.get("count"):
-        raise BaselineInvalid("corrupt", f"baseline holds {len(rows)} rows, its header says {header.get('count')}")
+    if count != header.get("count") or len(entries) != count:
+        raise BaselineInvalid("corrupt", f"baseline holds {count} rows, its header says {header.get('count')}")
     volatile = {str(p): frozenset(v) for p, v in (header.get("volatile") or {}).items()}
     return Baseline(meta, entries, volatile, digest, key_fingerprint)
 

@@ -23,6 +23,7 @@ import atexit
 import contextlib
 import ctypes
 import fcntl
+import functools
 import ipaddress
 import json
 import logging
@@ -516,8 +517,8 @@ async def _serve(spec: dict[str, Any]) -> None:
     tls: ssl.SSLContext | None = None
     for service in spec["services"]:
         if service["proto"] == "udp":
-            await loop.create_datagram_endpoint(lambda s=service: _Udp(s["kind"]),
-                                                local_addr=("0.0.0.0", service["port"]))
+            kind = str(service["kind"])
+            await loop.create_datagram_endpoint(functools.partial(_Udp, kind), local_addr=("0.0.0.0", service["port"]))
             continue
         if service["kind"] == "tls" and tls is None:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

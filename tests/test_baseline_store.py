@@ -119,3 +119,16 @@ def test_identity_checks():
 def test_bad_scope_ids_are_refused():
     with pytest.raises(ValueError):
         Scope("host", "../etc")
+
+
+def test_many_blocks_round_trip_and_block_edits_are_caught():
+    from baselines.store import BLOCK
+
+    key = Ed25519PrivateKey.generate()
+    many = {("files", f"/f{i}"): {"sha256": f"{i:064x}", "mode": 0o644, "links": ("a",) if i % 3 else None}
+            for i in range(2 * BLOCK + 17)}
+    data = sign_body(encode_body(meta(), many, {}), key)
+    assert data.count(b"\n") == 1 + 3 + 1  # header, three blocks, signature
+    assert dict(load(data, key).entries) == many
+    with pytest.raises(BaselineInvalid):
+        load(data.replace(b"/f5000\"", b"/f5001\"", 1), key)

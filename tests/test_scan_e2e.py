@@ -30,7 +30,7 @@ from probes.transport import LocalTransport
 
 PROBES = ["accounts", "listeners", "processes", "cron", "startup_files", "systemd_units"]
 ACC_RULE = "PC-ACC-001"  # uid 0 other than root (accounts probe)
-PROC_RULE = "PC-PROC-001"  # process runs an executable from a world-writable temporary directory
+PROC_RULE = "PC-PROC-006"  # process runs from a temporary directory (processes probe, exe_dir)
 CRON_RULE = "PC-PERS-003"  # scheduled job runs a program from a temporary directory
 PORT_RULE = "T-E2E-LISTEN"
 

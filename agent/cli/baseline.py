@@ -19,7 +19,7 @@ from agent.errors import UserError
 from agent.runner import ProbeRun, run_probes
 from agent.scan import HostIdentity, compare_runs, select_probes
 from agent.state import state_dir
-from baselines.diff import Diff, apply, index, volatile_of
+from baselines.diff import Diff, DriftItem, apply, index, volatile_of
 from baselines.drift import DriftFinding, item_id
 from baselines.profile import Profile, ProfileError, load_profile
 from baselines.store import Baseline, BaselineInvalid, BaselineMeta, Scope
@@ -244,12 +244,12 @@ def handle_accept(args: argparse.Namespace) -> int:
     if args.all:
         chosen = list(result.items)
     else:
-        by_id = {item_id(ctx.host.hostname, i): (i,) for i in result.items}
+        by_id: dict[str, tuple[DriftItem, ...]] = {item_id(ctx.host.hostname, i): (i,) for i in result.items}
         by_id.update({d.finding.id: d.items for d in drift})
         unknown = [i for i in args.ids if i not in by_id]
         if unknown:
             raise UserError(f"no current drift item with id {', '.join(unknown)} (see `precaution baseline diff`)")
-        seen: dict[tuple[str, str, str], Any] = {}
+        seen: dict[tuple[str, str, str], DriftItem] = {}
         for ident in args.ids:
             for item in by_id[ident]:
                 seen[(item.change, *item.key)] = item

@@ -214,9 +214,9 @@ def _stage(name: str, title: str, body: Callable[[], tuple[list[Observation], li
 
 
 def run_netscan(opts: NetScanOptions, profile: Profile, progress: Stage | None = None,
-                guard: ScopeGuard | None = None, compare: bool = True) -> NetScanOutcome:
-    guard = guard or ScopeGuard(opts.scope)
-    approved = plan(opts, guard)
+                guard: ScopeGuard | None = None, compare: bool = True,
+                approved: _Plan | None = None) -> NetScanOutcome:
+    approved = approved or plan(opts, guard or ScopeGuard(opts.scope))
     started = dt.datetime.now(dt.UTC)
     say = progress or (lambda _s: None)
     runs: list[ProbeRun] = []
@@ -410,13 +410,14 @@ def _progress(enabled: bool) -> Iterator[Stage | None]:
 
 def handle(args: argparse.Namespace) -> int:
     fail_on = _fail_on(args.fail_on)
+    opts = options_from_args(args)
+    approved = plan(opts, ScopeGuard(opts.scope))  # all input checked (and approved) before the profile loads
     try:
         profile = load_profile(args.profile)
     except ProfileError as exc:
         raise UserError(str(exc)) from None
-    opts = options_from_args(args)
     with _progress(sys.stderr.isatty() and not args.json) as progress:
-        outcome = run_netscan(opts, profile, progress)
+        outcome = run_netscan(opts, profile, progress, approved=approved)
     if args.json:
         sys.stdout.write(json.dumps(to_json(outcome, args.observations), ensure_ascii=False, indent=2) + "\n")
     else:

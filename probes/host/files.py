@@ -54,9 +54,9 @@ class FilesOptions(BaseModel):
     ssh_dirs: bool = True  # also each account's ~/.ssh
     excludes: list[str] = Field(default_factory=list)
     full: bool = False
-    full_rehash_days: float = Field(7.0, ge=0)
-    max_file_size: int | None = Field(None, gt=0)
-    workers: int = Field(0, ge=0, le=64)
+    full_rehash_days: float = Field(default=7.0, ge=0)
+    max_file_size: int | None = Field(default=None, gt=0)
+    workers: int = Field(default=0, ge=0, le=64)
     packages: bool = True  # check package-owned files against the package database
 
     @field_validator("paths")

@@ -266,10 +266,10 @@ def capture(iface: str, duration: float, max_packets: int = DEFAULT_MAX_PACKETS,
         if len(frames) < max_packets:
             frames.append((float(pkt.time), bytes(pkt)))
 
-    sniffer = AsyncSniffer(iface=iface, filter=bpf, prn=keep, store=False, timeout=duration, count=max_packets,
+    sniffer = AsyncSniffer(iface=iface, filter=bpf, prn=keep, store=False, count=max_packets,
                            started_callback=on_started)
     sniffer.start()
-    sniffer.join(duration + 10)
+    sniffer.join(duration)  # returns early only when count is reached
     if sniffer.running:
         sniffer.stop()
     log.debug("captured %d frames on %s (pid %d)", len(frames), iface, os.getpid())

@@ -7,8 +7,10 @@ what was found, marked partial.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import errno
+import functools
 import logging
 import os
 import resource
@@ -19,7 +21,7 @@ import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from agent.errors import UserError
 from probes.network.ports import PortSet
@@ -175,10 +177,7 @@ def _nmap_scan(targets: Sequence[ApprovedTarget], tcp_ports: dict[str, PortSet],
     up: list[str] = []
     partial = False
     command: tuple[str, ...] = ()
-    try:
-        scanner = nmap.PortScanner()
-    except nmap.PortScannerError as exc:
-        raise UserError(f"nmap unusable: {exc}") from None
+    scanner = copy.copy(_nmap_prototype())
     for (tcp_s, udp_s), hosts in groups.items():
         left = seconds_left(deadline)
         if left is not None and left <= 0:
@@ -207,6 +206,17 @@ def _nmap_scan(targets: Sequence[ApprovedTarget], tcp_ports: dict[str, PortSet],
                           partial, tuple(limitations), command)
 
 
+@functools.cache
+def _nmap_prototype() -> Any:
+    """python-nmap runs `nmap -V` in every constructor (50 ms); build one and copy it for each scan."""
+    import nmap
+
+    try:
+        return nmap.PortScanner()
+    except nmap.PortScannerError as exc:
+        raise UserError(f"nmap unusable: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class NmapParsed:
     rows: tuple[PortRow, ...]
@@ -233,7 +243,7 @@ def parse_nmap_xml(xml: str) -> NmapParsed:
             up.append(addr)
         else:
             down.append(addr)
-        if host.get("endtime") is None and host.find("ports") is None and state == "up":
+        if host.get("timedout") == "true":  # cut by --host-timeout: its ports are missing, not closed
             timed_out.append(addr)
         for port in host.iter("port"):
             st = port.find("state")
@@ -250,13 +260,7 @@ def parse_nmap_xml(xml: str) -> NmapParsed:
                 cpe=tuple(c.text or "" for c in svc.iter("cpe")) if svc is not None else (),
                 extrainfo=svc.get("extrainfo", "") if svc is not None else "",
             ))
-    # Hosts cut by --host-timeout: nmap notes them in <taskend>/<hosthint>-less output as comments; the
-    # "finished" element's summary and hosts without an endtime mark them.
-    for h in root.iter("hosthint"):
-        addr = next((a.get("addr", "") for a in h.iter("address") if a.get("addrtype") in ("ipv4", "ipv6")), "")
-        if addr and addr not in up and addr not in down:
-            timed_out.append(addr)
-    return NmapParsed(tuple(rows), tuple(up), tuple(dict.fromkeys(timed_out)), tuple(down))
+    return NmapParsed(tuple(rows), tuple(up), tuple(timed_out), tuple(down))
 
 
 # ==== built-in connect scanner ===============================================================================

@@ -298,7 +298,8 @@ def _read(sock: socket.socket, wait: float, idle: float = 0.25, until: Callable[
 
 
 def _line_done(data: bytes) -> bool:
-    return data.endswith(b"\n")
+    # A greeting is complete at the end of a non-blank line (telnet servers often start with a bare CRLF).
+    return data.endswith(b"\n") and bool(data.strip())
 
 
 @dataclass(slots=True)

@@ -367,14 +367,15 @@ class SSHTransport:
             raise _oserror(exc, path) from None
 
     def exists(self, path: str) -> bool:
+        # Like os.path.lexists, this never raises: a lost connection reads as "absent" here, and the next read
+        # that matters raises instead (the runner calls exists() outside its per-probe error handling).
+        import paramiko
+
         try:
             self._sftp().lstat(path)
-        except FileNotFoundError:
-            return False
-        except (OSError, EOFError) as exc:
-            err = _oserror(exc, path)
-            if isinstance(err, ConnectionError) or err.errno == errno.EIO:
-                raise err from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            if not isinstance(exc, FileNotFoundError):
+                log.debug("%s: exists(%s): %s", self.endpoint, path, exc)
             return False
         return True
 

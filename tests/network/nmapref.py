@@ -6,7 +6,8 @@ import re
 import subprocess
 
 
-def nmap_open_ports(hosts: list[str], ports: str, scan: str = "-sS", extra: tuple[str, ...] = ()) -> dict[str, set[int]]:
+def nmap_open_ports(hosts: list[str], ports: str, scan: str = "-sS",
+                    extra: tuple[str, ...] = ()) -> dict[str, set[int]]:
     out = subprocess.run(["nmap", "-n", scan, "-p", ports, "--open", *extra, "-oG", "-", *hosts],
                          capture_output=True, text=True, check=True, timeout=300).stdout
     found: dict[str, set[int]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -258,7 +259,7 @@ def test_tls10_accepted_is_reported(tls10_server: int) -> None:
 
 
 class _BasicAuthHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+    def do_GET(self) -> None:
         self.send_response(401)
         self.send_header("WWW-Authenticate", 'Basic realm="lab admin"')
         self.send_header("Content-Length", "0")
@@ -292,3 +293,79 @@ def test_only_approved_targets_and_ports(lab: Lab) -> None:
     only_21 = _service_targets([ip], str(lab.network), PortSet.of([21]))
     res = services.check_services(only_21, {ip: [21, 23]})
     assert [(s.host, s.port) for s in res.services] == [(ip, 21)]
+
+
+# --- the profile's network rules over golden observations --------------------------------------------------
+
+@functools.cache
+def _profile() -> Any:
+    from baselines.profile import load_profile
+
+    return load_profile()  # the built-in default profile, loaded once (it is large)
+
+
+def _fired(observations: list[Observation]) -> set[str]:
+    from baselines.evaluate import evaluate
+
+    ran = {"services", "tls", "ssh_algos", "link", "ports", "hosts"}
+    return {f.rule_id for f in evaluate(_profile(), observations, "10.231.7.30", ran).findings}
+
+
+def _svc(name: str) -> list[Observation]:
+    raw = json.loads((FIX / "services" / f"{name}.raw.json").read_text())
+    return [Observation.from_row(services.PROBE_SERVICES, services.parse_transcript(raw))]
+
+
+def _tls(stem: str, tls10: bool = False) -> list[Observation]:
+    der = ssl.PEM_cert_to_DER_cert((FIX / "tls" / f"{stem}.pem").read_text())
+    row = svc_tls.to_row("10.231.7.30", 443, "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", der, tls10, False, NOW)
+    return [Observation.from_row(services.PROBE_TLS, row)]
+
+
+def _ssh(name: str) -> list[Observation]:
+    raw = json.loads((FIX / "ssh" / f"{name}.raw.json").read_text())
+    row = svc_ssh.to_row(raw["host"], raw["port"], raw["ident"].encode(), bytes.fromhex(raw["packet"]))
+    return [Observation.from_row(services.PROBE_SSH, row)]
+
+
+RULE_CASES: list[tuple[str, Any, set[str]]] = [
+    ("telnet", lambda: _svc("inetutils-telnetd"), {"PC-NSVC-001"}),
+    ("ftp plain", lambda: _svc("vsftpd-plain"), {"PC-NSVC-002"}),
+    ("ftp auth tls", lambda: _svc("vsftpd-auth-tls"), set()),
+    ("pop3 stls", lambda: _svc("dovecot-pop3"), set()),
+    ("imap no starttls", lambda: _svc("imap-no-starttls"), {"PC-NSVC-003"}),
+    ("http basic", lambda: _svc("nginx-401-basic"), {"PC-NSVC-004"}),
+    ("http plain 200", lambda: _svc("lab-http"), set()),
+    ("vnc none", lambda: _svc("vnc-38-none"), {"PC-NSVC-005", "PC-NSVC-006"}),
+    ("vnc auth", lambda: _svc("vnc-38-vncauth"), {"PC-NSVC-006"}),
+    ("expired weak", lambda: _tls("expired-rsa1024"), {"PC-NSVC-008", "PC-NSVC-009", "PC-NSVC-011"}),
+    ("sha1 self-signed", lambda: _tls("selfsigned-rsa2048-sha1"), {"PC-NSVC-009", "PC-NSVC-011"}),
+    ("ca issued", lambda: _tls("ca-issued-rsa3072"), set()),
+    ("look-alike", lambda: _tls("lookalike-ed25519"), set()),
+    ("tls 1.0", lambda: _tls("ca-issued-rsa3072", tls10=True), {"PC-NSVC-007"}),
+    ("ssh legacy", lambda: _ssh("openssh92-legacy-algos"), {"PC-NSVC-012", "PC-NSVC-013", "PC-NSVC-014"}),
+    ("ssh default", lambda: _ssh("openssh92-debian12-default"), {"PC-NSVC-014"}),  # hmac-sha1, umac-64 (CIS)
+]
+
+
+@pytest.mark.parametrize(("case", "make", "rules"), RULE_CASES, ids=[c for c, _, _ in RULE_CASES])
+def test_profile_network_rules(case: str, make: Any, rules: set[str]) -> None:
+    assert _fired(make()) == rules
+
+
+def test_profile_port_and_link_rules() -> None:
+    from probes.network import passive
+    from probes.network.portscan import PortRow
+
+    ports = [Observation.from_row("ports", PortRow("10.231.7.30", "tcp", 3306, "open")),
+             Observation.from_row("ports", PortRow("127.0.0.1", "tcp", 5432, "open")),
+             Observation.from_row("ports", PortRow("10.231.7.30", "tcp", 443, "open"))]
+    from baselines.evaluate import evaluate
+
+    found = evaluate(_profile(), ports, "x", {"ports"}).findings
+    assert [(f.rule_id, f.subject) for f in found] == [("PC-NSVC-016", "10.231.7.30|tcp|3306")]
+    policy = passive.LinkPolicy(dhcp_servers=frozenset({"10.231.7.1"}), dns_servers=frozenset({"10.231.7.1"}),
+                                gateway_ip="10.231.7.1", gateway_mac="02:00:00:07:00:01")
+    for name, want in (("events", {f"PC-LINK-00{i}" for i in range(1, 6)}), ("quiet", set())):
+        events = passive.analyse(passive.read_pcap(FIX / "link" / f"{name}.pcap").frames, policy)
+        assert _fired(passive.observations(events)) == want

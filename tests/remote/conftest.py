@@ -143,7 +143,7 @@ class Issuer:
     state: Path
 
     def notice(self, path: Path, targets: Sequence[str], kinds: Sequence[str] = ("host",), *,
-               start: dt.timedelta = dt.timedelta(seconds=1), end: dt.timedelta = dt.timedelta(hours=1),
+               start: dt.timedelta = dt.timedelta(seconds=0.5), end: dt.timedelta = dt.timedelta(hours=1),
                unit: str = UNIT, issued_at: dt.datetime | None = None, lead_time: dt.timedelta = dt.timedelta(0),
                notice_id: str = "N-2026-001", max_parallel: int | None = None, sign: bool = True) -> Path:
         now = dt.datetime.now(dt.UTC)

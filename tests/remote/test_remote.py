@@ -257,9 +257,10 @@ def test_window_closing_stops_the_run(ssh_lab: SshLab, issuer: Issuer, tmp_path:
     finally:
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
-    assert not runner.is_alive() and codes == [2]
+    captured = capsys.readouterr()
+    assert not runner.is_alive() and codes == [2], captured.err
     assert stopped, "the run finished before the host could be frozen"
-    hosts = {h["target"]: h for h in json.loads(capsys.readouterr().out)["hosts"]}
+    hosts = {h["target"]: h for h in json.loads(captured.out)["hosts"]}
     assert hosts[slow.ip]["status"] == "stopped" and "window closed" in hosts[slow.ip]["message"]
     assert hosts[slow.ip]["scan"] is not None  # mid-run: the partial results are kept
     assert hosts[later.ip]["status"] == "cancelled"
