@@ -22,6 +22,7 @@ from probes.observation import Observation
 from probes.registry import get_probe
 from probes.transport import LocalTransport
 from tests.probes.golden import FIXTURES
+from tests.spawn import spawn
 
 PREFIXES = ("PC-ACC-", "PC-SUDO-", "PC-SSH-", "PC-PROC-", "PC-CONN-")
 
@@ -159,8 +160,8 @@ def test_live_process_in_tmp_with_connection_fires(profile):
     with tempfile.TemporaryDirectory(prefix="precaution-rules-", dir="/tmp") as tmp:
         exe = os.path.join(tmp, "sleepy")
         shutil.copy2(shutil.which("sleep") or "/bin/sleep", exe)
-        sleeper = subprocess.Popen([exe, "300"], stdin=subprocess.DEVNULL)
-        shell = subprocess.Popen(["/bin/sh"], stdin=peer.fileno(), stdout=subprocess.DEVNULL)
+        sleeper = spawn([exe, "300"], stdin=subprocess.DEVNULL)
+        shell = spawn(["/bin/sh"], stdin=peer.fileno(), stdout=subprocess.DEVNULL)
         try:
             procs = ProcessesProbe().observe(GatherContext(LocalTransport()))
             conns = ConnectionsProbe().observe(GatherContext(LocalTransport()))

@@ -27,6 +27,7 @@ from agent.scan import ScanResult, run_scan, select_probes
 from baselines.model import Finding
 from baselines.profile import Profile, default_profile_path, load_profile
 from probes.transport import LocalTransport
+from tests.spawn import spawn
 
 PROBES = ["accounts", "listeners", "processes", "cron", "startup_files", "systemd_units"]
 ACC_RULE = "PC-ACC-001"  # uid 0 other than root (accounts probe)
@@ -61,7 +62,7 @@ def tmp_program(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     assert str(workdir).startswith("/tmp/")
     exe = workdir / "e2e-sleeper"
     shutil.copy2("/bin/sleep", exe)
-    proc = subprocess.Popen([str(exe), "300"])
+    proc = spawn([str(exe), "300"])
     yield proc
     proc.kill()
     proc.wait()

@@ -10,7 +10,8 @@ What is reported (facts; the profile judges):
 - ``dns_resolver``: a DNS response sender, and whether it is in the allowed list.
 
 Capture uses a BPF filter so the kernel hands us only ARP, DHCP, DNS and the cleartext-login ports; the same
-pure ``analyse`` reads live frames and pcap files. scapy is imported lazily, only the layers used.
+pure ``analyse`` reads live frames and pcap files. Frames are decoded with struct (fixed header offsets);
+scapy is used, lazily, only to sniff and to read pcap files.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,13 +132,97 @@ def _credential_method(sport: int, dport: int, payload: bytes) -> tuple[str, str
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """The parts of an Ethernet frame the checks use (decoded with struct: scapy's dissectors cost ~1 ms a
+    frame, which a busy link cannot afford)."""
+
+    src_mac: str
+    ethertype: int
+    arp: tuple[int, str, str] | None = None  # (op, sender MAC, sender IP)
+    ip_src: str = ""
+    ip_dst: str = ""
+    proto: int = 0  # 6 TCP, 17 UDP
+    sport: int = 0
+    dport: int = 0
+    payload: bytes = b""
+
+
+def _mac(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def decode_frame(data: bytes) -> _Frame | None:
+    """Pure: Ethernet (with up to two VLAN tags) carrying ARP or IPv4 TCP/UDP; None for anything else."""
+    if len(data) < 14:
+        return None
+    src = _mac(data[6:12])
+    (etype,) = struct.unpack_from("!H", data, 12)
+    off = 14
+    for _ in range(2):
+        if etype in (0x8100, 0x88A8) and len(data) >= off + 4:
+            (etype,) = struct.unpack_from("!H", data, off + 2)
+            off += 4
+    if etype == 0x0806:
+        if len(data) < off + 28:
+            return None
+        htype, ptype, hlen, plen, op = struct.unpack_from("!HHBBH", data, off)
+        if htype != 1 or ptype != 0x0800 or hlen != 6 or plen != 4:
+            return None
+        return _Frame(src, etype, arp=(op, _mac(data[off + 8 : off + 14]), socket.inet_ntoa(data[off + 14 : off + 18])))
+    if etype != 0x0800 or len(data) < off + 20:
+        return None
+    vihl, _tos, total, _id, frag, _ttl, proto = struct.unpack_from("!BBHHHBB", data, off)
+    ihl = (vihl & 0x0F) * 4
+    if vihl >> 4 != 4 or ihl < 20 or frag & 0x1FFF:  # not IPv4, or a non-first fragment (no L4 header)
+        return None
+    ip_src, ip_dst = socket.inet_ntoa(data[off + 12 : off + 16]), socket.inet_ntoa(data[off + 16 : off + 20])
+    end = min(len(data), off + total) if total else len(data)
+    l4 = off + ihl
+    if proto == 6 and end >= l4 + 20:
+        sport, dport = struct.unpack_from("!HH", data, l4)
+        doff = (data[l4 + 12] >> 4) * 4
+        return _Frame(src, etype, None, ip_src, ip_dst, 6, sport, dport, data[l4 + doff : end])
+    if proto == 17 and end >= l4 + 8:
+        sport, dport = struct.unpack_from("!HH", data, l4)
+        return _Frame(src, etype, None, ip_src, ip_dst, 17, sport, dport, data[l4 + 8 : end])
+    return None
+
+
+DHCP_MAGIC = b"\x63\x82\x53\x63"
+DHCP_TYPES = {2: "offer", 5: "ack", 6: "nak"}
+
+
+def dhcp_server_reply(payload: bytes) -> tuple[str, str | None] | None:
+    """(message type, server identifier) of a BOOTREPLY carrying DHCPOFFER/ACK/NAK; None otherwise. Pure."""
+    if len(payload) < 240 or payload[0] != 2 or payload[236:240] != DHCP_MAGIC:
+        return None
+    mtype: int | None = None
+    server: str | None = None
+    i = 240
+    while i < len(payload):
+        code = payload[i]
+        if code == 255:
+            break
+        if code == 0:
+            i += 1
+            continue
+        if i + 1 >= len(payload):
+            break
+        length = payload[i + 1]
+        value = payload[i + 2 : i + 2 + length]
+        if code == 53 and length == 1:
+            mtype = value[0]
+        elif code == 54 and length == 4:
+            server = socket.inet_ntoa(value)
+        i += 2 + length
+    if mtype not in DHCP_TYPES:
+        return None
+    return DHCP_TYPES[mtype], server
+
+
 def analyse(frames: Iterable[tuple[float, bytes]], policy: LinkPolicy = LinkPolicy()) -> list[LinkEvent]:
     """Pure: frames → link events, sorted by kind and subject."""
-    from scapy.layers.dhcp import BOOTP, DHCP
-    from scapy.layers.dns import DNS
-    from scapy.layers.inet import IP, TCP, UDP
-    from scapy.layers.l2 import ARP, Ether
-
     creds: dict[tuple[str, str, str], _Acc] = {}
     claims: dict[str, _Acc] = {}
     dhcp: dict[str, _Acc] = {}
@@ -143,47 +230,39 @@ def analyse(frames: Iterable[tuple[float, bytes]], policy: LinkPolicy = LinkPoli
     telnet_prompted: set[tuple[str, int, str, int]] = set()  # (server, port, client, cport) after a prompt
 
     for ts, data in frames:
-        pkt = Ether(data)
-        if ARP in pkt:
-            arp = pkt[ARP]
-            if arp.ptype == 0x0800 and arp.psrc and arp.psrc != "0.0.0.0" and arp.op in (1, 2):
-                claims.setdefault(str(arp.psrc), _Acc()).add(ts, str(arp.hwsrc).lower())
+        f = decode_frame(data)
+        if f is None:
             continue
-        if IP not in pkt:
+        if f.arp is not None:
+            op, sender_mac, sender_ip = f.arp
+            if sender_ip != "0.0.0.0" and op in (1, 2):
+                claims.setdefault(sender_ip, _Acc()).add(ts, sender_mac)
             continue
-        ip = pkt[IP]
-        if TCP in pkt:
-            tcp = pkt[TCP]
-            payload = bytes(tcp.payload)
-            if not payload:
+        if f.proto == 6:
+            if not f.payload:
                 continue
-            src, dst, sport, dport = str(ip.src), str(ip.dst), int(tcp.sport), int(tcp.dport)
-            if sport == 23:  # server to client: a login or password prompt arms the flow
-                text = payload.replace(b"\x00", b"").rstrip(b" ")
-                if _PROMPT.search(text):
-                    telnet_prompted.add((src, sport, dst, dport))
+            if f.sport == 23:  # server to client: a login or password prompt arms the flow
+                if _PROMPT.search(f.payload.replace(b"\x00", b"").rstrip(b" ")):
+                    telnet_prompted.add((f.ip_src, f.sport, f.ip_dst, f.dport))
                 continue
-            if dport == 23:
-                typed = bytes(b for b in payload if 32 <= b < 127)
-                if typed and (dst, dport, src, sport) in telnet_prompted:
-                    creds.setdefault(("telnet", src, f"{dst}:{dport}"), _Acc()).add(ts, method="login prompt")
+            if f.dport == 23:
+                typed = any(32 <= b < 127 for b in f.payload)
+                if typed and (f.ip_dst, f.dport, f.ip_src, f.sport) in telnet_prompted:
+                    key = ("telnet", f.ip_src, f"{f.ip_dst}:{f.dport}")
+                    creds.setdefault(key, _Acc()).add(ts, method="login prompt")
                 continue
-            found = _credential_method(sport, dport, payload)
+            found = _credential_method(f.sport, f.dport, f.payload)
             if found:
                 proto, method = found
-                creds.setdefault((proto, src, f"{dst}:{dport}"), _Acc()).add(ts, method=method)
+                creds.setdefault((proto, f.ip_src, f"{f.ip_dst}:{f.dport}"), _Acc()).add(ts, method=method)
             continue
-        if UDP in pkt:
-            udp = pkt[UDP]
-            if int(udp.sport) == 67 and BOOTP in pkt and pkt[BOOTP].op == 2 and DHCP in pkt:
-                opts = {o[0]: o[1] for o in pkt[DHCP].options if isinstance(o, tuple) and len(o) >= 2}
-                mtype = opts.get("message-type")
-                names = {2: "offer", 5: "ack", 6: "nak"}
-                if mtype in names:
-                    server = str(opts.get("server_id") or ip.src)
-                    dhcp.setdefault(server, _Acc()).add(ts, str(pkt[Ether].src).lower(), names[int(mtype)])
-            elif int(udp.sport) == 53 and DNS in pkt and pkt[DNS].qr == 1:
-                dns.setdefault(str(ip.src), _Acc()).add(ts, str(pkt[Ether].src).lower())
+        if f.sport == 67:
+            reply = dhcp_server_reply(f.payload)
+            if reply:
+                mtype, server_id = reply
+                dhcp.setdefault(server_id or f.ip_src, _Acc()).add(ts, f.src_mac, mtype)
+        elif f.sport == 53 and len(f.payload) >= 12 and f.payload[2] & 0x80:  # QR bit: a response
+            dns.setdefault(f.ip_src, _Acc()).add(ts, f.src_mac)
 
     events: list[LinkEvent] = []
     for (proto, client, server), acc in creds.items():
@@ -239,8 +318,6 @@ def read_pcap(path: str | Path, max_packets: int = DEFAULT_MAX_PACKETS) -> Captu
 
 def check_interface(iface: str) -> None:
     """Raise CaptureUnavailable unless ``iface`` exists and we may open a packet socket on it."""
-    import socket
-
     if not iface or "/" in iface or not Path("/sys/class/net", iface).exists():
         raise CaptureUnavailable(f"no such network interface: {iface!r}")
     try:

@@ -194,3 +194,20 @@ def test_live_injection_on_lab_bridge(lab: Lab) -> None:
     assert dns.src == h5.ip and dns.expected is False
     text = json.dumps([o.to_json() for o in passive.observations(events)])
     assert "hunter2" not in text and "labuser" not in text
+
+
+def test_decoder_vlan_fragments_and_truncation() -> None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    tagged = bytes(Ether(src="02:00:00:07:00:20", dst="02:00:00:07:00:30") / Dot1Q(vlan=42)
+                   / IP(src="10.231.7.20", dst="10.231.7.30") / TCP(sport=40100, dport=21) / b"USER bob\r\n")
+    (event,) = passive.analyse([(1.0, tagged)])
+    assert (event.kind, event.protocol, event.dst, event.method) == ("cleartext_credentials", "ftp",
+                                                                     "10.231.7.30:21", "USER")
+    later_fragment = bytes(Ether() / IP(src="10.231.7.20", dst="10.231.7.30", frag=100, proto=6)
+                           / (b"USER bob\r\n" + bytes(20)))
+    assert passive.decode_frame(later_fragment) is None
+    assert passive.decode_frame(tagged[:20]) is None
+    assert passive.decode_frame(b"") is None
+    assert passive.dhcp_server_reply(b"\x02" + bytes(300)) is None  # no DHCP magic cookie

@@ -12,6 +12,7 @@ from probes.base import GatherContext
 from probes.host.processes import Process, ProcessesProbe, fd_kind, join_cmdline
 from probes.transport import LocalTransport
 from tests.probes.golden import FIXTURES, cases, check_case
+from tests.spawn import spawn
 
 
 @pytest.mark.parametrize("raw_path", cases("processes"), ids=lambda p: p.name)
@@ -52,7 +53,7 @@ def test_live_exe_in_tmp_then_deleted():
     with tempfile.TemporaryDirectory(prefix="precaution-proc-", dir="/tmp") as tmp:
         exe = os.path.join(tmp, "sleepy")
         shutil.copy2(shutil.which("sleep") or "/bin/sleep", exe)
-        proc = subprocess.Popen([exe, "300"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        proc = spawn([exe, "300"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         try:
             probe = ProcessesProbe()
             row = _mine(list(probe.parse(probe.gather(GatherContext(LocalTransport())))), proc.pid)
@@ -74,7 +75,7 @@ def test_live_shell_with_socket_stdin():
     server.listen()
     client = socket.create_connection(server.getsockname())
     peer, _ = server.accept()
-    shell = subprocess.Popen(["/bin/sh"], stdin=peer.fileno(), stdout=peer.fileno())
+    shell = spawn(["/bin/sh"], stdin=peer.fileno(), stdout=peer.fileno())
     try:
         probe = ProcessesProbe()
         row = _mine(list(probe.parse(probe.gather(GatherContext(LocalTransport())))), shell.pid)

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +10,7 @@ from probes.base import GatherContext
 from probes.host.timesync import TimeSyncProbe, servers_for
 from probes.transport import LocalTransport
 from tests.probes.golden import FIXTURES, cases, check_case
+from tests.spawn import spawn
 
 
 @pytest.mark.parametrize("raw_path", cases("timesync"), ids=lambda p: p.name)
@@ -35,6 +37,14 @@ def test_timesyncd_dropin_overrides_and_empty_resets():
     assert servers_for("systemd-timesyncd", configs) == ("f.example",)
 
 
+def _wait_for_exec(pid: int, comm: str) -> None:
+    """Popen returns after fork, before exec: until exec, the child still carries the parent's name."""
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}/comm").read_text().strip() != comm:
+        assert time.monotonic() < deadline, f"process {pid} never became {comm}"
+        time.sleep(0.01)
+
+
 def test_live_process_and_config(tmp_path):
     """A real process named chronyd (a copy of sleep) is found in /proc; config comes from a fixture root."""
     exe = tmp_path / "chronyd"
@@ -43,8 +53,9 @@ def test_live_process_and_config(tmp_path):
     (conf / "sources.d").mkdir(parents=True)
     (conf / "chrony.conf").write_text("pool 2.debian.pool.ntp.org iburst\nsourcedir /etc/chrony/sources.d\n")
     (conf / "sources.d" / "corp.sources").write_text("server ntp1.corp.example iburst\n")
-    proc = subprocess.Popen([str(exe), "30"])
+    proc = spawn([str(exe), "30"])
     try:
+        _wait_for_exec(proc.pid, "chronyd")
         probe = TimeSyncProbe()
         transport = LocalTransport(root=str(tmp_path), proc_root="/proc")
         (row,) = probe.parse(probe.gather(GatherContext(transport)))
