@@ -6,6 +6,9 @@ LANGS = ("en", "zh-CN")
 
 _STRINGS: dict[str, tuple[str, str]] = {
     "title": ("precaution self-inspection", "反间谍安全防范技术自查"),
+    "title_netscan": ("precaution network test (Art. 24(2))", "网络技术检测（第二十四条第二项）"),
+    "title_remote": ("precaution remote technical test (Art. 24(3))", "远程技术检测（第二十四条第三项）"),
+    "title_onsite": ("precaution on-site technical inspection (Art. 24(1))", "现场技术检查（第二十四条第一项）"),
     "host": ("Host", "主机"),
     "profile": ("Profile", "配置基线"),
     "severity": ("Severity", "严重程度"),

@@ -135,3 +135,13 @@ def test_profile_errors_name_file_line_and_reason(text, where):
     with pytest.raises(ProfileError) as exc:
         parse_profile("profile: {id: t, title: {en: t, zh-CN: t}}\n" + text + "rules: []\n", "p.yaml")
     assert "p.yaml:" in str(exc.value) and where in str(exc.value)
+
+
+def test_directory_times_are_ignored_but_its_mode_is_not():
+    d_old = fim("/usr/bin", type="dir", sha256=None, package="", package_match=None)
+    d_new = fim("/usr/bin", type="dir", sha256=None, package="", package_match=None, mtime_ns=7, ctime_ns=7, size=99)
+    result = diff([d_old], [d_new], PROFILE.ignore)
+    assert result.empty and len(result.ignored) == 1
+    d_mode = fim("/usr/bin", type="dir", sha256=None, package="", package_match=None, mtime_ns=7, mode=0o777)
+    f = one([d_old], [d_mode])
+    assert f.severity is Severity.HIGH and [c["name"] for c in f.evidence["changes"]] == ["mode"]

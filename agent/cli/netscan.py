@@ -459,7 +459,7 @@ def _render(outcome: NetScanOutcome, lang: str) -> None:
                       f"~{counts['changed']}")
     for note in outcome.notes:
         console.print(f"[dim]{note}[/dim]")
-    render_table(outcome.result, console, lang)
+    render_table(outcome.result, console, lang, title="title_netscan")
 
 
 def observations_for_baseline(targets: Sequence[str], scope: str | None, ports: str | None = None,

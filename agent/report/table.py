@@ -20,9 +20,10 @@ SEVERITY_STYLE = {
 }
 
 
-def render_table(result: ScanResult, console: Console, lang: str = "en") -> None:
+def render_table(result: ScanResult, console: Console, lang: str = "en", title: str = "title") -> None:
+    """``title`` is an i18n key: "title" (self-inspection), "title_netscan", "title_remote", "title_onsite"."""
     host = result.host.hostname
-    console.print(f"[bold]{t('title', lang)}[/bold]  {t('host', lang)}: {host}  "
+    console.print(f"[bold]{t(title, lang)}[/bold]  {t('host', lang)}: {host}  "
                   f"{t('profile', lang)}: {result.profile_id}  {t('as_root', lang)}: "
                   f"{t('yes' if result.as_root else 'no', lang)}")
     if not result.findings:

@@ -193,7 +193,7 @@ def parse_transcript(raw: dict[str, Any]) -> Service:
         banner = _banner(greeting + replies)
     elif dialogue == "ftp" and exchanges:
         feats = [c.upper() for c in _capabilities(replies)]
-        if any(c.startswith("211") for c in feats) or feats:
+        if feats:  # any answer to FEAT (even "500 unknown command") says whether AUTH TLS is advertised
             starttls = any(re.match(r"^(211-)?\s*AUTH\b.*\bTLS\b", c) for c in feats)
     elif dialogue == "smtp" and exchanges:
         caps = [c.upper() for c in _capabilities(replies) if c.startswith("250")]
