@@ -167,6 +167,7 @@ def phase_reference() -> dict[str, float]:
 
 
 def run() -> str:
+    load_before = os.getloadavg()[0]
     d = _in_child(phase_diff)
     s = _in_child(phase_store)
     r = _in_child(phase_reference)
@@ -196,4 +197,5 @@ def run() -> str:
         "\n\nThe diff compares every attribute except the probe's volatile ones. In the worst case `atime_ns` "
         "(volatile) differs on every observation, so the one-dict-comparison fast path is never taken. The machine "
         "is shared with other jobs during this run (load average above the core count), so CPU time is given next "
-        "to wall time and the budget is judged on CPU time.\n")
+        f"to wall time and the budget is judged on CPU time. Load average at the start: {load_before:.1f}, at the "
+        f"end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores).\n")
