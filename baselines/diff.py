@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from baselines.profile import Change, IgnoreRule
@@ -173,11 +174,15 @@ def diff_indexes(
     removed: list[DriftItem] = []
     changed: list[DriftItem] = []
     ignored: Counter[str] = Counter()
-    seen_probes: set[str] = set()
     with no_gc():
-        for key, new in current.items():
+        # Two comprehensions over every observation (the fastest form measured: one lookup and one dict
+        # comparison in C each); the Python body below runs only for what differs.
+        differing = [key for key, attrs in current.items() if baseline.get(key, _ABSENT) != attrs]
+        gone = [key for key in baseline if key not in current]
+        for key in differing:
             if wanted is not None and key[0] not in wanted:
                 continue
+            new = current[key]
             old = baseline.get(key, _ABSENT)
             if old is _ABSENT:
                 reason = _ignored_whole(ignore, "added", key, new)
@@ -185,8 +190,6 @@ def diff_indexes(
                     ignored[reason] += 1
                 else:
                     added.append(DriftItem("added", key[0], key[1], None, new))
-                continue
-            if old == new:  # the common case: one dict comparison in C
                 continue
             vol = volatile.get(key[0])
             if vol and _equal_but(old, new, vol):  # e.g. only the pid of a restarted service differs
@@ -196,17 +199,17 @@ def diff_indexes(
                 changes = _drop_ignored(ignore, key, new, changes, ignored)
             if changes:
                 changed.append(DriftItem("changed", key[0], key[1], old, new, changes))
-        for key, old in baseline.items():
-            seen_probes.add(key[0])
-            if (wanted is not None and key[0] not in wanted) or key in current:
+        for key in gone:
+            if wanted is not None and key[0] not in wanted:
                 continue
-            reason = _ignored_whole(ignore, "removed", key, old)
+            reason = _ignored_whole(ignore, "removed", key, baseline[key])
             if reason:
                 ignored[reason] += 1
             else:
-                removed.append(DriftItem("removed", key[0], key[1], old, None))
+                removed.append(DriftItem("removed", key[0], key[1], baseline[key], None))
+        seen_probes = set(map(itemgetter(0), baseline)) | set(map(itemgetter(0), current)) if wanted is None else set()
     by_key = _sort_key
-    compared = sorted(wanted) if wanted is not None else sorted(seen_probes | {k[0] for k in current})
+    compared = sorted(wanted) if wanted is not None else sorted(seen_probes)
     return Diff(tuple(sorted(added, key=by_key)), tuple(sorted(removed, key=by_key)),
                 tuple(sorted(changed, key=by_key)), dict(ignored), tuple(compared))
 
