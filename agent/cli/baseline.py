@@ -24,6 +24,7 @@ from baselines.drift import DriftFinding, item_id
 from baselines.profile import Profile, ProfileError, load_profile
 from baselines.store import Baseline, BaselineInvalid, BaselineMeta, Scope
 from probes.base import Probe, ProbeSettings
+from probes.observation import Observation
 from probes.transport import LocalTransport
 
 
@@ -46,11 +47,18 @@ def register(sub: Any) -> None:
     q.add_argument("--note", metavar="TEXT", help="why this baseline was captured")
     q.add_argument("--force", action="store_true", help="replace an existing (or invalid) baseline")
     q.add_argument("--json", action="store_true", help="print the new baseline's metadata as JSON")
+    q.add_argument("--network", nargs="+", metavar="TARGET",
+                   help="capture a network segment's baseline instead (hosts, ports, services), as netscan sees it")
+    q.add_argument("--scope", metavar="CIDR[,CIDR...]", help="with --network: the allowed scope (default loopback)")
+    q.add_argument("--ports", metavar="SPEC", help="with --network: ports to scan (default: netscan's)")
+    q.add_argument("--engine", choices=("auto", "nmap", "builtin"), default="auto", help="with --network")
+    q.add_argument("--no-services", action="store_true", help="with --network: skip service checks")
     q.set_defaults(handler=handle_capture)
 
     q = cmds.add_parser("show", help="metadata and observation counts of the current baseline")
     common(q)
     q.add_argument("--json", action="store_true")
+    q.add_argument("--network-scope", metavar="CIDR[,CIDR...]", help="the network baseline of this scope")
     q.set_defaults(handler=handle_show)
 
     q = cmds.add_parser("diff", help="drift since the baseline (exit 0 none, 1 drift, 2 error)")
@@ -72,6 +80,7 @@ def register(sub: Any) -> None:
     q = cmds.add_parser("history", help="every stored version: who accepted what, when")
     common(q)
     q.add_argument("--json", action="store_true")
+    q.add_argument("--network-scope", metavar="CIDR[,CIDR...]", help="the network baseline of this scope")
     q.set_defaults(handler=handle_history)
 
 
@@ -94,7 +103,13 @@ def _context(args: argparse.Namespace) -> _Context:
     if not Path(args.root).is_dir():
         raise UserError(f"--root {args.root}: not a directory")
     transport = LocalTransport(root=args.root)
-    return _Context(BaselineFiles(), host_scope(args.root), transport, HostIdentity.read(transport), profile,
+    scope = host_scope(args.root)
+    if getattr(args, "network_scope", None):
+        from agent.cli.netscan import network_scope_id
+        from agent.scope import Scope as NetScope
+
+        scope = Scope("network", network_scope_id(NetScope.parse(args.network_scope)))
+    return _Context(BaselineFiles(), scope, transport, HostIdentity.read(transport), profile,
                     ProbeSettings(cache_dir=state_dir() / "cache", options=config.probes))
 
 
@@ -126,6 +141,15 @@ def _emit(data: Any) -> None:
 
 def handle_capture(args: argparse.Namespace) -> int:
     ctx = _context(args)
+    network_observations: list[Observation] | None = None
+    if args.network:
+        from agent.cli.netscan import network_scope_id, observations_for_baseline
+
+        net_scope, network_observations = observations_for_baseline(
+            args.network, args.scope, args.ports, services=not args.no_services, engine=args.engine)
+        ctx.scope = Scope("network", network_scope_id(net_scope))
+    elif args.scope or args.ports or args.no_services:
+        raise UserError("--scope, --ports and --no-services go with --network")
     previous: Baseline | None = None
     if ctx.files.exists(ctx.scope):
         try:
@@ -137,17 +161,23 @@ def handle_capture(args: argparse.Namespace) -> int:
         if previous is not None and not args.force:
             raise UserError(f"baseline {ctx.scope.label} exists (version {previous.meta.version}); use "
                             "`baseline accept` for drift or `capture --force` to replace it")
-    runs = _run(ctx, select_probes(args.probe, settings=ctx.settings))
-    ran = [r for r in runs if r.ran]
-    if not ran:
-        raise UserError("no probe could run here, baseline left unchanged")
-    observations = [o for r in ran for o in r.observations]
+    if network_observations is not None:
+        runs: list[ProbeRun] = []
+        observations = network_observations
+        probe_ids = tuple(sorted({o.probe for o in observations}))
+    else:
+        runs = _run(ctx, select_probes(args.probe, settings=ctx.settings))
+        ran = [r for r in runs if r.ran]
+        if not ran:
+            raise UserError("no probe could run here, baseline left unchanged")
+        observations = [o for r in ran for o in r.observations]
+        probe_ids = tuple(r.probe for r in ran)
     who, when = args.by or login_user(), now_iso()
     version = _next_version(ctx)
     meta = BaselineMeta(scope=ctx.scope, version=version, created_at=when, created_by=who, accepted_at=when,
                         accepted_by=who, action="capture", accepted_items=0, tool_version=__version__,
                         hostname=ctx.host.hostname, machine_id=ctx.host.machine_id, profile_id=ctx.profile.id,
-                        probes=tuple(r.probe for r in ran),
+                        probes=probe_ids,
                         parent_sha256=previous.sha256 if previous else None, note=args.note)
     path = ctx.files.save(meta, index(observations), volatile_of(observations))
     skipped = [r for r in runs if not r.ran]
@@ -156,7 +186,7 @@ def handle_capture(args: argparse.Namespace) -> int:
                "skipped": {r.probe: r.message for r in skipped}})
     else:
         print(f"baseline {ctx.scope.label} version {version} captured: {len(observations)} observations from "
-              f"{len(ran)} probe(s), accepted by {who} ({path})")
+              f"{len(probe_ids)} probe(s), accepted by {who} ({path})")
         for r in skipped:
             print(f"  not captured: {r.probe} ({r.status}: {r.message})")
     return 0

@@ -351,15 +351,12 @@ def baseline_observations(observations: Sequence[Observation]) -> list[Observati
 
 
 def _compare_baseline(outcome: NetScanOutcome, scope: Scope, profile: Profile, identity: HostIdentity) -> None:
-    try:
-        from agent.baseline_files import BaselineFiles, BaselineMissing
-        from baselines.diff import diff
-        from baselines.drift import drift_findings
-        from baselines.store import BaselineInvalid
-        from baselines.store import Scope as BaselineScope
-    except ModuleNotFoundError as exc:  # the baseline store is optional at this stage of the project
-        log.debug("no baseline store: %s", exc)
-        return
+    from agent.baseline_files import BaselineFiles, BaselineMissing
+    from baselines.diff import diff
+    from baselines.drift import drift_findings
+    from baselines.store import BaselineInvalid
+    from baselines.store import Scope as BaselineScope
+
     bscope = BaselineScope("network", network_scope_id(scope))
     files = BaselineFiles()
     if not files.exists(bscope):
@@ -459,7 +456,7 @@ def _render(outcome: NetScanOutcome, lang: str) -> None:
                       f"~{counts['changed']}")
     for note in outcome.notes:
         console.print(f"[dim]{note}[/dim]")
-    render_table(outcome.result, console, lang, title="title_netscan")
+    render_table(outcome.result, console, lang, heading="title_netscan")
 
 
 def observations_for_baseline(targets: Sequence[str], scope: str | None, ports: str | None = None,

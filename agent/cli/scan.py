@@ -110,6 +110,4 @@ def handle(args: argparse.Namespace) -> int:
         from agent.report.table import render_table
 
         render_table(result, console, args.lang)
-        for note in result.notes:  # the baseline status and other notes (the table does not show them)
-            console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     return exit_code(result, fail_on)

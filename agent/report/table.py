@@ -20,10 +20,10 @@ SEVERITY_STYLE = {
 }
 
 
-def render_table(result: ScanResult, console: Console, lang: str = "en", title: str = "title") -> None:
-    """``title`` is an i18n key: "title" (self-inspection), "title_netscan", "title_remote", "title_onsite"."""
+def render_table(result: ScanResult, console: Console, lang: str = "en", heading: str = "title") -> None:
+    """``heading`` is an i18n key: "title" (self-inspection), "title_netscan", "title_remote", "title_onsite"."""
     host = result.host.hostname
-    console.print(f"[bold]{t(title, lang)}[/bold]  {t('host', lang)}: {host}  "
+    console.print(f"[bold]{t(heading, lang)}[/bold]  {t('host', lang)}: {host}  "
                   f"{t('profile', lang)}: {result.profile_id}  {t('as_root', lang)}: "
                   f"{t('yes' if result.as_root else 'no', lang)}")
     if not result.findings:
@@ -48,7 +48,7 @@ def render_table(result: ScanResult, console: Console, lang: str = "en", title: 
                 rem.append(f"\n$ {f.remediation.command}", style="green")
             table.add_row(f.rule_id, title, f.subject or "-", rem)
         console.print(table)
-    notes: list[str] = []
+    notes: list[str] = [f"{t('note', lang)}: {n}" for n in result.notes]
     limited = [r for r in result.probes if r.status == "limited"]
     if limited:
         notes.append(t("limited", lang))

@@ -209,3 +209,38 @@ def test_no_raw_socket_rights(tmp_path: Path) -> None:
                                                                           "PATH": "/usr/bin:/bin"})
     assert out.returncode == 2
     assert out.stderr == "precaution: error: capturing on lo needs root or CAP_NET_RAW\n"
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_capture_network_baseline_then_drift(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """`baseline capture --network` through the CLI; a port that opens afterwards is drift in netscan."""
+    ip4 = lab.host_ip(4)
+    scope = str(lab.network)
+    ports = "21,23,8471"
+    code, out, err = _cli(capsys, "baseline", "capture", "--network", ip4, "--scope", scope, "--ports", ports,
+                          "--engine", "builtin", "--by", "Wang Fang")
+    assert code == 0, err
+    assert "version 1 captured" in out and "Wang Fang" in out
+    code, out, _ = _cli(capsys, "baseline", "show", "--network-scope", scope, "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["meta"]["scope"]["kind"] == "network"
+    argv = (ip4, "--scope", scope, "--ports", ports, "--engine", "builtin")
+    code, clean = _json(capsys, *argv)
+    assert code == 0 and clean["netscan"]["baseline"]["counts"] == {"added": 0, "removed": 0, "changed": 0}
+    listener = lab.open_port(ip4, 8471)
+    try:
+        code, drifted = _json(capsys, *argv)
+    finally:
+        listener.close()
+    assert code == 1
+    added = {(i["probe"], i["subject"]) for i in drifted["netscan"]["baseline"]["added"]}
+    assert ("ports", f"{ip4}|tcp|8471") in added
+    assert any(f["kind"] == "drift" and f["subject"] == f"{ip4}|tcp|8471" and f["severity"] == "high"
+               for f in drifted["findings"])
+    code, _, err = _cli(capsys, "baseline", "capture", "--scope", scope)
+    assert code == 2 and "go with --network" in err
