@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -21,32 +22,53 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_ERROR)
 
 
-def command_modules() -> list[ModuleType]:
-    from agent.cli import probe, scan
+# Command name -> (module, one-line help). Only the chosen command's module is imported, so that
+# `precaution --version` or `precaution record verify` do not pay for pydantic models or probes.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "scan": ("agent.cli.scan", "run a local self-inspection against the profile"),
+    "baseline": ("agent.cli.baseline", "capture the known-good state and report drift from it"),
+    "netscan": ("agent.cli.netscan", "test networks: discovery, ports, services, link (Art. 24(2))"),
+    "remote": ("agent.cli.remote", "inspect agentless hosts over SSH under a notice (Art. 24(3))"),
+    "inspect": ("agent.cli.inspect", "on-site inspection by two or more named inspectors (Art. 25)"),
+    "notice": ("agent.cli.notice", "issue, verify and acknowledge notices of remote testing (Art. 25)"),
+    "record": ("agent.cli.record", "verify or show the inspection record (Art. 25)"),
+    "probe": ("agent.cli.probe", "list probes or run one and show its observations"),
+}
 
-    modules: list[ModuleType] = [scan, probe]
-    for name in ("baseline", "netscan", "notice", "remote", "inspect", "record", "agentcmd"):
-        try:
-            modules.append(__import__(f"agent.cli.{name}", fromlist=["register"]))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"agent.cli.{name}":
-                raise
-    return modules
+
+def command_modules(only: str | None = None) -> list[ModuleType]:
+    names = [only] if only in COMMANDS else list(COMMANDS)
+    return [importlib.import_module(COMMANDS[name][0]) for name in names if only is None or name == only]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="precaution", description="Counter-espionage technical precaution inspection (Art. 24-28).")
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    """The first word that names a command (options before it take no values)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    parser = _Parser(prog="precaution",
+                     description="Counter-espionage technical precaution inspection (Art. 24-28).")
     parser.add_argument("--version", action="version", version=f"precaution {__version__}")
     parser.add_argument("--debug", action="store_true", help="log details and show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in command_modules():
-        module.register(sub)
+    chosen = _chosen_command(argv)
+    for name, (_, help_text) in COMMANDS.items():
+        if name != chosen:
+            sub.add_parser(name, help=help_text)  # listed in --help; never dispatched (not chosen)
+    if chosen:
+        for module in command_modules(chosen):
+            module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
