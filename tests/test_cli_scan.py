@@ -115,6 +115,18 @@ def test_html_self_contained_both_languages(bad_root: Path, tmp_path: Path):
     assert "整改措施" in html or "隔离" in html
 
 
+def test_output_file_written_whole_with_table_on_stdout(bad_root: Path, tmp_path: Path):
+    out = tmp_path / "last-scan.json"
+    proc = run("scan", "--root", str(bad_root), *PERS, "--output", str(out))
+    assert proc.returncode == 1 and "PC-PERS-001" in proc.stdout
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["schema"] == "precaution.scan/v1"
+    assert any(f["rule_id"] == "PC-PERS-001" for f in data["findings"])
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".last-scan")] == []  # no temp file left
+    proc = run("scan", "--root", str(bad_root), *PERS, "--output", str(tmp_path / "nope" / "x.json"))
+    assert proc.returncode == 2 and "--output" in proc.stderr and "does not exist" in proc.stderr
+
+
 def test_html_into_missing_directory_is_a_user_error(clean_root: Path, tmp_path: Path):
     proc = run("scan", "--root", str(clean_root), *PERS, "--html", str(tmp_path / "nope" / "r.html"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
@@ -213,3 +225,16 @@ def test_full_scan_of_this_machine():
     data = json.loads(run("scan", "--json").stdout)
     ran = {p["id"] for p in data["probes"] if p["status"] in ("ok", "limited")}
     assert {"cron", "systemd_units", "startup_files", "listeners"} <= ran
+
+
+def test_full_flag_reaches_the_file_integrity_probe(tmp_path: Path):
+    from agent.cli.scan import probe_options
+    from agent.scan import select_probes
+    from probes.base import ProbeSettings
+
+    configured = {"files": {"paths": [str(tmp_path)]}}
+    for full in (False, True):
+        options = probe_options(configured, full)
+        [probe] = select_probes(["files"], settings=ProbeSettings(tmp_path / "cache", options))
+        assert probe.options.full is full and list(probe.options.paths) == [str(tmp_path)]  # type: ignore[attr-defined]
+    assert configured == {"files": {"paths": [str(tmp_path)]}}  # the config itself is left alone

@@ -37,6 +37,9 @@ def register(sub: Any) -> None:
     p.add_argument("--probe", action="append", default=[], metavar="ID", help="run only this probe (repeatable)")
     p.add_argument("--root", default="/", metavar="DIR", help="inspect a mounted file tree instead of /")
     p.add_argument("--observations", action="store_true", help="include raw observations in --json")
+    p.add_argument("--output", metavar="FILE", help="also write the JSON result to FILE (atomically)")
+    p.add_argument("--full", action="store_true", help="re-hash every file (file integrity) instead of reusing "
+                                                       "hashes of unchanged files")
     p.add_argument("--config", metavar="FILE", help="agent config (default: config.toml in the state directory)")
     p.add_argument("--no-baseline", action="store_true",
                    help="do not compare with the saved baseline (drift); see `precaution baseline`")
@@ -60,6 +63,14 @@ def _waivers(path: str | None) -> list[WaiverSpec]:
         raise UserError(str(exc)) from None
 
 
+def probe_options(configured: dict[str, dict[str, Any]], full: bool) -> dict[str, dict[str, Any]]:
+    """The [probes.*] tables of the config, with --full switched on for file integrity."""
+    options = dict(configured)
+    if full:
+        options["files"] = {**options.get("files", {}), "full": True}
+    return options
+
+
 def exit_code(result: ScanResult, fail_on: Severity) -> int:
     if result.probe_errors:
         return 2
@@ -77,12 +88,15 @@ def handle(args: argparse.Namespace) -> int:
     if not Path(args.root).is_dir():
         raise UserError(f"--root {args.root}: not a directory")
     transport = LocalTransport(root=args.root)
-    probes = select_probes(args.probe, settings=ProbeSettings(cache_dir=state_dir() / "cache", options=config.probes))
+    options = probe_options(config.probes, full=args.full)
+    probes = select_probes(args.probe, settings=ProbeSettings(cache_dir=state_dir() / "cache", options=options))
     baselines = None if args.no_baseline else BaselineFiles()
     scope = host_scope(args.root)
     html_path = Path(args.html) if args.html else None
-    if html_path and not html_path.parent.exists():
-        raise UserError(f"--html {args.html}: directory {html_path.parent} does not exist")
+    output_path = Path(args.output) if args.output else None
+    for option, path in (("--html", html_path), ("--output", output_path)):
+        if path and not path.parent.is_dir():
+            raise UserError(f"{option} {path}: directory {path.parent} does not exist")
 
     from rich.console import Console
 
@@ -103,6 +117,9 @@ def handle(args: argparse.Namespace) -> int:
         from agent.report.html import render_html
 
         atomic_write(html_path, render_html(result, args.lang).encode("utf-8"), mode=0o644)
+    if output_path:
+        atomic_write(output_path, json.dumps(result.to_json(include_observations=args.observations),
+                                             ensure_ascii=False, indent=2).encode("utf-8"), mode=0o640)
     if args.json:
         sys.stdout.write(json.dumps(result.to_json(include_observations=args.observations), ensure_ascii=False,
                                     indent=2) + "\n")
