@@ -3,7 +3,9 @@ a package database can verify), reusing last scan's digests for files whose (ino
 did not change.
 
 This is the I/O edge of file integrity. Locally it reads through ``LocalTransport.host_path`` (so fixture roots
-work) with a thread pool: hashlib and os.readv release the GIL, so large reads (1 MiB) hash on every core.
+work): GNU find lists each tree (baselines/fim_walk.py; os.scandir when find is missing or reports an error),
+and files are hashed in a pool of worker processes when there are many (per-file work holds the GIL, so
+threads cannot spread it over cores), otherwise in this process with threads for the large ones.
 Over a transport without local file access (SSH) it runs ``find -printf`` and ``sha256sum`` through
 ``transport.run`` instead (baselines/fim_remote.py). Vanished or unreadable files become entries with an
 ``error``; nothing about one file aborts a scan.
@@ -11,9 +13,7 @@ Over a transport without local file access (SSH) it runs ``find -printf`` and ``
 
 from __future__ import annotations
 
-import fcntl
 import fnmatch
-import hashlib
 import logging
 import os
 import re
@@ -23,23 +23,28 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from pathlib import Path
 from typing import Protocol
 
-from baselines.fim_cache import Cached, HashCache, StatKey, cache_path, load_cache, save_cache
+from baselines.fim_cache import Cached, HashCache, StatKey, cache_path, load_cache, match_entry, save_cache
+from baselines.fim_hash import READ_SIZE, Digest, HashJob, hash_file, immutable_flag, open_flags, reason
+from baselines.fim_pool import PoolFailed, cpu_count, hash_batches
+from baselines.fim_walk import WalkRow, find_available, walk_find
 from probes.transport import Transport
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PATHS = ("/etc", "/usr/bin", "/usr/sbin", "/bin", "/sbin", "/boot", "/usr/lib/systemd")
-READ_SIZE = 1 << 20  # large reads: hashlib drops the GIL per update, so big buffers mean real parallelism
 # Files below this size are hashed by the walking thread itself, larger ones in the pool. Small files cost
 # syscalls (open, fstat, ioctl, read, close), each a GIL hand-off; spread over threads they convoy on the GIL
 # and got slower than one thread (measured: /usr/lib, 62k files, 2 cores). Big files spend their time in
 # hashlib without the GIL, which is where threads pay.
 INLINE_MAX = 256 * 1024
-FS_IOC_GETFLAGS = 0x80086601  # _IOR('f', 1, long) on 64-bit Linux
-FS_IMMUTABLE_FL = 0x00000010
+# Worker processes pay off from here: starting the pool costs ~0.1 s, a process hashes ~60k small files/s.
+POOL_MIN_FILES = 2000
+POOL_MIN_BYTES = 256 * 1024 * 1024
+BATCH_FILES = 512  # per task sent to a worker: one pickle round trip spread over many files
 # Kernel pseudo filesystems: their trees describe the running system, not files, and reading some blocks.
 PSEUDO_FS = frozenset({
     "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs", "pstore",
@@ -57,6 +62,8 @@ class FimOptions:
     max_file_size: int | None = None  # larger files are stat-ed, not hashed (error says why)
     workers: int = 0  # 0: one per CPU
     md5_paths: frozenset[str] = frozenset()  # files whose MD5 is wanted too (package database checks)
+    processes: bool | None = None  # hash in worker processes; None: when there is enough to hash
+    find_walk: bool = True  # list trees with GNU find where available (False: always os.scandir)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,28 +167,23 @@ def _error_entry(path: str, error: str) -> FileEntry:
     return FileEntry(path, "other", 0, -1, -1, 0, 0, 0, 0, error=error)
 
 
-def _reason(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "vanished during scan"
-    return exc.strerror.lower() if exc.strerror else type(exc).__name__
+_reason = reason
 
 
-def _flags(fd: int) -> bool | None:
-    buf = bytearray(8)
-    try:
-        fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
-    except OSError:
-        return None  # ENOTTY/EINVAL: the filesystem keeps no such flags
-    return bool(int.from_bytes(buf[:4], "little") & FS_IMMUTABLE_FL)
+def _merge(walked: WalkRow, d: Digest) -> tuple[FileEntry, bool]:
+    """The walked file completed by what reading it gave: (entry, cacheable)."""
+    if d.error is not None:
+        return FileEntry(*walked, error=d.error), False
+    return FileEntry(walked[0], "file", d.mode, d.uid, d.gid, d.size, d.inode, d.mtime_ns, d.ctime_ns, None,
+                     d.immutable, d.sha256, d.md5), True
 
 
 class _Hasher:
-    """Hashes files in worker threads; each thread keeps one read buffer."""
+    """Hashes files in this process (the walking thread and a thread pool); each thread keeps one buffer."""
 
     def __init__(self, root_user: bool) -> None:
         self._local = threading.local()
-        # O_NOATIME keeps a scan from rewriting every atime (it is refused for files we do not own unless root).
-        self._flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_NOATIME if root_user else 0)
+        self._flags = open_flags(root_user)
 
     def _buffer(self) -> tuple[bytearray, memoryview]:
         buf = getattr(self._local, "buf", None)
@@ -193,38 +195,12 @@ class _Hasher:
 
     def hash_one(self, host: str, walked: FileEntry, want_md5: bool) -> tuple[FileEntry, bool]:
         """(entry with digests, cacheable). Uses the open file's own stat, so digest and key belong together."""
-        try:
-            fd = os.open(host, self._flags)
-        except OSError as exc:
-            return replace(walked, error=_reason(exc)), False
-        try:
-            st = os.fstat(fd)
-            if not stat_mod.S_ISREG(st.st_mode) or st.st_ino != walked.inode:
-                return replace(walked, error="replaced during scan"), False
-            immutable = _flags(fd)
-            buf, view = self._buffer()
-            sha = hashlib.sha256()
-            md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
-            total = 0
-            while True:
-                n = os.readv(fd, [buf])
-                if not n:
-                    break
-                chunk = view[:n] if n < READ_SIZE else view
-                sha.update(chunk)
-                if md5 is not None:
-                    md5.update(chunk)
-                total += n
-                if n < READ_SIZE and total >= st.st_size:
-                    break  # a short read at the stat size is EOF for a regular file: saves a syscall per file
-        except OSError as exc:
-            return replace(walked, error=_reason(exc)), False
-        finally:
-            os.close(fd)
-        entry = FileEntry(walked.path, "file", st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_size, st.st_ino,
-                          st.st_mtime_ns, st.st_ctime_ns, None, immutable, sha.hexdigest(),
-                          md5.hexdigest() if md5 else None)
-        return entry, True
+        buf, view = self._buffer()
+        d = hash_file(host, walked.inode, want_md5, self._flags, buf, view)
+        if d.error is not None:
+            return replace(walked, error=d.error), False
+        return FileEntry(walked.path, "file", d.mode, d.uid, d.gid, d.size, d.inode, d.mtime_ns, d.ctime_ns, None,
+                         d.immutable, d.sha256, d.md5), True
 
 
 def _dir_flags(host: str) -> bool | None:
@@ -233,9 +209,21 @@ def _dir_flags(host: str) -> bool | None:
     except OSError:
         return None
     try:
-        return _flags(fd)
+        return immutable_flag(fd)
     finally:
         os.close(fd)
+
+
+def _row(path: str, st: os.stat_result) -> WalkRow:
+    return (path, entry_type(st.st_mode), st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_size, st.st_ino,
+            st.st_mtime_ns, st.st_ctime_ns, None)
+
+
+def _row_entry(row: WalkRow, error: str | None = None) -> FileEntry:
+    return FileEntry(*row, error=error)
+
+
+Todo = tuple[str, WalkRow, bool]  # host path, what the walk saw, MD5 wanted
 
 
 @dataclass(slots=True)
@@ -244,57 +232,52 @@ class _Scan:
     options: FimOptions
     cache: HashCache
     full: bool
-    hasher: _Hasher
-    pool: ThreadPoolExecutor
     prune: frozenset[str]
     excluded: Callable[[str], bool] | None
+    find: str | None  # GNU find's path, None: walk with os.scandir
     entries: list[FileEntry] = field(default_factory=list)
-    todo: list[tuple[str, FileEntry, bool]] = field(default_factory=list)
+    todo: list[Todo] = field(default_factory=list)
     new_cache: dict[str, str] = field(default_factory=dict)
     hits: int = 0
 
-    def add(self, path: str, host: str, st: os.stat_result) -> None:
-        """One walked entry: a cache hit completes it, a file to hash goes to the pool. Hot: 60k calls per
-        re-check, so entries are built once, without dataclasses.replace."""
-        mode = st.st_mode
-        fmt = stat_mod.S_IFMT(mode)
-        if fmt == stat_mod.S_IFREG:
-            key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    def add(self, row: WalkRow, host: str) -> None:
+        """One walked entry: a cache hit completes it, a file to hash goes to ``todo``. Hot: 75k calls per
+        re-check of /usr/lib, so entries are built once and the cache entry is matched without objects."""
+        path, kind, mode, uid, gid, size, ino, mtime, ctime, target = row
+        if kind == "file":
             want_md5 = path in self.options.md5_paths
-            hit = None if self.full else self.cache.lookup(path, key, want_md5)
+            text = None if self.full else self.cache.entries.get(path)
+            hit = None if text is None else match_entry(text, ino, size, mtime, ctime, want_md5)
             if hit is not None:
                 self.hits += 1
-                self.new_cache[path] = self.cache.entries[path]
-                self.entries.append(FileEntry(path, "file", mode & 0o7777, st.st_uid, st.st_gid, st.st_size,
-                                              st.st_ino, st.st_mtime_ns, st.st_ctime_ns, None, hit.immutable,
-                                              hit.sha256, hit.md5))
+                self.new_cache[path] = text  # type: ignore[assignment]  # hit implies text
+                self.entries.append(FileEntry(path, "file", mode, uid, gid, size, ino, mtime, ctime, None,
+                                              hit[2], hit[0], hit[1]))
                 return
             limit = self.options.max_file_size
-            if limit is not None and st.st_size > limit:
-                self.entries.append(_stat_entry(path, st, error=f"not hashed: larger than max_file_size ({limit} "
-                                                                f"bytes)"))
+            if limit is not None and size > limit:
+                self.entries.append(_row_entry(row, f"not hashed: larger than max_file_size ({limit} bytes)"))
                 return
-            self.todo.append((host, _stat_entry(path, st), want_md5))
-        elif fmt == stat_mod.S_IFDIR:
-            key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-            hit = None if self.full else self.cache.lookup(path, key, False)
+            self.todo.append((host, row, want_md5))
+        elif kind == "dir":
+            text = None if self.full else self.cache.entries.get(path)
+            hit = None if text is None else match_entry(text, ino, size, mtime, ctime, False)
             if hit is not None:
-                self.new_cache[path] = self.cache.entries[path]
-                immutable = hit.immutable
+                self.new_cache[path] = text  # type: ignore[assignment]
+                immutable = hit[2]
             else:
                 immutable = _dir_flags(host)
-                self.new_cache[path] = Cached(key, None, None, immutable).encode()
-            self.entries.append(FileEntry(path, "dir", mode & 0o7777, st.st_uid, st.st_gid, st.st_size, st.st_ino,
-                                          st.st_mtime_ns, st.st_ctime_ns, None, immutable))
-        elif fmt == stat_mod.S_IFLNK:
+                self.new_cache[path] = Cached((ino, size, mtime, ctime), None, None, immutable).encode()
+            self.entries.append(FileEntry(path, "dir", mode, uid, gid, size, ino, mtime, ctime, None, immutable))
+        elif kind == "symlink" and target is None:
             try:
                 target = os.readlink(host)
             except OSError as exc:
-                self.entries.append(_stat_entry(path, st, error=_reason(exc)))
+                self.entries.append(_row_entry(row, _reason(exc)))
                 return
-            self.entries.append(_stat_entry(path, st, target=target))
+            self.entries.append(FileEntry(path, kind, mode, uid, gid, size, ino, mtime, ctime, target))
         else:
-            self.entries.append(_stat_entry(path, st))  # devices, fifos, sockets: never opened
+            self.entries.append(_row_entry(row))  # devices, fifos, sockets: never opened
 
     def walk(self, top: str) -> None:
         host_top = self.transport.host_path(top)
@@ -305,9 +288,36 @@ class _Scan:
         except OSError as exc:
             self.entries.append(_error_entry(top, _reason(exc)))
             return
-        self.add(top, host_top, st)
+        self.add(_row(top, st), host_top)
         if not stat_mod.S_ISDIR(st.st_mode):
             return
+        if self.find is None or not self._walk_find(top, host_top):
+            self._walk_python(top, host_top)
+
+    def _walk_find(self, top: str, host_top: str) -> bool:
+        """The tree below ``top`` from find's output; False (nothing added) when find could not be trusted."""
+        def host(path: str) -> str:
+            return path if top == host_top else host_top + path[len(top.rstrip("/")):]
+
+        below = top.rstrip("/") + "/"
+        prune = [host(p) for p in self.prune if p.startswith(below)]
+        rows = walk_find(self.find, top, host_top, prune)  # type: ignore[arg-type]  # find checked by caller
+        if rows is None:
+            return False
+        excluded = self.excluded
+        skip = "\0"  # no path starts with a NUL: nothing skipped until an excluded directory is met
+        for row in rows:
+            path = row[0]
+            if path == top or path.startswith(skip):
+                continue
+            if excluded is not None and excluded(path):
+                if row[1] == "dir":
+                    skip = path + "/"  # find lists a directory's whole subtree right after it
+                continue
+            self.add(row, host(path))
+        return True
+
+    def _walk_python(self, top: str, host_top: str) -> None:
         stack = [(top, host_top)]
         while stack:
             path, host = stack.pop()
@@ -328,7 +338,7 @@ class _Scan:
                     continue
                 if stat_mod.S_ISDIR(cst.st_mode) and cpath in self.prune:
                     continue
-                self.add(cpath, child.path, cst)
+                self.add(_row(cpath, cst), child.path)
                 if stat_mod.S_ISDIR(cst.st_mode):
                     stack.append((cpath, child.path))
 
@@ -339,14 +349,60 @@ class _Scan:
                 return
 
 
-def _hash_all(todo: list[tuple[str, FileEntry, bool]], hasher: _Hasher,
-              pool: ThreadPoolExecutor) -> list[tuple[FileEntry, bool]]:
-    """Large files to the pool, biggest first (so no big file starts last); small ones in this thread."""
-    large = sorted((t for t in todo if t[1].size >= INLINE_MAX), key=lambda t: -t[1].size)
-    futures = [pool.submit(hasher.hash_one, *t) for t in large]
-    out = [hasher.hash_one(*t) for t in todo if t[1].size < INLINE_MAX]
-    out.extend(f.result() for f in futures)
+def _hash_in_threads(todo: list[Todo], hasher: _Hasher, workers: int) -> list[tuple[FileEntry, bool]]:
+    """Large files to a thread pool, biggest first (so no big file starts last); small ones in this thread."""
+    large = sorted((t for t in todo if t[1][5] >= INLINE_MAX), key=lambda t: -t[1][5])
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fim") as pool:
+        futures = [pool.submit(hasher.hash_one, host, _row_entry(row), md5) for host, row, md5 in large]
+        out = [hasher.hash_one(host, _row_entry(row), md5) for host, row, md5 in todo if row[5] < INLINE_MAX]
+        out.extend(f.result() for f in futures)
     return out
+
+
+def _batches(todo: list[Todo], workers: int) -> list[list[int]]:
+    """Indexes into ``todo``, largest files first, cut so that each batch is a similar amount of work and the
+    small files at the end even out the workers' finishing times."""
+    order = sorted(range(len(todo)), key=lambda i: -todo[i][1][5])
+    total = sum(t[1][5] for t in todo)
+    cap = max(1 << 20, total // (workers * 16))
+    out: list[list[int]] = []
+    batch: list[int] = []
+    size = 0
+    for i in order:
+        batch.append(i)
+        size += todo[i][1][5] + 4096  # a file's fixed cost (open, fstat, ioctl, close) as bytes
+        if size >= cap or len(batch) >= BATCH_FILES:
+            out.append(batch)
+            batch, size = [], 0
+    if batch:
+        out.append(batch)
+    return out
+
+
+def _hash_in_processes(todo: list[Todo], workers: int, root_user: bool) -> list[tuple[FileEntry, bool]]:
+    """Hash in worker processes (baselines/fim_pool.py); what a failed pool left undone is hashed here."""
+    batches = _batches(todo, workers)
+    jobs: list[list[HashJob]] = [[(todo[i][0], todo[i][1][6], todo[i][2]) for i in b] for b in batches]
+    out: list[tuple[FileEntry, bool]] = []
+    done: set[int] = set()
+    try:
+        for index, digests in hash_batches(jobs, workers, root_user):
+            done.add(index)
+            for i, digest in zip(batches[index], digests, strict=True):
+                out.append(_merge(todo[i][1], digest))
+    except PoolFailed as exc:
+        log.warning("file-integrity worker processes failed (%s): hashing the rest in this process", exc)
+        rest = [todo[i] for n, b in enumerate(batches) if n not in done for i in b]
+        out.extend(_hash_in_threads(rest, _Hasher(root_user), workers))
+    return out
+
+
+def _hash_all(todo: list[Todo], options: FimOptions, root_user: bool) -> list[tuple[FileEntry, bool]]:
+    workers = options.workers or cpu_count()
+    big = len(todo) >= POOL_MIN_FILES or sum(t[1][5] for t in todo) >= POOL_MIN_BYTES
+    if workers > 1 and todo and (options.processes or (options.processes is None and big)):
+        return _hash_in_processes(todo, workers, root_user)
+    return _hash_in_threads(todo, _Hasher(root_user), workers)
 
 
 def _pseudo_mounts(transport: _HostPaths) -> frozenset[str]:
@@ -365,24 +421,23 @@ def scan_local(transport: _HostPaths, options: FimOptions, cache: HashCache, now
     started = time.perf_counter()
     now = time.time() if now is None else now
     full = needs_full(cache, options, now)
-    workers = options.workers or os.cpu_count() or 2
-    hasher = _Hasher(os.geteuid() == 0 if root_user is None else root_user)
+    root_user = os.geteuid() == 0 if root_user is None else root_user
     excluded = compile_excludes(options.excludes)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fim") as pool:
-        scan = _Scan(transport, options, cache, full, hasher, pool, _pseudo_mounts(transport), excluded)
-        for top in normalise_paths(options.paths):
-            if top in ALWAYS_PRUNED or (excluded is not None and excluded(top)):
-                continue
-            scan.walk(top)
-        hashed = bytes_hashed = 0
-        for entry, cacheable in _hash_all(scan.todo, hasher, pool):
-            scan.entries.append(entry)
-            if entry.sha256 is not None:
-                hashed += 1
-                bytes_hashed += entry.size
-            if cacheable:
-                scan.new_cache[entry.path] = Cached(entry.key, entry.sha256, entry.md5, entry.immutable).encode()
-    entries = tuple(sorted(scan.entries, key=lambda e: e.path))
+    find = find_available() if options.find_walk else None
+    scan = _Scan(transport, options, cache, full, _pseudo_mounts(transport), excluded, find)
+    for top in normalise_paths(options.paths):
+        if top in ALWAYS_PRUNED or (excluded is not None and excluded(top)):
+            continue
+        scan.walk(top)
+    hashed = bytes_hashed = 0
+    for entry, cacheable in _hash_all(scan.todo, options, root_user):
+        scan.entries.append(entry)
+        if entry.sha256 is not None:
+            hashed += 1
+            bytes_hashed += entry.size
+        if cacheable:
+            scan.new_cache[entry.path] = Cached(entry.key, entry.sha256, entry.md5, entry.immutable).encode()
+    entries = tuple(sorted(scan.entries, key=attrgetter("path")))
     new_cache = HashCache(scan.new_cache, now if full else cache.last_full)
     stats = FimStats(len(entries), hashed, scan.hits, bytes_hashed, sum(e.error is not None for e in entries), full,
                      time.perf_counter() - started)

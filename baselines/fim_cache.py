@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +39,30 @@ def _key_text(key: StatKey) -> str:
     return f"{key[0]}:{key[1]}:{key[2]}:{key[3]}:"
 
 
-_REST = re.compile(r"([0-9a-f]{64})?:([0-9a-f]{32})?:([01]?)")
+_HEX = "0123456789abcdef"
+_IMMUTABLE = {"": None, "0": False, "1": True}
+
+Digests = tuple[str | None, str | None, bool | None]  # sha256, md5, immutable
+
+
+def match_entry(text: str, ino: int, size: int, mtime_ns: int, ctime_ns: int, want_md5: bool) -> Digests | None:
+    """The digests an encoded entry holds if its key is this stat key; None for a miss or a malformed entry.
+
+    Hot (once per entry of a re-check), so str methods instead of a regex: ``strip(_HEX)`` leaves nothing
+    exactly when every character is a lowercase hex digit."""
+    prefix = f"{ino}:{size}:{mtime_ns}:{ctime_ns}:"
+    if not text.startswith(prefix):
+        return None
+    parts = text[len(prefix):].split(":")
+    if len(parts) != 3:
+        return None
+    sha, md5, imm = parts
+    if (len(sha) not in (0, 64) or len(md5) not in (0, 32) or imm not in _IMMUTABLE
+            or sha.strip(_HEX) or md5.strip(_HEX)):
+        return None
+    if want_md5 and not md5:
+        return None
+    return sha or None, md5 or None, _IMMUTABLE[imm]
 
 
 @dataclass(slots=True)
@@ -54,16 +76,10 @@ class HashCache:
 
     def lookup(self, path: str, key: StatKey, want_md5: bool) -> Cached | None:
         text = self.entries.get(path)
-        prefix = _key_text(key)
-        if text is None or not text.startswith(prefix):
+        if text is None:
             return None
-        m = _REST.fullmatch(text, len(prefix))
-        if m is None:
-            return None
-        sha, md5, imm = m.groups()
-        if want_md5 and md5 is None:
-            return None
-        return Cached(key, sha, md5, None if imm == "" else imm == "1")
+        hit = match_entry(text, *key, want_md5)
+        return None if hit is None else Cached(key, *hit)
 
     def put(self, path: str, cached: Cached) -> None:
         self.entries[path] = cached.encode()

@@ -120,15 +120,21 @@ def build_ownership(
     versions = {pkg: (index[pkg].version, index[pkg].conffiles) if pkg in index else ("", {}) for pkg in lists}
     canon = canonicaliser(aliases)
     owner_of: dict[str, tuple[str, str]] = {}  # canonical path -> (package, path as the package lists it)
+    diverted_paths = {d for d, _, _ in diversions}
+    listed_by: dict[str, list[str]] = {}  # diverted path -> packages listing it, in ``lists`` order
+    for pkg, paths in lists.items():
+        for path in diverted_paths.intersection(paths):
+            listed_by.setdefault(path, []).append(pkg)
     for pkg in sorted(lists):
         for path in lists[pkg]:
             owner_of.setdefault(canon(path), (pkg, path))
     for diverted, to, by in diversions:
         c_from, c_to = canon(diverted), canon(to)
-        original = [pkg for pkg, paths in lists.items() if diverted in paths and pkg.split(":")[0] != by]
+        listing = listed_by.get(diverted, [])
+        original = [pkg for pkg in listing if pkg.split(":")[0] != by]
         if original:
             owner_of[c_to] = (original[0], diverted)
-        by_pkg = next((pkg for pkg in lists if pkg.split(":")[0] == by and diverted in lists[pkg]), None)
+        by_pkg = next((pkg for pkg in listing if pkg.split(":")[0] == by), None)
         if by_pkg:
             owner_of[c_from] = (by_pkg, diverted)
         else:

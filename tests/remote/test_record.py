@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 from pathlib import Path
@@ -23,14 +24,15 @@ def test_append_and_verify(_isolated_state: Path) -> None:
     entries = record.read_entries(path)
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0].prev == record.GENESIS
-    assert all(b.prev == a.link for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.prev == a.link for a, b in itertools.pairwise(entries))
     assert entries[2].results_sha256 == record.results_digest({"run": 2})
     result = record.verify(path)
     assert result.ok and result.entries == 5
 
 
 def test_inspectors_and_scope_kept(_isolated_state: Path) -> None:
-    e = record.append("inspection", "tester", inspectors=[record.Inspector("Li", "A-1"), record.Inspector("Wang", "B-2")],
+    inspectors = [record.Inspector("Li", "A-1"), record.Inspector("Wang", "B-2")]
+    e = record.append("inspection", "tester", inspectors=inspectors,
                       notice_id="N-1", scope={"host": "h"}, state=_isolated_state)
     back = record.read_entries(_isolated_state / record.RECORD_FILE)[0]
     assert back == e

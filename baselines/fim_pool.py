@@ -1,0 +1,99 @@
+"""Worker processes for file-integrity hashing.
+
+Per-file work (open, fstat, ioctl, close, the hashlib objects) holds the GIL, so threads cannot spread 60k
+small files over cores; processes can. The workers are fresh interpreters (``python -I -S``) running
+baselines/fim_hash.serve, not multiprocessing children: multiprocessing's spawn/forkserver re-import the
+caller's ``__main__`` (an unguarded script then starts itself again), and ``fork`` from the agent, whose
+probes run in threads, could copy a lock another thread holds. Each worker gets one batch at a time, so
+faster workers take more batches and neither side can block on a full pipe while the other writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import selectors
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from baselines.fim_hash import Digest, HashJob
+
+log = logging.getLogger(__name__)
+
+_PROJECT = str(Path(__file__).resolve().parent.parent)
+
+
+class PoolFailed(Exception):
+    """A worker could not start or died; the caller hashes what is left itself."""
+
+
+def _start(root_user: bool) -> subprocess.Popen[bytes]:
+    code = f"import sys; sys.path.insert(0, {_PROJECT!r}); from baselines.fim_hash import serve; serve({root_user!r})"
+    return subprocess.Popen([sys.executable, "-I", "-S", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=None, close_fds=True)
+
+
+def hash_batches(batches: Sequence[list[HashJob]], workers: int, root_user: bool) -> Iterator[tuple[int, list[Digest]]]:
+    """(batch index, digests) as workers finish them, in no particular order. Raises PoolFailed (after
+    yielding what did complete) if a worker cannot be started or dies."""
+    procs: list[subprocess.Popen[bytes]] = []
+    sel = selectors.DefaultSelector()
+    pending = iter(range(len(batches)))
+    busy: dict[int, int] = {}  # pid -> batch index it is working on
+    try:
+        for _ in range(min(workers, len(batches))):
+            try:
+                procs.append(_start(root_user))
+            except OSError as exc:
+                raise PoolFailed(f"cannot start a worker: {exc}") from exc
+
+        def give(proc: subprocess.Popen[bytes]) -> bool:
+            index = next(pending, None)
+            if index is None:
+                return False
+            assert proc.stdin is not None
+            try:
+                pickle.dump(batches[index], proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                proc.stdin.flush()
+            except OSError as exc:  # EPIPE: the worker is gone
+                raise PoolFailed(f"worker {proc.pid} stopped: {exc}") from exc
+            busy[proc.pid] = index
+            return True
+
+        for proc in procs:
+            if give(proc):
+                sel.register(proc.stdout, selectors.EVENT_READ, proc)  # type: ignore[arg-type]
+        while busy:
+            for key, _ in sel.select():
+                proc = key.data
+                try:
+                    digests = pickle.load(key.fileobj)  # type: ignore[arg-type]
+                except (EOFError, pickle.UnpicklingError) as exc:
+                    raise PoolFailed(f"worker {proc.pid} died (exit {proc.poll()})") from exc
+                index = busy.pop(proc.pid)
+                if not give(proc):
+                    sel.unregister(key.fileobj)
+                yield index, digests
+    finally:
+        sel.close()
+        for proc in procs:
+            assert proc.stdin is not None and proc.stdout is not None
+            with contextlib.suppress(OSError):  # EPIPE from a dead worker
+                proc.stdin.close()  # EOF: the worker's loop ends
+            if busy:
+                proc.kill()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        log.debug("hash workers done: %s", [p.returncode for p in procs])
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
