@@ -17,6 +17,24 @@ from agent.state import state_dir
 CONFIG_FILE = "config.toml"
 
 
+class NoticeConfig(BaseModel):
+    """The unit this agent belongs to (notices must name it) and the minimum notice lead time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unit: str | None = None
+    lead_time: str = "24h"
+
+
+class NetscanConfig(BaseModel):
+    """The unit's own networks: its self-inspection (Art. 9(9)) may test them without a notice. Any other
+    non-loopback target needs an advance notice (Art. 25 para. 2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    own_networks: list[str] = Field(default_factory=list)
+
+
 class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -25,18 +43,20 @@ class AgentConfig(BaseModel):
     profile: str | None = None
     waivers: str | None = None
     fail_on: str = "high"
+    notice: NoticeConfig = Field(default_factory=NoticeConfig)
+    netscan: NetscanConfig = Field(default_factory=NetscanConfig)
 
 
 def load_config(path: str | Path | None = None) -> AgentConfig:
     """Load the given file, or config.toml in the state dir when it exists, else defaults."""
     explicit = path is not None
     file = Path(path) if path else state_dir() / CONFIG_FILE
-    if not file.exists():
-        if explicit:
-            raise UserError(f"{file}: config file not found")
-        return AgentConfig()
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if explicit:
+            raise UserError(f"{file}: config file not found") from None
+        return AgentConfig()
     except OSError as exc:
         raise UserError(f"{file}: cannot read config: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -42,8 +42,8 @@ RECORD_FILE = "record.jsonl"
 HEAD_FILE = "record.head"
 LOCK_FILE = "record.lock"
 GENESIS = "0" * 64
-KINDS = ("scan", "remote", "netscan", "inspection", "refusal", "notice", "acknowledgement", "baseline-accept",
-         "host-key")
+KINDS = ("scan", "remote", "netscan", "inspection", "refusal", "notice", "acknowledgement", "baseline-capture",
+         "baseline-accept", "host-key")
 
 _PREFIX = b'{"entry":'
 _HASH_LEN = 64

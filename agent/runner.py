@@ -40,13 +40,13 @@ ProgressFn = Callable[[ProbeRun], None]
 
 def _run_one(probe: Probe, transport: Transport) -> ProbeRun:  # type: ignore[type-arg]
     started = time.perf_counter()
-    unmet = probe.unmet(transport)
-    if unmet:
-        return ProbeRun(probe.id, probe.title, "skipped", 0.0, message=unmet)
     ctx = GatherContext(transport)
-    if probe.requires.root and not transport.is_root:
-        ctx.limited("not root: results limited to what this user can read")
     try:
+        unmet = probe.unmet(transport)
+        if unmet:
+            return ProbeRun(probe.id, probe.title, "skipped", 0.0, message=unmet)
+        if probe.requires.root and not transport.is_root:
+            ctx.limited("not root: results limited to what this user can read")
         observations = probe.observe(ctx)
     except Exception as exc:  # the one catch-all per probe run
         log.warning("probe %s failed", probe.id, exc_info=True)

@@ -22,13 +22,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from baselines.fim_cache import Cached, HashCache, StatKey, cache_path, load_cache, match_entry, save_cache
-from baselines.fim_hash import READ_SIZE, Digest, HashJob, hash_file, immutable_flag, open_flags, reason
+from baselines.fim_hash import READ_SIZE, HashJob, WireDigest, hash_file, immutable_flag, open_flags, reason
 from baselines.fim_pool import PoolFailed, cpu_count, hash_batches
 from baselines.fim_walk import WalkRow, find_available, walk_find
 from probes.transport import Transport
@@ -44,7 +44,7 @@ INLINE_MAX = 256 * 1024
 # Worker processes pay off from here: starting the pool costs ~0.1 s, a process hashes ~60k small files/s.
 POOL_MIN_FILES = 2000
 POOL_MIN_BYTES = 256 * 1024 * 1024
-BATCH_FILES = 512  # per task sent to a worker: one pickle round trip spread over many files
+BATCH_FILES = 1024  # per task sent to a worker: one pickle round trip spread over many files
 # Kernel pseudo filesystems: their trees describe the running system, not files, and reading some blocks.
 PSEUDO_FS = frozenset({
     "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs", "pstore",
@@ -66,8 +66,10 @@ class FimOptions:
     find_walk: bool = True  # list trees with GNU find where available (False: always os.scandir)
 
 
-@dataclass(frozen=True, slots=True)
-class FileEntry:
+class FileEntry(NamedTuple):
+    """One walked entry. A NamedTuple rather than a frozen dataclass: a re-check of /usr/lib builds 75k of
+    them, and a frozen dataclass's __init__ (one object.__setattr__ per field) cost ~5x as much per entry."""
+
     path: str
     type: str  # file | dir | symlink | other
     mode: int  # permission bits with setuid/setgid/sticky (S_IMODE)
@@ -170,12 +172,12 @@ def _error_entry(path: str, error: str) -> FileEntry:
 _reason = reason
 
 
-def _merge(walked: WalkRow, d: Digest) -> tuple[FileEntry, bool]:
-    """The walked file completed by what reading it gave: (entry, cacheable)."""
-    if d.error is not None:
-        return FileEntry(*walked, error=d.error), False
-    return FileEntry(walked[0], "file", d.mode, d.uid, d.gid, d.size, d.inode, d.mtime_ns, d.ctime_ns, None,
-                     d.immutable, d.sha256, d.md5), True
+def _merge(walked: WalkRow, d: WireDigest) -> tuple[FileEntry, bool]:
+    """The walked file completed by what reading it gave (a Digest or its plain tuple from a worker):
+    (entry, cacheable)."""
+    if len(d) == 1 or d[10] is not None:
+        return FileEntry(*walked, error=d[-1]), False  # type: ignore[arg-type]
+    return FileEntry(walked[0], "file", *d[:7], None, *d[7:10]), True  # type: ignore[arg-type]
 
 
 class _Hasher:
@@ -198,7 +200,7 @@ class _Hasher:
         buf, view = self._buffer()
         d = hash_file(host, walked.inode, want_md5, self._flags, buf, view)
         if d.error is not None:
-            return replace(walked, error=d.error), False
+            return walked._replace(error=d.error), False
         return FileEntry(walked.path, "file", d.mode, d.uid, d.gid, d.size, d.inode, d.mtime_ns, d.ctime_ns, None,
                          d.immutable, d.sha256, d.md5), True
 
@@ -296,6 +298,8 @@ class _Scan:
 
     def _walk_find(self, top: str, host_top: str) -> bool:
         """The tree below ``top`` from find's output; False (nothing added) when find could not be trusted."""
+        host_top = host_top.rstrip("/") or "/"  # a fixture root maps "/" to "ROOT/"
+
         def host(path: str) -> str:
             return path if top == host_top else host_top + path[len(top.rstrip("/")):]
 
@@ -345,7 +349,7 @@ class _Scan:
     def _mark_unlistable(self, path: str, exc: OSError) -> None:
         for i in range(len(self.entries) - 1, -1, -1):
             if self.entries[i].path == path:
-                self.entries[i] = replace(self.entries[i], error=f"cannot list: {_reason(exc)}")
+                self.entries[i] = self.entries[i]._replace(error=f"cannot list: {_reason(exc)}")
                 return
 
 

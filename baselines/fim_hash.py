@@ -99,27 +99,49 @@ def hash_file(host: str, inode: int, want_md5: bool, flags: int, buf: bytearray,
 _buffer: tuple[bytearray, memoryview] | None = None
 
 HashJob = tuple[str, int, bool]  # host path, inode the walk saw, MD5 wanted
+WireDigest = tuple[object, ...]  # a Digest as a plain tuple, or (error,)
 
 
-def hash_batch(jobs: list[HashJob], root_user: bool) -> list[Digest]:
-    """A worker process's task: many files per call, so one IPC round trip is spread over all of them."""
+def hash_batch(jobs: list[HashJob], root_user: bool) -> list[WireDigest]:
+    """A worker process's task: many files per call, so one IPC round trip is spread over all of them. Each
+    result is a Digest as a plain tuple, or ``(error,)``."""
     global _buffer
     if _buffer is None:
         buf = bytearray(READ_SIZE)
         _buffer = (buf, memoryview(buf))
     buf, view = _buffer
     flags = open_flags(root_user)
-    return [hash_file(host, inode, want_md5, flags, buf, view) for host, inode, want_md5 in jobs]
+    out: list[WireDigest] = []
+    for host, inode, want_md5 in jobs:
+        d = hash_file(host, inode, want_md5, flags, buf, view)
+        # Plain tuples: unpickling a NamedTuple calls its Python-level __new__ once per file in the parent.
+        out.append(tuple(d) if d.error is None else (d.error,))
+    return out
 
 
 def serve(root_user: bool) -> None:
-    """A worker process's loop: a pickled list of HashJobs on stdin, the pickled list of Digests on stdout,
-    until stdin closes. Only ever talks to the process that started it."""
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        try:
-            jobs = pickle.load(stdin)
-        except EOFError:
-            return
-        pickle.dump(hash_batch(jobs, root_user), stdout, protocol=pickle.HIGHEST_PROTOCOL)
+    """A worker process's loop: pickled lists of HashJobs on stdin, the pickled list of Digests for each on
+    stdout, in order, until stdin closes. Only ever talks to the process that started it.
+
+    stdin is drained by its own thread, so the parent can queue the next batch while this one is hashed
+    (no round trip between batches, which costs a lot on a loaded machine) and neither side ever blocks
+    writing into a full pipe that the other is not reading."""
+    import queue
+    import threading
+
+    jobs: queue.SimpleQueue[list[HashJob] | None] = queue.SimpleQueue()
+
+    def read() -> None:
+        stdin = sys.stdin.buffer
+        while True:
+            try:
+                jobs.put(pickle.load(stdin))
+            except EOFError:
+                jobs.put(None)
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    stdout = sys.stdout.buffer
+    while (batch := jobs.get()) is not None:
+        pickle.dump(hash_batch(batch, root_user), stdout, protocol=pickle.HIGHEST_PROTOCOL)
         stdout.flush()

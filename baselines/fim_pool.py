@@ -4,8 +4,9 @@ Per-file work (open, fstat, ioctl, close, the hashlib objects) holds the GIL, so
 small files over cores; processes can. The workers are fresh interpreters (``python -I -S``) running
 baselines/fim_hash.serve, not multiprocessing children: multiprocessing's spawn/forkserver re-import the
 caller's ``__main__`` (an unguarded script then starts itself again), and ``fork`` from the agent, whose
-probes run in threads, could copy a lock another thread holds. Each worker gets one batch at a time, so
-faster workers take more batches and neither side can block on a full pipe while the other writes.
+probes run in threads, could copy a lock another thread holds. Batches are handed out as workers finish, so
+faster workers take more batches; two batches are queued per worker so that none waits for this process
+to be scheduled between batches.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import pickle
 import selectors
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from baselines.fim_hash import Digest, HashJob
+from baselines.fim_hash import HashJob, WireDigest
 
 log = logging.getLogger(__name__)
 
 _PROJECT = str(Path(__file__).resolve().parent.parent)
+IN_FLIGHT = 2  # batches queued per worker: the next one is there when it finishes the current one
 
 
 class PoolFailed(Exception):
@@ -37,13 +40,14 @@ def _start(root_user: bool) -> subprocess.Popen[bytes]:
                             stderr=None, close_fds=True)
 
 
-def hash_batches(batches: Sequence[list[HashJob]], workers: int, root_user: bool) -> Iterator[tuple[int, list[Digest]]]:
-    """(batch index, digests) as workers finish them, in no particular order. Raises PoolFailed (after
-    yielding what did complete) if a worker cannot be started or dies."""
+def hash_batches(batches: Sequence[list[HashJob]], workers: int,
+                 root_user: bool) -> Iterator[tuple[int, list[WireDigest]]]:
+    """(batch index, digests) as workers finish them. Raises PoolFailed (after yielding what did complete) if
+    a worker cannot be started or dies."""
     procs: list[subprocess.Popen[bytes]] = []
     sel = selectors.DefaultSelector()
     pending = iter(range(len(batches)))
-    busy: dict[int, int] = {}  # pid -> batch index it is working on
+    queued: dict[int, deque[int]] = {}  # pid -> batch indexes sent to it, oldest first (answered in order)
     try:
         for _ in range(min(workers, len(batches))):
             try:
@@ -51,40 +55,41 @@ def hash_batches(batches: Sequence[list[HashJob]], workers: int, root_user: bool
             except OSError as exc:
                 raise PoolFailed(f"cannot start a worker: {exc}") from exc
 
-        def give(proc: subprocess.Popen[bytes]) -> bool:
+        def give(proc: subprocess.Popen[bytes]) -> None:
             index = next(pending, None)
             if index is None:
-                return False
+                return
             assert proc.stdin is not None
             try:
                 pickle.dump(batches[index], proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
                 proc.stdin.flush()
             except OSError as exc:  # EPIPE: the worker is gone
                 raise PoolFailed(f"worker {proc.pid} stopped: {exc}") from exc
-            busy[proc.pid] = index
-            return True
+            queued[proc.pid].append(index)
 
         for proc in procs:
-            if give(proc):
-                sel.register(proc.stdout, selectors.EVENT_READ, proc)  # type: ignore[arg-type]
-        while busy:
+            queued[proc.pid] = deque()
+            for _ in range(IN_FLIGHT):
+                give(proc)
+            sel.register(proc.stdout, selectors.EVENT_READ, proc)  # type: ignore[arg-type]
+        while any(queued.values()):
             for key, _ in sel.select():
                 proc = key.data
                 try:
                     digests = pickle.load(key.fileobj)  # type: ignore[arg-type]
                 except (EOFError, pickle.UnpicklingError) as exc:
                     raise PoolFailed(f"worker {proc.pid} died (exit {proc.poll()})") from exc
-                index = busy.pop(proc.pid)
-                if not give(proc):
-                    sel.unregister(key.fileobj)
+                index = queued[proc.pid].popleft()
+                give(proc)
                 yield index, digests
     finally:
         sel.close()
+        unfinished = any(queued.values())
         for proc in procs:
             assert proc.stdin is not None and proc.stdout is not None
             with contextlib.suppress(OSError):  # EPIPE from a dead worker
                 proc.stdin.close()  # EOF: the worker's loop ends
-            if busy:
+            if unfinished:
                 proc.kill()
             try:
                 proc.wait(timeout=5)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 
 from baselines.fim import ALWAYS_PRUNED, FileEntry, FimOptions, FimResult, FimStats, needs_full, normalise_paths
 from baselines.fim_cache import Cached, HashCache
@@ -129,7 +128,7 @@ def scan_commands(transport: Transport, options: FimOptions, cache: HashCache,
     hits = 0
     for e in walked:
         if e.path in find_errors and e.type == "dir":
-            e = replace(e, error=f"cannot list: {find_errors.pop(e.path)}")
+            e = e._replace(error=f"cannot list: {find_errors.pop(e.path)}")
         entries[e.path] = e
         if e.type != "file":
             continue
@@ -138,9 +137,9 @@ def scan_commands(transport: Transport, options: FimOptions, cache: HashCache,
         if hit is not None:
             hits += 1
             new_cache[e.path] = cache.entries[e.path]
-            entries[e.path] = replace(e, sha256=hit.sha256, md5=hit.md5)
+            entries[e.path] = e._replace(sha256=hit.sha256, md5=hit.md5)
         elif options.max_file_size is not None and e.size > options.max_file_size:
-            entries[e.path] = replace(e, error=f"not hashed: larger than max_file_size ({options.max_file_size} bytes)")
+            entries[e.path] = e._replace(error=f"not hashed: larger than max_file_size ({options.max_file_size} bytes)")
         else:
             to_hash.append(e.path)
     for path, msg in find_errors.items():
@@ -155,12 +154,12 @@ def scan_commands(transport: Transport, options: FimOptions, cache: HashCache,
     for path in to_hash:
         e = entries[path]
         if path in shas:
-            e = replace(e, sha256=shas[path], md5=md5s.get(path))
+            e = e._replace(sha256=shas[path], md5=md5s.get(path))
             hashed += 1
             bytes_hashed += e.size
             new_cache[path] = Cached(e.key, e.sha256, e.md5, None).encode()
         else:
-            e = replace(e, error=sha_errors.get(path, "not hashed"))
+            e = e._replace(error=sha_errors.get(path, "not hashed"))
         entries[path] = e
     out = tuple(entries[p] for p in sorted(entries))
     stats = FimStats(len(out), hashed, hits, bytes_hashed, sum(e.error is not None for e in out), full,

@@ -11,6 +11,7 @@ import os
 import shutil
 import stat as stat_mod
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -78,6 +79,61 @@ class Transport(Protocol):
 
     def run(self, argv: list[str], timeout: float = 10.0) -> CommandResult: ...
 
+    # Batched calls: one result per distinct path, the value the single call returns or the OSError it raises
+    # (as a value, so that one missing file does not lose the others). Over SSH each is one round trip.
+
+    def read_many(self, paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, bytes | OSError]: ...
+
+    def readlink_many(self, paths: Iterable[str]) -> dict[str, str | OSError]: ...
+
+    def list_many(self, paths: Iterable[str]) -> dict[str, list[str] | OSError]: ...
+
+
+class _Single(Protocol):
+    def read_bytes(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes: ...
+
+    def readlink(self, path: str) -> str: ...
+
+    def list_dir(self, path: str) -> list[str]: ...
+
+
+def read_each(t: _Single, paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, bytes | OSError]:
+    """read_many by looping over read_bytes: the semantics every transport's read_many must have."""
+    out: dict[str, bytes | OSError] = {}
+    for path in dict.fromkeys(paths):
+        try:
+            out[path] = t.read_bytes(path, max_bytes)
+        except OSError as exc:
+            out[path] = exc
+    return out
+
+
+def readlink_each(t: _Single, paths: Iterable[str]) -> dict[str, str | OSError]:
+    out: dict[str, str | OSError] = {}
+    for path in dict.fromkeys(paths):
+        try:
+            out[path] = t.readlink(path)
+        except OSError as exc:
+            out[path] = exc
+    return out
+
+
+def list_each(t: _Single, paths: Iterable[str]) -> dict[str, list[str] | OSError]:
+    out: dict[str, list[str] | OSError] = {}
+    for path in dict.fromkeys(paths):
+        try:
+            out[path] = t.list_dir(path)
+        except OSError as exc:
+            out[path] = exc
+    return out
+
+
+def text_of(value: bytes | OSError) -> str:
+    """A read_many value as read_text would return it; raises the OSError the read met."""
+    if isinstance(value, OSError):
+        raise value
+    return value.decode("utf-8", errors="replace")
+
 
 class LocalTransport:
     """Reads this host. ``root`` re-roots file paths (a fixture tree in tests); ``proc_root``/``sys_root``/
@@ -141,6 +197,15 @@ class LocalTransport:
 
     def readlink(self, path: str) -> str:
         return os.readlink(self.host_path(path))
+
+    def read_many(self, paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, bytes | OSError]:
+        return read_each(self, paths, max_bytes)
+
+    def readlink_many(self, paths: Iterable[str]) -> dict[str, str | OSError]:
+        return readlink_each(self, paths)
+
+    def list_many(self, paths: Iterable[str]) -> dict[str, list[str] | OSError]:
+        return list_each(self, paths)
 
     def which(self, name: str) -> str | None:
         if not self.allow_commands:

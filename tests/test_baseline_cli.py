@@ -99,6 +99,16 @@ def test_capture_drift_scan_accept_history(root: Path, _isolated_state: Path) ->
     report = json.loads(run("scan", *base_args(root), "--probe", "accounts", "--probe", "sysctl", "--json").stdout)
     assert report["baseline"]["version"] == 3 and not [f for f in report["findings"] if f["kind"] == "drift"]
 
+    # the inspection record holds every capture, acceptance and scan, and its chain verifies
+    from agent import record
+
+    entries = record.read_entries(_isolated_state / record.RECORD_FILE)
+    accepts = [(e.kind, e.actor, e.summary["version"]) for e in entries if e.kind.startswith("baseline")]
+    assert accepts == [("baseline-capture", "alice", 1), ("baseline-accept", "bob", 2), ("baseline-accept", "carol", 3)]
+    scans = [e for e in entries if e.kind == "scan"]
+    assert len(scans) == 3 and scans[-1].summary["baseline"] == "compared"
+    assert run("record", "verify", check=0).returncode == 0
+
 
 def test_tampered_truncated_unsigned_rolled_back_foreign_baselines_are_refused(root: Path,
                                                                                 _isolated_state: Path) -> None:

@@ -337,3 +337,143 @@ def test_cache_round_trip():
     assert back.lookup("/b", (5, 6, 7, 8), False) == Cached((5, 6, 7, 8), None, None, None)
     with pytest.raises(ValueError):
         HashCache.from_bytes(b'{"version": 2, "entries": {}}')
+
+
+def odd_tree(root: Path) -> Path:
+    """Names find and os.scandir must agree on: spaces, a newline, invalid UTF-8, a fifo, an empty dir."""
+    tree = make_tree(root)
+    odd = tree / "odd dir"
+    odd.mkdir()
+    (odd / "name with space").write_text("s\n")
+    (odd / "new\nline").write_text("n\n")
+    (odd / "empty").mkdir()
+    os.mkfifo(odd / "fifo")
+    raw = os.fsencode(odd) + b"/caf\xe9-\xff\xfe"  # not UTF-8: decoded with surrogateescape by both walks
+    with open(raw, "wb") as fh:
+        fh.write(b"latin-1 name\n")
+    os.symlink(b"target-\xff", os.fsencode(odd) + b"/link-\xfe")
+    (tree / "skip").mkdir()
+    (tree / "skip" / "inside").write_text("x")
+    return tree
+
+
+def test_find_walk_equals_python_walk_on_odd_names(tmp_path):
+    from baselines import fim_walk
+
+    tree = odd_tree(tmp_path)
+    find = fim_walk.find_available()
+    assert find, "GNU find is part of the test image"
+    rows = fim_walk.walk_find(find, str(tree), str(tree), [])
+    assert rows is not None  # find walked it (no fallback), and saw the odd names
+    names = {r[0] for r in rows}
+    assert f"{tree}/odd dir/new\nline" in names
+    assert os.fsdecode(os.fsencode(tree) + b"/odd dir/caf\xe9-\xff\xfe") in names
+    link = next(r for r in rows if r[0].endswith("-\udcfe"))
+    assert link[1] == "symlink" and link[9] == "target-\udcff"
+    for kw in ({}, {"excludes": ("*/skip",)}, {"md5_paths": frozenset({f"{tree}/odd dir/name with space"})}):
+        via_find = run(tree, None, find_walk=True, **kw)
+        via_python = run(tree, None, find_walk=False, **kw)
+        assert via_find.entries == via_python.entries, kw
+    fifo = by_path(via_find.entries)[f"{tree}/odd dir/fifo"]
+    assert fifo.type == "other" and fifo.sha256 is None and fifo.target is None
+    assert f"{tree}/skip" not in by_path(run(tree, None, excludes=("*/skip",)).entries)
+
+
+def test_find_walk_under_fixture_root_maps_paths_and_prunes(tmp_path):
+    root = tmp_path / "root"
+    odd_tree(root / "srv")
+    (root / "proc" / "1").mkdir(parents=True)
+    (root / "proc" / "1" / "status").write_text("x")
+    t = LocalTransport(root=str(root))
+    via_find = scan(t, FimOptions(paths=("/",), find_walk=True), None)
+    via_python = scan(t, FimOptions(paths=("/",), find_walk=False), None)
+    assert via_find.entries == via_python.entries
+    paths = {e.path for e in via_find.entries}
+    assert "/" in paths and "/srv/tree/etc/conf" in paths and not any(p.startswith("/proc") for p in paths)
+
+
+def test_find_output_parsing():
+    from baselines.fim_walk import find_argv, parse_find_output, stamp_ns
+
+    data = (b"d 5 4096 755 0 0 1700000000.1234567890 1700000001.0000000000\0/r/x\0\0"
+            b"f 6 3 4755 1 2 -1.5000000000 12.5\0/r/x/a\nb\0\0"
+            b"l 7 9 777 0 0 1.0000000000 1.0000000000\0/r/x/l\xff\0t\xfe\0"
+            b"p 8 0 644 0 0 1.0000000000 1.0000000000\0/r/x/fifo\0\0")
+    rows = parse_find_output(data, "/", "/r")
+    assert rows == [
+        ("/x", "dir", 0o755, 0, 0, 4096, 5, 1700000000123456789, 1700000001000000000, None),
+        ("/x/a\nb", "file", 0o4755, 1, 2, 3, 6, -1_500_000_000, 12_500_000_000, None),
+        ("/x/l\udcff", "symlink", 0o777, 0, 0, 9, 7, 1_000_000_000, 1_000_000_000, "t\udcfe"),
+        ("/x/fifo", "other", 0o644, 0, 0, 0, 8, 1_000_000_000, 1_000_000_000, None),
+    ]
+    assert stamp_ns(b"12.5") == 12_500_000_000 == stamp_ns(b"12.5000000000")
+    with pytest.raises(ValueError):
+        parse_find_output(data[:-3], "/", "/r")  # a truncated last record
+    assert find_argv("/", ["/proc", "/a*b"]) == [
+        "find", "/", "(", "-type", "d", "(", "-path", "/a\\*b", "-o", "-path", "/proc", ")", ")", "-prune", "-o",
+        "-printf", "%y %i %s %m %U %G %T@ %C@\\0%p\\0%l\\0"]
+
+
+def many_files(root: Path) -> Path:
+    tree = make_tree(root)
+    for d in range(8):
+        sub = tree / "many" / f"d{d}"
+        sub.mkdir(parents=True)
+        for i in range(40):
+            (sub / f"f{i}").write_bytes(os.urandom(i * 97 % 5000))
+    (tree / "many" / "huge").write_bytes(os.urandom(5 * fim.READ_SIZE + 3))
+    return tree
+
+
+def test_process_pool_gives_the_same_entries_as_threads(tmp_path, monkeypatch):
+    from baselines import fim_pool
+
+    tree = many_files(tmp_path)
+    md5 = frozenset({f"{tree}/many/huge", f"{tree}/many/d3/f7", f"{tree}/bin/tool"})
+    batches_done = []
+    real = fim_pool.hash_batches
+
+    def counting(*a, **kw):  # a spy: the real pool runs, we only count what it returned
+        for item in real(*a, **kw):
+            batches_done.append(item[0])
+            yield item
+
+    monkeypatch.setattr(fim, "hash_batches", counting)
+    pooled = run(tree, tmp_path / "c1", processes=True, workers=2, md5_paths=md5)
+    threaded = run(tree, tmp_path / "c2", processes=False, workers=2, md5_paths=md5)
+    assert len(batches_done) > 2 and sorted(batches_done) == list(range(len(batches_done)))
+    assert pooled.entries == threaded.entries
+    assert pooled.stats.hashed == threaded.stats.hashed == 4 + 320 + 1
+    e = by_path(pooled.entries)
+    huge = tree / "many" / "huge"
+    assert e[str(huge)].sha256 == hashlib.sha256(huge.read_bytes()).hexdigest()
+    assert e[str(huge)].md5 == hashlib.md5(huge.read_bytes()).hexdigest() and e[f"{tree}/many/d0/f1"].md5 is None
+    # the pool's digests are cached like any others
+    assert run(tree, tmp_path / "c1", processes=True, workers=2, md5_paths=md5).stats.cache_hits == 325
+
+
+def test_process_pool_that_cannot_start_falls_back(tmp_path, monkeypatch):
+    from baselines import fim_pool
+
+    tree = many_files(tmp_path)
+    expected = run(tree, None, processes=False).entries
+    monkeypatch.setattr(fim_pool.sys, "executable", str(tmp_path / "no-such-python"))
+    assert run(tree, None, processes=True, workers=2).entries == expected
+
+
+def test_process_pool_worker_dying_midway_falls_back(tmp_path, monkeypatch, caplog):
+    """Real workers that exit after their first batch: the batches never answered are hashed in-process."""
+    from baselines import fim_pool
+
+    tree = many_files(tmp_path)
+    expected = run(tree, None, processes=False).entries
+    code = ("import sys, pickle; sys.path.insert(0, {p!r}); from baselines.fim_hash import hash_batch; "
+            "jobs = pickle.load(sys.stdin.buffer); pickle.dump(hash_batch(jobs, False), sys.stdout.buffer); "
+            "sys.stdout.flush()")
+    monkeypatch.setattr(fim_pool, "_start", lambda root_user: subprocess.Popen(
+        [fim_pool.sys.executable, "-I", "-S", "-c", code.format(p=str(REPO))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+    monkeypatch.setattr(fim, "BATCH_FILES", 16)
+    with caplog.at_level("WARNING", logger="baselines.fim"):
+        assert run(tree, None, processes=True, workers=2).entries == expected
+    assert "hashing the rest in this process" in caplog.text

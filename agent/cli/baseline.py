@@ -135,6 +135,15 @@ def _run(ctx: _Context, probes: list[Probe]) -> list[ProbeRun]:  # type: ignore[
     return runs
 
 
+def _record(kind: str, who: str, ctx: _Context, meta: BaselineMeta, items: int) -> None:
+    """Baseline acceptance goes into the inspection record (Art. 25 para. 3): who accepted what, when."""
+    from agent import record
+
+    record.append(kind, who, scope={"baseline": ctx.scope.label},
+                  summary={"version": meta.version, "items": items, "note": meta.note},
+                  results=meta.to_json())
+
+
 def _emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
@@ -180,6 +189,7 @@ def handle_capture(args: argparse.Namespace) -> int:
                         probes=probe_ids,
                         parent_sha256=previous.sha256 if previous else None, note=args.note)
     path = ctx.files.save(meta, index(observations), volatile_of(observations))
+    _record("baseline-capture", who, ctx, meta, len(observations))
     skipped = [r for r in runs if not r.ran]
     if args.json:
         _emit({"path": str(path), "meta": meta.to_json(), "observations": len(observations),
@@ -294,6 +304,7 @@ def handle_accept(args: argparse.Namespace) -> int:
                                action="accept", accepted_items=len(chosen), tool_version=__version__,
                                parent_sha256=baseline.sha256, note=args.note)
     path = ctx.files.save(meta, entries, volatile)
+    _record("baseline-accept", meta.accepted_by, ctx, meta, meta.accepted_items)
     if args.json:
         _emit({"path": str(path), "meta": meta.to_json(), "accepted": [i.to_json() for i in chosen]})
     else:

@@ -12,7 +12,7 @@ from typing import Any
 
 from agent import record
 from agent.cli.notice import add_notice_options, notice_settings
-from agent.cli.scan import _fail_on, _waivers, exit_code
+from agent.cli.scan import exit_code, parse_fail_on, waivers_from_option
 from agent.config import load_config
 from agent.errors import UserError
 from agent.i18n import LANGS
@@ -79,12 +79,12 @@ def handle(args: argparse.Namespace) -> int:
             record.append("refusal", actor, inspectors=inspectors, notice_id=notice_id, tests=("on-site",),
                           summary={"code": first.code, "message": first.en})
             raise NoticeError(first.code, f"notice {notice_id}: {first.en}")
-    fail_on = _fail_on(args.fail_on or config.fail_on)
+    fail_on = parse_fail_on(args.fail_on or config.fail_on)
     try:
         profile = load_profile(args.profile or config.profile)
     except ProfileError as exc:
         raise UserError(str(exc)) from None
-    waivers = _waivers(args.waivers or config.waivers)
+    waivers = waivers_from_option(args.waivers or config.waivers)
     probes = select_probes(args.probe, settings=ProbeSettings(cache_dir=state_dir() / "cache", options=config.probes))
     started = dt.datetime.now(dt.UTC)
     result = run_scan(LocalTransport(), profile, waivers, probes)

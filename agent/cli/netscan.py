@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.cli.scan import exit_code as scan_exit_code
+from agent.cli.scan import parse_fail_on
 from agent.errors import UserError
 from agent.runner import ProbeRun
 from agent.scan import HostIdentity, ScanResult, sorted_findings
@@ -104,6 +106,11 @@ def register(sub: Any) -> None:
     p.add_argument("--fail-on", default="high", metavar="SEVERITY",
                    help="exit 1 when a finding is at or above this severity (default high)")
     p.add_argument("--profile", metavar="FILE", help="policy profile (default: the built-in default profile)")
+    p.add_argument("--notice", metavar="FILE",
+                   help="advance notice authorising this test (Art. 25); its targets, kinds and window set the "
+                        "scope. Without one, only loopback and the unit's own networks ([netscan] own_networks "
+                        "in config.toml) may be tested")
+    p.add_argument("--config", metavar="FILE", help="agent config (default: config.toml in the state directory)")
     p.set_defaults(handler=handle)
 
 
@@ -138,13 +145,6 @@ def options_from_args(args: argparse.Namespace) -> NetScanOptions:
         dhcp_servers=frozenset(_ip(a, "--dhcp-server") for a in args.dhcp_server) if args.dhcp_server else None,
         gateway_ip=gateway_ip, gateway_mac=gateway_mac,
     )
-
-
-def _fail_on(text: str) -> Severity:
-    try:
-        return Severity.parse(text)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
 
 
 def _interface_addresses(iface: str) -> list[str]:
@@ -388,9 +388,7 @@ def to_json(outcome: NetScanOutcome, include_observations: bool) -> dict[str, An
 
 
 def exit_code(outcome: NetScanOutcome, fail_on: Severity) -> int:
-    if outcome.result.probe_errors:
-        return 2
-    return 1 if any(f.severity.rank >= fail_on.rank for f in outcome.result.active_findings) else 0
+    return scan_exit_code(outcome.result, fail_on)
 
 
 @contextlib.contextmanager
@@ -405,16 +403,103 @@ def _progress(enabled: bool) -> Iterator[Stage | None]:
         yield lambda text: status.update(f"netscan: {text}")
 
 
+def _kinds(opts: NetScanOptions) -> list[str]:
+    kinds = ["portscan"]
+    if opts.discovery:
+        kinds.insert(0, "discovery")
+    if opts.services:
+        kinds.append("service")
+    if opts.passive:
+        kinds.append("passive")
+    return kinds
+
+
+def authorise(args: argparse.Namespace, opts: NetScanOptions, actor: str) -> tuple[ScopeGuard, str | None]:
+    """The guard this run is held to: the notice's scope and window, or (no notice) loopback plus the unit's
+    own declared networks. Every refusal is recorded before the user sees it."""
+    from pathlib import Path
+
+    from agent import enforce, record
+    from agent.config import load_config
+    from agent.notice import NoticeError, settings_from
+    from agent.scope import Refusal
+
+    config = load_config(args.config)
+
+    def on_refusal(r: Refusal) -> None:
+        record.append("refusal", actor, notice_id=notice_id, scope={"allowed": scope.entries()}, tests=(r.kind,),
+                      summary={"code": "out-of-scope", "message": r.describe(), "targets": [r.target]})
+
+    notice_id: str | None = None
+    if args.notice:
+        if args.scope:
+            raise UserError("--scope and --notice do not go together: the notice sets the scope")
+        try:
+            auths = [enforce.authorize(Path(args.notice), settings_from(config), kind=kind, actor=actor,
+                                       targets=opts.targets) for kind in _kinds(opts)]
+        except NoticeError as exc:
+            raise UserError(str(exc)) from None
+        notice_id, scope = auths[0].notice_id, auths[0].scope
+        opts.scope = scope
+        return ScopeGuard(scope, on_refusal=on_refusal, deadline=auths[0].deadline), notice_id
+    scope = opts.scope
+    require_own_networks(opts, config.netscan.own_networks, actor)
+    return ScopeGuard(scope, on_refusal=on_refusal), None
+
+
+def require_own_networks(opts: NetScanOptions, own_networks: list[str], actor: str) -> None:
+    """Without a notice, the scope must be loopback or inside the unit's own networks; else refuse (recorded)."""
+    from agent import record
+
+    foreign = [e for e in opts.scope.entries() if not _within(e, own_networks)]
+    if foreign:
+        message = (f"testing {', '.join(foreign)} needs an advance notice (--notice FILE, Art. 25): without one, "
+                   "only loopback and the unit's own networks ([netscan] own_networks in config.toml) may be "
+                   "tested")
+        record.append("refusal", actor, tests=tuple(_kinds(opts)),
+                      summary={"code": "no-notice", "message": message, "targets": opts.targets})
+        raise UserError(message)
+
+
+def _within(entry: str, own_networks: list[str]) -> bool:
+    """A scope entry is loopback or inside one of the unit's own networks (host names never are)."""
+    import ipaddress
+
+    try:
+        net = ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
+    if net.is_loopback:
+        return True
+    for own in own_networks:
+        try:
+            mine = ipaddress.ip_network(own, strict=False)
+        except ValueError:
+            raise UserError(f"config [netscan] own_networks: {own!r} is not a network") from None
+        if net.version == mine.version and net.subnet_of(mine):  # type: ignore[arg-type]
+            return True
+    return False
+
+
 def handle(args: argparse.Namespace) -> int:
-    fail_on = _fail_on(args.fail_on)
+    from agent import record
+
+    fail_on = parse_fail_on(args.fail_on)
     opts = options_from_args(args)
-    approved = plan(opts, ScopeGuard(opts.scope))  # all input checked (and approved) before the profile loads
+    actor = record.local_actor()
+    guard, notice_id = authorise(args, opts, actor)
+    approved = plan(opts, guard)  # all input checked (and approved) before the profile loads
     try:
         profile = load_profile(args.profile)
     except ProfileError as exc:
         raise UserError(str(exc)) from None
     with _progress(sys.stderr.isatty() and not args.json) as progress:
         outcome = run_netscan(opts, profile, progress, approved=approved)
+    result_json = to_json(outcome, False)
+    record.append("netscan", actor, notice_id=notice_id,
+                  scope={"allowed": opts.scope.entries(), "targets": outcome.targets}, tests=tuple(_kinds(opts)),
+                  summary={"findings": outcome.result.counts(), "hosts_up": len(outcome.hosts_up),
+                           "probe_errors": len(outcome.result.probe_errors)}, results=result_json)
     if args.json:
         sys.stdout.write(json.dumps(to_json(outcome, args.observations), ensure_ascii=False, indent=2) + "\n")
     else:
@@ -467,6 +552,10 @@ def observations_for_baseline(targets: Sequence[str], scope: str | None, ports: 
     sc = Scope.parse(scope) if scope else Scope.loopback()
     opts = NetScanOptions(targets=list(targets), scope=sc, ports=PortSet.parse(ports) if ports else None,
                           engine=engine, services=services, iface=iface)
+    from agent import record
+    from agent.config import load_config
+
+    require_own_networks(opts, load_config().netscan.own_networks, record.local_actor())
     profile = Profile("none", load_profile().title, 1, (), "<none>")
     outcome = run_netscan(opts, profile, compare=False)
     if outcome.result.probe_errors:

@@ -14,7 +14,7 @@ from typing import Any
 
 from agent import record
 from agent.cli.notice import add_notice_options, notice_settings
-from agent.cli.scan import _fail_on, _waivers, exit_code
+from agent.cli.scan import exit_code, parse_fail_on, waivers_from_option
 from agent.config import load_config
 from agent.enforce import Authorization, Watchdog, approve, authorize, endpoint_allowed
 from agent.errors import UserError
@@ -108,12 +108,12 @@ def _approved_address(endpoint: SSHEndpoint, approved: list[Any]) -> str | None:
 def handle(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     settings = notice_settings(args)
-    fail_on = _fail_on(args.fail_on or config.fail_on)
+    fail_on = parse_fail_on(args.fail_on or config.fail_on)
     try:
         profile = load_profile(args.profile or config.profile)
     except ProfileError as exc:
         raise UserError(str(exc)) from None
-    waivers = _waivers(args.waivers or config.waivers)
+    waivers = waivers_from_option(args.waivers or config.waivers)
     probes = select_probes(args.probe, settings=ProbeSettings(cache_dir=None, options=config.probes))
     if args.parallel < 1:
         raise UserError("--parallel must be at least 1")

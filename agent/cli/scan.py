@@ -46,14 +46,14 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=handle)
 
 
-def _fail_on(text: str) -> Severity:
+def parse_fail_on(text: str) -> Severity:
     try:
         return Severity.parse(text)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
 
-def _waivers(path: str | None) -> list[WaiverSpec]:
+def waivers_from_option(path: str | None) -> list[WaiverSpec]:
     candidate = Path(path) if path else state_dir() / "waivers.yaml"
     if not path and not candidate.exists():
         return []
@@ -79,12 +79,12 @@ def exit_code(result: ScanResult, fail_on: Severity) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    fail_on = _fail_on(args.fail_on or config.fail_on)
+    fail_on = parse_fail_on(args.fail_on or config.fail_on)
     try:
         profile = load_profile(args.profile or config.profile)
     except ProfileError as exc:
         raise UserError(str(exc)) from None
-    waivers = _waivers(args.waivers or config.waivers)
+    waivers = waivers_from_option(args.waivers or config.waivers)
     if not Path(args.root).is_dir():
         raise UserError(f"--root {args.root}: not a directory")
     transport = LocalTransport(root=args.root)
@@ -117,6 +117,13 @@ def handle(args: argparse.Namespace) -> int:
         from agent.report.html import render_html
 
         atomic_write(html_path, render_html(result, args.lang).encode("utf-8"), mode=0o644)
+    from agent import record
+
+    record.append("scan", record.local_actor(), scope={"host": result.host.hostname, "root": args.root},
+                  tests=tuple(r.probe for r in result.probes),
+                  summary={"findings": result.counts(), "probe_errors": len(result.probe_errors),
+                           "baseline": result.baseline.status if result.baseline else None},
+                  results=result.to_json())
     if output_path:
         atomic_write(output_path, json.dumps(result.to_json(include_observations=args.observations),
                                              ensure_ascii=False, indent=2).encode("utf-8"), mode=0o640)

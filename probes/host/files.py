@@ -32,16 +32,16 @@ from baselines.fim_dpkg import (
     parse_md5sums,
     parse_status,
 )
+from baselines.fim_owners import fingerprint, load_owners, owners_cache_path, save_owners
 from probes.base import GatherContext, Probe, ProbeSettings, Raw, Requirements
 from probes.host._homes import read_homes
 from probes.observation import Row
-from probes.transport import Transport
+from probes.transport import FileStat, Transport
 
 log = logging.getLogger(__name__)
 
 DPKG = "/var/lib/dpkg"
 DB_MAX_BYTES = 256 * 1024 * 1024  # the status file of a large server is tens of MB
-ENTRY_FIELDS = tuple(f.name for f in fields(FileEntry))
 USR_MERGE_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
@@ -115,12 +115,49 @@ def under_matcher(roots: Sequence[str]) -> Callable[[str], bool]:
     return lambda path: rx.match(path) is not None
 
 
-def read_dpkg_ownership(ctx: GatherContext, roots: Sequence[str]) -> dict[str, Owned] | None:
-    """Owners of the paths under ``roots`` (None: no dpkg database on the target)."""
+def _stat_or_none(t: Transport, path: str) -> FileStat | None:
+    try:
+        return t.stat(path, follow=False)
+    except FileNotFoundError:
+        return None
+
+
+def read_dpkg_ownership(ctx: GatherContext, roots: Sequence[str],
+                        cache_dir: Path | None = None) -> dict[str, Owned] | None:
+    """Owners of the paths under ``roots`` (None: no dpkg database on the target).
+
+    With ``cache_dir``, the map is kept there and re-used while the database's fingerprint (stat facts of
+    status, info/ and diversions, info/'s names) and ``roots`` stay the same (baselines/fim_owners.py)."""
+    t = ctx.transport
+    try:
+        status_st = t.stat(f"{DPKG}/status", follow=False)
+        names = t.list_dir(f"{DPKG}/info")
+        info_st = t.stat(f"{DPKG}/info", follow=False)
+        diversions_st = _stat_or_none(t, f"{DPKG}/diversions")
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        ctx.limited(f"{DPKG} not readable: package ownership unknown")
+        return None
+    aliases = _usr_merge_aliases(t)
+    cache = None
+    if cache_dir is not None:
+        key = fingerprint(status_st, info_st, diversions_st, names, roots, aliases)
+        cache = owners_cache_path(cache_dir, t.name, str(getattr(t, "root", "/"))), key
+        cached = load_owners(*cache)
+        if cached is not None:
+            return cached
+    owned = _parse_dpkg(ctx, roots, names, aliases)
+    if owned is not None and cache is not None:
+        save_owners(*cache, owned)
+    return owned
+
+
+def _parse_dpkg(ctx: GatherContext, roots: Sequence[str], names: Sequence[str],
+                aliases: dict[str, str]) -> dict[str, Owned] | None:
     t = ctx.transport
     try:
         status = parse_status(t.read_text(f"{DPKG}/status", DB_MAX_BYTES))
-        names = t.list_dir(f"{DPKG}/info")
     except FileNotFoundError:
         return None
     except PermissionError:
@@ -130,29 +167,31 @@ def read_dpkg_ownership(ctx: GatherContext, roots: Sequence[str]) -> dict[str, O
         diversions = parse_diversions(t.read_text(f"{DPKG}/diversions", DB_MAX_BYTES))
     except FileNotFoundError:
         diversions = []
-    aliases = _usr_merge_aliases(t)
+    # Only packages that own something we scan are kept (and their digests read): most .list files are
+    # dropped as soon as they are parsed, which keeps the peak memory of this parse low.
+    under = under_matcher(roots)
+    canon = canonicaliser(aliases)
     lists: dict[str, list[str]] = {}
     for name in names:
         pkg = list_name_package(name)
         if pkg is None:
             continue
         try:
-            lists[pkg] = parse_list(t.read_text(f"{DPKG}/info/{name}", DB_MAX_BYTES))
+            paths = parse_list(t.read_text(f"{DPKG}/info/{name}", DB_MAX_BYTES))
         except OSError as exc:
             log.debug("skipping %s: %s", name, exc)
-    # Digests only for packages that own something we scan: a fraction of the md5sums files on most systems.
-    under = under_matcher(roots)
-    canon = canonicaliser(aliases)
-    relevant = [pkg for pkg, paths in lists.items() if any(under(canon(p)) for p in paths)]
+            continue
+        if any(under(canon(p)) for p in paths):
+            lists[pkg] = paths
     md5sums: dict[str, dict[str, str]] = {}
-    for pkg in relevant:
+    for pkg in lists:
         try:
             md5sums[pkg] = parse_md5sums(t.read_text(f"{DPKG}/info/{pkg}.md5sums", DB_MAX_BYTES))
         except FileNotFoundError:
             continue
         except OSError as exc:
             log.debug("skipping %s.md5sums: %s", pkg, exc)
-    owned = build_ownership({p: lists[p] for p in relevant}, md5sums, status, diversions, aliases)
+    owned = build_ownership(lists, md5sums, status, diversions, aliases)
     return {path: o for path, o in owned.items() if under(path)}
 
 
@@ -183,7 +222,7 @@ class FilesProbe(Probe[FileRow]):
 
     def gather(self, ctx: GatherContext) -> Raw:
         roots = self.roots(ctx)
-        owners = read_dpkg_ownership(ctx, roots) if self.options.packages else None
+        owners = read_dpkg_ownership(ctx, roots, self.cache_dir) if self.options.packages else None
         o = self.options
         fim = FimOptions(
             paths=roots, excludes=tuple(o.excludes), full=o.full, full_rehash_days=o.full_rehash_days,
@@ -195,7 +234,7 @@ class FilesProbe(Probe[FileRow]):
         if denied:
             ctx.limited(f"{denied} entries not readable: their digests are unknown")
         return {
-            "entries": [{f: getattr(e, f) for f in ENTRY_FIELDS} for e in result.entries],
+            "entries": [e._asdict() for e in result.entries],
             "owners": {p: [own.package, own.version, own.md5, own.conffile] for p, own in (owners or {}).items()},
             "stats": {f.name: getattr(result.stats, f.name) for f in fields(result.stats)},
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -18,6 +19,18 @@ from agent.cli.main import main
 from agent.cli.netscan import BASELINE_PROBES, baseline_observations, network_scope_id, observations_for_baseline
 from agent.scope import Scope
 from tests.lab import Lab
+from tests.remote.conftest import UNIT, Issuer, valid_notice
+
+
+@pytest.fixture(autouse=True)
+def _lab_is_own_network(request: pytest.FixtureRequest, _isolated_state: Path) -> None:
+    """The unit declares the lab as its own network: its self-inspection may test it without a notice."""
+    if "no_own_networks" in request.keywords:
+        return
+    lab: Lab = request.getfixturevalue("lab")
+    _isolated_state.mkdir(parents=True, exist_ok=True)
+    (_isolated_state / "config.toml").write_text(
+        f'[netscan]\nown_networks = ["{lab.network}"]\n[notice]\nunit = "{UNIT}"\nlead_time = "0"\n')
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -200,13 +213,17 @@ def test_missing_nmap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: p
     assert code == 2 and "nmap is not installed" in err and err.count("\n") == 1
 
 
-def test_no_raw_socket_rights(tmp_path: Path) -> None:
-    tmp_path.chmod(0o777)
+@pytest.mark.no_own_networks
+def test_no_raw_socket_rights() -> None:
+    import tempfile
+
     exe = Path(sys.executable).with_name("precaution")
-    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(exe), "netscan",
-                          "127.0.0.1", "--passive", "lo", "--duration", "1"],
-                         capture_output=True, text=True, timeout=60, env={"PRECAUTION_HOME": str(tmp_path),
-                                                                          "PATH": "/usr/bin:/bin"})
+    with tempfile.TemporaryDirectory(prefix="precaution-nobody-") as home:  # a state dir nobody can reach
+        os.chmod(home, 0o777)
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(exe), "netscan",
+                              "127.0.0.1", "--passive", "lo", "--duration", "1"],
+                             capture_output=True, text=True, timeout=60, env={"PRECAUTION_HOME": home,
+                                                                              "PATH": "/usr/bin:/bin"})
     assert out.returncode == 2
     assert out.stderr == "precaution: error: capturing on lo needs root or CAP_NET_RAW\n"
 
@@ -244,3 +261,47 @@ def test_capture_network_baseline_then_drift(lab: Lab, capsys: pytest.CaptureFix
                for f in drifted["findings"])
     code, _, err = _cli(capsys, "baseline", "capture", "--scope", scope)
     assert code == 2 and "go with --network" in err
+
+
+def _record_kinds(state: Path) -> list[tuple[str, str]]:
+    from agent import record
+
+    return [(e.kind, str(e.summary.get("code", "")) if isinstance(e.summary, dict) else "")
+            for e in record.read_entries(state / record.RECORD_FILE)]
+
+
+@pytest.mark.no_own_networks
+def test_foreign_network_needs_a_notice(lab: Lab, capsys: pytest.CaptureFixture[str], _isolated_state: Path) -> None:
+    """No own_networks declared: testing the lab is refused (exit 2, recorded), and nothing is sent."""
+    code, _, err = _run(capsys, lab.host_ip(4), "--scope", str(lab.network), "--ports", "22", "--json")
+    assert code == 2 and "needs an advance notice" in err and err.count("\n") == 1
+    assert ("refusal", "no-notice") in _record_kinds(_isolated_state)
+    code, _, _ = _run(capsys, "127.0.0.1", "--ports", "1", "--engine", "builtin", "--no-discovery", "--json")
+    assert code in (0, 1)  # loopback needs no notice
+    assert _record_kinds(_isolated_state)[-1] == ("netscan", "")
+
+
+def test_scan_under_a_notice(lab: Lab, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                             _isolated_state: Path) -> None:
+    """A valid, acknowledged, open notice sets the scope: its target is tested, another lab host is refused."""
+    key = tmp_path / "issuer.key"
+    assert main(["notice", "keygen", str(key)]) == 0
+    from agent.notice import add_trusted, load_issuer_key
+
+    add_trusted("State Security Bureau (test)", load_issuer_key(key).public_key(), _isolated_state)
+    capsys.readouterr()
+    issuer = Issuer(key, _isolated_state)
+    ip4, ip5 = lab.host_ip(4), lab.host_ip(5)
+    notice = valid_notice(issuer, tmp_path / "n.json", [ip4], kinds=("portscan", "service"))
+    capsys.readouterr()
+    code, data = _json(capsys, ip4, "--notice", str(notice), "--ports", "21,23", "--engine", "builtin",
+                       "--no-discovery", "--services")
+    assert {o["attrs"]["port"] for o in data.get("observations", [])} <= {21, 23}
+    assert any(f["rule_id"].startswith("PC-NSVC") for f in data["findings"])
+    code, _, err = _run(capsys, ip5, "--notice", str(notice), "--ports", "23", "--engine", "builtin",
+                        "--no-discovery", "--json")
+    assert code == 2 and ip5 in err
+    code, _, err = _run(capsys, ip4, "--notice", str(notice), "--ports", "23", "--json")  # discovery not allowed
+    assert code == 2 and "discovery" in err
+    kinds = _record_kinds(_isolated_state)
+    assert ("netscan", "") in kinds and kinds.count(("refusal", "out-of-scope")) >= 1

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -101,3 +102,67 @@ def test_live_host_binary_matches_its_package(tmp_path):
     got = {r.path: r for r in probe.parse(probe.gather(ctx))}
     assert got["/usr/bin/ls"].package == "coreutils" and got["/usr/bin/ls"].package_match is True
     assert got["/bin"].type == "symlink" and got["/bin"].target == "usr/bin"
+
+
+def test_ownership_cache_reused_then_invalidated_by_dpkg_changes(tmp_path, monkeypatch):
+    import probes.host.files as files
+
+    root = fixture_root(tmp_path / "root")
+    info = root / "var" / "lib" / "dpkg" / "info"
+    cache = tmp_path / "cache"
+    probe = FilesProbe(FilesOptions(paths=["/usr/bin", "/bin"], ssh_dirs=False), cache_dir=cache)
+    first = rows(probe, root)
+    assert first["/usr/bin/ls"].package == "coreutils" and first["/usr/bin/ls"].package_match is True
+    assert len(list(cache.glob("dpkg-owners-*.json"))) == 1
+
+    parsed: list[str] = []
+    real_parse_list = files.parse_list
+
+    def spy(text: str) -> list[str]:  # counts parses; the real parser does the work
+        parsed.append(text)
+        return real_parse_list(text)
+
+    monkeypatch.setattr(files, "parse_list", spy)
+    assert rows(probe, root) == first and parsed == []  # unchanged database: served from the cache
+
+    # "install" a package: a new .list in info/ and a new status (dpkg writes both on every run)
+    (root / "usr" / "bin" / "newtool").write_bytes(b"\x7fELF new")
+    (info / "newpkg.list").write_text("/usr\n/usr/bin\n/usr/bin/newtool\n")
+    (info / "newpkg.md5sums").write_text(hashlib.md5(b"\x7fELF new").hexdigest() + "  usr/bin/newtool\n")
+    status = info.parent / "status"
+    status.write_text(status.read_text() + "\nPackage: newpkg\nStatus: install ok installed\nArchitecture: all\n"
+                      "Version: 2.0\n")
+    got = rows(probe, root)
+    assert parsed and got["/usr/bin/newtool"].package == "newpkg" and got["/usr/bin/newtool"].package_match is True
+    assert got["/usr/bin/newtool"].package_version == "2.0" and got["/usr/bin/ls"] == first["/usr/bin/ls"]
+
+    # removing it again (only the listing changes; same-tick mtimes cannot hide that)
+    (info / "newpkg.list").unlink()
+    (info / "newpkg.md5sums").unlink()
+    assert rows(probe, root)["/usr/bin/newtool"].package == ""
+
+    # a damaged cache is parsed again, never trusted or fatal
+    parsed.clear()
+    (cached,) = cache.glob("dpkg-owners-*.json")
+    cached.write_bytes(b'{"version":1,"key":"x"')
+    assert rows(probe, root)["/usr/bin/ls"].package_match is True and parsed
+
+
+def test_ownership_cache_decode_rejects_anything_unexpected():
+    from baselines.fim_dpkg import Owned
+    from baselines.fim_owners import decode, encode
+
+    owners = {"/usr/bin/ls": Owned("coreutils", "9.1-1", "7987cf330ff5bb94015dfbb9eae5a99f", False),
+              "/usr/bin": Owned("coreutils", "9.1-1", None, False),
+              "/etc/login.defs": Owned("login", "1:4.13", "f43a7b1eb7e082f1d4e2cb8f8376e71b", True)}
+    data = encode("k", owners)
+    back = decode(data, "k")
+    assert back == owners
+    assert back["/usr/bin"].package is back["/usr/bin/ls"].package  # one string per package, shared
+    assert decode(data, "other key") is None
+    for bad in (b"", b"[]", b"\xff", b'{"version":1,"key":"k","packages":[["a","1"]],"owners":["/x",5,"",0]}',
+                b'{"version":1,"key":"k","packages":[["a","1"]],"owners":["/x",0,"",2]}',
+                b'{"version":1,"key":"k","packages":[["a","1"]],"owners":["/x",true,"",0]}',
+                b'{"version":1,"key":"k","packages":[["a","1"]],"owners":["/x",0,""]}',
+                b'{"version":2,"key":"k","packages":[],"owners":[]}'):
+        assert decode(bad, "k") is None, bad
