@@ -36,9 +36,10 @@ def test_live_root_fs():
 
 
 def test_live_private_mount_namespace():
-    """tmpfs on /tmp with nodev,nosuid,noexec, mounted only inside a private mount namespace."""
+    """tmpfs on /dev/shm with nodev,nosuid,noexec, mounted only inside a private mount namespace.
+    (Not /tmp: the checkout, and so the venv running the probe, may itself live under /tmp.)"""
     out = probe_json(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                      'mount -t tmpfs -o nodev,nosuid,noexec,size=1m tmpfs /tmp && exec "$0" "$@"'], "mounts")
+                      'mount -t tmpfs -o nodev,nosuid,noexec,size=1m tmpfs /dev/shm && exec "$0" "$@"'], "mounts")
     rows = {o["subject"]: o["attrs"] for o in out["observations"]}
-    assert rows["/tmp"]["fstype"] == "tmpfs"
-    assert rows["/tmp"]["nodev"] and rows["/tmp"]["nosuid"] and rows["/tmp"]["noexec"]
+    assert rows["/dev/shm"]["fstype"] == "tmpfs"
+    assert rows["/dev/shm"]["nodev"] and rows["/dev/shm"]["nosuid"] and rows["/dev/shm"]["noexec"]
