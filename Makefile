@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 setup: deps $(STAMP)
 
 demo: setup
-	@export PRECAUTION_HOME=$${PRECAUTION_HOME:-$(CURDIR)/state/demo}; \
+	@export PRECAUTION_HOME=$${PRECAUTION_HOME:-$(CURDIR)/state/demo}; mkdir -p "$$PRECAUTION_HOME"; \
 	echo "== precaution scan (state in $$PRECAUTION_HOME)"; \
 	$(BIN)/precaution scan --html $$PRECAUTION_HOME/report.html; rc=$$?; \
 	echo "== exit $$rc (0 clean, 1 findings at/above --fail-on, 2 error); HTML report: $$PRECAUTION_HOME/report.html"; \

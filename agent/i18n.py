@@ -34,7 +34,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "note": ("note", "说明"),
     "notes": ("Notes", "说明"),
     "baseline": ("Baseline", "基线"),
-    "limited": ("Limited probes (not root):", "受限探针（非 root 运行）："),
+    "limited": ("Limited probes (results incomplete):", "受限探针（结果不完整）："),
     "probe_errors": ("Probe errors:", "探针错误："),
     "expired_waivers": ("Expired waivers (no longer applied):", "已过期豁免（不再生效）："),
     "unevaluated": ("Rules not evaluated (probe did not run):", "未评估规则（探针未运行）："),

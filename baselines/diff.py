@@ -12,10 +12,12 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import itemgetter
-from typing import Any
+from itertools import groupby
+from operator import attrgetter, itemgetter
+from typing import Any, Protocol, runtime_checkable
 
 from baselines.profile import Change, IgnoreRule
+from baselines.rowdigest import row_digests
 from probes.observation import AttrValue, Observation
 
 ObsKey = tuple[str, str]
@@ -168,50 +170,140 @@ def diff_indexes(
     probes: Collection[str] | None = None,
 ) -> Diff:
     """Compare two indexes. ``probes`` limits the comparison (a probe that did not run now is not "removed")."""
+    if isinstance(baseline, DigestIndex):
+        by_probe: dict[str, dict[str, AttrMap]] = {}
+        with no_gc():
+            for (probe, subject), attrs in current.items():
+                by_probe.setdefault(probe, {})[subject] = attrs
+        return _diff_digests(baseline, by_probe, volatile or {}, ignore, probes)
     volatile = volatile or {}
     wanted = None if probes is None else frozenset(probes)
-    added: list[DriftItem] = []
-    removed: list[DriftItem] = []
-    changed: list[DriftItem] = []
-    ignored: Counter[str] = Counter()
+    out = _Collect(ignore, volatile)
     with no_gc():
-        # Two comprehensions over every observation (the fastest form measured: one lookup and one dict
-        # comparison in C each); the Python body below runs only for what differs.
+        # Two comprehensions over every observation (one lookup and one dict comparison in C each); the
+        # Python body below runs only for what differs.
         differing = [key for key, attrs in current.items() if baseline.get(key, _ABSENT) != attrs]
         gone = [key for key in baseline if key not in current]
         for key in differing:
-            if wanted is not None and key[0] not in wanted:
-                continue
-            new = current[key]
-            old = baseline.get(key, _ABSENT)
-            if old is _ABSENT:
-                reason = _ignored_whole(ignore, "added", key, new)
-                if reason:
-                    ignored[reason] += 1
-                else:
-                    added.append(DriftItem("added", key[0], key[1], None, new))
-                continue
-            vol = volatile.get(key[0])
-            if vol and _equal_but(old, new, vol):  # e.g. only the pid of a restarted service differs
-                continue
-            changes = _attr_changes(old, new, vol or frozenset())
-            if changes:
-                changes = _drop_ignored(ignore, key, new, changes, ignored)
-            if changes:
-                changed.append(DriftItem("changed", key[0], key[1], old, new, changes))
+            if wanted is None or key[0] in wanted:
+                out.differs(key, baseline.get(key, _ABSENT), current[key])
         for key in gone:
-            if wanted is not None and key[0] not in wanted:
-                continue
-            reason = _ignored_whole(ignore, "removed", key, baseline[key])
-            if reason:
-                ignored[reason] += 1
-            else:
-                removed.append(DriftItem("removed", key[0], key[1], baseline[key], None))
+            if wanted is None or key[0] in wanted:
+                out.gone(key, baseline[key])
         seen_probes = set(map(itemgetter(0), baseline)) | set(map(itemgetter(0), current)) if wanted is None else set()
-    by_key = _sort_key
-    compared = sorted(wanted) if wanted is not None else sorted(seen_probes)
-    return Diff(tuple(sorted(added, key=by_key)), tuple(sorted(removed, key=by_key)),
-                tuple(sorted(changed, key=by_key)), dict(ignored), tuple(compared))
+    return out.result(sorted(wanted) if wanted is not None else sorted(seen_probes))
+
+
+def diff_observations(
+    baseline: ObsIndex,
+    current: Iterable[Observation],
+    volatile: Mapping[str, frozenset[str]] | None = None,
+    ignore: Sequence[IgnoreRule] = (),
+    probes: Collection[str] | None = None,
+) -> Diff:
+    """``diff_indexes(baseline, index(current), ...)`` without building the tuple-keyed index of the current
+    side: the fast path for a loaded baseline (a DigestIndex), which compares row digests probe by probe."""
+    by_probe = group_by_probe(current)
+    if isinstance(baseline, DigestIndex):
+        return _diff_digests(baseline, by_probe, volatile or {}, ignore, probes)
+    with no_gc():
+        flat = {(p, s): a for p, rows in by_probe.items() for s, a in rows.items()}
+    return diff_indexes(baseline, flat, volatile, ignore, probes)
+
+
+def group_by_probe(observations: Iterable[Observation]) -> dict[str, dict[str, AttrMap]]:
+    """probe -> subject -> attributes; a later duplicate subject replaces an earlier one (as in ``index``).
+    Observations come probe by probe, so groupby finds long runs and the per-run work is C-level."""
+    out: dict[str, dict[str, AttrMap]] = {}
+    with no_gc():
+        for probe, run in groupby(observations, _probe_of):
+            rows = list(run)
+            out.setdefault(probe, {}).update(zip(map(_subject_of, rows), map(_attrs_of, rows), strict=True))
+    return out
+
+
+_probe_of = attrgetter("probe")
+_subject_of = attrgetter("subject")
+_attrs_of = attrgetter("attrs")
+
+
+@runtime_checkable
+class DigestIndex(Protocol):
+    """A baseline index that holds each row's digest (baselines/rowdigest.py) besides its attributes, so that
+    unchanged rows are never decoded (baselines/store.py BaselineRows)."""
+
+    def probe_names(self) -> Collection[str]: ...
+
+    def probe_digests(self, probe: str) -> Mapping[str, bytes]: ...
+
+    def digest_volatile(self, probe: str) -> frozenset[str]: ...
+
+    def decode_many(self, probe: str, subjects: Collection[str]) -> dict[str, AttrMap]: ...
+
+
+def _diff_digests(baseline: DigestIndex, current: Mapping[str, Mapping[str, AttrMap]],
+                  volatile: Mapping[str, frozenset[str]], ignore: Sequence[IgnoreRule],
+                  probes: Collection[str] | None) -> Diff:
+    compared = sorted(probes) if probes is not None else sorted(set(baseline.probe_names()) | set(current))
+    out = _Collect(ignore, volatile)
+    with no_gc():
+        for probe in compared:
+            rows = current.get(probe, {})
+            stored = baseline.probe_digests(probe)
+            if stored:
+                subjects = list(rows)
+                digests = row_digests(list(rows.values()), baseline.digest_volatile(probe))
+                # One lookup and one 16-byte comparison per observation; Python runs only for what differs.
+                differing = [s for s, d in zip(subjects, digests, strict=True) if stored.get(s) != d]
+                gone = [s for s in stored if s not in rows]
+            else:
+                differing, gone = list(rows), []
+            old = baseline.decode_many(probe, [s for s in differing if s in stored] + gone)
+            for subject in differing:
+                out.differs((probe, subject), old.get(subject, _ABSENT), rows[subject])
+            for subject in gone:
+                out.gone((probe, subject), old[subject])
+    return out.result(compared)
+
+
+class _Collect:
+    """Turns differing and vanished subjects into drift items, applying volatile attributes and ignore rules."""
+
+    def __init__(self, ignore: Sequence[IgnoreRule], volatile: Mapping[str, frozenset[str]]) -> None:
+        self.ignore, self.volatile = ignore, volatile
+        self.added: list[DriftItem] = []
+        self.removed: list[DriftItem] = []
+        self.changed: list[DriftItem] = []
+        self.ignored: Counter[str] = Counter()
+
+    def differs(self, key: ObsKey, old: Any, new: AttrMap) -> None:
+        if old is _ABSENT:
+            reason = _ignored_whole(self.ignore, "added", key, new)
+            if reason:
+                self.ignored[reason] += 1
+            else:
+                self.added.append(DriftItem("added", key[0], key[1], None, new))
+            return
+        vol = self.volatile.get(key[0])
+        if vol and _equal_but(old, new, vol):  # e.g. only the pid of a restarted service differs
+            return
+        changes = _attr_changes(old, new, vol or frozenset())
+        if changes:
+            changes = _drop_ignored(self.ignore, key, new, changes, self.ignored)
+        if changes:
+            self.changed.append(DriftItem("changed", key[0], key[1], old, new, changes))
+
+    def gone(self, key: ObsKey, old: AttrMap) -> None:
+        reason = _ignored_whole(self.ignore, "removed", key, old)
+        if reason:
+            self.ignored[reason] += 1
+        else:
+            self.removed.append(DriftItem("removed", key[0], key[1], old, None))
+
+    def result(self, compared: Sequence[str]) -> Diff:
+        by_key = _sort_key
+        return Diff(tuple(sorted(self.added, key=by_key)), tuple(sorted(self.removed, key=by_key)),
+                    tuple(sorted(self.changed, key=by_key)), dict(self.ignored), tuple(compared))
 
 
 def _sort_key(item: DriftItem) -> ObsKey:
@@ -267,7 +359,7 @@ def apply(baseline: ObsIndex, items: Iterable[DriftItem]) -> dict[ObsKey, AttrMa
     """The baseline with these drift items accepted: added and changed take the current attributes, removed
     subjects go. Applying a whole diff gives the current set (volatile-only differences keep old values)."""
     with no_gc():
-        out = dict(baseline)
+        out = dict(baseline.items())  # a loaded baseline decodes its rows in file order (no lookups)
         for item in items:
             if item.change == "removed":
                 out.pop(item.key, None)

@@ -28,7 +28,16 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from baselines.fim_cache import Cached, HashCache, StatKey, cache_path, load_cache, match_entry, save_cache
-from baselines.fim_hash import READ_SIZE, HashJob, WireDigest, hash_file, immutable_flag, open_flags, reason
+from baselines.fim_hash import (
+    READ_SIZE,
+    HashJob,
+    WireDigest,
+    encode_entry,
+    hash_file,
+    immutable_flag,
+    open_flags,
+    reason,
+)
 from baselines.fim_pool import PoolFailed, cpu_count, hash_batches
 from baselines.fim_walk import WalkRow, find_available, walk_find
 from probes.transport import Transport
@@ -172,12 +181,11 @@ def _error_entry(path: str, error: str) -> FileEntry:
 _reason = reason
 
 
-def _merge(walked: WalkRow, d: WireDigest) -> tuple[FileEntry, bool]:
-    """The walked file completed by what reading it gave (a Digest or its plain tuple from a worker):
-    (entry, cacheable)."""
-    if len(d) == 1 or d[10] is not None:
-        return FileEntry(*walked, error=d[-1]), False  # type: ignore[arg-type]
-    return FileEntry(walked[0], "file", *d[:7], None, *d[7:10]), True  # type: ignore[arg-type]
+def _merge(walked: WalkRow, d: WireDigest) -> tuple[FileEntry, str | None]:
+    """The walked file completed by what a worker read: (entry, its cache text or None: not cacheable)."""
+    if len(d) == 1:
+        return FileEntry(*walked, error=d[0]), None  # type: ignore[arg-type]
+    return FileEntry._make((walked[0], "file", *d[:7], None, *d[7:10], None)), d[10]  # type: ignore[return-value]
 
 
 class _Hasher:
@@ -195,14 +203,16 @@ class _Hasher:
             self._local.view = memoryview(buf)
         return buf, self._local.view
 
-    def hash_one(self, host: str, walked: FileEntry, want_md5: bool) -> tuple[FileEntry, bool]:
-        """(entry with digests, cacheable). Uses the open file's own stat, so digest and key belong together."""
+    def hash_one(self, host: str, walked: FileEntry, want_md5: bool) -> tuple[FileEntry, str | None]:
+        """(entry with digests, its cache text or None: not cacheable). Uses the open file's own stat, so
+        digest and key belong together."""
         buf, view = self._buffer()
         d = hash_file(host, walked.inode, want_md5, self._flags, buf, view)
         if d.error is not None:
-            return walked._replace(error=d.error), False
-        return FileEntry(walked.path, "file", d.mode, d.uid, d.gid, d.size, d.inode, d.mtime_ns, d.ctime_ns, None,
-                         d.immutable, d.sha256, d.md5), True
+            return walked._replace(error=d.error), None
+        entry = FileEntry(walked.path, "file", d.mode, d.uid, d.gid, d.size, d.inode, d.mtime_ns, d.ctime_ns, None,
+                          d.immutable, d.sha256, d.md5)
+        return entry, encode_entry(d.inode, d.size, d.mtime_ns, d.ctime_ns, d.sha256, d.md5, d.immutable)
 
 
 def _dir_flags(host: str) -> bool | None:
@@ -353,7 +363,10 @@ class _Scan:
                 return
 
 
-def _hash_in_threads(todo: list[Todo], hasher: _Hasher, workers: int) -> list[tuple[FileEntry, bool]]:
+Hashed = tuple[FileEntry, str | None]  # entry, cache text (None: not cacheable)
+
+
+def _hash_in_threads(todo: list[Todo], hasher: _Hasher, workers: int) -> list[Hashed]:
     """Large files to a thread pool, biggest first (so no big file starts last); small ones in this thread."""
     large = sorted((t for t in todo if t[1][5] >= INLINE_MAX), key=lambda t: -t[1][5])
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fim") as pool:
@@ -366,15 +379,15 @@ def _hash_in_threads(todo: list[Todo], hasher: _Hasher, workers: int) -> list[tu
 def _batches(todo: list[Todo], workers: int) -> list[list[int]]:
     """Indexes into ``todo``, largest files first, cut so that each batch is a similar amount of work and the
     small files at the end even out the workers' finishing times."""
-    order = sorted(range(len(todo)), key=lambda i: -todo[i][1][5])
-    total = sum(t[1][5] for t in todo)
-    cap = max(1 << 20, total // (workers * 16))
+    sizes = [t[1][5] for t in todo]
+    order = sorted(range(len(todo)), key=sizes.__getitem__, reverse=True)
+    cap = max(1 << 20, sum(sizes) // (workers * 16))
     out: list[list[int]] = []
     batch: list[int] = []
     size = 0
     for i in order:
         batch.append(i)
-        size += todo[i][1][5] + 4096  # a file's fixed cost (open, fstat, ioctl, close) as bytes
+        size += sizes[i] + 4096  # a file's fixed cost (open, fstat, ioctl, close) as bytes
         if size >= cap or len(batch) >= BATCH_FILES:
             out.append(batch)
             batch, size = [], 0
@@ -383,17 +396,19 @@ def _batches(todo: list[Todo], workers: int) -> list[list[int]]:
     return out
 
 
-def _hash_in_processes(todo: list[Todo], workers: int, root_user: bool) -> list[tuple[FileEntry, bool]]:
+def _hash_in_processes(todo: list[Todo], workers: int, root_user: bool) -> list[Hashed]:
     """Hash in worker processes (baselines/fim_pool.py); what a failed pool left undone is hashed here."""
     batches = _batches(todo, workers)
-    jobs: list[list[HashJob]] = [[(todo[i][0], todo[i][1][6], todo[i][2]) for i in b] for b in batches]
-    out: list[tuple[FileEntry, bool]] = []
+
+    def jobs(index: int) -> list[HashJob]:  # built as each batch is sent: workers start without waiting for all
+        return [(todo[i][0], todo[i][1][6], todo[i][2]) for i in batches[index]]
+
+    out: list[Hashed] = []
     done: set[int] = set()
     try:
-        for index, digests in hash_batches(jobs, workers, root_user):
+        for index, digests in hash_batches(len(batches), jobs, workers, root_user):
             done.add(index)
-            for i, digest in zip(batches[index], digests, strict=True):
-                out.append(_merge(todo[i][1], digest))
+            out.extend(map(_merge, [todo[i][1] for i in batches[index]], digests))
     except PoolFailed as exc:
         log.warning("file-integrity worker processes failed (%s): hashing the rest in this process", exc)
         rest = [todo[i] for n, b in enumerate(batches) if n not in done for i in b]
@@ -401,7 +416,7 @@ def _hash_in_processes(todo: list[Todo], workers: int, root_user: bool) -> list[
     return out
 
 
-def _hash_all(todo: list[Todo], options: FimOptions, root_user: bool) -> list[tuple[FileEntry, bool]]:
+def _hash_all(todo: list[Todo], options: FimOptions, root_user: bool) -> list[Hashed]:
     workers = options.workers or cpu_count()
     big = len(todo) >= POOL_MIN_FILES or sum(t[1][5] for t in todo) >= POOL_MIN_BYTES
     if workers > 1 and todo and (options.processes or (options.processes is None and big)):
@@ -434,13 +449,13 @@ def scan_local(transport: _HostPaths, options: FimOptions, cache: HashCache, now
             continue
         scan.walk(top)
     hashed = bytes_hashed = 0
-    for entry, cacheable in _hash_all(scan.todo, options, root_user):
+    for entry, text in _hash_all(scan.todo, options, root_user):
         scan.entries.append(entry)
         if entry.sha256 is not None:
             hashed += 1
             bytes_hashed += entry.size
-        if cacheable:
-            scan.new_cache[entry.path] = Cached(entry.key, entry.sha256, entry.md5, entry.immutable).encode()
+        if text is not None:
+            scan.new_cache[entry.path] = text
     entries = tuple(sorted(scan.entries, key=attrgetter("path")))
     new_cache = HashCache(scan.new_cache, now if full else cache.last_full)
     stats = FimStats(len(entries), hashed, scan.hits, bytes_hashed, sum(e.error is not None for e in entries), full,

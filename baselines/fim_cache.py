@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.state import atomic_write
+from baselines.fim_hash import encode_entry
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,7 @@ class Cached:
     immutable: bool | None
 
     def encode(self) -> str:
-        imm = "" if self.immutable is None else str(int(self.immutable))
-        return f"{_key_text(self.key)}{self.sha256 or ''}:{self.md5 or ''}:{imm}"
-
-
-def _key_text(key: StatKey) -> str:
-    return f"{key[0]}:{key[1]}:{key[2]}:{key[3]}:"
+        return encode_entry(*self.key, self.sha256, self.md5, self.immutable)
 
 
 _HEX = "0123456789abcdef"

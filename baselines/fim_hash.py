@@ -60,6 +60,13 @@ def open_flags(root_user: bool) -> int:
     return os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_NOATIME if root_user else 0)
 
 
+def encode_entry(inode: int, size: int, mtime_ns: int, ctime_ns: int, sha256: str | None, md5: str | None,
+                 immutable: bool | None) -> str:
+    """A hash-cache entry ("ino:size:mtime:ctime:sha256:md5:immutable"; baselines/fim_cache.py reads it)."""
+    imm = "" if immutable is None else "1" if immutable else "0"
+    return f"{inode}:{size}:{mtime_ns}:{ctime_ns}:{sha256 or ''}:{md5 or ''}:{imm}"
+
+
 def hash_file(host: str, inode: int, want_md5: bool, flags: int, buf: bytearray, view: memoryview) -> Digest:
     """Open ``host`` (never following a symlink), check it is still the regular file with ``inode`` that the
     walk saw, and hash it with one reused buffer (``view`` is ``memoryview(buf)``)."""
@@ -99,12 +106,12 @@ def hash_file(host: str, inode: int, want_md5: bool, flags: int, buf: bytearray,
 _buffer: tuple[bytearray, memoryview] | None = None
 
 HashJob = tuple[str, int, bool]  # host path, inode the walk saw, MD5 wanted
-WireDigest = tuple[object, ...]  # a Digest as a plain tuple, or (error,)
+WireDigest = tuple[object, ...]  # a Digest's first ten fields and its encode_entry text, or (error,)
 
 
 def hash_batch(jobs: list[HashJob], root_user: bool) -> list[WireDigest]:
     """A worker process's task: many files per call, so one IPC round trip is spread over all of them. Each
-    result is a Digest as a plain tuple, or ``(error,)``."""
+    result is a WireDigest."""
     global _buffer
     if _buffer is None:
         buf = bytearray(READ_SIZE)
@@ -115,7 +122,9 @@ def hash_batch(jobs: list[HashJob], root_user: bool) -> list[WireDigest]:
     for host, inode, want_md5 in jobs:
         d = hash_file(host, inode, want_md5, flags, buf, view)
         # Plain tuples: unpickling a NamedTuple calls its Python-level __new__ once per file in the parent.
-        out.append(tuple(d) if d.error is None else (d.error,))
+        # The cache entry is encoded here too, in parallel, instead of serially in the parent.
+        out.append((*d[:10], encode_entry(d.inode, d.size, d.mtime_ns, d.ctime_ns, d.sha256, d.md5, d.immutable))
+                   if d.error is None else (d.error,))
     return out
 
 

@@ -19,7 +19,7 @@ import selectors
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from baselines.fim_hash import HashJob, WireDigest
@@ -40,16 +40,16 @@ def _start(root_user: bool) -> subprocess.Popen[bytes]:
                             stderr=None, close_fds=True)
 
 
-def hash_batches(batches: Sequence[list[HashJob]], workers: int,
+def hash_batches(count: int, jobs: Callable[[int], list[HashJob]], workers: int,
                  root_user: bool) -> Iterator[tuple[int, list[WireDigest]]]:
-    """(batch index, digests) as workers finish them. Raises PoolFailed (after yielding what did complete) if
-    a worker cannot be started or dies."""
+    """(batch index, digests) as workers finish them; ``jobs(i)`` is batch i, asked for as it is sent. Raises
+    PoolFailed (after yielding what did complete) if a worker cannot be started or dies."""
     procs: list[subprocess.Popen[bytes]] = []
     sel = selectors.DefaultSelector()
-    pending = iter(range(len(batches)))
+    pending = iter(range(count))
     queued: dict[int, deque[int]] = {}  # pid -> batch indexes sent to it, oldest first (answered in order)
     try:
-        for _ in range(min(workers, len(batches))):
+        for _ in range(min(workers, count)):
             try:
                 procs.append(_start(root_user))
             except OSError as exc:
@@ -61,7 +61,7 @@ def hash_batches(batches: Sequence[list[HashJob]], workers: int,
                 return
             assert proc.stdin is not None
             try:
-                pickle.dump(batches[index], proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(jobs(index), proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
                 proc.stdin.flush()
             except OSError as exc:  # EPIPE: the worker is gone
                 raise PoolFailed(f"worker {proc.pid} stopped: {exc}") from exc

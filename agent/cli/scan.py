@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,9 @@ def handle(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    console = Console(stderr=False, highlight=False)
+    # piped or logged output is read in files and mail, where 80 columns fold every command: use 140
+    wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140
+    console = Console(stderr=False, highlight=False, width=wide)
     if sys.stdout.isatty() and not args.json:
         from rich.progress import BarColumn, Progress, TextColumn
 

@@ -37,7 +37,8 @@ def render_table(result: ScanResult, console: Console, lang: str = "en", heading
         table.add_column(t("rule", lang), no_wrap=True)
         table.add_column(t("finding", lang), ratio=3)
         table.add_column(t("subject", lang), ratio=2, overflow="fold")
-        table.add_column(t("remediation", lang), ratio=4)
+        # fold, never truncate: a command cut with "…" would be wrong to copy
+        table.add_column(t("remediation", lang), ratio=4, overflow="fold")
         for f in group:
             title = RichText(f.title.get(lang))
             if f.waived_by:

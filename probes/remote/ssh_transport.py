@@ -17,6 +17,7 @@ import contextlib
 import errno
 import fcntl
 import logging
+import os
 import re
 import select
 import shlex
@@ -24,11 +25,12 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from probes.remote import ssh_batch
 from probes.transport import DEFAULT_MAX_BYTES, CommandResult, CommandUnavailable, FileStat
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 ENV = "PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C LANG=C"
 SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server", "/usr/lib/ssh/sftp-server",
                 "/usr/libexec/sftp-server", "/usr/lib/sftp-server")
+BATCH_TIMEOUT = 60.0  # one batch script; the probe's own deadline usually ends the run first
 _ENDPOINT_RE = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^:@\s\[\]]+)(?::(?P<port>\d+))?$")
 
 
@@ -124,8 +127,6 @@ def _record_host_key(path: Path, host: str, key: paramiko.PKey) -> None:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         fh.write(line)
         fh.flush()
-        import os
-
         os.fsync(fh.fileno())
 
 
@@ -429,16 +430,25 @@ class SSHTransport:
         return CommandResult(tuple(argv), result.returncode, result.stdout, result.stderr)
 
     def _exec(self, command: str, timeout: float) -> CommandResult:
+        code, out, err = self._exec_bytes(command, timeout)
+        return CommandResult((command,), code, out.decode("utf-8", errors="replace"),
+                             err.decode("utf-8", errors="replace"))
+
+    def _exec_bytes(self, command: str, timeout: float, stdin: bytes = b"") -> tuple[int, bytes, bytes]:
         transport = self._transport()
         chan = transport.open_session(timeout=self.options.connect_timeout)
         try:
             chan.exec_command(command)
+            if stdin:
+                # The batch scripts read all of their input before they print (one "set --" line), so sending
+                # it all first cannot deadlock on the channel windows.
+                chan.sendall(stdin)
             chan.shutdown_write()
             out, err = bytearray(), bytearray()
             deadline = time.monotonic() + timeout
             while True:
                 if chan.recv_ready():
-                    out += chan.recv(65536)
+                    out += chan.recv(1 << 20)
                     continue
                 if chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
@@ -453,15 +463,73 @@ class SSHTransport:
                 select.select([chan], [], [], min(left, 0.2))
             # Output that arrived with the exit status.
             while chan.recv_ready():
-                out += chan.recv(65536)
+                out += chan.recv(1 << 20)
             while chan.recv_stderr_ready():
                 err += chan.recv_stderr(65536)
-            return CommandResult((command,), chan.recv_exit_status(), out.decode("utf-8", errors="replace"),
-                                 err.decode("utf-8", errors="replace"))
+            return chan.recv_exit_status(), bytes(out), bytes(err)
         except (TimeoutError, EOFError) as exc:
             raise ConnectionAbortedError(errno.ECONNABORTED, f"{self.endpoint}: {exc}") from None
         finally:
             chan.close()
+
+    # --- batched file operations (probes.remote.ssh_batch) ----------------------------------------------
+    def _batch(self, kind: str, paths: list[str], max_bytes: int = 0) -> list[tuple[bytes, str]]:
+        """Run one batch script per chunk of paths; (payload, status) per path, in order."""
+        records: list[tuple[bytes, str]] = []
+        shell = f"{'sudo -n ' if self.options.sudo else ''}env -i {ENV} sh -s"
+        for i in range(0, len(paths), ssh_batch.CHUNK_PATHS):
+            chunk = paths[i:i + ssh_batch.CHUNK_PATHS]
+            token = ssh_batch.new_token()
+            script = ssh_batch.build_script(kind, chunk, token, max_bytes)
+            code, out, err = self._exec_bytes(shell, BATCH_TIMEOUT, script)
+            expected = 1 if kind == "readlink_fast" else len(chunk)
+            if kind == "readlink_fast" and not out:
+                return []  # no GNU find on the target
+            try:
+                records += ssh_batch.parse_records(out, token, expected)
+            except ssh_batch.BatchProtocolError as exc:
+                detail = err.decode("utf-8", errors="replace").strip()[:200]
+                raise OSError(errno.EIO, f"{self.endpoint}: batch {kind} failed (exit {code}): {exc}; {detail}") \
+                    from None
+        return records
+
+    def read_many(self, paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, bytes | OSError]:
+        unique = list(dict.fromkeys(paths))
+        out: dict[str, bytes | OSError] = {}
+        for path, (payload, status) in zip(unique, self._batch("read", unique, max_bytes), strict=True):
+            out[path] = payload if status == "0" else ssh_batch.error_for(status, path)
+        return out
+
+    def list_many(self, paths: Iterable[str]) -> dict[str, list[str] | OSError]:
+        unique = list(dict.fromkeys(paths))
+        out: dict[str, list[str] | OSError] = {}
+        for path, (payload, status) in zip(unique, self._batch("list", unique), strict=True):
+            if status != "0":
+                out[path] = ssh_batch.error_for(status, path)
+                continue
+            names = [ssh_batch.decode_path(n) for n in payload.split(b"\0") if n]
+            out[path] = sorted(names)
+        return out
+
+    def readlink_many(self, paths: Iterable[str]) -> dict[str, str | OSError]:
+        unique = list(dict.fromkeys(paths))
+        out: dict[str, str | OSError] = {}
+        fast = self._batch("readlink_fast", unique) if unique else []
+        found: dict[str, tuple[str, str]] = {}
+        for payload, _ in fast:
+            found.update(ssh_batch.parse_find_links(payload))
+        slow: list[str] = []
+        for path in unique:
+            kind, target = found.get(path, ("", ""))
+            if kind == "l" and target:
+                out[path] = target
+            elif kind and kind != "l":
+                out[path] = OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)
+            else:
+                slow.append(path)  # not found by find, or a link it could not read: ask again for the errno
+        for path, (payload, status) in zip(slow, self._batch("readlink_slow", slow), strict=True):
+            out[path] = ssh_batch.decode_path(payload) if status == "0" else ssh_batch.error_for(status, path)
+        return {p: out[p] for p in unique}
 
 
 @dataclass
