@@ -12,14 +12,13 @@ from typing import Any
 
 from agent import record
 from agent.cli.notice import add_notice_options, notice_settings
-from agent.cli.scan import exit_code, parse_fail_on, waivers_from_option
+from agent.cli.scan import exit_code, judging_inputs
 from agent.config import load_config
 from agent.errors import UserError
 from agent.i18n import LANGS
 from agent.notice import NoticeError, check_file
 from agent.scan import run_scan, select_probes
 from agent.state import state_dir
-from baselines.profile import ProfileError, load_profile
 from probes.base import ProbeSettings
 from probes.transport import LocalTransport
 
@@ -79,12 +78,7 @@ def handle(args: argparse.Namespace) -> int:
             record.append("refusal", actor, inspectors=inspectors, notice_id=notice_id, tests=("on-site",),
                           summary={"code": first.code, "message": first.en})
             raise NoticeError(first.code, f"notice {notice_id}: {first.en}")
-    fail_on = parse_fail_on(args.fail_on or config.fail_on)
-    try:
-        profile = load_profile(args.profile or config.profile)
-    except ProfileError as exc:
-        raise UserError(str(exc)) from None
-    waivers = waivers_from_option(args.waivers or config.waivers)
+    fail_on, profile, waivers = judging_inputs(args, config)
     probes = select_probes(args.probe, settings=ProbeSettings(cache_dir=state_dir() / "cache", options=config.probes))
     started = dt.datetime.now(dt.UTC)
     result = run_scan(LocalTransport(), profile, waivers, probes)

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.baseline_files import BaselineFiles, host_scope
-from agent.config import load_config
+from agent.config import AgentConfig, load_config
 from agent.errors import UserError
 from agent.i18n import LANGS
 from agent.scan import ScanResult, run_scan, select_probes
 from agent.state import atomic_write, state_dir
 from baselines.model import Severity
-from baselines.profile import ProfileError, load_profile
+from baselines.profile import Profile, ProfileError, load_profile
 from baselines.waivers import WaiverError, WaiverSpec, load_waivers
 from probes.base import ProbeSettings
 from probes.transport import LocalTransport
@@ -78,14 +78,20 @@ def exit_code(result: ScanResult, fail_on: Severity) -> int:
     return 1 if any(f.severity.rank >= fail_on.rank for f in result.active_findings) else 0
 
 
-def handle(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+def judging_inputs(args: argparse.Namespace, config: AgentConfig) -> tuple[Severity, Profile, list[WaiverSpec]]:
+    """--fail-on, the profile and the waivers, from the options or the config: shared by every command that
+    runs host probes (scan, remote, inspect), each checked before anything runs."""
     fail_on = parse_fail_on(args.fail_on or config.fail_on)
     try:
         profile = load_profile(args.profile or config.profile)
     except ProfileError as exc:
         raise UserError(str(exc)) from None
-    waivers = waivers_from_option(args.waivers or config.waivers)
+    return fail_on, profile, waivers_from_option(args.waivers or config.waivers)
+
+
+def handle(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    fail_on, profile, waivers = judging_inputs(args, config)
     if not Path(args.root).is_dir():
         raise UserError(f"--root {args.root}: not a directory")
     transport = LocalTransport(root=args.root)
