@@ -26,13 +26,12 @@ from baselines.store import (
     BaselineInvalid,
     BaselineMeta,
     Scope,
+    body_sha256,
     check_identity,
-    decode_body,
     encode_body,
-    key_fingerprint,
+    read_document,
     read_header,
     sign_body,
-    verify_document,
 )
 
 log = logging.getLogger(__name__)
@@ -85,23 +84,26 @@ class BaselineFiles:
     def load(self, scope: Scope, hostname: str, machine_id: str) -> Baseline:
         """The verified current baseline; BaselineMissing, or BaselineInvalid with the reason."""
         path = self.current_path(scope)
+        public = agent_signing_key(self.state).public_key()
         try:
-            data = path.read_bytes()
+            with path.open("rb") as fh:
+                baseline = read_document(fh, public)  # verified while read; rows decoded only when used
         except FileNotFoundError:
             raise BaselineMissing(f"no baseline for {scope.label} yet") from None
         except OSError as exc:
             raise BaselineInvalid("unreadable", f"{path}: {exc.strerror or exc}") from None
-        public = agent_signing_key(self.state).public_key()
-        body, digest = verify_document(data, public)
-        baseline = decode_body(body, digest, key_fingerprint(public))
+        digest = baseline.sha256
         check_identity(baseline.meta, scope, hostname, machine_id)
         newest = max((e.meta.version for e in self._history_names(scope)), default=0)
         if newest > baseline.meta.version:
             raise BaselineInvalid("rolled-back", f"current baseline is version {baseline.meta.version} but history "
                                                  f"holds version {newest}: an older baseline was put back")
-        if not self._history_path(scope, baseline.meta.version, digest).exists():
-            log.info("re-writing history copy of %s version %d", scope.label, baseline.meta.version)
-            atomic_write(self._history_path(scope, baseline.meta.version, digest), data)
+        history = self._history_path(scope, baseline.meta.version, digest)
+        if not history.exists():
+            data = path.read_bytes()
+            if body_sha256(data) == digest:  # the file is still the one just verified
+                log.info("re-writing history copy of %s version %d", scope.label, baseline.meta.version)
+                atomic_write(history, data)
         return baseline
 
     def save(self, meta: BaselineMeta, entries: Mapping[ObsKey, AttrMap],

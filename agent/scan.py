@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from agent import __version__
 from agent.runner import ProbeRun, ProgressFn, run_probes
-from baselines.diff import Diff, diff_indexes, index, volatile_of
+from baselines.diff import Diff, diff_observations, volatile_of
 from baselines.drift import DriftFinding, drift_findings, integrity_finding
 from baselines.evaluate import evaluate
 from baselines.model import Finding, Severity
@@ -213,7 +213,7 @@ def compare_runs(baseline: Baseline, runs: Sequence[ProbeRun], profile: Profile,
     volatile = dict(baseline.volatile)
     for probe, names in volatile_of(current_obs).items():
         volatile[probe] = volatile.get(probe, frozenset()) | names
-    result = diff_indexes(baseline.entries, index(current_obs), volatile, profile.ignore, compared)
+    result = diff_observations(baseline.entries, current_obs, volatile, profile.ignore, compared)
     return result, drift_findings(result, profile.drift, host)
 
 

@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import groupby
-from operator import attrgetter, itemgetter
+from itertools import compress, count, filterfalse, groupby
+from operator import attrgetter, itemgetter, ne
 from typing import Any, Protocol, runtime_checkable
 
 from baselines.profile import Change, IgnoreRule
@@ -171,10 +171,12 @@ def diff_indexes(
 ) -> Diff:
     """Compare two indexes. ``probes`` limits the comparison (a probe that did not run now is not "removed")."""
     if isinstance(baseline, DigestIndex):
-        by_probe: dict[str, dict[str, AttrMap]] = {}
+        by_probe: dict[str, ProbeRows] = {}
         with no_gc():
-            for (probe, subject), attrs in current.items():
-                by_probe.setdefault(probe, {})[subject] = attrs
+            for (probe, subject), attrs in current.items():  # keys are unique: no duplicate subjects
+                rows = by_probe.setdefault(probe, ([], []))
+                rows[0].append(subject)
+                rows[1].append(attrs)
         return _diff_digests(baseline, by_probe, volatile or {}, ignore, probes)
     volatile = volatile or {}
     wanted = None if probes is None else frozenset(probes)
@@ -207,18 +209,27 @@ def diff_observations(
     if isinstance(baseline, DigestIndex):
         return _diff_digests(baseline, by_probe, volatile or {}, ignore, probes)
     with no_gc():
-        flat = {(p, s): a for p, rows in by_probe.items() for s, a in rows.items()}
+        flat = {(p, s): a for p, (subjects, attrs) in by_probe.items() for s, a in zip(subjects, attrs, strict=True)}
     return diff_indexes(baseline, flat, volatile, ignore, probes)
 
 
-def group_by_probe(observations: Iterable[Observation]) -> dict[str, dict[str, AttrMap]]:
-    """probe -> subject -> attributes; a later duplicate subject replaces an earlier one (as in ``index``).
+ProbeRows = tuple[list[str], list[AttrMap]]  # subjects and their attributes, no subject twice
+
+
+def group_by_probe(observations: Iterable[Observation]) -> dict[str, ProbeRows]:
+    """probe -> (subjects, attributes); a later duplicate subject replaces an earlier one (as in ``index``).
     Observations come probe by probe, so groupby finds long runs and the per-run work is C-level."""
-    out: dict[str, dict[str, AttrMap]] = {}
+    out: dict[str, ProbeRows] = {}
     with no_gc():
         for probe, run in groupby(observations, _probe_of):
             rows = list(run)
-            out.setdefault(probe, {}).update(zip(map(_subject_of, rows), map(_attrs_of, rows), strict=True))
+            subjects, attrs = out.setdefault(probe, ([], []))
+            subjects.extend(map(_subject_of, rows))
+            attrs.extend(map(_attrs_of, rows))
+        for probe, (subjects, attrs) in out.items():
+            if len(set(subjects)) != len(subjects):
+                unique = dict(zip(subjects, attrs, strict=True))
+                out[probe] = (list(unique), list(unique.values()))
     return out
 
 
@@ -240,27 +251,30 @@ class DigestIndex(Protocol):
 
     def decode_many(self, probe: str, subjects: Collection[str]) -> dict[str, AttrMap]: ...
 
+    def decoded(self) -> Iterator[tuple[ObsKey, AttrMap]]: ...
 
-def _diff_digests(baseline: DigestIndex, current: Mapping[str, Mapping[str, AttrMap]],
-                  volatile: Mapping[str, frozenset[str]], ignore: Sequence[IgnoreRule],
-                  probes: Collection[str] | None) -> Diff:
+
+def _diff_digests(baseline: DigestIndex, current: Mapping[str, ProbeRows], volatile: Mapping[str, frozenset[str]],
+                  ignore: Sequence[IgnoreRule], probes: Collection[str] | None) -> Diff:
     compared = sorted(probes) if probes is not None else sorted(set(baseline.probe_names()) | set(current))
     out = _Collect(ignore, volatile)
     with no_gc():
         for probe in compared:
-            rows = current.get(probe, {})
+            subjects, attrs = current.get(probe, ([], []))
             stored = baseline.probe_digests(probe)
-            if stored:
-                subjects = list(rows)
-                digests = row_digests(list(rows.values()), baseline.digest_volatile(probe))
-                # One lookup and one 16-byte comparison per observation; Python runs only for what differs.
-                differing = [s for s, d in zip(subjects, digests, strict=True) if stored.get(s) != d]
-                gone = [s for s in stored if s not in rows]
+            if not stored:
+                differing, gone = list(range(len(subjects))), []
             else:
-                differing, gone = list(rows), []
-            old = baseline.decode_many(probe, [s for s in differing if s in stored] + gone)
-            for subject in differing:
-                out.differs((probe, subject), old.get(subject, _ABSENT), rows[subject])
+                digests = row_digests(attrs, baseline.digest_volatile(probe))
+                # One lookup and one 16-byte comparison per observation, all in C; Python runs only for what
+                # differs. Every stored subject seen now means none is gone, without a pass over the baseline.
+                differing = list(compress(count(), map(ne, map(stored.get, subjects), digests)))
+                added = sum(1 for i in differing if subjects[i] not in stored)
+                gone = [] if len(subjects) - added == len(stored) else list(filterfalse(set(subjects).__contains__,
+                                                                                        stored))
+            old = baseline.decode_many(probe, [subjects[i] for i in differing if subjects[i] in stored] + gone)
+            for i in differing:
+                out.differs((probe, subjects[i]), old.get(subjects[i], _ABSENT), attrs[i])
             for subject in gone:
                 out.gone((probe, subject), old[subject])
     return out.result(compared)
@@ -359,7 +373,8 @@ def apply(baseline: ObsIndex, items: Iterable[DriftItem]) -> dict[ObsKey, AttrMa
     """The baseline with these drift items accepted: added and changed take the current attributes, removed
     subjects go. Applying a whole diff gives the current set (volatile-only differences keep old values)."""
     with no_gc():
-        out = dict(baseline.items())  # a loaded baseline decodes its rows in file order (no lookups)
+        # a loaded baseline decodes its rows in document order, a block at a time
+        out = dict(baseline.decoded()) if isinstance(baseline, DigestIndex) else dict(baseline)
         for item in items:
             if item.change == "removed":
                 out.pop(item.key, None)

@@ -3,9 +3,10 @@ a package database can verify), reusing last scan's digests for files whose (ino
 did not change.
 
 This is the I/O edge of file integrity. Locally it reads through ``LocalTransport.host_path`` (so fixture roots
-work): GNU find lists each tree (baselines/fim_walk.py; os.scandir when find is missing or reports an error),
-and files are hashed in a pool of worker processes when there are many (per-file work holds the GIL, so
-threads cannot spread it over cores), otherwise in this process with threads for the large ones.
+work): GNU find lists each tree (baselines/fim_walk.py; os.scandir when find is missing or reports an error).
+Files are hashed in this process (large ones in a thread pool: hashlib and os.readv release the GIL), or,
+with 4+ CPUs and much to hash, in worker processes (baselines/fim_pool.py), because the per-file Python work
+holds the GIL and stays serial in threads.
 Over a transport without local file access (SSH) it runs ``find -printf`` and ``sha256sum`` through
 ``transport.run`` instead (baselines/fim_remote.py). Vanished or unreadable files become entries with an
 ``error``; nothing about one file aborts a scan.
@@ -23,11 +24,10 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from baselines.fim_cache import Cached, HashCache, StatKey, cache_path, load_cache, match_entry, save_cache
+from baselines.fim_cache import HashCache, StatKey, cache_path, load_cache, match_entry, save_cache
 from baselines.fim_hash import (
     READ_SIZE,
     HashJob,
@@ -50,7 +50,8 @@ DEFAULT_PATHS = ("/etc", "/usr/bin", "/usr/sbin", "/bin", "/sbin", "/boot", "/us
 # and got slower than one thread (measured: /usr/lib, 62k files, 2 cores). Big files spend their time in
 # hashlib without the GIL, which is where threads pay.
 INLINE_MAX = 256 * 1024
-# Worker processes pay off from here: starting the pool costs ~0.1 s, a process hashes ~60k small files/s.
+# Worker processes pay off from here: starting the pool costs ~0.05 s, a process hashes ~60k small files/s.
+POOL_MIN_CPUS = 4  # below this, threads are faster (see _hash_all)
 POOL_MIN_FILES = 2000
 POOL_MIN_BYTES = 256 * 1024 * 1024
 BATCH_FILES = 1024  # per task sent to a worker: one pickle round trip spread over many files
@@ -71,7 +72,7 @@ class FimOptions:
     max_file_size: int | None = None  # larger files are stat-ed, not hashed (error says why)
     workers: int = 0  # 0: one per CPU
     md5_paths: frozenset[str] = frozenset()  # files whose MD5 is wanted too (package database checks)
-    processes: bool | None = None  # hash in worker processes; None: when there is enough to hash
+    processes: bool | None = None  # hash in worker processes; None: with >= 4 CPUs and enough to hash
     find_walk: bool = True  # list trees with GNU find where available (False: always os.scandir)
 
 
@@ -169,11 +170,6 @@ def _join(parent: str, name: str) -> str:
     return parent + name if parent.endswith("/") else parent + "/" + name
 
 
-def _stat_entry(path: str, st: os.stat_result, target: str | None = None, error: str | None = None) -> FileEntry:
-    return FileEntry(path, entry_type(st.st_mode), stat_mod.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_size,
-                     st.st_ino, st.st_mtime_ns, st.st_ctime_ns, target=target, error=error)
-
-
 def _error_entry(path: str, error: str) -> FileEntry:
     return FileEntry(path, "other", 0, -1, -1, 0, 0, 0, 0, error=error)
 
@@ -242,8 +238,7 @@ Todo = tuple[str, WalkRow, bool]  # host path, what the walk saw, MD5 wanted
 class _Scan:
     transport: _HostPaths
     options: FimOptions
-    cache: HashCache
-    full: bool
+    cached: dict[str, str]  # last scan's encoded entries; empty for a full re-hash
     prune: frozenset[str]
     excluded: Callable[[str], bool] | None
     find: str | None  # GNU find's path, None: walk with os.scandir
@@ -251,14 +246,16 @@ class _Scan:
     todo: list[Todo] = field(default_factory=list)
     new_cache: dict[str, str] = field(default_factory=dict)
     hits: int = 0
+    to_host: Callable[[str], str] = str  # the walked top's path mapping (identity unless a fixture root)
 
-    def add(self, row: WalkRow, host: str) -> None:
+    def add(self, row: WalkRow, host: str | None = None) -> None:
         """One walked entry: a cache hit completes it, a file to hash goes to ``todo``. Hot: 75k calls per
-        re-check of /usr/lib, so entries are built once and the cache entry is matched without objects."""
+        re-check of /usr/lib, so entries are built once, the cache entry is matched without objects and the
+        host path is only made when a file is opened."""
         path, kind, mode, uid, gid, size, ino, mtime, ctime, target = row
         if kind == "file":
             want_md5 = path in self.options.md5_paths
-            text = None if self.full else self.cache.entries.get(path)
+            text = self.cached.get(path)
             hit = None if text is None else match_entry(text, ino, size, mtime, ctime, want_md5)
             if hit is not None:
                 self.hits += 1
@@ -270,20 +267,20 @@ class _Scan:
             if limit is not None and size > limit:
                 self.entries.append(_row_entry(row, f"not hashed: larger than max_file_size ({limit} bytes)"))
                 return
-            self.todo.append((host, row, want_md5))
+            self.todo.append((host or self.to_host(path), row, want_md5))
         elif kind == "dir":
-            text = None if self.full else self.cache.entries.get(path)
+            text = self.cached.get(path)
             hit = None if text is None else match_entry(text, ino, size, mtime, ctime, False)
             if hit is not None:
                 self.new_cache[path] = text  # type: ignore[assignment]
                 immutable = hit[2]
             else:
-                immutable = _dir_flags(host)
-                self.new_cache[path] = Cached((ino, size, mtime, ctime), None, None, immutable).encode()
+                immutable = _dir_flags(host or self.to_host(path))
+                self.new_cache[path] = encode_entry(ino, size, mtime, ctime, None, None, immutable)
             self.entries.append(FileEntry(path, "dir", mode, uid, gid, size, ino, mtime, ctime, None, immutable))
         elif kind == "symlink" and target is None:
             try:
-                target = os.readlink(host)
+                target = os.readlink(host or self.to_host(path))
             except OSError as exc:
                 self.entries.append(_row_entry(row, _reason(exc)))
                 return
@@ -315,21 +312,35 @@ class _Scan:
 
         below = top.rstrip("/") + "/"
         prune = [host(p) for p in self.prune if p.startswith(below)]
-        rows = walk_find(self.find, top, host_top, prune)  # type: ignore[arg-type]  # find checked by caller
-        if rows is None:
-            return False
-        excluded = self.excluded
+        self.to_host = host
+        marks = len(self.entries), len(self.todo), self.hits
+        seen: list[list[WalkRow]] = []
+        add, excluded = self.add, self.excluded
         skip = "\0"  # no path starts with a NUL: nothing skipped until an excluded directory is met
-        for row in rows:
-            path = row[0]
-            if path == top or path.startswith(skip):
-                continue
-            if excluded is not None and excluded(path):
-                if row[1] == "dir":
-                    skip = path + "/"  # find lists a directory's whole subtree right after it
-                continue
-            self.add(row, host(path))
-        return True
+
+        def sink(rows: list[WalkRow]) -> None:
+            nonlocal skip
+            seen.append(rows)
+            for row in rows:
+                path = row[0]
+                if path == top or path.startswith(skip):
+                    continue
+                if excluded is not None and excluded(path):
+                    if row[1] == "dir":
+                        skip = path + "/"  # find lists a directory's whole subtree right after it
+                    continue
+                add(row)
+
+        if walk_find(self.find, top, host_top, prune, sink):  # type: ignore[arg-type]  # find checked by caller
+            return True
+        # Undo what the rows added (all of it under ``top``): the Python walk adds the tree again.
+        del self.entries[marks[0]:], self.todo[marks[1]:]
+        self.hits = marks[2]
+        for rows in seen:
+            for row in rows:
+                if row[0] != top:
+                    self.new_cache.pop(row[0], None)
+        return False
 
     def _walk_python(self, top: str, host_top: str) -> None:
         stack = [(top, host_top)]
@@ -417,9 +428,14 @@ def _hash_in_processes(todo: list[Todo], workers: int, root_user: bool) -> list[
 
 
 def _hash_all(todo: list[Todo], options: FimOptions, root_user: bool) -> list[Hashed]:
+    """Threads or worker processes. Measured on 2 cores (/usr/lib, 62k files): threads need ~5.5 s CPU, the
+    pool ~6.6 s (pickling, a second interpreter, merging), and both keep the 2 cores busy, so threads win
+    there. The threads' serial part (walk + small files in one thread, ~1.9 s) does not shrink with more
+    cores while the pool's work divides, hence processes from POOL_MIN_CPUS up."""
     workers = options.workers or cpu_count()
     big = len(todo) >= POOL_MIN_FILES or sum(t[1][5] for t in todo) >= POOL_MIN_BYTES
-    if workers > 1 and todo and (options.processes or (options.processes is None and big)):
+    auto = big and cpu_count() >= POOL_MIN_CPUS
+    if workers > 1 and todo and (options.processes or (options.processes is None and auto)):
         return _hash_in_processes(todo, workers, root_user)
     return _hash_in_threads(todo, _Hasher(root_user), workers)
 
@@ -443,7 +459,7 @@ def scan_local(transport: _HostPaths, options: FimOptions, cache: HashCache, now
     root_user = os.geteuid() == 0 if root_user is None else root_user
     excluded = compile_excludes(options.excludes)
     find = find_available() if options.find_walk else None
-    scan = _Scan(transport, options, cache, full, _pseudo_mounts(transport), excluded, find)
+    scan = _Scan(transport, options, {} if full else cache.entries, _pseudo_mounts(transport), excluded, find)
     for top in normalise_paths(options.paths):
         if top in ALWAYS_PRUNED or (excluded is not None and excluded(top)):
             continue
@@ -456,7 +472,7 @@ def scan_local(transport: _HostPaths, options: FimOptions, cache: HashCache, now
             bytes_hashed += entry.size
         if text is not None:
             scan.new_cache[entry.path] = text
-    entries = tuple(sorted(scan.entries, key=attrgetter("path")))
+    entries = tuple(sorted(scan.entries))  # paths are unique, so tuple order is path order
     new_cache = HashCache(scan.new_cache, now if full else cache.last_full)
     stats = FimStats(len(entries), hashed, scan.hits, bytes_hashed, sum(e.error is not None for e in entries), full,
                      time.perf_counter() - started)

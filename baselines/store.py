@@ -1,41 +1,55 @@
 """Baseline document format and its checks (pure: bytes in, bytes out; the files are agent/baseline_files.py).
 
-A baseline document is three kinds of lines, each canonical JSON (sorted keys, no spaces, UTF-8):
+A baseline document (format v2) is ASCII JSON lines in three sections, then a signature line:
 
-    {"count":N,"format":"precaution.baseline/v1","meta":{...},"schemas":[[probe,[attr,...],[tuple cols]]],...}
-    [[schema, "subject", value, value, ...], ...]   blocks of up to BLOCK observations, one block a line
+    {"count":N,"digest":"blake2b-128/marshal0","format":"precaution.baseline/v2","index_bytes":L,"meta":{...},
+     "schemas":[[probe,[attr,...]],...],"volatile":{probe:[attr,...]}}
+    {"d":[digest hex,...],"k":[subject,...],"n":[row length,...],"s":schema}   index: up to BLOCK rows a line,
+    ...                                                                        one probe and schema per line
+    [value,value,...]                                                          one line per row, index order
+    ...
     {"signature":{"alg":"ed25519","key":"<public key>","sha256":"<body digest>","sig":"<signature>"}}
+
+The index holds each row's subject, the digest of its non-volatile attributes (baselines/rowdigest.py) and the
+length of its value line. Loading verifies the signature while reading the three sections, parses only the
+index and keeps the value lines as one bytes object: a row is decoded when it is asked for, so a diff decodes
+just the rows whose digest differs (figures in bench/results/diff.md). JSON arrays decode as tuples.
 
 The signature is Ed25519 over a domain tag plus the SHA-256 of every byte before the signature line, so a
 changed byte, a cut-off end, a missing signature, another key or another host is detected before a single
-observation is trusted. Observations are rows of values under a per-probe schema rather than objects, in
-blocks so that encoding and parsing run in C a block at a time and loading never holds a second copy of the
-whole file (figures in bench/results/diff.md).
+observation is trusted.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from array import array
+from bisect import bisect_right
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import accumulate, groupby, islice, repeat
+from operator import itemgetter
+from typing import IO, TYPE_CHECKING, Any, Literal
 
-from baselines.diff import AttrMap, ObsIndex, ObsKey, no_gc
+from baselines.diff import AttrMap, ObsKey, no_gc
+from baselines.rowdigest import SCHEME, row_digests
 from probes.observation import Observation
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-FORMAT = "precaution.baseline/v1"
-SIGNATURE_CONTEXT = b"precaution.baseline/v1 signature\x00"
+FORMAT = "precaution.baseline/v2"
+OLD_FORMATS = ("precaution.baseline/v1",)
+SIGNATURE_CONTEXT = b"precaution.baseline/v2 signature\x00"
 ScopeKind = Literal["host", "network"]
 _SCOPE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 Reason = Literal["unsigned", "altered", "bad-signature", "foreign-key", "corrupt", "foreign-host", "wrong-scope",
-                 "rolled-back", "unreadable"]
+                 "rolled-back", "unreadable", "old-format"]
 
 
 class BaselineInvalid(Exception):
@@ -103,59 +117,215 @@ class BaselineMeta:
 @dataclass(frozen=True, slots=True)
 class Baseline:
     meta: BaselineMeta
-    entries: ObsIndex  # (probe, subject) -> attributes
+    entries: BaselineRows  # (probe, subject) -> attributes, decoded on access; row digests without decoding
     volatile: Mapping[str, frozenset[str]]
     sha256: str  # digest of the signed body
     key_fingerprint: str
 
     def counts(self) -> dict[str, int]:
         out = {p: 0 for p in self.meta.probes}
-        for probe, _ in self.entries:
-            out[probe] = out.get(probe, 0) + 1
+        out.update(self.entries.counts())
         return out
 
     def observations(self) -> Iterator[Observation]:
-        for (probe, subject), attrs in self.entries.items():
+        for (probe, subject), attrs in self.entries.decoded():
             yield Observation(probe, subject, attrs, self.volatile.get(probe, frozenset()))
 
 
-BLOCK = 4096  # rows per line: one C-level encode/decode per block instead of one per row
+@dataclass(slots=True)
+class _ProbeRows:
+    """One probe's rows: contiguous in the document from row ``first``; blocks may change the schema."""
 
-_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+    first: int
+    digests: dict[str, bytes] = field(default_factory=dict)  # subject -> digest, in document order
+    block_starts: list[int] = field(default_factory=list)  # row (relative to ``first``) where a block starts
+    block_schemas: list[int] = field(default_factory=list)
+    positions: dict[str, int] | None = None  # subject -> relative row, built on the first single lookup
+
+
+class BaselineRows(Mapping[ObsKey, AttrMap]):
+    """The rows of a verified document: (probe, subject) -> attributes, decoded from the kept value lines when
+    asked for. Implements baselines.diff.DigestIndex, so a diff decodes only the rows whose digest differs."""
+
+    def __init__(self, schemas: Sequence[tuple[str, tuple[str, ...]]], probes: dict[str, _ProbeRows],
+                 values: bytes, offsets: array[int], volatile: Mapping[str, frozenset[str]]) -> None:
+        self._schemas = schemas
+        self._probes = probes
+        self._values = values
+        self._offsets = offsets  # row r's line is values[offsets[r]:offsets[r + 1]] (newline included)
+        self._volatile = volatile
+        self._len = sum(len(p.digests) for p in probes.values())
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[ObsKey]:
+        for probe, rows in self._probes.items():
+            yield from zip(repeat(probe), rows.digests)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, tuple) or len(key) != 2:
+            return False
+        rows = self._probes.get(key[0])
+        return rows is not None and key[1] in rows.digests
+
+    def __getitem__(self, key: ObsKey) -> AttrMap:
+        rows = self._probes[key[0]]
+        if rows.positions is None:
+            rows.positions = dict(zip(rows.digests, range(len(rows.digests)), strict=True))
+        return self._decode(rows, rows.positions[key[1]])
+
+    def counts(self) -> dict[str, int]:
+        return {p: len(r.digests) for p, r in self._probes.items()}
+
+    # DigestIndex (baselines/diff.py)
+    def probe_names(self) -> Collection[str]:
+        return self._probes.keys()
+
+    def probe_digests(self, probe: str) -> Mapping[str, bytes]:
+        rows = self._probes.get(probe)
+        return rows.digests if rows is not None else {}
+
+    def digest_volatile(self, probe: str) -> frozenset[str]:
+        return self._volatile.get(probe, frozenset())
+
+    def decode_many(self, probe: str, subjects: Collection[str]) -> dict[str, AttrMap]:
+        rows = self._probes.get(probe)
+        if rows is None or not subjects:
+            return {}
+        if rows.positions is not None:
+            found = [(rows.positions[s], s) for s in subjects]
+        else:  # one pass over the subjects beats building a position index for a few rows
+            wanted = set(subjects)
+            found = [(i, s) for i, s in enumerate(rows.digests) if s in wanted]
+        return {s: self._decode(rows, i) for i, s in found}
+
+    def decoded(self) -> Iterator[tuple[ObsKey, AttrMap]]:
+        """Every row in document order, a block at a time (one JSON parse per block)."""
+        values, offsets = self._values, self._offsets
+        for probe, rows in self._probes.items():
+            subjects = list(rows.digests)
+            ends = [*rows.block_starts[1:], len(subjects)]
+            for start, end, schema in zip(rows.block_starts, ends, rows.block_schemas, strict=True):
+                names = self._schemas[schema][1]
+                a, b = offsets[rows.first + start], offsets[rows.first + end]
+                try:
+                    block = json.loads(b"[" + values[a:b - 1].replace(b"\n", b",") + b"]")
+                except ValueError:
+                    raise BaselineInvalid("corrupt", "baseline rows are malformed") from None
+                for subject, vals in zip(subjects[start:end], block, strict=True):
+                    yield (probe, subject), _attrs(names, vals)
+
+    def _decode(self, rows: _ProbeRows, i: int) -> AttrMap:
+        r = rows.first + i
+        a, b = self._offsets[r], self._offsets[r + 1]
+        names = self._schemas[rows.block_schemas[bisect_right(rows.block_starts, i) - 1]][1]
+        try:
+            if self._values[b - 1] != 0x0A:
+                raise ValueError("value line is not where the index says")
+            return _attrs(names, json.loads(self._values[a:b - 1]))
+        except ValueError:
+            raise BaselineInvalid("corrupt", "baseline rows are malformed") from None
+
+
+def _attrs(names: tuple[str, ...], values: Any) -> dict[str, Any]:
+    if type(values) is not list or len(values) != len(names):
+        raise BaselineInvalid("corrupt", "baseline rows are malformed: a row does not match its schema")
+    if list in map(type, values):
+        values = [_tuples(v) for v in values]
+    return dict(zip(names, values, strict=True))
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(map(_tuples, value)) if type(value) is list else value
+
+
+BLOCK = 4096  # rows per index line: one C-level encode/decode per block instead of one per row
+
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False).encode
+
+
+def _unencodable(value: Any) -> Any:
+    raise TypeError(f"attribute value of type {type(value).__name__} cannot be stored in a baseline")
+
+
+def _row_encoder() -> Any:
+    """One JSON text per row. The module-level C encoder (what json.dumps runs) called directly: json.dumps
+    per row costs several times more in Python set-up than in encoding."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+    encoder = make(None, _unencodable, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+
+    def encode(row: Any) -> str:
+        return "".join(encoder(row, 0))
+
+    return encode
+
+
+_encode_row = _row_encoder()
 
 
 def encode_body(meta: BaselineMeta, entries: Mapping[ObsKey, AttrMap],
                 volatile: Mapping[str, frozenset[str]]) -> bytes:
-    """The signed part of the document: the header line, then blocks of up to BLOCK rows, one block a line."""
+    """The signed part of the document: header, index lines, value lines (see the module doc)."""
     schemas: dict[tuple[str, tuple[str, ...]], int] = {}
-    tuple_cols: list[set[int]] = []
-    blocks: list[str] = []
-    block: list[list[Any]] = []
+    index: list[str] = []
+    values: list[str] = []
     with no_gc():
-        for (probe, subject), attrs in entries.items():
-            names = tuple(attrs)
-            idx = schemas.get((probe, names))
-            if idx is None:
-                idx = schemas[(probe, names)] = len(schemas)
-                tuple_cols.append(set())
-            values = list(attrs.values())
-            if tuple in map(type, values):
-                tuple_cols[idx].update(col for col, v in enumerate(values) if type(v) is tuple)
-            block.append([idx, subject, *values])
-            if len(block) == BLOCK:
-                blocks.append(_encode(block))
-                block = []
-        if block:
-            blocks.append(_encode(block))
+        pairs = list(entries.decoded() if isinstance(entries, BaselineRows) else entries.items())
+        keys = list(map(itemgetter(0), pairs))
+        attrs = list(map(itemgetter(1), pairs))
+        del pairs
+        shapes = list(zip(map(itemgetter(0), keys), map(tuple, attrs), strict=True))  # (probe, names) per row
+        runs: dict[tuple[str, tuple[str, ...]], list[tuple[int, int]]] = {}
+        probe_order: dict[str, None] = {}
+        pos = 0
+        for shape, run in groupby(shapes):
+            n = len(list(run))
+            runs.setdefault(shape, []).append((pos, pos + n))
+            probe_order[shape[0]] = None
+            pos += n
+        del shapes
+        for probe in probe_order:  # a probe's rows stay contiguous: it is decoded and diffed as one
+            vol = volatile.get(probe, frozenset())
+            for shape in [s for s in runs if s[0] == probe]:
+                idx = schemas[shape] = len(schemas)
+                rows = _take(runs[shape], attrs)
+                subjects = list(map(itemgetter(1), _take(runs[shape], keys)))
+                digests = row_digests(rows, vol)
+                lines = list(map(_encode_row, _value_tuples(shape[1], rows)))
+                for at in range(0, len(rows), BLOCK):
+                    block = lines[at:at + BLOCK]
+                    index.append(_encode({"d": list(map(bytes.hex, digests[at:at + BLOCK])),
+                                          "k": subjects[at:at + BLOCK], "n": list(map(len, block)), "s": idx}))
+                values.extend(lines)
+    index_text = "".join(line + "\n" for line in index)
     header = {
         "format": FORMAT,
+        "digest": SCHEME,
         "meta": meta.to_json(),
-        "count": len(entries),
-        "schemas": [[probe, list(names), sorted(tuple_cols[i])] for (probe, names), i in schemas.items()],
+        "count": len(keys),
+        "index_bytes": len(index_text),
+        "schemas": [[probe, list(names)] for (probe, names) in schemas],
         "volatile": {p: sorted(v) for p, v in sorted(volatile.items()) if v},
     }
-    parts = [_encode(header), *blocks]
-    return ("\n".join(parts) + "\n").encode("utf-8")
+    values.append("")
+    return "".join((_encode(header), "\n", index_text, "\n".join(values))).encode("ascii")
+
+
+def _take(runs: list[tuple[int, int]], seq: list[Any]) -> list[Any]:
+    if len(runs) == 1:
+        return seq[runs[0][0]:runs[0][1]]
+    return [x for a, b in runs for x in seq[a:b]]
+
+
+def _value_tuples(names: tuple[str, ...], rows: Sequence[AttrMap]) -> Iterator[tuple[Any, ...]]:
+    if len(names) >= 2:
+        return map(itemgetter(*names), rows)
+    if names:
+        return zip(map(itemgetter(names[0]), rows))
+    return iter(repeat((), len(rows)))
 
 
 def sign_body(body: bytes, key: Ed25519PrivateKey) -> bytes:
@@ -167,14 +337,61 @@ def sign_body(body: bytes, key: Ed25519PrivateKey) -> bytes:
     return body + _encode(trailer).encode() + b"\n"
 
 
-def verify_document(data: bytes, trusted: Ed25519PublicKey) -> tuple[bytes, str]:
-    """(body, body digest) of a document signed by ``trusted``; BaselineInvalid otherwise."""
-    from cryptography.exceptions import InvalidSignature
+def load_document(data: bytes, trusted: Ed25519PublicKey) -> Baseline:
+    """``read_document`` over bytes in memory."""
+    return read_document(io.BytesIO(data), trusted)
 
+
+def read_document(stream: IO[bytes], trusted: Ed25519PublicKey) -> Baseline:
+    """Read, verify and index a document signed by ``trusted``; BaselineInvalid otherwise.
+
+    The three sections are read as separate objects and hashed as they come (no second copy of the file); only
+    the value lines are kept. Nothing read is used before the signature has been checked, except the unsigned
+    header's format (to name an old format) and index length (where to split; a wrong one fails the digest).
+    """
+    first = stream.readline()
+    peek = _peek_header(first)
+    if peek.get("format") in OLD_FORMATS:
+        raise BaselineInvalid("old-format", f"baseline is in the old format {peek['format']} (this agent reads "
+                                            f"{FORMAT}): capture it again with `precaution baseline capture "
+                                            "--force`")
+    index_len = peek.get("index_bytes")
+    index_len = index_len if type(index_len) is int and index_len > 0 else 0
+    index = stream.read(index_len) if index_len else b""
+    rest = stream.read()
+    digest = hashlib.sha256(first)
+    digest.update(index)
+    if len(index) == index_len and rest.endswith(b"\n"):
+        cut = rest.rfind(b"\n", 0, len(rest) - 1) + 1
+        digest.update(memoryview(rest)[:cut])
+        _check_signature(rest[cut:], digest.digest(), trusted)
+        return _decode(first, index, rest, cut, digest.hexdigest(), key_fingerprint(trusted))
+    # The file ends before where its header says the index ends, or without a line break: judge it whole.
+    data = first + index + rest
     if not data.endswith(b"\n"):
         raise BaselineInvalid("unsigned", "truncated or unsigned: the file does not end with a signature line")
     cut = data.rfind(b"\n", 0, len(data) - 1) + 1
-    body, last = data[:cut], data[cut:]
+    _check_signature(data[cut:], hashlib.sha256(memoryview(data)[:cut]).digest(), trusted)
+    raise BaselineInvalid("corrupt", "baseline sections do not match the header")
+
+
+def body_sha256(data: bytes) -> str:
+    """The digest a document's signature covers (everything before its last line)."""
+    cut = data.rfind(b"\n", 0, max(len(data) - 1, 0)) + 1
+    return hashlib.sha256(memoryview(data)[:cut]).hexdigest()
+
+
+def _peek_header(line: bytes) -> dict[str, Any]:
+    try:
+        header = json.loads(line)
+    except ValueError:
+        return {}
+    return header if isinstance(header, dict) else {}
+
+
+def _check_signature(last: bytes, digest: bytes, trusted: Ed25519PublicKey) -> None:
+    from cryptography.exceptions import InvalidSignature
+
     try:
         sig = json.loads(last)["signature"]
         alg, key_text, digest_hex, sig_b64 = sig["alg"], sig["key"], sig["sha256"], sig["sig"]
@@ -189,14 +406,12 @@ def verify_document(data: bytes, trusted: Ed25519PublicKey) -> tuple[bytes, str]
             other = "unreadable key"
         raise BaselineInvalid("foreign-key", f"signed by another key ({other}), not this agent's "
                                              f"({key_fingerprint(trusted)})")
-    digest = hashlib.sha256(body).digest()
     if digest.hex() != digest_hex:
         raise BaselineInvalid("altered", "content altered after signing (digest mismatch)")
     try:
         trusted.verify(base64.b64decode(str(sig_b64), validate=True), SIGNATURE_CONTEXT + digest)
     except (InvalidSignature, ValueError):
         raise BaselineInvalid("bad-signature", "signature does not verify") from None
-    return body, digest.hex()
 
 
 def _raw_b64(key: Ed25519PublicKey) -> str:
@@ -214,47 +429,61 @@ def key_fingerprint(key: Ed25519PublicKey) -> str:
     return fingerprint_of(base64.b64decode(_raw_b64(key)))
 
 
-def read_header(body: bytes) -> dict[str, Any]:
-    end = body.find(b"\n")
+def read_header(line: bytes) -> dict[str, Any]:
+    """The header of a document in this or an older format (history lists the metadata of every version)."""
+    end = line.find(b"\n")
     try:
-        header = json.loads(body[: end if end >= 0 else len(body)])
+        header = json.loads(line[: end if end >= 0 else len(line)])
     except ValueError:
         raise BaselineInvalid("corrupt", "baseline header is not JSON") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
+    if not isinstance(header, dict) or header.get("format") not in (FORMAT, *OLD_FORMATS):
         raise BaselineInvalid("corrupt", f"not a {FORMAT} document")
     return header
 
 
-def decode_body(body: bytes, digest: str, key_fingerprint: str) -> Baseline:
-    """Parse a verified body. Only ever called after verify_document."""
-    header = read_header(body)
+def _decode(first: bytes, index: bytes, values: bytes, values_len: int, digest: str, fingerprint: str) -> Baseline:
+    """Index a verified document (the signature has been checked)."""
+    header = read_header(first)
+    if header.get("format") != FORMAT or header.get("digest") != SCHEME:
+        raise BaselineInvalid("corrupt", f"not a {FORMAT} document with {SCHEME} row digests")
     meta = BaselineMeta.from_json(header.get("meta") or {})
-    entries: dict[ObsKey, AttrMap] = {}
-    count = 0
+    probes: dict[str, _ProbeRows] = {}
+    offsets = array("q", [0])
+    row = 0
     try:
-        schemas = [(str(p), tuple(n), tuple(t)) for p, n, t in header["schemas"]]
-        pos = body.find(b"\n") + 1
+        schemas = [(str(p), tuple(map(str, n))) for p, n in header["schemas"]]
+        pos = 0
         with no_gc():
-            while pos < len(body):
-                end = body.find(b"\n", pos)
-                end = len(body) if end < 0 else end
-                rows = json.loads(body[pos:end])  # one block: a slice of the body, never a copy of all of it
-                pos = end + 1
-                count += len(rows)
-                for row in rows:
-                    probe, names, tuples = schemas[row[0]]
-                    attrs = dict(zip(names, row[2:], strict=True))
-                    for col in tuples:
-                        value = attrs[names[col]]
-                        if type(value) is list:
-                            attrs[names[col]] = tuple(value)
-                    entries[(probe, row[1])] = attrs
+            while pos < len(index):
+                end = index.find(b"\n", pos)
+                block = json.loads(index[pos:end if end >= 0 else len(index)])
+                pos = len(index) if end < 0 else end + 1
+                subjects, digests, lengths, schema = block["k"], block["d"], block["n"], block["s"]
+                if not len(subjects) == len(digests) == len(lengths) or type(schema) is not int or schema < 0:
+                    raise ValueError("index block columns differ in length")
+                probe = schemas[schema][0]
+                rows = probes.get(probe)
+                if rows is None:
+                    rows = probes[probe] = _ProbeRows(row)
+                elif rows.first + len(rows.digests) != row:
+                    raise ValueError(f"rows of {probe} are not contiguous")
+                rows.block_starts.append(row - rows.first)
+                rows.block_schemas.append(schema)
+                before = len(rows.digests)
+                rows.digests.update(zip(subjects, map(bytes.fromhex, digests), strict=True))
+                if len(rows.digests) != before + len(subjects):
+                    raise ValueError(f"a subject of {probe} appears twice")
+                offsets.extend(islice(accumulate(map((1).__add__, lengths), initial=offsets[-1]), 1, None))
+                row += len(subjects)
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise BaselineInvalid("corrupt", f"baseline rows are malformed: {exc}") from None
-    if count != header.get("count") or len(entries) != count:
-        raise BaselineInvalid("corrupt", f"baseline holds {count} rows, its header says {header.get('count')}")
+    if row != header.get("count"):
+        raise BaselineInvalid("corrupt", f"baseline holds {row} rows, its header says {header.get('count')}")
+    if offsets[-1] != values_len:
+        raise BaselineInvalid("corrupt", "baseline rows are malformed: value lines do not match the index")
     volatile = {str(p): frozenset(v) for p, v in (header.get("volatile") or {}).items()}
-    return Baseline(meta, entries, volatile, digest, key_fingerprint)
+    entries = BaselineRows(schemas, probes, values, offsets, volatile)
+    return Baseline(meta, entries, volatile, digest, fingerprint)
 
 
 def check_identity(meta: BaselineMeta, scope: Scope, hostname: str, machine_id: str) -> None:

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ TITLE = "Baseline diff and store: 1,000,000 observations"
 N = 1_000_000
 DRIFT = 0.01
 BUDGET_DIFF_S = 2.0
+REPEAT = 3  # the machine is shared: the best of three is the quiet-time figure, the worst is shown too
 
 
 def observations(n: int, drift: float = 0.0, volatile_moves: bool = True) -> list[Any]:
@@ -84,44 +86,65 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return out, time.perf_counter() - t0, time.process_time() - c0
 
 
+def _baseline(obs: list[Any]) -> tuple[Any, bytes, Any]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from baselines.diff import index, volatile_of
+    from baselines.store import BaselineMeta, Scope, encode_body, sign_body
+
+    key = Ed25519PrivateKey.generate()
+    meta = BaselineMeta(Scope("host", "local"), 1, "t", "bench", "t", "bench", "capture", 0, "bench", "h", "m",
+                        "default", ("files",))
+    entries, volatile = index(obs), volatile_of(obs)
+    return key, sign_body(encode_body(meta, entries, volatile), key), meta
+
+
 def phase_diff() -> dict[str, float]:
-    from baselines.diff import diff, diff_indexes, index
+    import gc
+
+    from baselines.diff import diff, diff_observations
     from baselines.drift import drift_findings
     from baselines.profile import load_profile
+    from baselines.store import load_document
 
     profile = load_profile()
     volatile = {"files": frozenset({"atime_ns"})}
     old = observations(N)
-    old_ix = index(old)  # a loaded baseline is already an index (baselines/store.py decode_body)
+    key, data, _ = _baseline(old)
+    baseline = load_document(data, key.public_key())  # what `scan` compares with: verified, rows not decoded
+    del data
+    gc.collect()
     out: dict[str, float] = {}
     for label, moves in (("steady", False), ("worst", True)):
         new = observations(N, DRIFT, volatile_moves=moves)
+        walls, cpus = [], []
         before = _rss_mib()
-        result, out[f"{label}_wall"], out[f"{label}_cpu"] = _timed(
-            lambda new=new: diff_indexes(old_ix, index(new), volatile, profile.ignore))
+        for _ in range(REPEAT):
+            result, wall, cpu = _timed(partial(diff_observations, baseline.entries, new, volatile, profile.ignore))
+            walls.append(wall)
+            cpus.append(cpu)
         out[f"{label}_peak"] = _peak_mib() - before
-        _, out[f"{label}_lists_wall"], out[f"{label}_lists_cpu"] = _timed(
-            lambda new=new: diff(old, new, profile.ignore))
+        out[f"{label}_wall"], out[f"{label}_wall_max"], out[f"{label}_cpu"] = min(walls), max(walls), min(cpus)
         if label == "steady":
-            findings, out["judge"], _ = _timed(lambda result=result: drift_findings(result, profile.drift, "bench"))
+            _, out["lists_wall"], out["lists_cpu"] = _timed(partial(diff, old, new, profile.ignore))
+            findings, out["judge"], _ = _timed(partial(drift_findings, result, profile.drift, "bench"))
             out["items"], out["findings"] = len(result.items), len(findings)
         del new, result
     return out
 
 
 def phase_store() -> dict[str, float]:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    import gc
 
     from agent.state import atomic_write
     from baselines.diff import index, volatile_of
-    from baselines.store import BaselineMeta, Scope, decode_body, encode_body, sign_body, verify_document
+    from baselines.store import encode_body, read_document, sign_body
 
     obs = observations(N)
+    key, _, meta = _baseline(obs[:10])
     entries, volatile = index(obs), volatile_of(obs)
     del obs
-    key = Ed25519PrivateKey.generate()
-    meta = BaselineMeta(Scope("host", "local"), 1, "t", "bench", "t", "bench", "capture", 0, "bench", "h", "m",
-                        "default", ("files",))
+    gc.collect()
     tmp = Path(tempfile.mkdtemp(prefix="bench-diff-"))
     try:
         before = _rss_mib()
@@ -132,19 +155,23 @@ def phase_store() -> dict[str, float]:
         size = len(data) / 2**20
         save_peak = _peak_mib() - before
         del data, entries
-        before = _rss_mib()
-        t0 = time.perf_counter()
-        raw = (tmp / "current.jsonl").read_bytes()
-        body, digest = verify_document(raw, key.public_key())
-        verify = time.perf_counter() - t0
-        baseline = decode_body(body, digest, "fp")
-        load = time.perf_counter() - t0
-        load_peak = _peak_mib() - before
-        assert len(baseline.entries) == N
+        gc.collect()
+        loads = []
+        for _ in range(REPEAT):
+            before = _rss_mib()
+            t0 = time.perf_counter()
+            with (tmp / "current.jsonl").open("rb") as fh:
+                baseline = read_document(fh, key.public_key())
+            loads.append(time.perf_counter() - t0)
+            assert len(baseline.entries) == N
+            load_held = _rss_mib() - before
+            load_peak = _peak_mib() - before
+            del baseline
+            gc.collect()
     finally:
         shutil.rmtree(tmp)
-    return {"save": save, "size": size, "save_peak": save_peak, "verify": verify, "load": load,
-            "load_peak": load_peak}
+    return {"save": save, "size": size, "save_peak": save_peak, "load": min(loads), "load_max": max(loads),
+            "load_peak": load_peak, "load_held": load_held}
 
 
 def phase_reference() -> dict[str, float]:
@@ -169,34 +196,37 @@ def run() -> str:
     d = _in_child(phase_diff)
     s = _in_child(phase_store)
     r = _in_child(phase_reference)
-    def verdict(cpu: float) -> str:
-        return "within" if cpu <= BUDGET_DIFF_S else "OVER"
+    def verdict(seconds: float) -> str:
+        return "within" if seconds <= BUDGET_DIFF_S else "OVER"
 
     rows = [
         "| what | figure |",
         "|---|---|",
-        f"| baseline (loaded index) vs {N:,} current observations, 1 % drift: index current + compare | "
-        f"**{d['steady_wall']:.2f} s** wall, CPU {d['steady_cpu']:.2f} s; budget {BUDGET_DIFF_S:.0f} s (CPU): "
-        f"{verdict(d['steady_cpu'])} |",
-        f"| same, worst case: a volatile attribute differs on every observation | {d['worst_wall']:.2f} s wall, "
-        f"CPU {d['worst_cpu']:.2f} s: {verdict(d['worst_cpu'])} |",
-        f"| `diff()` from two observation lists (indexes both sides) | {d['steady_lists_wall']:.2f} s wall, "
-        f"CPU {d['steady_lists_cpu']:.2f} s; worst case CPU {d['worst_lists_cpu']:.2f} s |",
-        f"| diff peak memory above the inputs (current index + items) | {d['steady_peak']:.0f} MiB |",
+        f"| loaded baseline vs {N:,} current observations, 1 % drift: `diff_observations` (digests, then decode "
+        f"and compare what differs) | **{d['steady_wall']:.2f} s** wall (worst of {REPEAT}: "
+        f"{d['steady_wall_max']:.2f} s), CPU {d['steady_cpu']:.2f} s; budget {BUDGET_DIFF_S:.0f} s: "
+        f"{verdict(d['steady_wall'])} |",
+        f"| same, worst case: a volatile attribute differs on every observation | {d['worst_wall']:.2f} s wall "
+        f"(worst {d['worst_wall_max']:.2f} s), CPU {d['worst_cpu']:.2f} s: {verdict(d['worst_wall'])} |",
+        f"| `diff()` from two observation lists (indexes both sides, no digests) | {d['lists_wall']:.2f} s wall, "
+        f"CPU {d['lists_cpu']:.2f} s |",
+        f"| diff peak memory above the inputs (digests of the current side + items) | "
+        f"{d['steady_peak']:.0f} MiB |",
         f"| drift items / findings (default profile, grouped by package) | {d['items']:,.0f} / "
         f"{d['findings']:,.0f} in {d['judge']:.2f} s |",
-        f"| save: encode + sign + atomic write | {s['save']:.2f} s, {s['size']:.0f} MiB file, "
-        f"peak +{s['save_peak']:.0f} MiB |",
-        f"| load: read + verify signature | {s['verify']:.2f} s |",
-        f"| load: read + verify + decode to index | {s['load']:.2f} s, peak +{s['load_peak']:.0f} MiB |",
+        f"| save: encode (digests, index, value lines) + sign + atomic write | {s['save']:.2f} s, "
+        f"{s['size']:.0f} MiB file, peak +{s['save_peak']:.0f} MiB |",
+        f"| load: read + verify signature + index (rows decoded on use) | **{s['load']:.2f} s** (worst "
+        f"{s['load_max']:.2f} s), peak +{s['load_peak']:.0f} MiB, held +{s['load_held']:.0f} MiB |",
     ]
     if r:
         rows.append(f"| reference: GNU diff of the same sets as sorted text lines | {r['gnu_diff']:.2f} s |")
     return "\n".join(rows) + (
-        "\n\nThe diff compares every attribute except the probe's volatile ones. In the worst case `atime_ns` "
-        "(volatile) differs on every observation, so the one-dict-comparison fast path is never taken. The machine "
-        "may be shared with other jobs, so CPU time is given next to wall time and the budget is judged on CPU "
-        "time. At 300,000 observations the same compare takes about 0.4 s CPU here: at 1,000,000 the working set "
-        "(two indexes of a million dicts, several GB) no longer fits the caches. "
+        "\n\nThe baseline is what `scan` compares with: saved, signed and loaded (rows not decoded). Each current "
+        "observation costs its digest (keyed BLAKE2b of its non-volatile values, computed in C) and one lookup; only "
+        "the rows whose digest differs are decoded and compared attribute by attribute. In the worst case "
+        "`atime_ns` (volatile) differs on every observation; it is not in the digest, so the worst case costs the "
+        "same. Wall times are the best of "
+        f"{REPEAT} runs (the machine is shared with other jobs; the worst run is shown too). "
         f"Load average at the start: {load_before:.1f}, at the "
         f"end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores).\n")

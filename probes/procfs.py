@@ -80,29 +80,39 @@ def list_pids(ctx: GatherContext) -> list[str]:
 
 def read_socket_owners(ctx: GatherContext) -> dict[str, dict[str, str | int]]:
     """Socket inode -> owning process (pid, comm, exe). Processes that vanish mid-read are skipped;
-    processes we may not look into are noted as a limitation."""
+    processes we may not look into are noted as a limitation.
+
+    Batched (one listing of every fd directory, one readlink of every fd, one read of the owners' comm and
+    exe): over SSH this is a handful of round trips instead of one per file descriptor."""
     owners: dict[str, dict[str, str | int]] = {}
     t = ctx.transport
     denied = 0
-    for pid in list_pids(ctx):
-        try:
-            fds = t.list_dir(f"/proc/{pid}/fd")
-        except PermissionError:
+    pids = list_pids(ctx)
+    listings = t.list_many(f"/proc/{pid}/fd" for pid in pids)
+    fd_paths: dict[str, list[str]] = {}
+    for pid in pids:
+        fds = listings[f"/proc/{pid}/fd"]
+        if isinstance(fds, PermissionError):
             denied += 1
             continue
-        except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
+        if isinstance(fds, (FileNotFoundError, NotADirectoryError, ProcessLookupError)):
             continue
+        if isinstance(fds, OSError):
+            raise fds
+        fd_paths[pid] = [f"/proc/{pid}/fd/{fd}" for fd in fds]
+    links = t.readlink_many(p for paths in fd_paths.values() for p in paths)
+    socket_inodes: dict[str, list[str]] = {}
+    for pid, paths in fd_paths.items():
         inodes = []
-        for fd in fds:
-            try:
-                target = t.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
+        for path in paths:
+            target = links[path]
+            if not isinstance(target, OSError) and target.startswith("socket:["):
                 inodes.append(target[8:-1])
-        if not inodes:
-            continue
-        info = read_process_brief(ctx, pid)
+        if inodes:
+            socket_inodes[pid] = inodes
+    briefs = read_process_briefs(ctx, list(socket_inodes))
+    for pid, inodes in socket_inodes.items():
+        info = briefs[pid]
         if info is None:
             continue
         for inode in inodes:
@@ -112,14 +122,22 @@ def read_socket_owners(ctx: GatherContext) -> dict[str, dict[str, str | int]]:
     return owners
 
 
-def read_process_brief(ctx: GatherContext, pid: str) -> dict[str, str | int] | None:
+def read_process_briefs(ctx: GatherContext, pids: list[str]) -> dict[str, dict[str, str | int] | None]:
+    """pid -> {pid, comm, exe} (None when the process is gone or its comm not readable), in two batched calls."""
     t = ctx.transport
-    try:
-        comm = t.read_text(f"/proc/{pid}/comm", 256).strip()
-    except OSError:
-        return None
-    try:
-        exe = t.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        exe = ""
-    return {"pid": int(pid), "comm": comm, "exe": exe}
+    comms = t.read_many((f"/proc/{pid}/comm" for pid in pids), 256)
+    exes = t.readlink_many(f"/proc/{pid}/exe" for pid in pids if not isinstance(comms[f"/proc/{pid}/comm"], OSError))
+    out: dict[str, dict[str, str | int] | None] = {}
+    for pid in pids:
+        comm = comms[f"/proc/{pid}/comm"]
+        if isinstance(comm, OSError):
+            out[pid] = None
+            continue
+        exe = exes[f"/proc/{pid}/exe"]
+        out[pid] = {"pid": int(pid), "comm": comm.decode("utf-8", errors="replace").strip(),
+                    "exe": "" if isinstance(exe, OSError) else exe}
+    return out
+
+
+def read_process_brief(ctx: GatherContext, pid: str) -> dict[str, str | int] | None:
+    return read_process_briefs(ctx, [pid])[pid]

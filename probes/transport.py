@@ -88,6 +88,8 @@ class Transport(Protocol):
 
     def list_many(self, paths: Iterable[str]) -> dict[str, list[str] | OSError]: ...
 
+    def stat_many(self, paths: Iterable[str], follow: bool = True) -> dict[str, FileStat | OSError]: ...
+
 
 class _Single(Protocol):
     def read_bytes(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes: ...
@@ -95,6 +97,8 @@ class _Single(Protocol):
     def readlink(self, path: str) -> str: ...
 
     def list_dir(self, path: str) -> list[str]: ...
+
+    def stat(self, path: str, follow: bool = True) -> FileStat: ...
 
 
 def read_each(t: _Single, paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, bytes | OSError]:
@@ -123,6 +127,16 @@ def list_each(t: _Single, paths: Iterable[str]) -> dict[str, list[str] | OSError
     for path in dict.fromkeys(paths):
         try:
             out[path] = t.list_dir(path)
+        except OSError as exc:
+            out[path] = exc
+    return out
+
+
+def stat_each(t: _Single, paths: Iterable[str], follow: bool = True) -> dict[str, FileStat | OSError]:
+    out: dict[str, FileStat | OSError] = {}
+    for path in dict.fromkeys(paths):
+        try:
+            out[path] = t.stat(path, follow)
         except OSError as exc:
             out[path] = exc
     return out
@@ -206,6 +220,9 @@ class LocalTransport:
 
     def list_many(self, paths: Iterable[str]) -> dict[str, list[str] | OSError]:
         return list_each(self, paths)
+
+    def stat_many(self, paths: Iterable[str], follow: bool = True) -> dict[str, FileStat | OSError]:
+        return stat_each(self, paths, follow)
 
     def which(self, name: str) -> str | None:
         if not self.allow_commands:

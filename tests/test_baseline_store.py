@@ -9,16 +9,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from baselines.diff import index
+from baselines.rowdigest import row_digest
 from baselines.store import (
     BaselineInvalid,
     BaselineMeta,
     Scope,
     check_identity,
-    decode_body,
     encode_body,
     key_fingerprint,
+    load_document,
     sign_body,
-    verify_document,
 )
 from probes.observation import Observation
 
@@ -46,8 +46,7 @@ def document(key):
 
 
 def load(data, key):
-    body, digest = verify_document(data, key.public_key())
-    return decode_body(body, digest, key_fingerprint(key.public_key()))
+    return load_document(data, key.public_key())
 
 
 def test_round_trip_keeps_values_tuples_and_volatile():
@@ -59,6 +58,12 @@ def test_round_trip_keeps_values_tuples_and_volatile():
     assert baseline.volatile == {"listeners": frozenset({"pid"})}
     assert baseline.counts() == {"accounts": 2, "listeners": 1}
     assert {o.key for o in baseline.observations()} == {o.key for o in OBS}
+    assert baseline.sha256 == hashlib.sha256(document(key).rsplit(b"\n", 2)[0] + b"\n").hexdigest()
+    assert baseline.key_fingerprint == key_fingerprint(key.public_key())
+    # every row carries the digest of its non-volatile attributes
+    for o in OBS:
+        vol = {"listeners": frozenset({"pid"})}.get(o.probe, frozenset())
+        assert baseline.entries.probe_digests(o.probe)[o.subject] == row_digest(o.attrs, vol)
 
 
 def test_every_single_byte_change_is_detected():
@@ -128,7 +133,53 @@ def test_many_blocks_round_trip_and_block_edits_are_caught():
     many = {("files", f"/f{i}"): {"sha256": f"{i:064x}", "mode": 0o644, "links": ("a",) if i % 3 else None}
             for i in range(2 * BLOCK + 17)}
     data = sign_body(encode_body(meta(), many, {}), key)
-    assert data.count(b"\n") == 1 + 3 + 1  # header, three blocks, signature
-    assert dict(load(data, key).entries) == many
+    # header, three index blocks (mode 0o644 and "links" a tuple or None: one schema), a line a row, signature
+    assert data.count(b"\n") == 1 + 3 + len(many) + 1
+    loaded = load(data, key).entries
+    assert dict(loaded) == many and dict(loaded.decoded()) == many
+    assert loaded[("files", "/f1")]["links"] == ("a",)
     with pytest.raises(BaselineInvalid):
         load(data.replace(b"/f5000\"", b"/f5001\"", 1), key)
+
+
+def test_old_format_is_refused_with_a_clear_message():
+    key = Ed25519PrivateKey.generate()
+    header = {"count": 0, "format": "precaution.baseline/v1", "meta": meta().to_json(), "schemas": [],
+              "volatile": {}}
+    data = sign_body(json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\n", key)
+    with pytest.raises(BaselineInvalid) as exc:
+        load(data, key)
+    assert exc.value.reason == "old-format"
+    assert "precaution.baseline/v1" in exc.value.message and "capture --force" in exc.value.message
+
+
+def test_rows_and_index_that_disagree_are_refused_even_when_signed():
+    key = Ed25519PrivateKey.generate()
+    body = encode_body(meta(), index(OBS), {})
+    header, rest = body.split(b"\n", 1)
+    # the signer's own bug, not tampering: one row's value line dropped, the rest re-signed
+    lines = rest.split(b"\n")
+    broken = header + b"\n" + b"\n".join(lines[:-2] + lines[-1:])
+    with pytest.raises(BaselineInvalid) as exc:
+        load(sign_body(broken, key), key)
+    assert exc.value.reason == "corrupt"
+    # a count that disagrees with the rows
+    recount = body.replace(b'"count":3', b'"count":4', 1)
+    assert recount != body
+    with pytest.raises(BaselineInvalid) as exc:
+        load(sign_body(recount, key), key)
+    assert exc.value.reason == "corrupt" and "holds 3 rows" in exc.value.message
+
+
+def test_empty_baseline_round_trips():
+    key = Ed25519PrivateKey.generate()
+    baseline = load(sign_body(encode_body(meta(), {}, {}), key), key)
+    assert len(baseline.entries) == 0 and dict(baseline.entries) == {}
+    assert baseline.counts() == {"accounts": 0, "listeners": 0}
+
+
+def test_a_loaded_baseline_saves_to_the_same_document():
+    key = Ed25519PrivateKey.generate()
+    first = load(document(key), key)
+    again = sign_body(encode_body(meta(), first.entries, first.volatile), key)
+    assert again == document(key)

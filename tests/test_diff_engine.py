@@ -5,8 +5,15 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baselines.diff import apply, diff, diff_indexes, index
+import enum
+from functools import cache
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from baselines.diff import apply, diff, diff_indexes, diff_observations, index, volatile_of
 from baselines.profile import parse_profile
+from baselines.rowdigest import row_digest, row_digests
+from baselines.store import BaselineMeta, Scope, encode_body, load_document, sign_body
 from probes.observation import Observation
 
 PROBES = ("accounts", "listeners", "files")
@@ -118,3 +125,110 @@ def test_ignore_rules_drop_subjects_or_attributes_with_reason():
     new[1] = Observation("files", "/etc/adjtime", {"sha256": "b", "mtime_ns": 2, "mode": 0o777})
     (item,) = diff(old, new, profile.ignore).changed
     assert [c.name for c in item.changes] == ["mode"]
+
+
+# --- row digests and the loaded (lazily decoded) baseline --------------------------------------------------------
+
+def strict(value):
+    """Type-strict form: 1, 1.0 and True are different attribute values to a baseline (JSON keeps them apart)."""
+    return (type(value).__name__, tuple(map(strict, value)) if isinstance(value, tuple) else value)
+
+
+def strict_attrs(attrs, volatile=frozenset()):
+    return {k: strict(v) for k, v in attrs.items() if k not in volatile}
+
+
+@settings(max_examples=300, deadline=None)
+@given(attr_maps, attr_maps, st.sampled_from([frozenset(), frozenset({"pid"}), frozenset({"pid", "atime"})]))
+def test_digests_are_equal_exactly_when_non_volatile_attributes_are(a, b, volatile):
+    same = strict_attrs(a, volatile) == strict_attrs(b, volatile)
+    assert (row_digest(a, volatile) == row_digest(b, volatile)) == same
+    assert row_digest(a, volatile) == row_digest(dict(reversed(list(a.items()))), volatile)  # order-free
+
+
+class Port(enum.IntEnum):
+    SSH = 22
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(attr_maps, max_size=8), st.sampled_from([frozenset(), frozenset({"pid"})]))
+def test_batch_digests_match_one_at_a_time(rows, volatile):
+    assert row_digests(rows, volatile) == [row_digest(r, volatile) for r in rows]
+    same_names = [{"uid": i, "pid": i, "exe": "/x"} for i in range(5)]
+    assert row_digests(same_names, volatile) == [row_digest(r, volatile) for r in same_names]
+    # a volatile name swapped for a new one (same count) must not be taken for the shared names
+    swapped = [*same_names, {"uid": 1, "evil": 1, "exe": "/x"}]
+    assert row_digests(swapped, volatile) == [row_digest(r, volatile) for r in swapped]
+
+
+def test_enum_values_digest_like_the_plain_values_json_gives_back():
+    assert row_digests([{"port": Port.SSH}]) == [row_digest({"port": 22})]
+    assert row_digest({"port": True}) != row_digest({"port": 1}) != row_digest({"port": 1.0})
+    assert row_digests([{"one": 1}, {"one": 2}]) == [row_digest({"one": 1}), row_digest({"one": 2})]
+    assert row_digests([{}, {}]) == [row_digest({})] * 2
+
+
+@cache
+def _key():
+    return Ed25519PrivateKey.generate()
+
+
+def loaded(obs):
+    """The observations saved, signed and loaded back: the baseline a diff really starts from."""
+    meta = BaselineMeta(Scope("host", "local"), 1, "t", "a", "t", "a", "capture", 0, "0", "h", "m", "default",
+                        PROBES)
+    data = sign_body(encode_body(meta, index(obs), volatile_of(obs)), _key())
+    return load_document(data, _key().public_key())
+
+
+@settings(max_examples=150, deadline=None)
+@given(observation_sets())
+def test_lazy_decode_gives_identical_observations(obs):
+    baseline = loaded(obs)
+    rows = baseline.entries
+    assert len(rows) == len(obs) and set(rows) == {o.key for o in obs}
+    by_key = {o.key: o for o in obs}
+    for key, attrs in rows.decoded():
+        assert strict_attrs(attrs) == strict_attrs(by_key[key].attrs)
+    for o in obs:  # one at a time (position index) and per probe (one pass)
+        assert strict_attrs(rows[o.key]) == strict_attrs(o.attrs)
+        assert strict_attrs(loaded(obs).entries.decode_many(o.probe, [o.subject])[o.subject]) == strict_attrs(o.attrs)
+        assert rows.probe_digests(o.probe)[o.subject] == row_digest(o.attrs, VOLATILE.get(o.probe, frozenset()))
+    assert sorted(baseline.observations(), key=lambda o: o.key) == sorted(
+        (Observation(o.probe, o.subject, rows[o.key], VOLATILE.get(o.probe, frozenset())) for o in obs),
+        key=lambda o: o.key)
+
+
+def _same_diff(a, b):
+    assert a.probes == b.probes and a.ignored == b.ignored
+    assert [i.to_json() for i in a.items] == [i.to_json() for i in b.items]
+
+
+@settings(max_examples=150, deadline=None)
+@given(observation_sets(), observation_sets(), st.none() | st.sets(st.sampled_from(PROBES)))
+def test_digest_diff_of_a_loaded_baseline_equals_the_plain_diff(old, new, probes):
+    volatile = volatile_of(old) | volatile_of(new)
+    plain = diff_indexes(index(old), index(new), volatile, probes=probes)
+    baseline = loaded(old)
+    _same_diff(diff_observations(baseline.entries, new, volatile, probes=probes), plain)
+    _same_diff(diff_indexes(baseline.entries, index(new), volatile, probes=probes), plain)
+    _same_diff(diff_observations(index(old), new, volatile, probes=probes), plain)
+    patched = apply(baseline.entries, plain.items)
+    assert strip_volatile(patched) == strip_volatile(index(new)) or probes is not None
+
+
+def test_digest_diff_applies_ignore_rules_and_volatile_from_either_side():
+    profile = parse_profile(PROFILE)
+    old = [Observation("files", "/var/log/syslog", {"size": 1}), Observation("files", "/etc/adjtime",
+                                                                             {"sha256": "a", "mtime_ns": 1, "mode": 1}),
+           Observation("accounts", "bob", {"uid": 1001}), listener(22, 100)]
+    new = [Observation("files", "/var/log/syslog", {"size": 2}), Observation("files", "/etc/adjtime",
+                                                                             {"sha256": "b", "mtime_ns": 2, "mode": 1}),
+           listener(22, 555)]
+    baseline = loaded(old)
+    result = diff_observations(baseline.entries, new, volatile_of(old), profile.ignore)
+    assert result.empty
+    assert result.ignored == {"logs grow": 1, "hwclock rewrites it": 1, "accounts are removed by the HR process": 1}
+    # a probe that declares a new volatile attribute now: the stored digest differs, the full compare drops it
+    moved = [Observation("files", "/var/log/syslog", {"size": 1, "atime": 5}, frozenset({"atime"}))]
+    assert diff_observations(loaded(old[:1]).entries, moved, {"files": frozenset({"atime"})}).empty

@@ -212,8 +212,11 @@ def _unreadable_as_nobody(base: Path) -> None:
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
     os.chmod(tree / "etc" / "conf", 0o600)
     os.chmod(tree / "etc" / "sub", 0o700)
-    out = _as_nobody(lambda: {e.path: [e.error, e.sha256] for e in run(tree, None).entries})
-    got = json.loads(out)
+    # find complains (permission denied) as nobody: its rows are undone and os.scandir names each error
+    out = _as_nobody(lambda: [[e.path, e.error, e.sha256] for e in run(tree, None).entries])
+    listed = json.loads(out)
+    got = {path: [error, sha] for path, error, sha in listed}
+    assert len(got) == len(listed)  # nothing listed twice
     assert got[f"{tree}/etc/conf"] == ["permission denied", None]
     assert got[f"{tree}/etc/sub"][0] == "cannot list: permission denied"
     assert got[f"{tree}/bin/tool"][0] is None and got[f"{tree}/bin/tool"][1]
@@ -363,8 +366,8 @@ def test_find_walk_equals_python_walk_on_odd_names(tmp_path):
     tree = odd_tree(tmp_path)
     find = fim_walk.find_available()
     assert find, "GNU find is part of the test image"
-    rows = fim_walk.walk_find(find, str(tree), str(tree), [])
-    assert rows is not None  # find walked it (no fallback), and saw the odd names
+    rows: list[fim_walk.WalkRow] = []
+    assert fim_walk.walk_find(find, str(tree), str(tree), [], rows.extend)  # find walked it, no fallback
     names = {r[0] for r in rows}
     assert f"{tree}/odd dir/new\nline" in names
     assert os.fsdecode(os.fsencode(tree) + b"/odd dir/caf\xe9-\xff\xfe") in names
@@ -377,6 +380,23 @@ def test_find_walk_equals_python_walk_on_odd_names(tmp_path):
     fifo = by_path(via_find.entries)[f"{tree}/odd dir/fifo"]
     assert fifo.type == "other" and fifo.sha256 is None and fifo.target is None
     assert f"{tree}/skip" not in by_path(run(tree, None, excludes=("*/skip",)).entries)
+
+
+def test_find_that_complains_is_undone_and_the_tree_walked_in_python(tmp_path, monkeypatch):
+    """find printing its records and then an error: everything it gave is dropped, os.scandir walks again."""
+    tree = odd_tree(tmp_path)
+    cache = tmp_path / "cache"
+    expected = run(tree, None, find_walk=False).entries
+    run(tree, cache)  # so that the next scans also have cache hits to undo
+    script = tmp_path / "find"
+    script.write_text('#!/bin/sh\n/usr/bin/find "$@"\necho "find: simulated trouble" >&2\n')
+    script.chmod(0o755)
+    monkeypatch.setattr(fim, "find_available", lambda: str(script))
+    for cached in (None, cache):
+        res = run(tree, cached)
+        assert res.entries == expected
+        assert res.stats.hashed + res.stats.cache_hits == 8  # no file counted twice
+    assert run(tree, cache).stats.cache_hits == 8
 
 
 def test_find_walk_under_fixture_root_maps_paths_and_prunes(tmp_path):

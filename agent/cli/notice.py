@@ -18,6 +18,7 @@ from agent.notice import (
     NoticeError,
     NoticeSettings,
     RateLimits,
+    SignedNotice,
     add_trusted,
     check,
     describe,
@@ -126,15 +127,20 @@ def _issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_or_refuse(path: Path, actor: str) -> SignedNotice:
+    """A notice that cannot even be read (unsigned, tampered, not JSON) is a refusal for the record."""
+    try:
+        return load_signed(path)
+    except NoticeError as exc:
+        record.append("refusal", actor, summary={"code": exc.code, "message": str(exc), "file": str(path)})
+        raise
+
+
 def _verify(args: argparse.Namespace) -> int:
     settings = notice_settings(args)
     actor = record.local_actor()
     path = Path(args.file)
-    try:
-        signed = load_signed(path)
-    except NoticeError as exc:
-        record.append("refusal", actor, summary={"code": exc.code, "message": str(exc), "file": str(path)})
-        raise
+    signed = _load_or_refuse(path, actor)
     result = check(signed, now=dt.datetime.now(dt.UTC), trusted=load_trusted(), settings=settings,
                    ack=load_ack(signed.notice.id))
     if args.json:
@@ -168,11 +174,7 @@ def _ack(args: argparse.Namespace) -> int:
     settings = notice_settings(args)
     actor = record.local_actor()
     path = Path(args.file)
-    try:
-        signed = load_signed(path)
-    except NoticeError as exc:
-        record.append("refusal", actor, summary={"code": exc.code, "message": str(exc), "file": str(path)})
-        raise
+    signed = _load_or_refuse(path, actor)
     now = dt.datetime.now(dt.UTC)
     result = check(signed, now=now, trusted=load_trusted(), settings=settings, ack=None, require_ack=False)
     if not result.ok:

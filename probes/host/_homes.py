@@ -51,7 +51,10 @@ def read_homes(ctx: GatherContext) -> list[AccountHome]:
     except PermissionError:
         ctx.limited("/etc/passwd not readable: home directories not inspected")
         return []
-    return [a for a in parse_homes(text) if ctx.transport.exists(a.home)]
+    accounts = parse_homes(text)
+    # exists() is lexists(): any answer from lstat means present.
+    found = ctx.transport.stat_many((a.home for a in accounts), follow=False)
+    return [a for a in accounts if not isinstance(found[a.home], OSError)]
 
 
 def home_owner(path: str, homes: list[tuple[str, str]]) -> str | None:

@@ -21,6 +21,7 @@ from typing import ClassVar
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.host.sshd import authorized_keys_patterns, read_config_files
 from probes.observation import Row
+from probes.transport import text_of
 
 log = logging.getLogger(__name__)
 
@@ -212,11 +213,10 @@ class AuthorizedKeysProbe(Probe[AuthorizedKey]):
             "files": {},
         }
         denied: list[str] = []
-        for _, path in key_files(raw):
-            if path in raw["files"]:
-                continue
+        read = t.read_many(path for _, path in key_files(raw))  # one round trip over SSH
+        for path, value in read.items():
             try:
-                raw["files"][path] = t.read_text(path)
+                raw["files"][path] = text_of(value)
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 continue
             except PermissionError:

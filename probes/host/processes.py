@@ -16,6 +16,7 @@ from typing import ClassVar
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 from probes.procfs import list_pids, parse_net_table, read_net_tables
+from probes.transport import text_of
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +88,14 @@ def inet_inodes(net: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _readlink(ctx: GatherContext, path: str) -> str | None:
-    """The link target; "" when the link does not exist (closed fd); None when it cannot be read."""
-    try:
-        return ctx.transport.readlink(path)
-    except FileNotFoundError:
+def _link(value: str | OSError) -> str | None:
+    """A readlink_many value: the target; "" when the link does not exist (closed fd); None when it cannot be
+    read."""
+    if isinstance(value, FileNotFoundError):
         return ""
-    except OSError:
+    if isinstance(value, OSError):
         return None
+    return value
 
 
 class ProcessesProbe(Probe[Process]):
@@ -103,25 +104,36 @@ class ProcessesProbe(Probe[Process]):
     requires = Requirements(root=True, paths_any=("/proc/self/status",))
 
     def gather(self, ctx: GatherContext) -> Raw:
+        # Batched: every status, every cmdline, then every exe/fd link in one call each (over SSH, three round
+        # trips instead of five per process).
         t = ctx.transport
         procs: dict[str, dict[str, str | None]] = {}
         denied = 0
-        for pid in list_pids(ctx):
+        pids = list_pids(ctx)
+        statuses = t.read_many((f"/proc/{pid}/status" for pid in pids), 16384)
+        cmdlines = t.read_many((f"/proc/{pid}/cmdline" for pid in pids
+                                if not isinstance(statuses[f"/proc/{pid}/status"], OSError)), 65536)
+        texts: dict[str, tuple[str, str]] = {}
+        for pid in pids:
             base = f"/proc/{pid}"
             try:
-                status = t.read_text(f"{base}/status", 16384)
-                cmdline = t.read_text(f"{base}/cmdline", 65536)
+                status = text_of(statuses[f"{base}/status"])
+                cmdline = text_of(cmdlines[f"{base}/cmdline"])
             except (FileNotFoundError, ProcessLookupError):
                 continue  # exited while we looked
             except PermissionError:
                 denied += 1
                 continue
+            texts[pid] = (status, cmdline)
+        links = t.readlink_many(f"/proc/{pid}/{name}" for pid in texts for name in ("exe", "fd/0", "fd/1"))
+        for pid, (status, cmdline) in texts.items():
+            base = f"/proc/{pid}"
             entry: dict[str, str | None] = {
                 "status": "\n".join(line for line in status.splitlines() if line.startswith(_STATUS_FIELDS)),
                 "cmdline": cmdline,
-                "exe": _readlink(ctx, f"{base}/exe"),
-                "fd0": _readlink(ctx, f"{base}/fd/0"),
-                "fd1": _readlink(ctx, f"{base}/fd/1"),
+                "exe": _link(links[f"{base}/exe"]),
+                "fd0": _link(links[f"{base}/fd/0"]),
+                "fd1": _link(links[f"{base}/fd/1"]),
             }
             if entry["exe"] is None:
                 denied += 1

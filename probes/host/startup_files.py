@@ -18,6 +18,7 @@ from typing import ClassVar
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.host._homes import read_homes
 from probes.observation import Row
+from probes.transport import text_of
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +140,11 @@ class StartupFilesProbe(Probe[StartupFile]):
     requires = Requirements(root=True)
 
     def gather(self, ctx: GatherContext) -> Raw:
-        files: list[dict[str, object]] = []
+        # Candidates first, then one stat and one read of all of them (one round trip each over SSH).
+        candidates: list[tuple[str, str, str | None, bool]] = []  # path, kind, account, reported when absent
 
         def add(path: str, kind: str, account: str | None = None, always: bool = False) -> None:
-            entry = _read_file(ctx, path)
-            if entry is not None or always:
-                files.append({"path": path, "kind": kind, "account": account, **(entry or {})})
+            candidates.append((path, kind, account, always))
 
         # rc.local and ld.so.preload are reported even when absent: their appearing later is the news.
         add(RC_LOCAL, "rc_local", always=True)
@@ -166,6 +166,12 @@ class StartupFilesProbe(Probe[StartupFile]):
                 if path not in seen:  # accounts sharing a home: the file is reported once, for the first
                     seen.add(path)
                     add(path, "user_shell", acct.name)
+        entries = _read_files(ctx, [c[0] for c in candidates])
+        files: list[dict[str, object]] = []
+        for path, kind, account, always in candidates:
+            entry = entries[path]
+            if entry is not None or always:
+                files.append({"path": path, "kind": kind, "account": account, **(entry or {})})
         return {"files": files}
 
     @staticmethod
@@ -177,23 +183,32 @@ class StartupFilesProbe(Probe[StartupFile]):
         return list(rows.values())
 
 
-def _read_file(ctx: GatherContext, path: str) -> dict[str, object] | None:
-    """{"stat": {...}, "text": ...} for a regular file; None when absent or not a regular file."""
+def _read_files(ctx: GatherContext, paths: list[str]) -> dict[str, dict[str, object] | None]:
+    """path -> {"stat": {...}, "text": ...} for a regular file; None when absent or not a regular file."""
     t = ctx.transport
-    try:
-        st = t.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except PermissionError:
-        ctx.limited(f"{path} not readable")
-        return None
-    if not st.is_file:
-        return None
-    meta = {"mode": st.mode, "size": st.size, "uid": st.uid}
-    try:
-        return {"stat": meta, "text": t.read_text(path, MAX_BYTES)}
-    except FileNotFoundError:
-        return None  # removed between stat and read
-    except PermissionError:
-        ctx.limited(f"{path} not readable: content not inspected")
-        return {"stat": meta}
+    out: dict[str, dict[str, object] | None] = {}
+    stats = t.stat_many(paths)
+    regular: dict[str, dict[str, int]] = {}
+    for path in dict.fromkeys(paths):
+        st = stats[path]
+        if isinstance(st, (FileNotFoundError, NotADirectoryError)):
+            out[path] = None
+        elif isinstance(st, PermissionError):
+            ctx.limited(f"{path} not readable")
+            out[path] = None
+        elif isinstance(st, OSError):
+            raise st
+        elif not st.is_file:
+            out[path] = None
+        else:
+            regular[path] = {"mode": st.mode, "size": st.size, "uid": st.uid}
+    texts = t.read_many(regular, MAX_BYTES)
+    for path, meta in regular.items():
+        try:
+            out[path] = {"stat": meta, "text": text_of(texts[path])}
+        except FileNotFoundError:
+            out[path] = None  # removed between stat and read
+        except PermissionError:
+            ctx.limited(f"{path} not readable: content not inspected")
+            out[path] = {"stat": meta}
+    return out

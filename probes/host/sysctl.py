@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
+from probes.transport import text_of
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,10 @@ class SysctlProbe(Probe[SysctlSetting]):
     def gather(self, ctx: GatherContext) -> Raw:
         values: dict[str, str] = {}
         denied: list[str] = []
+        read = ctx.transport.read_many((key_path(key) for key in KEYS), 4096)  # one round trip over SSH
         for key in KEYS:
             try:
-                values[key] = ctx.transport.read_text(key_path(key), 4096)
+                values[key] = text_of(read[key_path(key)])
             except FileNotFoundError:
                 continue  # not in this kernel (no Yama, no IPv6): no row
             except PermissionError:

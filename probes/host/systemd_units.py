@@ -131,21 +131,26 @@ class SystemdUnitsProbe(Probe[SystemdUnit]):
     def gather(self, ctx: GatherContext) -> Raw:
         t = ctx.transport
         dirs: list[str] = []
-        seen_inodes: set[int] = set()
+        seen_inodes: set[int | str] = set()
+        stats = t.stat_many(SYSTEM_DIRS)
         for d in SYSTEM_DIRS:
-            try:
-                st = t.stat(d)
-            except OSError:
+            st = stats[d]
+            if isinstance(st, OSError):
                 continue
-            if st.is_dir and st.inode not in seen_inodes:  # /lib is /usr/lib on merged-/usr systems
-                seen_inodes.add(st.inode)
+            # /lib is /usr/lib on merged-/usr systems. Inode 0 means unknown (SFTP carries none): the path then.
+            identity = st.inode or d
+            if st.is_dir and identity not in seen_inodes:
+                seen_inodes.add(identity)
                 dirs.append(d)
         homes = read_homes(ctx)
-        scopes: dict[str, Any] = {"system": [_read_unit_dir(ctx, d) for d in dirs]}
-        for acct in homes:
-            user_dir = f"{acct.home}/{USER_DIR}"
-            if t.exists(user_dir):
-                scopes[f"user:{acct.name}"] = [_read_unit_dir(ctx, user_dir)]
+        candidates = [(acct.name, f"{acct.home}/{USER_DIR}") for acct in homes]
+        present = t.stat_many((d for _, d in candidates), follow=False)  # exists() is lexists()
+        user_dirs = [(name, d) for name, d in candidates if not isinstance(present[d], OSError)]
+        # All directories of every scope in one pass: a few batched calls in all, whatever the number of units.
+        read = _read_unit_dirs(ctx, dirs + [d for _, d in user_dirs])
+        scopes: dict[str, Any] = {"system": [read[d] for d in dirs]}
+        for name, d in user_dirs:
+            scopes[f"user:{name}"] = [read[d]]
         return {"scopes": scopes, "homes": [[a.name, a.home] for a in homes if a.regular]}
 
     @staticmethod
@@ -157,59 +162,100 @@ class SystemdUnitsProbe(Probe[SystemdUnit]):
         return rows
 
 
-def _read_unit_dir(ctx: GatherContext, directory: str) -> dict[str, Any]:
+def _read_unit_dirs(ctx: GatherContext, directories: list[str]) -> dict[str, dict[str, Any]]:
+    """What each unit directory holds: unit files, links (and the linked files), dependency directories and
+    drop-ins. Batched by phase across all directories; the same reads, the same errors as one call per file."""
     t = ctx.transport
-    out: dict[str, Any] = {"dir": directory, "files": {}, "links": {}, "deps": {}, "dropins": {}, "linked": {}}
-    try:
-        names = t.list_dir(directory)
-    except PermissionError:
-        ctx.limited(f"{directory} not readable")
-        return out
-    except (FileNotFoundError, NotADirectoryError):
-        return out
-    for name in names:
-        path = f"{directory}/{name}"
-        try:
-            st = t.stat(path, follow=False)
-            if st.is_link:
-                target = t.readlink(path)
-                out["links"][name] = target
-                full = posixpath.normpath(posixpath.join(directory, target))
-                # A link to a same-named file outside the search path is a linked unit (systemctl link):
-                # its text is read from wherever it lives.
-                if unit_type(name) and posixpath.basename(full) == name and full != "/dev/null":
-                    _read(ctx, full, out["linked"])
-            elif st.is_dir and name.endswith(DEP_SUFFIXES):
-                out["deps"][name] = {n: _readlink(ctx, f"{path}/{n}") for n in t.list_dir(path)}
-            elif st.is_dir and name.endswith(".d") and unit_type(name[:-2]):
-                confs: dict[str, str] = {}
-                for conf in t.list_dir(path):
-                    if conf.endswith(".conf"):
-                        _read(ctx, f"{path}/{conf}", confs)
-                out["dropins"][name[:-2]] = confs
-            elif st.is_file and unit_type(name):
-                _read(ctx, path, out["files"])
-        except FileNotFoundError:
+    outs: dict[str, dict[str, Any]] = {}
+    listings = t.list_many(directories)
+    entries: list[tuple[dict[str, Any], str, str]] = []  # out, name, path
+    for directory in dict.fromkeys(directories):
+        out: dict[str, Any] = {"dir": directory, "files": {}, "links": {}, "deps": {}, "dropins": {}, "linked": {}}
+        outs[directory] = out
+        names = listings[directory]
+        if isinstance(names, PermissionError):
+            ctx.limited(f"{directory} not readable")
+            continue
+        if isinstance(names, (FileNotFoundError, NotADirectoryError)):
+            continue
+        if isinstance(names, OSError):
+            raise names
+        entries += [(out, name, f"{directory}/{name}") for name in names]
+    stats = t.stat_many((path for _, _, path in entries), follow=False)
+    kinds: list[tuple[dict[str, Any], str, str, str]] = []  # out, name, path, link | deps | dropins | file
+    for out, name, path in entries:
+        st = stats[path]
+        if isinstance(st, FileNotFoundError):
             continue  # removed while we looked
-        except PermissionError:
+        if isinstance(st, PermissionError):
             ctx.limited(f"{path} not readable")
-    return out
-
-
-def _readlink(ctx: GatherContext, path: str) -> str:
-    try:
-        return ctx.transport.readlink(path)
-    except OSError:
-        return ""  # a plain file in a .wants directory also enables the unit; no target to show
-
-
-def _read(ctx: GatherContext, path: str, out: dict[str, str]) -> None:
-    try:
-        out[path] = ctx.transport.read_text(path, MAX_UNIT_BYTES)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return
-    except PermissionError:
-        ctx.limited(f"{path} not readable")
+            continue
+        if isinstance(st, OSError):
+            raise st
+        if st.is_link:
+            kinds.append((out, name, path, "link"))
+        elif st.is_dir and name.endswith(DEP_SUFFIXES):
+            kinds.append((out, name, path, "deps"))
+        elif st.is_dir and name.endswith(".d") and unit_type(name[:-2]):
+            kinds.append((out, name, path, "dropins"))
+        elif st.is_file and unit_type(name):
+            kinds.append((out, name, path, "file"))
+    links = t.readlink_many(path for _, _, path, kind in kinds if kind == "link")
+    subdirs = t.list_many(path for _, _, path, kind in kinds if kind in ("deps", "dropins"))
+    to_read: list[tuple[dict[str, str], str, str]] = []  # into, path, entry path (for its errors)
+    dep_links: list[tuple[dict[str, str], str, str]] = []  # into, link name, path
+    for out, name, path, kind in kinds:
+        if kind == "link":
+            target = links[path]
+            if isinstance(target, FileNotFoundError):
+                continue
+            if isinstance(target, PermissionError):
+                ctx.limited(f"{path} not readable")
+                continue
+            if isinstance(target, OSError):
+                raise target
+            out["links"][name] = target
+            full = posixpath.normpath(posixpath.join(out["dir"], target))
+            # A link to a same-named file outside the search path is a linked unit (systemctl link):
+            # its text is read from wherever it lives.
+            if unit_type(name) and posixpath.basename(full) == name and full != "/dev/null":
+                to_read.append((out["linked"], full, path))
+        elif kind == "file":
+            to_read.append((out["files"], path, path))
+        else:
+            listed = subdirs[path]
+            if isinstance(listed, FileNotFoundError):
+                continue
+            if isinstance(listed, PermissionError):
+                ctx.limited(f"{path} not readable")
+                continue
+            if isinstance(listed, OSError):
+                raise listed
+            if kind == "deps":
+                deps: dict[str, str] = {}
+                out["deps"][name] = deps
+                dep_links += [(deps, n, f"{path}/{n}") for n in listed]
+            else:
+                confs: dict[str, str] = {}
+                out["dropins"][name[:-2]] = confs
+                to_read += [(confs, f"{path}/{conf}", f"{path}/{conf}") for conf in listed if conf.endswith(".conf")]
+    targets = t.readlink_many(path for _, _, path in dep_links)
+    for deps, link_name, path in dep_links:
+        target = targets[path]
+        # A plain file in a .wants directory also enables the unit; no target to show.
+        deps[link_name] = "" if isinstance(target, OSError) else target
+    texts = t.read_many((path for _, path, _ in to_read), MAX_UNIT_BYTES)
+    for into, path, _ in to_read:
+        text = texts[path]
+        if isinstance(text, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+            continue
+        if isinstance(text, PermissionError):
+            ctx.limited(f"{path} not readable")
+            continue
+        if isinstance(text, OSError):
+            raise text
+        into[path] = text.decode("utf-8", errors="replace")
+    return outs
 
 
 def _template_of(name: str) -> str | None:

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 ENV = "PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C LANG=C"
 SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server", "/usr/lib/ssh/sftp-server",
                 "/usr/libexec/sftp-server", "/usr/lib/sftp-server")
+EOF_GRACE = 2.0
 BATCH_TIMEOUT = 60.0  # one batch script; the probe's own deadline usually ends the run first
 _ENDPOINT_RE = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^:@\s\[\]]+)(?::(?P<port>\d+))?$")
 
@@ -445,6 +446,7 @@ class SSHTransport:
                 chan.sendall(stdin)
             chan.shutdown_write()
             out, err = bytearray(), bytearray()
+            exited: float | None = None
             deadline = time.monotonic() + timeout
             while True:
                 if chan.recv_ready():
@@ -454,7 +456,14 @@ class SSHTransport:
                     err += chan.recv_stderr(65536)
                     continue
                 if chan.exit_status_ready():
-                    break
+                    # sshd may send the exit status before the last output (it reaps the child while output is
+                    # still in the pipe): wait for EOF too, but not forever (a daemon left holding the pipe).
+                    if chan.eof_received:
+                        break
+                    if exited is None:
+                        exited = time.monotonic()
+                    elif time.monotonic() - exited > EOF_GRACE:
+                        break
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise subprocess.TimeoutExpired(command, timeout)
@@ -473,17 +482,18 @@ class SSHTransport:
             chan.close()
 
     # --- batched file operations (probes.remote.ssh_batch) ----------------------------------------------
-    def _batch(self, kind: str, paths: list[str], max_bytes: int = 0) -> list[tuple[bytes, str]]:
+    def _batch(self, kind: str, paths: list[str], max_bytes: int = 0, follow: bool = False) -> list[tuple[bytes, str]]:
         """Run one batch script per chunk of paths; (payload, status) per path, in order."""
         records: list[tuple[bytes, str]] = []
         shell = f"{'sudo -n ' if self.options.sudo else ''}env -i {ENV} sh -s"
         for i in range(0, len(paths), ssh_batch.CHUNK_PATHS):
             chunk = paths[i:i + ssh_batch.CHUNK_PATHS]
             token = ssh_batch.new_token()
-            script = ssh_batch.build_script(kind, chunk, token, max_bytes)
+            script = ssh_batch.build_script(kind, chunk, token, max_bytes, follow)
             code, out, err = self._exec_bytes(shell, BATCH_TIMEOUT, script)
-            expected = 1 if kind == "readlink_fast" else len(chunk)
-            if kind == "readlink_fast" and not out:
+            fast = kind.endswith("_fast")
+            expected = 1 if fast else len(chunk)
+            if fast and not out:
                 return []  # no GNU find on the target
             try:
                 records += ssh_batch.parse_records(out, token, expected)
@@ -529,6 +539,30 @@ class SSHTransport:
                 slow.append(path)  # not found by find, or a link it could not read: ask again for the errno
         for path, (payload, status) in zip(slow, self._batch("readlink_slow", slow), strict=True):
             out[path] = ssh_batch.decode_path(payload) if status == "0" else ssh_batch.error_for(status, path)
+        return {p: out[p] for p in unique}
+
+    def stat_many(self, paths: Iterable[str], follow: bool = True) -> dict[str, FileStat | OSError]:
+        """Unlike stat() over SFTP, inode and ctime are real here (GNU find prints them)."""
+        unique = list(dict.fromkeys(paths))
+        found: dict[str, tuple[str, FileStat]] = {}
+        for payload, _ in (self._batch("stat_fast", unique, follow=follow) if unique else []):
+            found.update(ssh_batch.parse_find_stats(payload))
+        out: dict[str, FileStat | OSError] = {}
+        failed: list[str] = []
+        for path in unique:
+            kind, st = found.get(path, ("", None))
+            if st is not None and not (follow and kind == "l"):
+                out[path] = st
+            else:
+                failed.append(path)  # not found by find (missing, not readable) or, followed, a dangling link
+        for path, (_, status) in zip(failed, self._batch("stat_errors", failed, follow=follow), strict=True):
+            if status != "0":
+                out[path] = ssh_batch.error_for(status, path)
+                continue
+            try:  # there after all (created meanwhile), or no GNU find on the target: one SFTP stat
+                out[path] = self.stat(path, follow)
+            except OSError as exc:
+                out[path] = exc
         return {p: out[p] for p in unique}
 
 
