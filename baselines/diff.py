@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import compress, count, filterfalse, groupby
+from itertools import compress, count, groupby, repeat
 from operator import attrgetter, itemgetter, ne
 from typing import Any, Protocol, runtime_checkable
 
@@ -213,12 +213,12 @@ def diff_observations(
     return diff_indexes(baseline, flat, volatile, ignore, probes)
 
 
-ProbeRows = tuple[list[str], list[AttrMap]]  # subjects and their attributes, no subject twice
+ProbeRows = tuple[list[str], list[AttrMap]]  # subjects and their attributes
 
 
 def group_by_probe(observations: Iterable[Observation]) -> dict[str, ProbeRows]:
-    """probe -> (subjects, attributes); a later duplicate subject replaces an earlier one (as in ``index``).
-    Observations come probe by probe, so groupby finds long runs and the per-run work is C-level."""
+    """probe -> (subjects, attributes), in order, duplicates kept (the diff keeps the later one, as ``index``
+    does). Observations come probe by probe, so groupby finds long runs and the per-run work is C-level."""
     out: dict[str, ProbeRows] = {}
     with no_gc():
         for probe, run in groupby(observations, _probe_of):
@@ -226,11 +226,13 @@ def group_by_probe(observations: Iterable[Observation]) -> dict[str, ProbeRows]:
             subjects, attrs = out.setdefault(probe, ([], []))
             subjects.extend(map(_subject_of, rows))
             attrs.extend(map(_attrs_of, rows))
-        for probe, (subjects, attrs) in out.items():
-            if len(set(subjects)) != len(subjects):
-                unique = dict(zip(subjects, attrs, strict=True))
-                out[probe] = (list(unique), list(unique.values()))
     return out
+
+
+def _unique(rows: ProbeRows) -> ProbeRows:
+    """The rows with a duplicate subject's later attributes only, in place of its earlier ones."""
+    unique = dict(zip(*rows, strict=True))
+    return list(unique), list(unique.values())
 
 
 _probe_of = attrgetter("probe")
@@ -263,16 +265,24 @@ def _diff_digests(baseline: DigestIndex, current: Mapping[str, ProbeRows], volat
             subjects, attrs = current.get(probe, ([], []))
             stored = baseline.probe_digests(probe)
             if not stored:
-                differing, gone = list(range(len(subjects))), []
+                subjects, attrs = _unique((subjects, attrs))
+                differing, gone, old = list(range(len(subjects))), [], {}
             else:
                 digests = row_digests(attrs, baseline.digest_volatile(probe))
-                # One lookup and one 16-byte comparison per observation, all in C; Python runs only for what
-                # differs. Every stored subject seen now means none is gone, without a pass over the baseline.
-                differing = list(compress(count(), map(ne, map(stored.get, subjects), digests)))
-                added = sum(1 for i in differing if subjects[i] not in stored)
-                gone = [] if len(subjects) - added == len(stored) else list(filterfalse(set(subjects).__contains__,
-                                                                                        stored))
-            old = baseline.decode_many(probe, [subjects[i] for i in differing if subjects[i] in stored] + gone)
+                # One pop and one 16-byte comparison per observation, all in C; Python runs only for what
+                # differs. Popping from a copy leaves exactly the gone subjects, without a pass over the baseline.
+                unseen = dict(stored)
+                found = list(map(unseen.pop, subjects, repeat(None)))
+                differing = list(compress(count(), map(ne, found, digests)))
+                new = [subjects[i] for i in differing if found[i] is None]
+                if len(set(new)) != len(new) or any(s in stored for s in new):  # a subject came twice
+                    subjects, attrs = _unique((subjects, attrs))
+                    digests = row_digests(attrs, baseline.digest_volatile(probe))
+                    unseen = dict(stored)
+                    found = list(map(unseen.pop, subjects, repeat(None)))
+                    differing = list(compress(count(), map(ne, found, digests)))
+                gone = list(unseen)
+                old = baseline.decode_many(probe, [subjects[i] for i in differing if found[i] is not None] + gone)
             for i in differing:
                 out.differs((probe, subjects[i]), old.get(subjects[i], _ABSENT), attrs[i])
             for subject in gone:

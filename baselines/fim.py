@@ -21,6 +21,7 @@ import re
 import stat as stat_mod
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,10 +46,9 @@ from probes.transport import Transport
 log = logging.getLogger(__name__)
 
 DEFAULT_PATHS = ("/etc", "/usr/bin", "/usr/sbin", "/bin", "/sbin", "/boot", "/usr/lib/systemd")
-# Files below this size are hashed by the walking thread itself, larger ones in the pool. Small files cost
+# A "large" file: it spends its time in hashlib without the GIL, which is where threads pay. Small files cost
 # syscalls (open, fstat, ioctl, read, close), each a GIL hand-off; spread over threads they convoy on the GIL
-# and got slower than one thread (measured: /usr/lib, 62k files, 2 cores). Big files spend their time in
-# hashlib without the GIL, which is where threads pay.
+# (measured: /usr/lib, 62k files, 2 cores), so one thread takes them from the small end (_hash_in_threads).
 INLINE_MAX = 256 * 1024
 # Worker processes pay off from here: starting the pool costs ~0.05 s, a process hashes ~60k small files/s.
 POOL_MIN_CPUS = 4  # below this, threads are faster (see _hash_all)
@@ -378,12 +378,25 @@ Hashed = tuple[FileEntry, str | None]  # entry, cache text (None: not cacheable)
 
 
 def _hash_in_threads(todo: list[Todo], hasher: _Hasher, workers: int) -> list[Hashed]:
-    """Large files to a thread pool, biggest first (so no big file starts last); small ones in this thread."""
-    large = sorted((t for t in todo if t[1][5] >= INLINE_MAX), key=lambda t: -t[1][5])
+    """Pool threads take files from the large end (hashlib releases the GIL, so they run in parallel), this
+    thread from the small end (many syscalls each, convoying on the GIL if spread over threads). Whoever
+    runs out first helps with the other end, so no core idles while one thread finishes its share."""
+    queue = deque(sorted(todo, key=lambda t: t[1][5], reverse=True))
+
+    def drain(take: Callable[[], Todo]) -> list[Hashed]:
+        done: list[Hashed] = []
+        while True:
+            try:
+                host, row, want_md5 = take()
+            except IndexError:  # empty: the deque's pops are atomic, so no lock is needed
+                return done
+            done.append(hasher.hash_one(host, _row_entry(row), want_md5))
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fim") as pool:
-        futures = [pool.submit(hasher.hash_one, host, _row_entry(row), md5) for host, row, md5 in large]
-        out = [hasher.hash_one(host, _row_entry(row), md5) for host, row, md5 in todo if row[5] < INLINE_MAX]
-        out.extend(f.result() for f in futures)
+        futures = [pool.submit(drain, queue.popleft) for _ in range(workers)]
+        out = drain(queue.pop)
+        for f in futures:
+            out.extend(f.result())
     return out
 
 

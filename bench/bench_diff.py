@@ -102,7 +102,7 @@ def _baseline(obs: list[Any]) -> tuple[Any, bytes, Any]:
 def phase_diff() -> dict[str, float]:
     import gc
 
-    from baselines.diff import diff, diff_observations
+    from baselines.diff import diff_indexes, diff_observations, index
     from baselines.drift import drift_findings
     from baselines.profile import load_profile
     from baselines.store import load_document
@@ -126,52 +126,68 @@ def phase_diff() -> dict[str, float]:
         out[f"{label}_peak"] = _peak_mib() - before
         out[f"{label}_wall"], out[f"{label}_wall_max"], out[f"{label}_cpu"] = min(walls), max(walls), min(cpus)
         if label == "steady":
-            _, out["lists_wall"], out["lists_cpu"] = _timed(partial(diff, old, new, profile.ignore))
             findings, out["judge"], _ = _timed(partial(drift_findings, result, profile.drift, "bench"))
             out["items"], out["findings"] = len(result.items), len(findings)
+            # The v1 way, in the same process and conditions: both sides as plain dict indexes
+            old_ix = index(old)
+            plain = [_timed(partial(diff_indexes, old_ix, index(new), volatile, profile.ignore))[1:]
+                     for _ in range(REPEAT)]
+            out["plain_wall"], out["plain_cpu"] = min(w for w, _ in plain), min(c for _, c in plain)
+            del old_ix
         del new, result
     return out
 
 
-def phase_store() -> dict[str, float]:
+def _store_path() -> Path:
+    return Path(tempfile.gettempdir()) / "bench-diff-baseline.jsonl"
+
+
+def phase_save() -> dict[str, float]:
     import gc
 
     from agent.state import atomic_write
     from baselines.diff import index, volatile_of
-    from baselines.store import encode_body, read_document, sign_body
+    from baselines.store import encode_body, sign_body
 
     obs = observations(N)
     key, _, meta = _baseline(obs[:10])
     entries, volatile = index(obs), volatile_of(obs)
     del obs
     gc.collect()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-diff-"))
-    try:
-        before = _rss_mib()
+    before = _rss_mib()
+    t0 = time.perf_counter()
+    data = sign_body(encode_body(meta, entries, volatile), key)
+    atomic_write(_store_path(), data)
+    save = time.perf_counter() - t0
+    from cryptography.hazmat.primitives import serialization
+
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                            serialization.NoEncryption())
+    (_store_path().with_suffix(".key")).write_bytes(raw)
+    return {"save": save, "size": len(data) / 2**20, "save_peak": _peak_mib() - before}
+
+
+def phase_load() -> dict[str, float]:
+    import gc
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from baselines.store import read_document
+
+    public = Ed25519PrivateKey.from_private_bytes(_store_path().with_suffix(".key").read_bytes()).public_key()
+    loads = []
+    before = _rss_mib()
+    held = 0.0
+    for _ in range(REPEAT):
         t0 = time.perf_counter()
-        data = sign_body(encode_body(meta, entries, volatile), key)
-        atomic_write(tmp / "current.jsonl", data)
-        save = time.perf_counter() - t0
-        size = len(data) / 2**20
-        save_peak = _peak_mib() - before
-        del data, entries
+        with _store_path().open("rb") as fh:
+            baseline = read_document(fh, public)
+        loads.append(time.perf_counter() - t0)
+        assert len(baseline.entries) == N
+        held = _rss_mib() - before
+        del baseline
         gc.collect()
-        loads = []
-        for _ in range(REPEAT):
-            before = _rss_mib()
-            t0 = time.perf_counter()
-            with (tmp / "current.jsonl").open("rb") as fh:
-                baseline = read_document(fh, key.public_key())
-            loads.append(time.perf_counter() - t0)
-            assert len(baseline.entries) == N
-            load_held = _rss_mib() - before
-            load_peak = _peak_mib() - before
-            del baseline
-            gc.collect()
-    finally:
-        shutil.rmtree(tmp)
-    return {"save": save, "size": size, "save_peak": save_peak, "load": min(loads), "load_max": max(loads),
-            "load_peak": load_peak, "load_held": load_held}
+    return {"load": min(loads), "load_max": max(loads), "load_peak": _peak_mib() - before, "load_held": held}
 
 
 def phase_reference() -> dict[str, float]:
@@ -194,7 +210,11 @@ def phase_reference() -> dict[str, float]:
 def run() -> str:
     load_before = os.getloadavg()[0]
     d = _in_child(phase_diff)
-    s = _in_child(phase_store)
+    try:
+        s = _in_child(phase_save) | _in_child(phase_load)
+    finally:
+        _store_path().unlink(missing_ok=True)
+        _store_path().with_suffix(".key").unlink(missing_ok=True)
     r = _in_child(phase_reference)
     def verdict(seconds: float) -> str:
         return "within" if seconds <= BUDGET_DIFF_S else "OVER"
@@ -208,8 +228,8 @@ def run() -> str:
         f"{verdict(d['steady_wall'])} |",
         f"| same, worst case: a volatile attribute differs on every observation | {d['worst_wall']:.2f} s wall "
         f"(worst {d['worst_wall_max']:.2f} s), CPU {d['worst_cpu']:.2f} s: {verdict(d['worst_wall'])} |",
-        f"| `diff()` from two observation lists (indexes both sides, no digests) | {d['lists_wall']:.2f} s wall, "
-        f"CPU {d['lists_cpu']:.2f} s |",
+        f"| v1 way in the same process: plain dict indexes, `diff_indexes(index(old), index(new))` | "
+        f"{d['plain_wall']:.2f} s wall, CPU {d['plain_cpu']:.2f} s |",
         f"| diff peak memory above the inputs (digests of the current side + items) | "
         f"{d['steady_peak']:.0f} MiB |",
         f"| drift items / findings (default profile, grouped by package) | {d['items']:,.0f} / "

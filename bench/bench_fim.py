@@ -27,7 +27,7 @@ from probes.transport import LocalTransport
 
 TITLE = "File integrity: first baseline and re-check of /usr/lib"
 TREE = "/usr/lib"
-ROUNDS = 3
+ROUNDS = 4
 RECHECKS = 5
 SCAN_RUNS = 3
 

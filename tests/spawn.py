@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -15,7 +16,8 @@ def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 10
     while True:
         try:
-            if os.readlink(f"/proc/{proc.pid}/exe") != parent_exe:
+            # exec switches /proc/PID/exe first and fills in cmdline a moment later: wait for both
+            if os.readlink(f"/proc/{proc.pid}/exe") != parent_exe and Path(f"/proc/{proc.pid}/cmdline").read_bytes():
                 return proc
         except FileNotFoundError:
             return proc  # already gone: the caller's assertions will say so

@@ -183,3 +183,40 @@ def test_a_loaded_baseline_saves_to_the_same_document():
     first = load(document(key), key)
     again = sign_body(encode_body(meta(), first.entries, first.volatile), key)
     assert again == document(key)
+
+
+AWKWARD = {
+    ("files", "/a],[b"): {"path": "/a],[b", "mode": 1},                       # the split marker in a string
+    ("files", "/pair"): {"path": "/pair", "mode": 2},
+    ("pkgs", "t"): {"deps": ("a", "b"), "files": ("c",), "n": 1},           # adjacent tuples: "],[" inside a row
+    ("pkgs", "u"): {"deps": (), "files": (), "n": 2},
+    ("load", "x"): {"avg": 0.5, "big": 2**70, "text": "ünï\n", "none": None},  # float, > 64-bit int, non-ASCII
+    ("load", "y"): {"avg": 1.0, "big": 3, "text": "", "none": None},
+}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_value_lines_round_trip_with_and_without_orjson(monkeypatch, fast):
+    import baselines.store as store
+
+    if not fast:
+        monkeypatch.setattr(store, "_orjson", None)
+    elif store._orjson is None:
+        pytest.fail("orjson is not installed in this environment")
+    key = Ed25519PrivateKey.generate()
+    loaded = load(sign_body(encode_body(meta(), AWKWARD, {}), key), key)
+    assert {k: dict(v) for k, v in loaded.entries.decoded()} == AWKWARD
+    assert all(loaded.entries[k] == v for k, v in AWKWARD.items())
+    assert type(loaded.entries[("load", "y")]["avg"]) is float and loaded.entries[("pkgs", "u")]["deps"] == ()
+
+
+def test_both_encoders_give_documents_with_the_same_rows_and_digests(monkeypatch):
+    import baselines.store as store
+
+    key = Ed25519PrivateKey.generate()
+    fast = load(sign_body(encode_body(meta(), index(OBS), {}), key), key)
+    monkeypatch.setattr(store, "_orjson", None)
+    slow = load(sign_body(encode_body(meta(), index(OBS), {}), key), key)
+    assert dict(fast.entries.decoded()) == dict(slow.entries.decoded()) == index(OBS)
+    for probe in ("accounts", "listeners"):
+        assert fast.entries.probe_digests(probe) == slow.entries.probe_digests(probe)

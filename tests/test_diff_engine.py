@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 import enum
 from functools import cache
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from baselines.diff import apply, diff, diff_indexes, diff_observations, index, volatile_of
 from baselines.profile import parse_profile
@@ -232,3 +231,13 @@ def test_digest_diff_applies_ignore_rules_and_volatile_from_either_side():
     # a probe that declares a new volatile attribute now: the stored digest differs, the full compare drops it
     moved = [Observation("files", "/var/log/syslog", {"size": 1, "atime": 5}, frozenset({"atime"}))]
     assert diff_observations(loaded(old[:1]).entries, moved, {"files": frozenset({"atime"})}).empty
+
+
+def test_a_subject_observed_twice_counts_once_with_its_later_attributes():
+    old = [listener(22, 1), listener(80, 1)]
+    twice = [listener(22, 1, "/tmp/evil"), listener(22, 2), listener(443, 1), listener(443, 3, "/usr/bin/x")]
+    plain = diff_indexes(index(old), index(twice), volatile_of(old))
+    result = diff_observations(loaded(old).entries, twice, volatile_of(old))
+    _same_diff(result, plain)
+    assert [i.key[1] for i in result.added] == ["tcp|0.0.0.0|443"] and result.added[0].new["exe"] == "/usr/bin/x"
+    assert [i.key[1] for i in result.removed] == ["tcp|0.0.0.0|80"] and not result.changed

@@ -1,10 +1,12 @@
 """SSHTransport: the probes.transport.Transport protocol over SSH (paramiko), so that the host probes run on an
 agentless target unchanged (Art. 24(3) remote technical testing).
 
-- Files go through SFTP (one client per thread: paramiko's SFTP client is not made for concurrent requests).
-  With ``sudo`` the SFTP subsystem is the target's own ``sftp-server`` started through ``sudo -n`` on an exec
-  channel, so file reads run as root without one ``cat`` process per file.
-- Commands run through exec channels with a clean environment, a timeout, and ``sudo -n`` when configured.
+- Files and commands go through one long-lived POSIX shell on the target (``sh -s`` on one exec channel, through
+  ``sudo -n`` when configured), which runs the batch scripts of probes.remote.ssh_batch: many files, links or
+  directories per round trip. Every channel starts the user's login shell and its rc files, so a target gets
+  one such shell, shared by the probe threads; single calls are batches of one. SFTP (the target's
+  ``sftp-server``, through ``sudo -n`` when configured) is left only for stat() on targets without GNU find.
+- Commands run with a clean environment and a timeout (a command that times out takes its shell with it).
 - Host keys are checked against the agent's own known_hosts (never trust-on-first-use): an unknown key is
   refused unless ``accept_new_host_key`` is set, and then it is written down and reported to the caller (who
   records it); a changed key is always refused.
@@ -25,7 +27,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,9 @@ SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-serve
                 "/usr/libexec/sftp-server", "/usr/lib/sftp-server")
 EOF_GRACE = 2.0
 BATCH_TIMEOUT = 60.0  # one batch script; the probe's own deadline usually ends the run first
+# SFTP clients, and batch shells, per target: every channel costs a start of the user's login shell (and its
+# rc files) on the target, often more CPU than the probes' own work; batched calls are short, so threads share.
+POOL_SIZE = 1
 _ENDPOINT_RE = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^:@\s\[\]]+)(?::(?P<port>\d+))?$")
 
 
@@ -168,8 +173,12 @@ class SSHTransport:
         self._on_new = on_new_host_key
         self._client: paramiko.SSHClient | None = None
         self._jump: paramiko.SSHClient | None = None
-        self._local = threading.local()
-        self._sftps: list[Any] = []
+        self._sftps: list[Any] = []  # every SFTP client opened (closed by close())
+        self._sftp_idle: list[Any] = []
+        self._shells: list[Any] = []  # every batch shell channel opened
+        self._shell_idle: list[Any] = []
+        self._pool_cv = threading.Condition()
+        self._pool_sizes = {"sftp": 0, "shell": 0}
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -268,15 +277,27 @@ class SSHTransport:
         self.host_key_fingerprint = fingerprint(key)
 
     def _probe_root(self) -> bool:
-        # One exec, without the which() lookup run() does: each exec channel costs a round of process start-up.
-        command = f"{'sudo -n ' if self.options.sudo else ''}env -i {ENV} id -u"
-        result = self._exec(command, timeout=self.options.connect_timeout)
-        return result.returncode == 0 and result.stdout.strip() == "0"
+        # Through the batch shell, which the probes use next anyway: every new channel costs a start of the
+        # user's login shell on the target (with its rc files), so channels are few and reused.
+        try:
+            (payload, status), = self._batch("uid", ["/"])
+        except OSError as exc:
+            log.debug("%s: id -u: %s", self.endpoint, exc)
+            return False
+        return status == "0" and payload.strip() == b"0"
 
     def _close_clients(self) -> None:
         with self._lock:
             sftps, self._sftps = self._sftps, []
+            shells, self._shells = self._shells, []
             socks, self._socks = self._socks, []
+        with self._pool_cv:
+            self._sftp_idle, self._shell_idle = [], []
+            self._pool_sizes = {"sftp": 0, "shell": 0}
+            self._pool_cv.notify_all()
+        for chan in shells:
+            with contextlib.suppress(Exception):
+                chan.close()
         for sock in socks:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -310,12 +331,57 @@ class SSHTransport:
         return transport
 
     # --- SFTP -------------------------------------------------------------------------------------------
-    def _sftp(self) -> paramiko.SFTPClient:
+    @contextlib.contextmanager
+    def _pooled(self, kind: str, idle: list[Any], opener: Callable[[], Any],
+                healthy: Callable[[Any], bool] = lambda _: False) -> Iterator[Any]:
+        """A channel (SFTP client or batch shell) from a small pool: probes run in several threads, and each
+        channel opened costs a login-shell start on the target, so a few are shared instead of one per thread.
+        A channel that failed mid-use is dropped, not returned, unless ``healthy`` says it is fine (an SFTP client
+        after a file error)."""
+        item = None
+        with self._pool_cv:
+            while item is None:
+                if self._closed:
+                    raise ConnectionAbortedError(errno.ECONNABORTED, f"{self.endpoint}: connection closed")
+                if idle:
+                    item = idle.pop()
+                elif self._pool_sizes[kind] < POOL_SIZE:
+                    self._pool_sizes[kind] += 1
+                    break
+                else:
+                    self._pool_cv.wait(0.5)
+        if item is None:
+            try:
+                item = opener()
+            except BaseException:
+                with self._pool_cv:
+                    self._pool_sizes[kind] -= 1
+                    self._pool_cv.notify()
+                raise
+        ok = False
+        try:
+            yield item
+            ok = True
+        finally:
+            if not ok:
+                with contextlib.suppress(Exception):
+                    ok = healthy(item)
+            with self._pool_cv:
+                if ok and not self._closed:
+                    idle.append(item)
+                else:
+                    self._pool_sizes[kind] = max(0, self._pool_sizes[kind] - 1)
+                    with contextlib.suppress(Exception):
+                        item.close()
+                self._pool_cv.notify()
+
+    def _sftp(self) -> contextlib.AbstractContextManager[paramiko.SFTPClient]:
+        return self._pooled("sftp", self._sftp_idle, self._open_sftp,
+                            lambda sftp: bool(sftp.sock.active) and not sftp.sock.closed)
+
+    def _open_sftp(self) -> paramiko.SFTPClient:
         import paramiko
 
-        sftp: paramiko.SFTPClient | None = getattr(self._local, "sftp", None)
-        if sftp is not None and not self._closed and sftp.sock.active:
-            return sftp
         transport = self._transport()
         if self.options.sudo:
             server = self._find_sftp_server()
@@ -323,12 +389,12 @@ class SSHTransport:
             chan.exec_command(f"sudo -n {shlex.quote(server)}")
             sftp = paramiko.SFTPClient(chan)
         else:
-            sftp = paramiko.SFTPClient.from_transport(transport)
-            if sftp is None:
+            opened = paramiko.SFTPClient.from_transport(transport)
+            if opened is None:
                 raise ConnectionAbortedError(errno.ECONNABORTED, f"{self.endpoint}: no SFTP subsystem")
+            sftp = opened
         with self._lock:
             self._sftps.append(sftp)
-        self._local.sftp = sftp
         return sftp
 
     def _find_sftp_server(self) -> str:
@@ -341,36 +407,22 @@ class SSHTransport:
             self._sftp_server = result.stdout.strip()
         return self._sftp_server
 
+    # Single calls are batches of one in the batch shell: the same answers as the batched calls (and as a local
+    # read), and no SFTP channel to start unless a target lacks GNU find (stat then falls back to SFTP).
     def read_bytes(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-        try:
-            with self._sftp().open(path, "rb") as fh:
-                chunks: list[bytes] = []
-                size = 0
-                stated = fh.stat().st_size or 0
-                if stated > 65536:
-                    # Pipelined reads: without them every 32 KiB costs one round trip.
-                    fh.prefetch(min(stated, max_bytes))
-                # Files in /proc and /sys report size 0, so read until EOF or the limit.
-                while size < max_bytes:
-                    data = fh.read(min(32768, max_bytes - size))
-                    if not data:
-                        break
-                    chunks.append(data)
-                    size += len(data)
-                return b"".join(chunks)
-        except OSError as exc:
-            raise _oserror(exc, path) from None
-        except EOFError as exc:
-            raise _oserror(exc, path) from None
+        value = self.read_many([path], max_bytes)[path]
+        if isinstance(value, OSError):
+            raise value
+        return value
 
     def read_text(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
         return self.read_bytes(path, max_bytes).decode("utf-8", errors="replace")
 
     def list_dir(self, path: str) -> list[str]:
-        try:
-            return sorted(self._sftp().listdir(path))
-        except (OSError, EOFError) as exc:
-            raise _oserror(exc, path) from None
+        value = self.list_many([path])[path]
+        if isinstance(value, OSError):
+            raise value
+        return value
 
     def exists(self, path: str) -> bool:
         # Like os.path.lexists, this never raises: a lost connection reads as "absent" here, and the next read
@@ -378,18 +430,23 @@ class SSHTransport:
         import paramiko
 
         try:
-            self._sftp().lstat(path)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            if not isinstance(exc, FileNotFoundError):
-                log.debug("%s: exists(%s): %s", self.endpoint, path, exc)
+            value = self.stat_many([path], follow=False)[path]
+        except (OSError, EOFError, paramiko.SSHException, subprocess.TimeoutExpired) as exc:
+            log.debug("%s: exists(%s): %s", self.endpoint, path, exc)
             return False
-        return True
+        return not isinstance(value, OSError)
 
     def stat(self, path: str, follow: bool = True) -> FileStat:
-        # SFTP (v3) carries no inode or ctime: inode is 0 and ctime repeats mtime over SSH.
+        value = self.stat_many([path], follow)[path]
+        if isinstance(value, OSError):
+            raise value
+        return value
+
+    def _sftp_stat(self, path: str, follow: bool) -> FileStat:
+        # SFTP (v3) carries no inode or ctime: inode is 0 and ctime repeats mtime.
         try:
-            sftp = self._sftp()
-            st = sftp.stat(path) if follow else sftp.lstat(path)
+            with self._sftp() as sftp:
+                st = sftp.stat(path) if follow else sftp.lstat(path)
         except (OSError, EOFError) as exc:
             raise _oserror(exc, path) from None
         mtime_ns = int(st.st_mtime or 0) * 1_000_000_000
@@ -397,13 +454,10 @@ class SSHTransport:
                         mtime_ns, mtime_ns)
 
     def readlink(self, path: str) -> str:
-        try:
-            target = self._sftp().readlink(path)
-        except (OSError, EOFError) as exc:
-            raise _oserror(exc, path) from None
-        if target is None:
-            raise OSError(errno.EINVAL, "not a symbolic link", path)
-        return target
+        value = self.readlink_many([path])[path]
+        if isinstance(value, OSError):
+            raise value
+        return value
 
     # --- commands ---------------------------------------------------------------------------------------
     @property
@@ -412,11 +466,9 @@ class SSHTransport:
 
     def which(self, name: str) -> str | None:
         if name not in self._which:
-            script = shlex.quote('command -v -- "$1"')
-            result = self._exec(f"env -i {ENV} sh -c {script} sh {shlex.quote(name)}",
-                                timeout=self.options.connect_timeout)
-            found = result.stdout.strip()
-            self._which[name] = found if result.returncode == 0 and found.startswith("/") else None
+            (payload, status), = self._batch("which", [name])
+            found = ssh_batch.decode_path(payload).strip()
+            self._which[name] = found if status == "0" and found.startswith("/") else None
         return self._which[name]
 
     def run(self, argv: list[str], timeout: float = 10.0) -> CommandResult:
@@ -424,11 +476,17 @@ class SSHTransport:
             raise ValueError("empty command")
         if "/" not in argv[0] and self.which(argv[0]) is None:
             raise CommandUnavailable(f"{argv[0]}: not installed on {self.endpoint.host}")
-        command = f"env -i {ENV} {shlex.join(argv)}"
-        if self.options.sudo:
-            command = f"sudo -n {command}"
-        result = self._exec(command, timeout)
-        return CommandResult(tuple(argv), result.returncode, result.stdout, result.stderr)
+        # In the batch shell (with sudo when configured) rather than a new exec channel, whose login shell start
+        # would cost more than most commands. A command that times out takes its shell with it.
+        if len(shlex.join(argv)) > 65536:
+            raise ValueError("command line too long")
+        try:
+            (stdout, _), (err_and_code, _) = self._batch("run", list(argv), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise subprocess.TimeoutExpired(argv, timeout) from None
+        stderr, _, code = err_and_code.rpartition(b".")
+        return CommandResult(tuple(argv), int(code) if code.isdigit() else 255,
+                             stdout.decode("utf-8", errors="replace"), stderr.decode("utf-8", errors="replace"))
 
     def _exec(self, command: str, timeout: float) -> CommandResult:
         code, out, err = self._exec_bytes(command, timeout)
@@ -482,25 +540,60 @@ class SSHTransport:
             chan.close()
 
     # --- batched file operations (probes.remote.ssh_batch) ----------------------------------------------
-    def _batch(self, kind: str, paths: list[str], max_bytes: int = 0, follow: bool = False) -> list[tuple[bytes, str]]:
-        """Run one batch script per chunk of paths; (payload, status) per path, in order."""
+    def _open_shell(self) -> Any:
+        transport = self._transport()
+        chan = transport.open_session(timeout=self.options.connect_timeout)
+        with self._lock:
+            self._shells.append(chan)
+        chan.exec_command(f"{'sudo -n ' if self.options.sudo else ''}env -i {ENV} sh -s")
+        return chan
+
+    def _shell_run(self, chan: Any, script: bytes, token: str, timeout: float) -> bytes:
+        """Send one script to a batch shell and read its output up to the script's terminator line."""
+        chan.sendall(ssh_batch.wrap_script(script))
+        end = ssh_batch.terminator(token)
+        out = bytearray()
+        deadline = time.monotonic() + timeout
+        while True:
+            if chan.recv_ready():
+                before = len(out)
+                out += chan.recv(1 << 20)
+                if out.find(end, max(0, before - len(end))) >= 0:
+                    return bytes(out[:out.rfind(end)])
+                continue
+            if chan.recv_stderr_ready():
+                log.debug("%s: batch shell: %r", self.endpoint, chan.recv_stderr(65536)[:200])
+                continue
+            if chan.eof_received or chan.closed or chan.exit_status_ready():
+                raise OSError(errno.EIO, f"{self.endpoint}: batch shell ended early ({len(out)} bytes)")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired("batch shell", timeout)
+            if self._closed:
+                raise ConnectionAbortedError(errno.ECONNABORTED, f"{self.endpoint}: connection closed")
+            select.select([chan], [], [], min(left, 0.2))
+
+    def _run_script(self, script: bytes, token: str, timeout: float) -> bytes:
+        try:
+            with self._pooled("shell", self._shell_idle, self._open_shell) as chan:
+                return self._shell_run(chan, script, token, timeout)
+        except (EOFError, TimeoutError) as exc:
+            raise ConnectionAbortedError(errno.ECONNABORTED, f"{self.endpoint}: {exc}") from None
+
+    def _batch(self, kind: str, paths: list[str], max_bytes: int = 0, follow: bool = False,
+               timeout: float = BATCH_TIMEOUT) -> list[tuple[bytes, str]]:
+        """Run one batch script per chunk of paths in a pooled shell; (payload, status) per record, in order."""
         records: list[tuple[bytes, str]] = []
-        shell = f"{'sudo -n ' if self.options.sudo else ''}env -i {ENV} sh -s"
-        for i in range(0, len(paths), ssh_batch.CHUNK_PATHS):
-            chunk = paths[i:i + ssh_batch.CHUNK_PATHS]
+        step = len(paths) if kind == "run" else ssh_batch.CHUNK_PATHS
+        for i in range(0, len(paths), step):
+            chunk = paths[i:i + step]
             token = ssh_batch.new_token()
             script = ssh_batch.build_script(kind, chunk, token, max_bytes, follow)
-            code, out, err = self._exec_bytes(shell, BATCH_TIMEOUT, script)
-            fast = kind.endswith("_fast")
-            expected = 1 if fast else len(chunk)
-            if fast and not out:
-                return []  # no GNU find on the target
+            out = self._run_script(script, token, timeout)
             try:
-                records += ssh_batch.parse_records(out, token, expected)
+                records += ssh_batch.parse_records(out, token, ssh_batch.record_count(kind, chunk))
             except ssh_batch.BatchProtocolError as exc:
-                detail = err.decode("utf-8", errors="replace").strip()[:200]
-                raise OSError(errno.EIO, f"{self.endpoint}: batch {kind} failed (exit {code}): {exc}; {detail}") \
-                    from None
+                raise OSError(errno.EIO, f"{self.endpoint}: batch {kind} failed: {exc}") from None
         return records
 
     def read_many(self, paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, bytes | OSError]:
@@ -521,13 +614,26 @@ class SSHTransport:
             out[path] = sorted(names)
         return out
 
+    def _find_fast(self, kind: str, paths: list[str], follow: bool = False) -> tuple[bytes, dict[str, OSError]]:
+        """GNU find's output for every path, and the errors it named (path -> OSError); (b"", {}) when the
+        target has no GNU find."""
+        if not paths:
+            return b"", {}
+        output = bytearray()
+        errors: dict[str, OSError] = {}
+        records = self._batch(kind, paths, follow=follow)
+        for i in range(0, len(records) - 1, 2):
+            if records[i][1] != "0":
+                return b"", {}  # no GNU find
+            output += records[i][0]
+            errors.update(ssh_batch.parse_find_errors(records[i + 1][0]))
+        return bytes(output), errors
+
     def readlink_many(self, paths: Iterable[str]) -> dict[str, str | OSError]:
         unique = list(dict.fromkeys(paths))
         out: dict[str, str | OSError] = {}
-        fast = self._batch("readlink_fast", unique) if unique else []
-        found: dict[str, tuple[str, str]] = {}
-        for payload, _ in fast:
-            found.update(ssh_batch.parse_find_links(payload))
+        payload, errors = self._find_fast("readlink_fast", unique)
+        found = ssh_batch.parse_find_links(payload)
         slow: list[str] = []
         for path in unique:
             kind, target = found.get(path, ("", ""))
@@ -535,32 +641,35 @@ class SSHTransport:
                 out[path] = target
             elif kind and kind != "l":
                 out[path] = OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)
+            elif path in errors:
+                out[path] = errors[path]  # find could not lstat it, or could not read the link: it said why
             else:
-                slow.append(path)  # not found by find, or a link it could not read: ask again for the errno
-        for path, (payload, status) in zip(slow, self._batch("readlink_slow", slow), strict=True):
-            out[path] = ssh_batch.decode_path(payload) if status == "0" else ssh_batch.error_for(status, path)
+                slow.append(path)  # no GNU find, or a message we could not attribute: ask path by path
+        for path, (data, status) in zip(slow, self._batch("readlink_slow", slow), strict=True):
+            out[path] = ssh_batch.decode_path(data) if status == "0" else ssh_batch.error_for(status, path)
         return {p: out[p] for p in unique}
 
     def stat_many(self, paths: Iterable[str], follow: bool = True) -> dict[str, FileStat | OSError]:
         """Unlike stat() over SFTP, inode and ctime are real here (GNU find prints them)."""
         unique = list(dict.fromkeys(paths))
-        found: dict[str, tuple[str, FileStat]] = {}
-        for payload, _ in (self._batch("stat_fast", unique, follow=follow) if unique else []):
-            found.update(ssh_batch.parse_find_stats(payload))
+        payload, errors = self._find_fast("stat_fast", unique, follow)
+        found = ssh_batch.parse_find_stats(payload)
         out: dict[str, FileStat | OSError] = {}
         failed: list[str] = []
         for path in unique:
             kind, st = found.get(path, ("", None))
             if st is not None and not (follow and kind == "l"):
                 out[path] = st
+            elif st is None and path in errors:
+                out[path] = errors[path]
             else:
-                failed.append(path)  # not found by find (missing, not readable) or, followed, a dangling link
+                failed.append(path)  # no GNU find, or (followed) a dangling or looping link
         for path, (_, status) in zip(failed, self._batch("stat_errors", failed, follow=follow), strict=True):
             if status != "0":
                 out[path] = ssh_batch.error_for(status, path)
                 continue
             try:  # there after all (created meanwhile), or no GNU find on the target: one SFTP stat
-                out[path] = self.stat(path, follow)
+                out[path] = self._sftp_stat(path, follow)
             except OSError as exc:
                 out[path] = exc
         return {p: out[p] for p in unique}
