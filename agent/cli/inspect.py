@@ -99,5 +99,5 @@ def handle(args: argparse.Namespace) -> int:
         console = Console(highlight=False)
         who = ", ".join(f"{i.name} ({i.id})" for i in inspectors)
         console.print(("现场检查人员：" if args.lang == "zh-CN" else "On-site inspectors: ") + who)
-        render_table(result, console, args.lang)
+        render_table(result, console, args.lang, heading="title_onsite")
     return exit_code(result, fail_on)

@@ -14,7 +14,7 @@ from typing import Any
 
 from agent import record
 from agent.cli.notice import add_notice_options, notice_settings
-from agent.cli.scan import exit_code, parse_fail_on, waivers_from_option
+from agent.cli.scan import exit_code, judging_inputs
 from agent.config import load_config
 from agent.enforce import Authorization, Watchdog, approve, authorize, endpoint_allowed
 from agent.errors import UserError
@@ -22,7 +22,7 @@ from agent.i18n import LANGS
 from agent.scan import ScanResult, run_scan, select_probes
 from agent.state import ensure_state_dir
 from baselines.model import Severity
-from baselines.profile import Profile, ProfileError, load_profile
+from baselines.profile import Profile
 from baselines.waivers import WaiverSpec
 from probes.base import Probe, ProbeSettings
 from probes.remote.ssh_transport import (
@@ -108,12 +108,7 @@ def _approved_address(endpoint: SSHEndpoint, approved: list[Any]) -> str | None:
 def handle(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     settings = notice_settings(args)
-    fail_on = parse_fail_on(args.fail_on or config.fail_on)
-    try:
-        profile = load_profile(args.profile or config.profile)
-    except ProfileError as exc:
-        raise UserError(str(exc)) from None
-    waivers = waivers_from_option(args.waivers or config.waivers)
+    fail_on, profile, waivers = judging_inputs(args, config)
     probes = select_probes(args.probe, settings=ProbeSettings(cache_dir=None, options=config.probes))
     if args.parallel < 1:
         raise UserError("--parallel must be at least 1")
@@ -247,7 +242,7 @@ def _render(args: argparse.Namespace, outcomes: list[HostOutcome], payload: dict
         if o.message:
             console.print(o.message)
         if o.result is not None:
-            render_table(o.result, console, args.lang)
+            render_table(o.result, console, args.lang, heading="title_remote")
 
 
 def _exit(outcomes: list[HostOutcome], fail_on: Severity) -> int:
