@@ -318,9 +318,13 @@ class _Scan:
         add, excluded = self.add, self.excluded
         skip = "\0"  # no path starts with a NUL: nothing skipped until an excluded directory is met
 
+        cached, md5_paths, new_cache, append = self.cached.get, self.options.md5_paths, self.new_cache, \
+            self.entries.append
+
         def sink(rows: list[WalkRow]) -> None:
             nonlocal skip
             seen.append(rows)
+            hits = 0
             for row in rows:
                 path = row[0]
                 if path == top or path.startswith(skip):
@@ -329,7 +333,17 @@ class _Scan:
                     if row[1] == "dir":
                         skip = path + "/"  # find lists a directory's whole subtree right after it
                     continue
+                # The common case of a re-check, inline (add() does the same): an unchanged file.
+                if row[1] == "file" and (text := cached(path)) is not None:
+                    hit = match_entry(text, row[6], row[5], row[7], row[8], path in md5_paths)
+                    if hit is not None:
+                        hits += 1
+                        new_cache[path] = text
+                        append(FileEntry(path, "file", row[2], row[3], row[4], row[5], row[6], row[7], row[8], None,
+                                         hit[2], hit[0], hit[1]))
+                        continue
                 add(row)
+            self.hits += hits
 
         if walk_find(self.find, top, host_top, prune, sink):  # type: ignore[arg-type]  # find checked by caller
             return True

@@ -243,7 +243,7 @@ def run() -> str:
         rows.append(f"| reference: GNU diff of the same sets as sorted text lines | {r['gnu_diff']:.2f} s |")
     return "\n".join(rows) + (
         "\n\nThe baseline is what `scan` compares with: saved, signed and loaded (rows not decoded). Each current "
-        "observation costs its digest (keyed BLAKE2b of its non-volatile values, computed in C) and one lookup; only "
+        "observation costs its digest (BLAKE2b-128 of its non-volatile values, computed in C) and one dict pop; only "
         "the rows whose digest differs are decoded and compared attribute by attribute. In the worst case "
         "`atime_ns` (volatile) differs on every observation; it is not in the digest, so the worst case costs the "
         "same. Wall times are the best of "
