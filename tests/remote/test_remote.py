@@ -141,12 +141,20 @@ def test_changed_key_refused_by_transport(ssh_lab: SshLab, tmp_path: Path) -> No
 
 
 @contextmanager
-def _capture(bridge: str, bpf: str, out: Path) -> Iterator[None]:
+def _capture(bridge: str, bpf: str, out: Path, live_check: str | None = None) -> Iterator[None]:
+    """tcpdump on the lab bridge. With ``live_check`` (an in-scope lab address matched by ``bpf``), one ping
+    must show up in the file before the test acts: "listening on" alone was seen to come before packets land."""
     proc = subprocess.Popen(["tcpdump", "-i", bridge, "-n", "-U", "-w", str(out), bpf],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     line = proc.stderr.readline().decode()  # "listening on ..." once the capture runs
     assert "listening" in line, line
+    if live_check:
+        deadline = time.monotonic() + 10
+        while not _packets(out, f"icmp and host {live_check}"):
+            assert time.monotonic() < deadline, "the capture never saw the liveness ping"
+            subprocess.run(["ping", "-c", "1", "-W", "1", live_check], capture_output=True, check=False)
+            time.sleep(0.1)
     try:
         yield
     finally:
@@ -165,13 +173,13 @@ def test_target_outside_notice_gets_no_packet(ssh_lab: SshLab, issuer: Issuer, t
     inside, outside = ssh_lab.hosts[0], ssh_lab.hosts[2]
     notice = valid_notice(issuer, tmp_path / "n.json", [inside.ip])
     pcap = tmp_path / "cap.pcap"
-    with _capture(ssh_lab.lab.bridge, f"host {inside.ip} or host {outside.ip}", pcap):
+    with _capture(ssh_lab.lab.bridge, f"host {inside.ip} or host {outside.ip}", pcap, live_check=inside.ip):
         code, payload = _run(capsys, _remote(ssh_lab, notice, inside.ip, outside.ip,
                                              extra=("--accept-new-host-key",)))
     assert code == 2
     hosts = {h["target"]: h for h in payload["hosts"]}
     assert hosts[outside.ip]["status"] == "refused" and hosts[inside.ip]["status"] == "ok"
-    assert _packets(pcap, f"host {inside.ip}"), "the capture saw nothing: it would prove nothing"
+    assert _packets(pcap, f"host {inside.ip} and tcp port 22"), "the capture saw no SSH: it would prove nothing"
     assert _packets(pcap, f"host {outside.ip}") == []
     refusal = next(e for e in _entries(issuer.state) if e.kind == "refusal")
     assert refusal.summary["code"] == "out-of-scope" and outside.ip in refusal.summary["message"]
