@@ -10,6 +10,7 @@ Gathering records a *transcript* (bytes as latin-1 text, so it is JSON and round
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -22,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from probes.network import svc_ssh, svc_tls
+from probes.network import svc_smb, svc_ssh, svc_tls
 from probes.network.target import ApprovedTarget, check_targets, earliest_deadline, seconds_left
-from probes.observation import Observation, Row
+from probes.observation import AttrValue, Observation, Row
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,16 @@ class Service(Row):
     auth: tuple[str, ...]
     vnc_security: tuple[str, ...]
     note: str  # why a check stopped early ("" when it completed)
+    smb1: bool | None = None  # SMB1 NEGOTIATE accepted (SMB ports only; None: not asked or no answer)
 
     KEY: ClassVar[tuple[str, ...]] = ("host", "port")
+
+    def attrs(self) -> dict[str, AttrValue]:
+        # smb1 only where it was asked: non-SMB rows (and their golden files) stay as they were.
+        out = Row.attrs(self)
+        if self.smb1 is None:
+            del out["smb1"]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,12 +504,16 @@ def check_services(targets: Sequence[ApprovedTarget], open_ports: Mapping[str, I
         return ServiceResults()
     deadline = earliest_deadline(targets)
     now = dt.datetime.now(dt.UTC)
+    by_address = {t.address: t for t in targets}
 
     def one(item: tuple[str, int]) -> PortResult | None:
         left = seconds_left(deadline)
         if left is not None and left <= 0:
             return None
         result = check_port(item[0], item[1], timeout, wait, now)
+        if item[1] in svc_smb.SMB_PORTS:
+            smb1 = svc_smb.check_smb1(by_address[item[0]], item[1], timeout)
+            result = dataclasses.replace(result, service=dataclasses.replace(result.service, smb1=smb1))
         if progress:
             progress(*item)
         return result
