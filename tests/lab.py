@@ -403,7 +403,13 @@ class Lab:
         for p in h.procs:
             _stop(p, timeout=1.0)
         self._kill_ns_pids(h.netns)
+        # `ip netns del` frees the namespace asynchronously, and until then the host still answers ARP:
+        # delete its link on the bridge now (both veth ends go) and wait until it is gone.
+        _ip(["link", "del", h.veth], check=False)
         _ip(["netns", "del", h.netns], check=False)
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/sys/class/net/{h.veth}") and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.hosts.remove(h)
 
 
