@@ -18,7 +18,7 @@ from tests.lab import Lab
 class Capture:
     def __init__(self, iface: str, bpf: str, path: Path) -> None:
         self.path = path
-        self.proc = subprocess.Popen(["tcpdump", "-i", iface, "-n", "-U", "-w", str(path), bpf],
+        self.proc = subprocess.Popen(["tcpdump", "--immediate-mode", "-i", iface, "-n", "-U", "-w", str(path), bpf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         assert self.proc.stderr is not None
         line = self.proc.stderr.readline()  # "listening on IFACE ...": the filter is attached

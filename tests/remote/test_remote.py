@@ -90,6 +90,53 @@ def test_transport_basics(ssh_lab: SshLab) -> None:
             t.run(["sleep", "5"], timeout=0.5)
 
 
+# tcpdump runs with --immediate-mode: without it, packets wait in a TPACKET_V3 ring block and the block not
+# yet handed over when SIGINT arrives is lost, so a short run could leave an empty capture that proves nothing.
+@contextmanager
+def _capture(bridge: str, bpf: str, out: Path, live_check: str | None = None) -> Iterator[None]:
+    """tcpdump on the lab bridge. With ``live_check`` (an in-scope lab address matched by ``bpf``), one ping
+    must show up in the file before the test acts: "listening on" alone was seen to come before packets land."""
+    proc = subprocess.Popen(["tcpdump", "--immediate-mode", "-i", bridge, "-n", "-U", "-w", str(out), bpf],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    line = proc.stderr.readline().decode()  # "listening on ..." once the capture runs
+    assert "listening" in line, line
+    if live_check:
+        deadline = time.monotonic() + 10
+        while not _packets(out, f"icmp and host {live_check}"):
+            assert time.monotonic() < deadline, "the capture never saw the liveness ping"
+            subprocess.run(["ping", "-c", "1", "-W", "1", live_check], capture_output=True, check=False)
+            time.sleep(0.1)
+    try:
+        yield
+    finally:
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+
+
+def _packets(pcap: Path, bpf: str) -> list[str]:
+    out = subprocess.run(["tcpdump", "-r", str(pcap), "-n", bpf], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_target_outside_notice_gets_no_packet(ssh_lab: SshLab, issuer: Issuer, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    inside, outside = ssh_lab.hosts[0], ssh_lab.hosts[2]
+    notice = valid_notice(issuer, tmp_path / "n.json", [inside.ip])
+    pcap = tmp_path / "cap.pcap"
+    with _capture(ssh_lab.lab.bridge, f"host {inside.ip} or host {outside.ip}", pcap, live_check=inside.ip):
+        code, payload = _run(capsys, _remote(ssh_lab, notice, inside.ip, outside.ip,
+                                             extra=("--accept-new-host-key",)))
+    assert code == 2
+    hosts = {h["target"]: h for h in payload["hosts"]}
+    assert hosts[outside.ip]["status"] == "refused" and hosts[inside.ip]["status"] == "ok"
+    assert _packets(pcap, f"host {inside.ip} and tcp port 22"), "the capture saw no SSH: it would prove nothing"
+    assert _packets(pcap, f"host {outside.ip}") == []
+    refusal = next(e for e in _entries(issuer.state) if e.kind == "refusal")
+    assert refusal.summary["code"] == "out-of-scope" and outside.ip in refusal.summary["message"]
+
+
 def test_remote_end_to_end_and_host_key_change(ssh_lab: SshLab, issuer: Issuer, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     host = ssh_lab.hosts[1]
@@ -138,51 +185,6 @@ def test_changed_key_refused_by_transport(ssh_lab: SshLab, tmp_path: Path) -> No
     with pytest.raises(HostKeyRejected) as info:
         SSHTransport(SSHEndpoint(host.ip), options).connect()
     assert info.value.reason == "changed"
-
-
-@contextmanager
-def _capture(bridge: str, bpf: str, out: Path, live_check: str | None = None) -> Iterator[None]:
-    """tcpdump on the lab bridge. With ``live_check`` (an in-scope lab address matched by ``bpf``), one ping
-    must show up in the file before the test acts: "listening on" alone was seen to come before packets land."""
-    proc = subprocess.Popen(["tcpdump", "-i", bridge, "-n", "-U", "-w", str(out), bpf],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    line = proc.stderr.readline().decode()  # "listening on ..." once the capture runs
-    assert "listening" in line, line
-    if live_check:
-        deadline = time.monotonic() + 10
-        while not _packets(out, f"icmp and host {live_check}"):
-            assert time.monotonic() < deadline, "the capture never saw the liveness ping"
-            subprocess.run(["ping", "-c", "1", "-W", "1", live_check], capture_output=True, check=False)
-            time.sleep(0.1)
-    try:
-        yield
-    finally:
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
-
-
-def _packets(pcap: Path, bpf: str) -> list[str]:
-    out = subprocess.run(["tcpdump", "-r", str(pcap), "-n", bpf], capture_output=True, text=True)
-    return [line for line in out.stdout.splitlines() if line.strip()]
-
-
-def test_target_outside_notice_gets_no_packet(ssh_lab: SshLab, issuer: Issuer, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    inside, outside = ssh_lab.hosts[0], ssh_lab.hosts[2]
-    notice = valid_notice(issuer, tmp_path / "n.json", [inside.ip])
-    pcap = tmp_path / "cap.pcap"
-    with _capture(ssh_lab.lab.bridge, f"host {inside.ip} or host {outside.ip}", pcap, live_check=inside.ip):
-        code, payload = _run(capsys, _remote(ssh_lab, notice, inside.ip, outside.ip,
-                                             extra=("--accept-new-host-key",)))
-    assert code == 2
-    hosts = {h["target"]: h for h in payload["hosts"]}
-    assert hosts[outside.ip]["status"] == "refused" and hosts[inside.ip]["status"] == "ok"
-    assert _packets(pcap, f"host {inside.ip} and tcp port 22"), "the capture saw no SSH: it would prove nothing"
-    assert _packets(pcap, f"host {outside.ip}") == []
-    refusal = next(e for e in _entries(issuer.state) if e.kind == "refusal")
-    assert refusal.summary["code"] == "out-of-scope" and outside.ip in refusal.summary["message"]
 
 
 def test_only_target_outside_notice_refused_whole(ssh_lab: SshLab, issuer: Issuer, tmp_path: Path) -> None:
