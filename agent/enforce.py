@@ -83,7 +83,8 @@ def authorize(
     try:
         result = check_file(notice_path, settings, now=now, require_ack=True, require_open=True, state=state)
     except NoticeError as exc:
-        raise refuse(actor, exc.code, f"{notice_path}: {exc}", targets=targets, kind=kind, state=state) from None
+        message = str(exc) if str(notice_path) in str(exc) else f"{notice_path}: {exc}"
+        raise refuse(actor, exc.code, message, targets=targets, kind=kind, state=state) from None
     notice = result.signed.notice
     if result.problems:
         first = result.problems[0]

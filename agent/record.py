@@ -338,13 +338,20 @@ class _Line:
 def verify(path: Path | None = None, public_key: Ed25519PublicKey | None = None) -> VerifyResult:
     """Check the whole record; name the first bad entry."""
     path = path or record_path()
+    if not path.exists():
+        # No record is fine only if none was ever written: the head file remembers the last entry.
+        head = _read_head(path.parent / HEAD_FILE)
+        if head is not None:
+            return VerifyResult(False, 0, head[0] or None, None, "record file missing (the head says entries "
+                                "were written)")
+        return VerifyResult(True, 0)
     if public_key is None:
         public_key = _public_key(path.parent)
     fp = _fingerprint(public_key)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return VerifyResult(True, 0)
+        return VerifyResult(False, 0, None, None, "record file vanished while reading")
     lines = data.split(b"\n")
     trailing = lines.pop()  # b"" when the file ends with a newline, as every complete record does
     parsed: list[_Line] = []

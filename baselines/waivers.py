@@ -58,6 +58,8 @@ def load_waivers(path: str | Path) -> list[WaiverSpec]:
         raise WaiverError(f"{path}: cannot read waivers: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise WaiverError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise WaiverError(f"{path}: a waivers file is a mapping with a 'waivers:' list")
     try:
         return WaiverFile.model_validate(data).waivers
     except ValidationError as exc:

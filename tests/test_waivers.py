@@ -48,3 +48,10 @@ def test_bad_waiver_files(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(WaiverError, match=message):
         load_waivers(path)
+
+
+def test_waiver_file_that_is_not_a_mapping(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(WaiverError, match=r"w.yaml: a waivers file is a mapping"):
+        load_waivers(path)

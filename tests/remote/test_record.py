@@ -182,3 +182,12 @@ def test_cli_verify_and_show(_isolated_state: Path, capsys: pytest.CaptureFixtur
 def test_unknown_kind_rejected(_isolated_state: Path) -> None:
     with pytest.raises(ValueError):
         record.append("made-up", "tester", state=_isolated_state)
+
+
+def test_no_record_yet_is_intact_but_a_deleted_record_is_not(_isolated_state: Path) -> None:
+    path = _isolated_state / record.RECORD_FILE
+    assert record.verify(path).ok and record.verify(path).entries == 0  # nothing written, no key needed
+    record.append("scan", "tester", state=_isolated_state)
+    path.unlink()
+    result = record.verify(path)
+    assert not result.ok and "missing" in (result.reason or "")
