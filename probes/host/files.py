@@ -2,7 +2,7 @@
 owner, inode, times, immutable flag and, where a package database knows it, the owning package and whether
 the content still matches the package's digest.
 
-The hashing engine is baselines/fim.py (incremental: unchanged files reuse cached digests). Options come from
+The hashing engine is probes/fim/engine.py (incremental: unchanged files reuse cached digests). Options come from
 ``[probes.files]`` in config.toml (docs/file-integrity.md). No field is volatile: a changed inode, mtime or
 ctime with the same digest is exactly what a careful replacement of a binary leaves behind, so baselines
 compare everything; noisy paths are for the profile's drift-ignore section.
@@ -21,8 +21,8 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.errors import UserError
-from baselines.fim import DEFAULT_PATHS, FileEntry, FimOptions, normalise_paths, scan
-from baselines.fim_dpkg import (
+from probes.fim.engine import DEFAULT_PATHS, FileEntry, FimOptions, normalise_paths, scan
+from probes.fim.dpkg import (
     Owned,
     build_ownership,
     canonicaliser,
@@ -32,7 +32,7 @@ from baselines.fim_dpkg import (
     parse_md5sums,
     parse_status,
 )
-from baselines.fim_owners import fingerprint, load_owners, owners_cache_path, save_owners
+from probes.fim.owners import fingerprint, load_owners, owners_cache_path, save_owners
 from probes.base import GatherContext, Probe, ProbeSettings, Raw, Requirements
 from probes.host._homes import read_homes
 from probes.observation import Row
@@ -127,7 +127,7 @@ def read_dpkg_ownership(ctx: GatherContext, roots: Sequence[str],
     """Owners of the paths under ``roots`` (None: no dpkg database on the target).
 
     With ``cache_dir``, the map is kept there and re-used while the database's fingerprint (stat facts of
-    status, info/ and diversions, info/'s names) and ``roots`` stay the same (baselines/fim_owners.py)."""
+    status, info/ and diversions, info/'s names) and ``roots`` stay the same (probes/fim/owners.py)."""
     t = ctx.transport
     try:
         status_st = t.stat(f"{DPKG}/status", follow=False)

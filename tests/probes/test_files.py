@@ -149,8 +149,8 @@ def test_ownership_cache_reused_then_invalidated_by_dpkg_changes(tmp_path, monke
 
 
 def test_ownership_cache_decode_rejects_anything_unexpected():
-    from baselines.fim_dpkg import Owned
-    from baselines.fim_owners import decode, encode
+    from probes.fim.dpkg import Owned
+    from probes.fim.owners import decode, encode
 
     owners = {"/usr/bin/ls": Owned("coreutils", "9.1-1", "7987cf330ff5bb94015dfbb9eae5a99f", False),
               "/usr/bin": Owned("coreutils", "9.1-1", None, False),

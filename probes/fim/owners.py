@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from agent.state import atomic_write
-from baselines.fim_dpkg import Owned
+from probes.fim.dpkg import Owned
 from probes.transport import FileStat
 
 log = logging.getLogger(__name__)

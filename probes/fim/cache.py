@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.state import atomic_write
-from baselines.fim_hash import encode_entry
+from probes.fim.hashing import encode_entry
 
 log = logging.getLogger(__name__)
 

@@ -3,12 +3,12 @@ a package database can verify), reusing last scan's digests for files whose (ino
 did not change.
 
 This is the I/O edge of file integrity. Locally it reads through ``LocalTransport.host_path`` (so fixture roots
-work): GNU find lists each tree (baselines/fim_walk.py; os.scandir when find is missing or reports an error).
+work): GNU find lists each tree (probes/fim/walk.py; os.scandir when find is missing or reports an error).
 Files are hashed in this process (large ones in a thread pool: hashlib and os.readv release the GIL), or,
-with 4+ CPUs and much to hash, in worker processes (baselines/fim_pool.py), because the per-file Python work
+with 4+ CPUs and much to hash, in worker processes (probes/fim/pool.py), because the per-file Python work
 holds the GIL and stays serial in threads.
 Over a transport without local file access (SSH) it runs ``find -printf`` and ``sha256sum`` through
-``transport.run`` instead (baselines/fim_remote.py). Vanished or unreadable files become entries with an
+``transport.run`` instead (probes/fim/remote.py). Vanished or unreadable files become entries with an
 ``error``; nothing about one file aborts a scan.
 """
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from baselines.fim_cache import HashCache, StatKey, cache_path, load_cache, match_entry, save_cache
-from baselines.fim_hash import (
+from probes.fim.cache import HashCache, StatKey, cache_path, load_cache, match_entry, save_cache
+from probes.fim.hashing import (
     READ_SIZE,
     HashJob,
     WireDigest,
@@ -39,8 +39,8 @@ from baselines.fim_hash import (
     open_flags,
     reason,
 )
-from baselines.fim_pool import PoolFailed, cpu_count, hash_batches
-from baselines.fim_walk import WalkRow, find_available, walk_find
+from probes.fim.pool import PoolFailed, cpu_count, hash_batches
+from probes.fim.walk import WalkRow, find_available, walk_find
 from probes.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -435,7 +435,7 @@ def _batches(todo: list[Todo], workers: int) -> list[list[int]]:
 
 
 def _hash_in_processes(todo: list[Todo], workers: int, root_user: bool) -> list[Hashed]:
-    """Hash in worker processes (baselines/fim_pool.py); what a failed pool left undone is hashed here."""
+    """Hash in worker processes (probes/fim/pool.py); what a failed pool left undone is hashed here."""
     batches = _batches(todo, workers)
 
     def jobs(index: int) -> list[HashJob]:  # built as each batch is sent: workers start without waiting for all
@@ -519,7 +519,7 @@ def scan(transport: Transport, options: FimOptions, cache_dir: Path | None = Non
     if host_paths is not None and not via_commands:
         result, new_cache = scan_local(transport, options, cache, now, root_user=transport.is_root)  # type: ignore[arg-type]
     else:
-        from baselines.fim_remote import scan_commands
+        from probes.fim.remote import scan_commands
 
         result, new_cache = scan_commands(transport, options, cache, now)
     if path is not None and (new_cache.last_full != cache.last_full or new_cache.entries != cache.entries):
