@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from probes.fim.engine import POOL_MIN_CPUS, FimOptions, scan
 from bench.bench_scan import measure
 from probes.base import GatherContext
+from probes.fim.engine import POOL_MIN_CPUS, FimOptions, scan
 from probes.host.files import FilesOptions, FilesProbe
 from probes.transport import LocalTransport
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import probes.fim.engine as fim
-from probes.fim.engine import FileEntry, FimOptions, parse_pseudo_mounts, scan
 from probes.fim.cache import HashCache, cache_path
+from probes.fim.engine import FileEntry, FimOptions, parse_pseudo_mounts, scan
 from probes.transport import LocalTransport
 from tests.conftest import needs_root
 

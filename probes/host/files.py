@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.errors import UserError
-from probes.fim.engine import DEFAULT_PATHS, FileEntry, FimOptions, normalise_paths, scan
+from probes.base import GatherContext, Probe, ProbeSettings, Raw, Requirements
 from probes.fim.dpkg import (
     Owned,
     build_ownership,
@@ -32,8 +32,8 @@ from probes.fim.dpkg import (
     parse_md5sums,
     parse_status,
 )
+from probes.fim.engine import DEFAULT_PATHS, FileEntry, FimOptions, normalise_paths, scan
 from probes.fim.owners import fingerprint, load_owners, owners_cache_path, save_owners
-from probes.base import GatherContext, Probe, ProbeSettings, Raw, Requirements
 from probes.host._homes import read_homes
 from probes.observation import Row
 from probes.transport import FileStat, Transport
