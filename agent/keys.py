@@ -15,7 +15,8 @@ from baselines.ed25519 import public_b64 as public_key_b64
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-__all__ = ["KEY_FILE", "agent_signing_key", "key_fingerprint", "load_public_key_b64", "public_key_b64"]
+__all__ = ["KEY_FILE", "agent_signing_key", "key_fingerprint", "load_private_key_file", "load_public_key_b64",
+           "public_key_b64"]
 
 KEY_FILE = "agent.key"
 
@@ -24,17 +25,22 @@ def agent_signing_key(state: Path | None = None) -> Ed25519PrivateKey:
     """Load the agent key, creating it (mode 0600, atomically) on first use."""
     path = ensure_state_dir(state) / KEY_FILE
     if path.exists():
-        try:
-            return ed25519.load_private_pem(path.read_bytes())
-        except ed25519.KeyFormatError as exc:
-            if exc.reason == "not-ed25519":
-                raise UserError(f"{path}: not an Ed25519 key") from None
-            raise UserError(f"{path}: cannot load the agent key: {exc}") from None
-        except OSError as exc:
-            raise UserError(f"{path}: cannot load the agent key: {exc}") from None
+        return load_private_key_file(path, "the agent key")
     key = ed25519.generate()
     atomic_write(path, ed25519.private_pem(key), mode=0o600)
     return key
+
+
+def load_private_key_file(path: Path, what: str) -> Ed25519PrivateKey:
+    """An Ed25519 PEM private key file; a UserError naming the file and ``what`` it should hold otherwise."""
+    try:
+        return ed25519.load_private_pem(path.read_bytes())
+    except ed25519.KeyFormatError as exc:
+        if exc.reason == "not-ed25519":
+            raise UserError(f"{path}: not an Ed25519 key") from None
+        raise UserError(f"{path}: cannot load {what}: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot load {what}: {exc}") from None
 
 
 def load_public_key_b64(text: str) -> Ed25519PublicKey:

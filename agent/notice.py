@@ -443,14 +443,9 @@ def generate_issuer_key(path: Path) -> str:
 
 
 def load_issuer_key(path: Path) -> Ed25519PrivateKey:
-    try:
-        return ed25519.load_private_pem(path.read_bytes())
-    except ed25519.KeyFormatError as exc:
-        if exc.reason == "not-ed25519":
-            raise UserError(f"{path}: not an Ed25519 key") from None
-        raise UserError(f"{path}: cannot load an issuer key: {exc}") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot load an issuer key: {exc}") from None
+    from agent.keys import load_private_key_file
+
+    return load_private_key_file(path, "an issuer key")
 
 
 def load_public_key_file(path: Path) -> Ed25519PublicKey:
