@@ -87,6 +87,7 @@ class DriftRuleSpec(_Strict):
     change: list[Change] | None = None  # None: any change
     subject: str | None = None  # glob over the subject
     attrs_any: list[str] | None = None  # changed items only: at least one of these attributes changed
+    attrs_only: list[str] | None = Field(default=None, min_length=1)  # changed items only: nothing else changed
     where: dict[str, Any] | None = None  # over the new observation (the old one for removed items)
     where_old: dict[str, Any] | None = None  # changed items only: over the old observation
     group_by: str | None = None  # one finding per value of this attribute (e.g. package)
@@ -192,6 +193,7 @@ class DriftRule:
     rationale: Text
     remediation: Remediation
     references: tuple[str, ...]
+    attrs_only: frozenset[str] = frozenset()  # non-empty: changed items whose changes are all among these
 
     def matches(self, change: str, probe: str, subject: str, old: Observation | None, new: Observation | None,
                 changed_attrs: frozenset[str] = frozenset()) -> bool:
@@ -202,6 +204,8 @@ class DriftRule:
         if self.subject is not None and not fnmatch.fnmatchcase(subject, self.subject):
             return False
         if self.attrs_any and not (change == "changed" and self.attrs_any & changed_attrs):
+            return False
+        if self.attrs_only and not (change == "changed" and changed_attrs and changed_attrs <= self.attrs_only):
             return False
         if self.where is not None:
             target = old if change == "removed" else new
@@ -343,6 +347,7 @@ def _compile_drift(spec: DriftRuleSpec) -> DriftRule:
         rationale=rationale,
         remediation=Remediation(rem.action, Text(rem.en, rem.zh), rem.command),
         references=tuple(spec.references),
+        attrs_only=frozenset(spec.attrs_only or ()),
     )
 
 
