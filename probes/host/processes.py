@@ -17,8 +17,9 @@ Two kinds of rows, because rules and baselines need different things:
   not drift.
 
 precaution's own process, everything it started (``sshd -T``, ``find``) and the processes it runs under (the
-shell that started it, ``time``, ``sudo``) are never reported: they are the inspection, not the host. Only
-the process tree of the reading side is known: ``/proc/self`` as the transport sees it.
+shell that started it, ``time``, ``sudo``) are never identities: they are the inspection, not the host (only
+the inspecting process itself is left out of the Process rows). The process tree is that of the reading side:
+``/proc/self`` as the transport sees it.
 """
 
 from __future__ import annotations
@@ -163,13 +164,13 @@ def unit_of(cgroup: str) -> str:
         controllers, _, path = rest.partition(":")
         if hierarchy == "0" or controllers == "name=systemd":
             paths[hierarchy == "0"] = path
-    path = paths.get(True) or paths.get(False) or ""
-    for part in reversed(path.split("/")):
-        if part.endswith(_UNIT_SUFFIXES):
-            for pattern, repl in _UNIT_INSTANCES:
-                if pattern.match(part):
-                    return pattern.sub(repl, part)
-            return part
+    for path in (paths.get(True, ""), paths.get(False, "")):  # a hybrid host has units only in the v1 path
+        for part in reversed(path.split("/")):
+            if part.endswith(_UNIT_SUFFIXES):
+                for pattern, repl in _UNIT_INSTANCES:
+                    if pattern.match(part):
+                        return pattern.sub(repl, part)
+                return part
     return ""
 
 
@@ -321,8 +322,11 @@ class ProcessesProbe(Probe[Row]):
             instances.append(row)
         me = _int_or_none(raw.get("self"))
         mine, above = own_tree({r.pid: r.ppid for r in instances}, me)
+        # Rules see every process but the inspecting one (what it started is judged like anything else: in a
+        # test harness or a library caller that is the workload itself); identities leave out the whole
+        # inspection, down and up its process tree.
         inspected = [r for r in instances if r.pid not in mine and not (r.pid in above and not r.listener)]
-        for row in inspected:
+        for row in (r for r in instances if r.pid != me):
             key = tuple(getattr(row, k) for k in Process.KEY)
             prev = rows.get(key)
             if prev is None:
