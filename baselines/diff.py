@@ -364,7 +364,7 @@ def _attr_changes(old: AttrMap, new: AttrMap, volatile: frozenset[str]) -> tuple
 
 def _ignored_whole(rules: Sequence[IgnoreRule], change: str, key: ObsKey, attrs: AttrMap) -> str | None:
     for rule in rules:
-        if rule.attributes is None and rule.covers(change, key[0], key[1], attrs):
+        if rule.attributes is None and rule.attrs_only is None and rule.covers(change, key[0], key[1], attrs):
             return rule.reason
     return None
 
@@ -373,6 +373,11 @@ def _drop_ignored(rules: Sequence[IgnoreRule], key: ObsKey, new: AttrMap, change
                   ignored: Counter[str]) -> tuple[AttrChange, ...]:
     for rule in rules:
         if not rule.covers("changed", key[0], key[1], new):
+            continue
+        if rule.attrs_only is not None:  # the item as a whole, only when nothing outside these changed
+            if all(c.name in rule.attrs_only for c in changes):
+                ignored[rule.reason] += 1
+                return ()
             continue
         if rule.attributes is None:
             ignored[rule.reason] += 1

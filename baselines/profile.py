@@ -117,6 +117,7 @@ class IgnoreSpec(_Strict):
     change: list[Change] | None = None
     where: dict[str, Any] | None = None  # over the new observation (the old one for removed items)
     attributes: list[str] | None = Field(default=None, min_length=1)  # changed items: ignore only these
+    attrs_only: list[str] | None = Field(default=None, min_length=1)  # changed items where nothing else changed
     reason: str = Field(min_length=3)
 
     @field_validator("change", mode="before")
@@ -223,6 +224,7 @@ class IgnoreRule:
     attributes: frozenset[str] | None  # None: the whole item
     reason: str
     where: Predicate | None = None
+    attrs_only: frozenset[str] | None = None  # a changed item whose changes are all among these, whole
 
     def covers(self, change: str, probe: str, subject: str, attrs: Mapping[str, AttrValue] | None = None) -> bool:
         """``attrs``: the new observation's attributes (the old one's for removed items)."""
@@ -360,6 +362,7 @@ def _compile_ignore(spec: IgnoreSpec) -> IgnoreRule:
         attributes=frozenset(spec.attributes) if spec.attributes else None,
         reason=spec.reason,
         where=compile_condition(spec.where, ("where",)) if spec.where else None,
+        attrs_only=frozenset(spec.attrs_only) if spec.attrs_only else None,
     )
 
 

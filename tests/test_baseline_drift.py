@@ -102,27 +102,29 @@ ACCOUNT_FILES = ("/etc/passwd", "/etc/passwd-", "/etc/shadow", "/etc/shadow-", "
                  "/etc/gshadow", "/etc/gshadow-", "/etc/subuid", "/etc/subuid-", "/etc/subgid", "/etc/subgid-")
 
 
-def test_rewrite_with_identical_content_is_info_never_medium():
-    """useradd + userdel rewrite the account files: same content, mode, owner and type, new inode and times."""
+def test_rewrite_with_identical_content_is_no_finding():
+    """useradd + userdel rewrite the account files: same content, mode, owner and type, new inode and times.
+    That is no drift finding; the diff counts the items under their reason, so they stay visible."""
     def acct(path, **kw):
         return fim(path, **{"package": None, "package_version": None, "package_match": None, "mode": 0o640, **kw})
     old = [acct(p) for p in ACCOUNT_FILES]
     new = [acct(p, inode=77, mtime_ns=2, ctime_ns=2) for p in ACCOUNT_FILES]
-    found = judge(old, new)
-    assert len(found) == 12
-    assert {(d.finding.severity, d.finding.rule_id) for d in found} == {(Severity.INFO, "PC-DRIFT-FIM-010")}
-    assert found[0].finding.title.en.endswith("rewritten, content unchanged")
-    assert found[0].finding.title.zh.endswith("被重写，内容未变")
-    # a system binary put back with its own content is no tampering either; with other content it is
-    assert one([fim("/usr/bin/ls", package_match=None)], [fim("/usr/bin/ls", package_match=None, inode=9)]).severity \
-        is Severity.INFO
-    # anything beyond inode and times keeps its rule: content, mode, owner, type
-    assert one([acct("/etc/passwd")], [acct("/etc/passwd", inode=9, sha256="f" * 64, size=11)]).severity \
-        is Severity.MEDIUM
+    result = diff(old, new, PROFILE.ignore)
+    assert result.empty
+    (reason,) = result.ignored
+    assert reason.startswith("rewritten, content unchanged") and result.ignored[reason] == 12
+    assert judge(old, new) == []
+    # a system binary put back with its own content is no tampering either
+    assert judge([fim("/usr/bin/ls", package_match=None)], [fim("/usr/bin/ls", package_match=None, inode=9)]) == []
+    # anything beyond inode and times keeps its rule, and the item keeps every changed attribute
+    f = one([acct("/etc/passwd")], [acct("/etc/passwd", inode=9, sha256="f" * 64, size=11)])
+    assert f.severity is Severity.MEDIUM and {c["name"] for c in f.evidence["changes"]} == {"inode", "sha256", "size"}
     assert one([acct("/etc/shadow")], [acct("/etc/shadow", inode=9, mode=0o644)]).severity is Severity.HIGH
     assert one([acct("/etc/group")], [acct("/etc/group", inode=9, uid=1000)]).severity is Severity.HIGH
     assert one([acct("/etc/group")], [acct("/etc/group", inode=9, type="symlink", target="/tmp/g")]).severity \
         is Severity.MEDIUM
+    assert one([fim("/usr/bin/ls", package_match=None)],
+               [fim("/usr/bin/ls", package_match=None, inode=9, sha256="0" * 64)]).severity is Severity.CRITICAL
 
 
 def test_restored_to_packaged_content_is_not_called_an_update():

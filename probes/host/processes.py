@@ -282,6 +282,8 @@ class ProcessesProbe(Probe[Row]):
         links = t.readlink_many(f"/proc/{pid}/{name}" for pid in texts for name in ("exe", "fd/0", "fd/1"))
         for pid, (status, cmdline) in texts.items():
             base = f"/proc/{pid}"
+            if isinstance(stats.get(f"{base}/stat"), FileNotFoundError | ProcessLookupError):
+                continue  # exited while we looked (its exe link is gone too): not a process of unknown age
             entry: dict[str, str | None] = {
                 "status": "\n".join(line for line in status.splitlines() if line.startswith(_STATUS_FIELDS)),
                 "cmdline": cmdline,
