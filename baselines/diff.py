@@ -223,8 +223,9 @@ ProbeRows = tuple[list[str], list[AttrMap]]  # subjects and their attributes
 
 
 def group_by_probe(observations: Iterable[Observation]) -> dict[str, ProbeRows]:
-    """probe -> (subjects, attributes) of the observations a baseline keeps, in order, duplicates kept (the diff keeps the later one, as ``index``
-    does). Observations come probe by probe, so groupby finds long runs and the per-run work is C-level."""
+    """probe -> (subjects, attributes) of the observations a baseline keeps, in order, duplicates kept (the
+    diff keeps the later one, as ``index`` does). Observations come probe by probe, so groupby finds long runs
+    and the per-run work is C-level."""
     out: dict[str, ProbeRows] = {}
     with no_gc():
         for probe, run in groupby(filter(_in_baseline, observations), _probe_of):

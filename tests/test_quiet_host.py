@@ -35,7 +35,8 @@ ACCOUNT_FILES = ("passwd", "passwd-", "shadow", "shadow-", "group", "group-", "g
 
 
 class Namespace:
-    """A PID + mount + network namespace (its own /proc and /sys) whose init is `sleep infinity`; commands run inside with nsenter."""
+    """A PID + mount + network namespace (its own /proc and /sys) whose init is `sleep infinity`; commands run
+    inside with nsenter."""
 
     def __init__(self) -> None:
         # sysfs shows the network devices of the namespace that mounted it: mount the namespace's own

@@ -240,7 +240,7 @@ class ProcessesProbe(Probe[Row]):
     requires = Requirements(root=True, paths_any=("/proc/self/status",))
 
     def __init__(self, options: ProcessesOptions | None = None) -> None:
-        self.options = options or ProcessesOptions()
+        self.options = options or ProcessesOptions(min_age_s=DEFAULT_MIN_AGE_S)
 
     @classmethod
     def configured(cls, settings: ProbeSettings) -> Self:

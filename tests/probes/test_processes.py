@@ -221,7 +221,7 @@ def test_processes_options_are_validated():
     from probes.base import ProbeSettings
 
     assert ProcessesProbe.configured(ProbeSettings(None, {"min_age_s": 5})).options.min_age_s == 5
-    with pytest.raises(UserError, match="probes.processes: min_age_s"):
+    with pytest.raises(UserError, match=r"probes\.processes: min_age_s"):
         ProcessesProbe.configured(ProbeSettings(None, {"min_age_s": -1}))
-    with pytest.raises(UserError, match="probes.processes"):
+    with pytest.raises(UserError, match=r"probes\.processes"):
         ProcessesProbe.configured(ProbeSettings(None, {"bogus": 1}))
