@@ -17,7 +17,6 @@ Writers take an exclusive ``fcntl`` lock on ``record.lock``, append one line, fs
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
 import fcntl
@@ -32,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from agent.errors import UserError
 from agent.state import atomic_write, ensure_state_dir, state_dir
+from baselines import ed25519
+from baselines.canonical_json import canonical_json
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -127,8 +128,7 @@ class VerifyResult:
         return f"{where}{line}: {self.reason}"
 
 
-def canonical(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+canonical = canonical_json  # baselines/canonical_json.py: the bytes that are hashed and signed
 
 
 def results_digest(results: Any) -> str:
@@ -156,17 +156,14 @@ def record_path(state: Path | None = None) -> Path:
     return (state or state_dir()) / RECORD_FILE
 
 
-def _fingerprint(key: Ed25519PublicKey) -> str:
-    from agent.keys import key_fingerprint
-
-    return key_fingerprint(key)
+_fingerprint = ed25519.fingerprint
 
 
 def seal(body: dict[str, Any], key: Ed25519PrivateKey) -> tuple[bytes, Entry]:
     """Hash and sign a body (which already holds seq, prev and key); return the line and the entry. Pure."""
     raw = canonical(body)
     hash_hex = hashlib.sha256(raw).hexdigest()
-    sig = base64.b64encode(key.sign(hash_hex.encode("ascii"))).decode("ascii")
+    sig = ed25519.sign_b64(key, hash_hex.encode("ascii"))
     line = _PREFIX + raw + f',"hash":"{hash_hex}","sig":"{sig}"}}\n'.encode("ascii")
     return line, Entry.from_body(body, hash_hex, sig)
 
@@ -318,13 +315,7 @@ def _public_key(state: Path) -> Ed25519PublicKey:
 
 
 def _sig_ok(key: Ed25519PublicKey, hash_hex: str, sig: str) -> bool:
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        key.verify(base64.b64decode(sig, validate=True), hash_hex.encode("ascii"))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    return ed25519.verify_b64(key, sig, hash_hex.encode("ascii"))
 
 
 @dataclass(frozen=True, slots=True)

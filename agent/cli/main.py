@@ -72,10 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+    from probes.errors import ProbeInputError  # here, not at the top: --version stays light
+
     try:
         code: int = args.handler(args)
         return code
-    except UserError as exc:
+    except (UserError, ProbeInputError) as exc:  # a probe's input error is the user's, like ours
         sys.stderr.write(f"precaution: error: {exc}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:

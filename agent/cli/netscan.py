@@ -34,6 +34,7 @@ from agent.scope import Scope, ScopeGuard
 from baselines.evaluate import evaluate
 from baselines.model import Finding, Severity
 from baselines.profile import Profile, ProfileError, load_profile
+from probes.errors import ProbeInputError
 from probes.network.ports import PortSet
 from probes.observation import Observation
 from probes.transport import LocalTransport
@@ -204,7 +205,7 @@ def _stage(name: str, title: str, body: Callable[[], tuple[list[Observation], li
     started = time.perf_counter()
     try:
         observations, limitations = body()
-    except UserError:
+    except (UserError, ProbeInputError):  # found before anything was sent: the user's error
         raise
     except Exception as exc:  # the one catch-all per stage, as agent.runner has per probe
         log.warning("netscan stage %s failed", name, exc_info=True)
