@@ -33,8 +33,8 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.errors import UserError
 from probes.base import GatherContext, Probe, ProbeSettings, Raw, Requirements
+from probes.errors import ProbeInputError
 from probes.observation import Row
 from probes.procfs import list_pids, parse_net_table, read_net_tables, read_socket_inodes
 from probes.transport import text_of
@@ -247,7 +247,7 @@ class ProcessesProbe(Probe[Row]):
         try:
             options = ProcessesOptions.model_validate(dict(settings.options))
         except ValidationError as exc:
-            raise UserError("probes.processes: " + "; ".join(
+            raise ProbeInputError("probes.processes: " + "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or '(table)'}: {e['msg']}" for e in exc.errors())) from None
         return cls(options)
 

@@ -217,8 +217,8 @@ def test_unit_and_start_time_parsing():
 
 
 def test_processes_options_are_validated():
-    from agent.errors import UserError
     from probes.base import ProbeSettings
+    from probes.errors import ProbeInputError as UserError
 
     assert ProcessesProbe.configured(ProbeSettings(None, {"min_age_s": 5})).options.min_age_s == 5
     with pytest.raises(UserError, match=r"probes\.processes: min_age_s"):
