@@ -193,8 +193,10 @@ class Recorder:
     def path(self) -> Path:
         return self.state.record
 
-    def write(self, content: EntryContent, results: Any = None) -> Entry:
-        """Append one entry durably. Concurrent writers (several runs at once) serialise on the lock file."""
+    def write(self, content: EntryContent, results: Any = None, actor: str | None = None) -> Entry:
+        """Append one entry durably. Concurrent writers (several runs at once) serialise on the lock file.
+        ``actor`` names someone else than the recorder's actor when the action was theirs (who accepted a
+        baseline)."""
         from agent.keys import agent_signing_key
 
         if content.kind not in KINDS:  # pragma: no cover - the content models name only known kinds
@@ -212,7 +214,7 @@ class Recorder:
                     seq, prev = int(json.loads(body_raw)["seq"]) + 1, link_of(hash_hex, sig)
                 except (ValueError, KeyError, TypeError):
                     raise UserError(f"{path}: the last entry is damaged; run `precaution record verify`") from None
-            body = make_body(seq, prev, fingerprint(key.public_key()), self.actor, content,
+            body = make_body(seq, prev, fingerprint(key.public_key()), actor or self.actor, content,
                              time=dt.datetime.now(dt.UTC), results=results)
             line, entry = seal(body, key)
             new = not path.exists()

@@ -228,13 +228,19 @@ def test_full_scan_of_this_machine():
 
 
 def test_full_flag_reaches_the_file_integrity_probe(tmp_path: Path):
-    from agent.cli.scan import probe_options
+    from agent.config import AgentConfig
+    from agent.record import Recorder
     from agent.scan import select_probes
-    from probes.base import ProbeSettings
+    from agent.services.context import AgentContext
+    from agent.services.scan import probe_settings
+    from agent.state import StateDir
 
     configured = {"files": {"paths": [str(tmp_path)]}}
+    state = StateDir(tmp_path / "state")
+    ctx = AgentContext(state, AgentConfig(probes=configured), Recorder(state, "tester"))
     for full in (False, True):
-        options = probe_options(configured, full)
-        [probe] = select_probes(["files"], settings=ProbeSettings(tmp_path / "cache", options))
+        settings = probe_settings(ctx, full)
+        assert settings.cache_dir == state.cache
+        [probe] = select_probes(["files"], settings=settings)
         assert probe.options.full is full and list(probe.options.paths) == [str(tmp_path)]  # type: ignore[attr-defined]
     assert configured == {"files": {"paths": [str(tmp_path)]}}  # the config itself is left alone

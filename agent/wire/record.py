@@ -97,6 +97,8 @@ class RemoteHostBrief(WireModel):
     message: str | None = None
     findings: SeverityCounts | None = None
     probe_errors: int | None = None
+    host: str | None = None  # the host name the target reported
+    host_key: str | None = None  # fingerprint of its host key
 
 
 class RemoteSummary(WireModel):
