@@ -88,3 +88,8 @@ class RecordLine(WireModel):
     entry: RecordEntry
     hash: Sha256Hex
     sig: str
+
+
+def parse_entry(body: object) -> RecordEntry:
+    """A typed entry from a decoded body (a dict). Raises pydantic.ValidationError."""
+    return RECORD_ENTRY.validate_python(body)

@@ -2,12 +2,13 @@
 
 An entry is the *content* (what was done, to what, what it found, what was applied) plus the chain fields the
 record adds when it writes it (seq, time, actor, key, prev, results digest). ``agent.record.Recorder`` takes
-a content model; readers (``record show``, the collector) parse whole entries with ``parse_entry``.
+a content model; readers (``record show``, the collector) parse whole entries with
+``agent.wire.entries.parse_entry``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -213,14 +214,3 @@ EntryContent = (ScanContent | InspectionContent | NetscanContent | RemoteContent
                 | AcknowledgementContent | BaselineCaptureContent | BaselineAcceptContent | HostKeyContent)
 KINDS = ("scan", "inspection", "netscan", "remote", "refusal", "notice", "acknowledgement", "baseline-capture",
          "baseline-accept", "host-key")
-
-def parse_entry(body: object) -> RecordEntry:
-    """A typed entry from a decoded body (a dict). Raises pydantic.ValidationError. The entry models live in
-    ``agent.wire.entries`` (imported on first use: writing entries does not need them)."""
-    from agent.wire.entries import RECORD_ENTRY
-
-    return RECORD_ENTRY.validate_python(body)
-
-
-if TYPE_CHECKING:
-    from agent.wire.entries import RecordEntry
