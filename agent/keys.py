@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.errors import UserError
-from agent.state import atomic_write, ensure_state_dir
+from agent.state import StateDir, atomic_write
 from baselines import ed25519
 from baselines.ed25519 import fingerprint as key_fingerprint
 from baselines.ed25519 import public_b64 as public_key_b64
@@ -21,9 +21,9 @@ __all__ = ["KEY_FILE", "agent_signing_key", "key_fingerprint", "load_private_key
 KEY_FILE = "agent.key"
 
 
-def agent_signing_key(state: Path | None = None) -> Ed25519PrivateKey:
+def agent_signing_key(state: StateDir) -> Ed25519PrivateKey:
     """Load the agent key, creating it (mode 0600, atomically) on first use."""
-    path = ensure_state_dir(state) / KEY_FILE
+    path = state.ensure() / KEY_FILE
     if path.exists():
         return load_private_key_file(path, "the agent key")
     key = ed25519.generate()

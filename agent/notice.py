@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.duration import parse_duration as parse_duration
 from agent.errors import UserError
-from agent.state import atomic_write, ensure_state_dir, state_dir
+from agent.state import StateDir, atomic_write
 from baselines import ed25519
 from baselines.canonical_json import canonical_json
 from probes.endpoint import EndpointError, parse_endpoint
@@ -88,33 +88,30 @@ class Notice:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Notice:
-        """Raises NoticeError("malformed") naming the bad field."""
+        """Validated against the wire model (``agent.wire.notice.NoticeBody``: strict, closed); raises
+        NoticeError("malformed") naming every bad field."""
+        from pydantic import ValidationError
+
+        from agent.wire.notice import NoticeBody
+
         try:
-            if data.get("schema") != SCHEMA:
-                raise ValueError(f"schema is {data.get('schema')!r}, expected {SCHEMA}")
-            kinds = tuple(str(k) for k in data["kinds"])
-            bad = [k for k in kinds if k not in TEST_KINDS]
-            if bad:
-                raise ValueError(f"unknown test kind(s) {', '.join(bad)} (known: {', '.join(TEST_KINDS)})")
-            targets = tuple(str(t) for t in data["targets"])
-            for target in targets:
+            body = NoticeBody.model_validate(dict(data))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'notice'}: {e['msg']}" for e in exc.errors())
+            raise NoticeError("malformed", f"notice: {problems}") from None
+        try:
+            for target in body.targets:
                 parse_target(target)
-            rate = data.get("rate_limits") or {}
             notice = cls(
-                id=_nonempty(data, "id"), issuer=_nonempty(data, "issuer"),
-                subject_unit=_nonempty(data, "subject_unit"), contact=str(data.get("contact", "")),
-                targets=targets, kinds=kinds, window_start=parse_time(data["window"]["start"]),
-                window_end=parse_time(data["window"]["end"]),
-                rate=RateLimits(_opt_int(rate.get("packets_per_second")), _opt_int(rate.get("max_parallel"))),
-                lead_time=dt.timedelta(seconds=int(data.get("lead_time_s", 0))),
-                issued_at=parse_time(data["issued_at"]), basis=str(data.get("basis", "")),
+                id=body.id, issuer=body.issuer, subject_unit=body.subject_unit, contact=body.contact,
+                targets=tuple(body.targets), kinds=tuple(body.kinds), window_start=parse_time(body.window.start),
+                window_end=parse_time(body.window.end),
+                rate=RateLimits(body.rate_limits.packets_per_second, body.rate_limits.max_parallel),
+                lead_time=dt.timedelta(seconds=body.lead_time_s), issued_at=parse_time(body.issued_at),
+                basis=body.basis,
             )
-        except KeyError as exc:
-            raise NoticeError("malformed", f"notice: missing field {exc.args[0]!r}") from None
-        except (ValueError, TypeError, AttributeError) as exc:
+        except ValueError as exc:
             raise NoticeError("malformed", f"notice: {exc}") from None
-        if not notice.targets or not notice.kinds:
-            raise NoticeError("malformed", "notice: names no targets or no test kinds")
         if notice.window_end <= notice.window_start:
             raise NoticeError("malformed", "notice: the window ends before it starts")
         return notice
@@ -211,21 +208,6 @@ canonical = canonical_json  # baselines/canonical_json.py: the bytes that are ha
 
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _nonempty(data: Mapping[str, Any], key: str) -> str:
-    value = str(data[key]).strip()
-    if not value:
-        raise ValueError(f"field {key!r} is empty")
-    return value
-
-
-def _opt_int(value: Any) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or value <= 0:
-        raise ValueError(f"rate limit must be a positive integer, got {value!r}")
-    return value
 
 
 def parse_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
@@ -462,8 +444,8 @@ def load_public_key_file(path: Path) -> Ed25519PublicKey:
         raise UserError(f"{path}: {exc}" if b"PUBLIC KEY" in data else str(exc)) from None
 
 
-def load_trusted(state: Path | None = None) -> list[TrustedIssuer]:
-    path = (state or state_dir()) / TRUST_FILE
+def load_trusted(state: StateDir) -> list[TrustedIssuer]:
+    path = state.path / TRUST_FILE
     try:
         data = json.loads(path.read_bytes())
         return [TrustedIssuer(str(i["name"]), str(i["public_key"]), str(i["fingerprint"]), str(i["added"]))
@@ -474,24 +456,24 @@ def load_trusted(state: Path | None = None) -> list[TrustedIssuer]:
         raise UserError(f"{path}: damaged trusted-issuers file: {exc}") from None
 
 
-def add_trusted(name: str, key: Ed25519PublicKey, state: Path | None = None) -> TrustedIssuer:
-    state = ensure_state_dir(state)
+def add_trusted(name: str, key: Ed25519PublicKey, state: StateDir) -> TrustedIssuer:
+    state.ensure()
     issuers = [i for i in load_trusted(state) if i.public_key != ed25519.public_b64(key) and i.name != name]
     entry = TrustedIssuer(name, ed25519.public_b64(key), ed25519.fingerprint(key), _iso(dt.datetime.now(dt.UTC)))
     issuers.append(entry)
     doc = {"issuers": [{"name": i.name, "public_key": i.public_key, "fingerprint": i.fingerprint, "added": i.added}
                        for i in issuers]}
-    atomic_write(state / TRUST_FILE, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+    atomic_write(state.path / TRUST_FILE, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
     return entry
 
 
-def _ack_path(state: Path, notice_id: str) -> Path:
+def _ack_path(state: StateDir, notice_id: str) -> Path:
     safe = hashlib.sha256(notice_id.encode()).hexdigest()[:32]
-    return state / ACK_DIR / f"{safe}.ack.json"
+    return state.path / ACK_DIR / f"{safe}.ack.json"
 
 
-def load_ack(notice_id: str, state: Path | None = None) -> Acknowledgement | None:
-    path = _ack_path(state or state_dir(), notice_id)
+def load_ack(notice_id: str, state: StateDir) -> Acknowledgement | None:
+    path = _ack_path(state, notice_id)
     try:
         data = json.loads(path.read_bytes())
         return Acknowledgement(str(data["notice_id"]), str(data["digest"]),
@@ -502,10 +484,10 @@ def load_ack(notice_id: str, state: Path | None = None) -> Acknowledgement | Non
         raise UserError(f"{path}: damaged acknowledgement: {exc}") from None
 
 
-def save_ack(signed: SignedNotice, actor: str, now: dt.datetime, state: Path | None = None) -> Acknowledgement:
+def save_ack(signed: SignedNotice, actor: str, now: dt.datetime, state: StateDir) -> Acknowledgement:
     """Record the subject's acknowledgement. A first acknowledgement stands: acknowledging again later must not
     move the delivery time (nor, so, the lead time)."""
-    state = ensure_state_dir(state)
+    state.ensure()
     existing = load_ack(signed.notice.id, state)
     if existing is not None and existing.digest == signed.digest:
         return existing
@@ -523,7 +505,7 @@ def check_file(
     now: dt.datetime | None = None,
     require_ack: bool = True,
     require_open: bool = False,
-    state: Path | None = None,
+    state: StateDir,
 ) -> CheckResult:
     signed = load_signed(path)
     return check(signed, now=now or dt.datetime.now(dt.UTC), trusted=load_trusted(state), settings=settings,
