@@ -113,3 +113,20 @@ def test_state_dir_is_read_only_at_the_entry_point() -> None:
         if "PRECAUTION_HOME" in text or re.search(r"\bstate_dir\(", text) or "from_environment(" in text:
             offenders.append(rel)
     assert offenders == []
+
+
+def test_every_probe_options_model_is_part_of_the_config(tmp_path: Path) -> None:
+    """A probe's own [probes.<id>] options (declared beside the probe) are accepted, unknown keys refused."""
+    from probes.registry import all_probes
+
+    with_options = {c.id: c.options_model for c in all_probes() if c.options_model is not None}
+    assert {"files", "processes"} <= set(with_options)
+    good = tmp_path / "good.toml"
+    good.write_text("[probes.processes]\nmin_age_s = 60\n\n[probes.files]\nfull = true\n")
+    cfg = load_config(good, StateDir(tmp_path / "state"))
+    assert cfg.probes["processes"] == {"min_age_s": 60}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[probes.processes]\nmin_age_s = -1\nmin_age = 5\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad, StateDir(tmp_path / "state"))
+    assert "bad.toml:2" in str(err.value) and "bad.toml:3" in str(err.value)
