@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from agent import __version__
+from agent import messages as msg
 from agent.runner import ProbeRun, ProgressFn, run_probes
 from baselines.diff import Diff, diff_observations, volatile_of
 from baselines.drift import DriftFinding, drift_findings, integrity_finding
@@ -17,6 +18,7 @@ from baselines.model import Finding, Severity
 from baselines.profile import Profile
 from baselines.waivers import WaiverSpec, apply_waivers
 from probes.base import Probe, ProbeSettings
+from probes.i18n import LocalTime, Message
 from probes.observation import Observation
 from probes.registry import all_probes
 from probes.transport import Transport
@@ -57,7 +59,7 @@ class BaselineComparison:
 
     scope: str
     status: Literal["compared", "missing", "invalid"]
-    message: str
+    message: Message
     version: int | None = None
     accepted_by: str | None = None
     accepted_at: str | None = None
@@ -66,7 +68,7 @@ class BaselineComparison:
     ignored: dict[str, int] = field(default_factory=dict)  # ignore reason -> items
 
     def to_json(self) -> dict[str, Any]:
-        return {"scope": self.scope, "status": self.status, "message": self.message, "version": self.version,
+        return {"scope": self.scope, "status": self.status, "message": self.message.en, "version": self.version,
                 "accepted_by": self.accepted_by, "accepted_at": self.accepted_at, "probes": list(self.probes),
                 "drift": self.counts, "ignored": self.ignored}
 
@@ -83,7 +85,7 @@ class ScanResult:
     findings: list[Finding]
     unevaluated_rules: tuple[str, ...] = ()
     expired_waivers: tuple[WaiverSpec, ...] = ()
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)
     baseline: BaselineComparison | None = None
 
     @property
@@ -126,7 +128,8 @@ class ScanResult:
             },
             "probes": [
                 {"id": r.probe, "title": r.title, "status": r.status, "duration_s": round(r.duration_s, 4),
-                 "observations": len(r.observations), "message": r.message, "limitations": r.limitations}
+                 "observations": len(r.observations), "message": r.message.en if r.message else None,
+                 "limitations": [m.en for m in r.limitations]}
                 for r in self.probes
             ],
             "findings": [f.to_json(lang) for f in sorted_findings(self.findings)],
@@ -134,12 +137,20 @@ class ScanResult:
                 {"rule": w.rule, "finding": w.finding, "subject": w.subject, "expires": w.expires.isoformat(),
                  "justification": w.justification} for w in self.expired_waivers
             ],
-            "notes": self.notes,
+            "notes": [n.get(lang or "en") for n in self.notes],
             "baseline": self.baseline.to_json() if self.baseline else None,
         }
         if include_observations:
             data["observations"] = [o.to_json() for o in self.observations]
         return data
+
+
+def local_time(iso: str) -> LocalTime | str:
+    """An ISO 8601 time from a file, for people; kept as it is when it does not parse."""
+    try:
+        return LocalTime(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")))
+    except ValueError:
+        return iso
 
 
 def sorted_findings(findings: Sequence[Finding]) -> list[Finding]:
@@ -182,7 +193,7 @@ def run_scan(
     evaluation = evaluate(profile, observations, host.hostname, ran)
     findings = list(evaluation.findings)
     comparison: BaselineComparison | None = None
-    notes: list[str] = []
+    notes: list[Message] = []
     if baselines is not None:
         from agent.baseline_files import host_scope
 
@@ -218,7 +229,7 @@ def compare_runs(baseline: Baseline, runs: Sequence[ProbeRun], profile: Profile,
 
 
 def compare_with_baseline(files: BaselineFiles, scope: Scope, host: HostIdentity, runs: Sequence[ProbeRun],
-                          profile: Profile) -> tuple[list[Finding], BaselineComparison, list[str]]:
+                          profile: Profile) -> tuple[list[Finding], BaselineComparison, list[Message]]:
     """Drift findings (or the critical integrity finding), the comparison summary and notes for the report."""
     from agent.baseline_files import BaselineMissing
     from baselines.store import BaselineInvalid
@@ -226,30 +237,28 @@ def compare_with_baseline(files: BaselineFiles, scope: Scope, host: HostIdentity
     try:
         baseline = files.load(scope, host.hostname, host.machine_id)
     except BaselineMissing:
-        message = (f"no baseline for {scope.label} yet: drift not checked; run `precaution baseline capture` "
-                   "to record this host's known-good state")
+        message = msg.NO_BASELINE(scope=scope.label)
         return [], BaselineComparison(scope.label, "missing", message), [message]
     except BaselineInvalid as exc:
         path = str(files.current_path(scope))
-        message = f"baseline {scope.label} NOT USED: {exc.message}"
+        message = msg.BASELINE_NOT_USED(scope=scope.label, reason=exc.message)
         return ([integrity_finding(host.hostname, scope.label, path, exc.message)],
                 BaselineComparison(scope.label, "invalid", message), [message])
     result, drift = compare_runs(baseline, runs, profile, host.hostname)
     meta = baseline.meta
-    notes: list[str] = []
+    notes: list[Message] = []
     missing = sorted(set(meta.probes) - set(result.probes))
     if missing:
-        notes.append(f"baseline probes not compared (did not run now): {', '.join(missing)}")
+        notes.append(msg.PROBES_NOT_COMPARED(probes=missing))
     new = sorted({r.probe for r in runs if r.ran} - set(meta.probes))
     if new:
-        notes.append(f"probes not in baseline {scope.label} v{meta.version} (no drift check): {', '.join(new)}")
+        notes.append(msg.PROBES_NOT_IN_BASELINE(scope=scope.label, version=meta.version, probes=new))
     limited = sorted(r.probe for r in runs if r.status == "limited" and r.probe in result.probes)
     if limited:
-        notes.append(f"limited probes compared with the baseline (drift may reflect missing permissions): "
-                     f"{', '.join(limited)}")
+        notes.append(msg.LIMITED_COMPARED(probes=limited))
     total = len(result.items)
-    message = (f"baseline {scope.label} v{meta.version} (accepted by {meta.accepted_by} {meta.accepted_at}): "
-               f"{total} drift item(s) in {len(drift)} finding(s)")
+    message = msg.BASELINE_COMPARED(scope=scope.label, version=meta.version, by=meta.accepted_by,
+                                    at=local_time(meta.accepted_at), items=total, findings=len(drift))
     comparison = BaselineComparison(scope.label, "compared", message, meta.version, meta.accepted_by,
                                     meta.accepted_at, result.probes, result.counts(), dict(result.ignored))
     return [d.finding for d in drift], comparison, [message, *notes]

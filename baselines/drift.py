@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from baselines import messages as msg
 from baselines.diff import Diff, DriftItem
 from baselines.model import ActionKind, Finding, Remediation, Severity, Text, finding_id
 from baselines.profile import DEFAULT_DRIFT_RULE, DriftRule
+from probes.i18n import Joined
 
 MAX_GROUP_EVIDENCE = 20
 INTEGRITY_RULE_ID = "PC-BASE-001"
@@ -65,11 +67,11 @@ def _group_value(item: DriftItem, attr: str | None) -> str | None:
 
 
 def _values(item: DriftItem, host: str) -> dict[str, Any]:
-    base = dict(item.new if item.new is not None else item.old or {})
+    base: dict[str, Any] = dict(item.new if item.new is not None else item.old or {})
     if item.old is not None:
         base.update({f"old_{k}": v for k, v in item.old.items()})
-    base.update(subject=item.subject, host=host, probe=item.probe, change=item.change,
-                changes="; ".join(c.text() for c in item.changes))
+    base.update(subject=item.subject, host=host, probe=item.probe, change=msg.CHANGE[item.change](),
+                changes=Joined(item.changes, "; ", "；"))
     return base
 
 
@@ -105,7 +107,7 @@ def _grouped(rule: DriftRule, probe: str, change: str, value: str, items: list[D
     subject = f"{attr}={value}"
     shown = [i.subject for i in items[:MAX_GROUP_EVIDENCE]]
     values: dict[str, Any] = {attr: value, "count": len(items), "subjects": ", ".join(shown), "subject": subject,
-                              "host": host, "probe": probe, "change": change}
+                              "host": host, "probe": probe, "change": msg.CHANGE[change]()}
     return Finding(
         id=finding_id(host, probe, subject, f"DRIFT-{change}"),
         rule_id=rule.id,

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+from probes import messages as msg
+from probes.i18n import Message
 from probes.observation import Observation, Row
 from probes.transport import Transport
 
@@ -42,9 +44,9 @@ class GatherContext:
     """Given to gather(): the transport and a place to note what could not be read."""
 
     transport: Transport
-    limitations: list[str] = field(default_factory=list)
+    limitations: list[Message] = field(default_factory=list)
 
-    def limited(self, reason: str) -> None:
+    def limited(self, reason: Message) -> None:
         if reason not in self.limitations:
             self.limitations.append(reason)
 
@@ -54,6 +56,7 @@ class Probe(Generic[RowT]):
 
     id: ClassVar[str]
     title: ClassVar[str]
+    title_zh: ClassVar[str]
     kind: ClassVar[str] = "host"  # host | network | remote
     requires: ClassVar[Requirements] = Requirements()
     timeout: ClassVar[float] = 20.0
@@ -73,12 +76,12 @@ class Probe(Generic[RowT]):
     def observe(self, ctx: GatherContext) -> list[Observation]:
         return [Observation.from_row(self.id, row) for row in self.parse(self.gather(ctx))]
 
-    def unmet(self, transport: Transport, system: str | None = None) -> str | None:
+    def unmet(self, transport: Transport, system: str | None = None) -> Message | None:
         """Why this probe cannot run on the target at all (None when it can)."""
         req = self.requires
         system = system or platform.system()
         if req.platforms and system not in req.platforms:
-            return f"needs {'/'.join(req.platforms)}"
+            return msg.NEEDS_PLATFORM(platforms="/".join(req.platforms))
         if req.paths_any and not any(transport.exists(p) for p in req.paths_any):
-            return f"none of {', '.join(req.paths_any)} present"
+            return msg.NO_PATHS(paths=list(req.paths_any))
         return None

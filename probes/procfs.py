@@ -6,6 +6,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from probes import messages as msg
 from probes.base import GatherContext
 
 TCP_STATES = {
@@ -118,7 +119,7 @@ def read_socket_owners(ctx: GatherContext) -> dict[str, dict[str, str | int]]:
         for inode in inodes:
             owners.setdefault(inode, info)
     if denied:
-        ctx.limited(f"{denied} processes not readable: socket owners unknown for them")
+        ctx.limited(msg.PROCESSES_NOT_READABLE(count=denied))
     return owners
 
 

@@ -131,7 +131,7 @@ def _run(ctx: _Context, probes: list[Probe]) -> list[ProbeRun]:  # type: ignore[
         raise UserError(f"probe(s) failed, baseline left unchanged: {detail}")
     for r in runs:
         if r.status == "limited":
-            sys.stderr.write(f"precaution: warning: {r.probe} limited: {'; '.join(r.limitations)}\n")
+            sys.stderr.write(f"precaution: warning: {r.probe} limited: {'; '.join(m.en for m in r.limitations)}\n")
     return runs
 
 
@@ -193,7 +193,7 @@ def handle_capture(args: argparse.Namespace) -> int:
     skipped = [r for r in runs if not r.ran]
     if args.json:
         _emit({"path": str(path), "meta": meta.to_json(), "observations": len(observations),
-               "skipped": {r.probe: r.message for r in skipped}})
+               "skipped": {r.probe: str(r.message) for r in skipped}})
     else:
         print(f"baseline {ctx.scope.label} version {version} captured: {len(observations)} observations from "
               f"{len(probe_ids)} probe(s), accepted by {who} ({path})")

@@ -34,6 +34,8 @@ from agent.scope import Scope, ScopeGuard
 from baselines.evaluate import evaluate
 from baselines.model import Finding, Severity
 from baselines.profile import Profile, ProfileError, load_profile
+from probes import messages as probe_msg
+from probes.i18n import Message
 from probes.network.ports import PortSet
 from probes.observation import Observation
 from probes.transport import LocalTransport
@@ -200,7 +202,7 @@ def plan(opts: NetScanOptions, guard: ScopeGuard) -> _Plan:
     return _Plan(discovery, portscan, service, iface, engine)
 
 
-def _stage(name: str, title: str, body: Callable[[], tuple[list[Observation], list[str]]]) -> ProbeRun:
+def _stage(name: str, title: tuple[str, str], body: Callable[[], tuple[list[Observation], list[Message]]]) -> ProbeRun:
     started = time.perf_counter()
     try:
         observations, limitations = body()
@@ -208,9 +210,10 @@ def _stage(name: str, title: str, body: Callable[[], tuple[list[Observation], li
         raise
     except Exception as exc:  # the one catch-all per stage, as agent.runner has per probe
         log.warning("netscan stage %s failed", name, exc_info=True)
-        return ProbeRun(name, title, "error", time.perf_counter() - started, message=f"{type(exc).__name__}: {exc}")
-    return ProbeRun(name, title, "limited" if limitations else "ok", time.perf_counter() - started,
-                    observations, limitations=limitations)
+        return ProbeRun(name, title[0], "error", time.perf_counter() - started,
+                        message=probe_msg.PROBE_ERROR(error=f"{type(exc).__name__}: {exc}"), title_zh=title[1])
+    return ProbeRun(name, title[0], "limited" if limitations else "ok", time.perf_counter() - started,
+                    observations, limitations=limitations, title_zh=title[1])
 
 
 def run_netscan(opts: NetScanOptions, profile: Profile, progress: Stage | None = None,
@@ -226,7 +229,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, progress: Stage | None =
 
     discovered: dict[str, Any] = {}
 
-    def discovery_stage() -> tuple[list[Observation], list[str]]:
+    def discovery_stage() -> tuple[list[Observation], list[Message]]:
         from probes.network.discovery import discover
 
         say(f"discovery of {len(approved.discovery)} address(es)")
@@ -235,9 +238,9 @@ def run_netscan(opts: NetScanOptions, profile: Profile, progress: Stage | None =
         return [Observation.from_row(PROBE_HOSTS, r) for r in res.rows], list(res.limitations)
 
     if approved.discovery:
-        runs.append(_stage("discovery", "Host discovery", discovery_stage))
+        runs.append(_stage("discovery", ("Host discovery", "主机发现"), discovery_stage))
 
-    def ports_stage() -> tuple[list[Observation], list[str]]:
+    def ports_stage() -> tuple[list[Observation], list[Message]]:
         nonlocal engine_used
         from probes.network.discovery import DiscoveredHost
         from probes.network.portscan import ScanOptions, scan
@@ -257,33 +260,33 @@ def run_netscan(opts: NetScanOptions, profile: Profile, progress: Stage | None =
         return obs, list(res.limitations)
 
     if not approved.discovery or runs[-1].ran:
-        runs.append(_stage(PROBE_PORTS, "Port scan", ports_stage))
+        runs.append(_stage(PROBE_PORTS, ("Port scan", "端口扫描"), ports_stage))
 
     if approved.service:
-        def services_stage() -> tuple[list[Observation], list[str]]:
+        def services_stage() -> tuple[list[Observation], list[Message]]:
             from probes.network.services import check_services
 
             n = sum(len(v) for v in open_ports.values())
             say(f"service checks on {n} open port(s)")
             res = check_services(approved.service, open_ports)
-            limits = [f"{res.skipped} port(s) not checked: deadline passed"] if res.skipped else []
+            limits = [probe_msg.PORTS_NOT_CHECKED(count=res.skipped)] if res.skipped else []
             return res.observations(), limits
 
-        runs.append(_stage("services", "Service checks", services_stage))
+        runs.append(_stage("services", ("Service checks", "服务识别"), services_stage))
 
     if approved.passive_iface:
         iface = approved.passive_iface
 
-        def link_stage() -> tuple[list[Observation], list[str]]:
+        def link_stage() -> tuple[list[Observation], list[Message]]:
             from probes.network import passive
 
             say(f"listening on {iface} for {opts.duration:g} s")
             cap = passive.capture(iface, opts.duration)
             policy = passive.LinkPolicy(opts.dhcp_servers, opts.dns_servers, opts.gateway_ip, opts.gateway_mac)
-            limits = ["packet limit reached: capture cut short"] if cap.truncated else []
+            limits = [probe_msg.CAPTURE_CUT_SHORT()] if cap.truncated else []
             return passive.observations(passive.analyse(cap.frames, policy)), limits
 
-        runs.append(_stage("link", "Passive link checks", link_stage))
+        runs.append(_stage("link", ("Passive link checks", "被动链路检查"), link_stage))
 
     ran = _ran_probes(runs)
     observations = [o for r in runs for o in r.observations]

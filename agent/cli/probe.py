@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.raw:
         out: Any = raw
     else:
-        out = {"limitations": ctx.limitations,
+        out = {"limitations": [m.en for m in ctx.limitations],
                "observations": [o.to_json() for o in probe.observe(GatherContext(ctx.transport))]}
     sys.stdout.write(json.dumps(out, indent=1, ensure_ascii=False, default=str) + "\n")
     return 0

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 from probes.procfs import list_pids, parse_net_table, read_net_tables
@@ -101,6 +102,7 @@ def _link(value: str | OSError) -> str | None:
 class ProcessesProbe(Probe[Process]):
     id = "processes"
     title = "Running processes"
+    title_zh = "运行中的进程"
     requires = Requirements(root=True, paths_any=("/proc/self/status",))
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -139,7 +141,7 @@ class ProcessesProbe(Probe[Process]):
                 denied += 1
             procs[pid] = entry
         if denied:
-            ctx.limited(f"{denied} processes not fully readable: exe or std streams unknown for them")
+            ctx.limited(msg.PROCESSES_PARTLY_READABLE(count=denied))
         return {"procs": procs, "net": read_net_tables(ctx)}
 
     @staticmethod

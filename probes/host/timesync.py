@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 from probes.procfs import list_pids
@@ -50,6 +51,7 @@ class TimeSync(Row):
 class TimeSyncProbe(Probe[TimeSync]):
     id = "timesync"
     title = "Time synchronisation"
+    title_zh = "时间同步"
     requires = Requirements(paths_any=("/proc",))
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -136,7 +138,7 @@ def _read_into(ctx: GatherContext, path: str, out: dict[str, str]) -> None:
     except (FileNotFoundError, NotADirectoryError):
         return
     except PermissionError:
-        ctx.limited(f"{path} not readable")
+        ctx.limited(msg.NOT_READABLE(path=path))
 
 
 def _run(ctx: GatherContext, argv: list[str]) -> str | None:
