@@ -56,3 +56,5 @@ BASELINE_STATUS = {
     "missing": message("baseline-status.missing", "missing", "尚无基线"),
     "invalid": message("baseline-status.invalid", "invalid", "校验失败"),
 }
+BASELINE_VERSION = message("report.baseline-version", "v{version}, accepted by {by}", "第 {version} 版，{by} 确认")
+TIME_TAKEN = message("report.time-taken", "{time} ({took})", "{time}（耗时 {took}）")

@@ -115,14 +115,18 @@ def _fields(template: str) -> frozenset[str]:
 
 @dataclass(frozen=True, slots=True)
 class Duration:
-    """A length of time in readable units: 10 s / 10 秒, 1 h 30 min / 1 小时 30 分钟, 24 h / 24 小时."""
+    """A length of time in readable units: 10 s / 10 秒, 1 h 30 min / 1 小时 30 分钟, 24 h / 24 小时, 350 ms /
+    350 毫秒; days from two days on (3 d 4 h / 3 天 4 小时)."""
 
     seconds: float
 
     def get(self, lang: str) -> str:
         zh = lang == "zh-CN"
         s = self.seconds
-        if abs(s) < 60:
+        if 0 < abs(s) < 1:
+            ms = max(1, round(s * 1000)) if s > 0 else min(-1, round(s * 1000))
+            return f"{ms} 毫秒" if zh else f"{ms} ms"
+        if abs(s) < 59.5:  # 59.6 s reads as 1 min
             number = f"{s:.0f}" if s == int(s) or abs(s) >= 10 else f"{s:.2f}".rstrip("0").rstrip(".")
             return f"{number} 秒" if zh else f"{number} s"
         total = round(s)
