@@ -145,14 +145,6 @@ class ScanResult:
         return data
 
 
-def local_time(iso: str) -> LocalTime | str:
-    """An ISO 8601 time from a file, for people; kept as it is when it does not parse."""
-    try:
-        return LocalTime(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")))
-    except ValueError:
-        return iso
-
-
 def sorted_findings(findings: Sequence[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-f.severity.rank, f.rule_id, f.subject))
 
@@ -258,7 +250,7 @@ def compare_with_baseline(files: BaselineFiles, scope: Scope, host: HostIdentity
         notes.append(msg.LIMITED_COMPARED(probes=limited))
     total = len(result.items)
     message = msg.BASELINE_COMPARED(scope=scope.label, version=meta.version, by=meta.accepted_by,
-                                    at=local_time(meta.accepted_at), items=total, findings=len(drift))
+                                    at=LocalTime.from_iso(meta.accepted_at), items=total, findings=len(drift))
     comparison = BaselineComparison(scope.label, "compared", message, meta.version, meta.accepted_by,
                                     meta.accepted_at, result.probes, result.counts(), dict(result.ignored))
     return [d.finding for d in drift], comparison, [message, *notes]

@@ -167,6 +167,14 @@ class LocalTime:
             return f"{stamp}（{name}）" if name else f"{stamp}（{utc}）"
         return f"{stamp} {utc}"
 
+    @classmethod
+    def from_iso(cls, text: str) -> LocalTime | str:
+        """An ISO 8601 time read from a file (no zone: UTC); kept as written when it does not parse."""
+        try:
+            return cls(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+        except ValueError:
+            return text
+
 
 @dataclass(frozen=True, slots=True)
 class Joined:

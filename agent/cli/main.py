@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except UserError as exc:
-        sys.stderr.write(f"precaution: error: {exc}\n")
+        sys.stderr.write(error_line(exc, getattr(args, "lang", "en")) + "\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
         sys.stderr.write("precaution: interrupted\n")
@@ -86,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"precaution: internal error: {type(exc).__name__}: {exc} (run with --debug for details)\n")
         return EXIT_ERROR
+
+
+def error_line(exc: UserError, lang: str) -> str:
+    """One line (two with --lang both) in the command's language."""
+    zh = f"precaution：错误：{exc.text('zh-CN')}"
+    en = f"precaution: error: {exc.text('en')}"
+    return {"zh-CN": zh, "both": f"{en}\n{zh}"}.get(lang, en)
 
 
 if __name__ == "__main__":
