@@ -146,3 +146,68 @@ TRUSTED_LINE = message("notice.trusted-line", "{name}\t{fingerprint}\tadded {add
                        "{name}\t{fingerprint}\t添加于 {added}")
 NO_TRUSTED = message("notice.no-trusted", "no trusted issuers yet: add one with `precaution notice trust add`",
                      "尚无可信签发机关：请用 `precaution notice trust add` 添加。")
+
+# --- `precaution baseline`
+BASELINE_MISSING_ERR = message("baseline.missing", "no baseline for {scope} yet: run `precaution baseline capture`",
+                               "尚无 {scope} 的基线：请运行 `precaution baseline capture`。")
+BASELINE_FAILED_ERR = message("baseline.failed-verification", "baseline {scope} failed verification: {reason} "
+                              "({path})", "基线 {scope} 未通过校验：{reason}（{path}）")
+PROBES_FAILED_ERR = message("baseline.probes-failed", "probe(s) failed, baseline left unchanged: {detail}",
+                            "探针运行失败，基线未改动：{detail}")
+PROBE_DETAIL = message("baseline.probe-detail", "{probe}: {message}", "{probe}：{message}")
+LIMITED_WARNING = message("baseline.limited-warning", "precaution: warning: {probe} limited: {reasons}",
+                          "precaution：警告：{probe} 结果受限：{reasons}")
+NO_PROBE_RAN_ERR = message("baseline.no-probe-ran", "no probe could run here, baseline left unchanged",
+                           "本机没有可运行的探针，基线未改动。")
+NETWORK_OPTIONS_ERR = message("baseline.network-options", "--scope, --ports and --no-services go with --network",
+                              "--scope、--ports 和 --no-services 须与 --network 一起使用。")
+EXISTING_INVALID_ERR = message("baseline.existing-invalid", "existing baseline {scope} failed verification "
+                               "({reason}); check the host, then use --force to replace it",
+                               "现有基线 {scope} 未通过校验（{reason}）；请先核查主机，再用 --force 替换。")
+EXISTS_ERR = message("baseline.exists", "baseline {scope} exists (version {version}); use `baseline accept` for "
+                     "drift or `capture --force` to replace it",
+                     "基线 {scope} 已存在（第 {version} 版）；确认偏离请用 `baseline accept`，"
+                     "替换请用 `capture --force`。")
+CAPTURED = message("baseline.captured", "baseline {scope} version {version} captured: {observations} observations "
+                   "from {probes} probe(s), accepted by {by} ({path})",
+                   "已采集基线 {scope} 第 {version} 版：{probes} 个探针的 {observations} 项观测，由 {by} 确认"
+                   "（{path}）")
+NOT_CAPTURED = message("baseline.not-captured", "  not captured: {probe} ({status}: {message})",
+                       "  未采集：{probe}（{status}：{message}）")
+SHOW_HEAD = message("baseline.show-head", "baseline {scope} version {version} ({action}), signed {key}",
+                    "基线 {scope} 第 {version} 版（{action}），签名密钥 {key}")
+SHOW_HOST = message("baseline.show-host", "  host: {host}  machine-id: {machine_id}  profile: {profile}  "
+                    "tool: {tool}", "  主机：{host}  machine-id：{machine_id}  检查策略：{profile}  工具版本：{tool}")
+SHOW_WHO = message("baseline.show-who", "  created {created} by {created_by}; accepted {accepted} by {accepted_by}",
+                   "  {created_by} 于 {created} 创建；{accepted_by} 于 {accepted} 确认")
+SHOW_NOTE = message("baseline.show-note", "  note: {note}", "  备注：{note}")
+SHOW_OBSERVATIONS = message("baseline.show-observations", "  observations: {count}", "  观测项：{count}")
+ACTION = {
+    "capture": message("baseline-action.capture", "capture", "采集"),
+    "accept": message("baseline-action.accept", "accept", "确认偏离"),
+}
+DIFF_HEAD = message("baseline.diff-head", "baseline {scope} version {version} (accepted {at} by {by}): {added} "
+                    "added, {removed} removed, {changed} changed in {probes}",
+                    "基线 {scope} 第 {version} 版（{by} 于 {at} 确认）：{probes} 中新增 {added} 项、删除 {removed} 项、"
+                    "变更 {changed} 项")
+NO_PROBES = message("baseline.no-probes", "no probes", "无探针")
+DIFF_MORE = message("baseline.diff-more", "   ... and {count} more", "   …… 另有 {count} 项")
+DIFF_IGNORED = message("baseline.diff-ignored", "ignored {count}: {reason}", "已忽略 {count} 项：{reason}")
+NO_DRIFT = message("baseline.no-drift", "no drift", "无偏离")
+PROBES_NOT_IN_BASELINE_ERR = message("baseline.probes-unknown", "probe(s) not in baseline {scope}: {probes} "
+                                     "(baseline has: {known})",
+                                     "以下探针不在基线 {scope} 中：{probes}（基线包含：{known}）")
+ACCEPT_WHAT_ERR = message("baseline.accept-what", "name the drift items to accept (ids from `baseline diff`) or use "
+                          "--all", "请指明要确认的偏离项（`baseline diff` 给出的编号），或使用 --all。")
+ACCEPT_BOTH_ERR = message("baseline.accept-both", "give either --all or ids, not both",
+                          "--all 与编号只能二选一。")
+ACCEPT_UNKNOWN_ERR = message("baseline.accept-unknown", "no current drift item with id {ids} (see `precaution "
+                             "baseline diff`)", "当前没有编号为 {ids} 的偏离项（见 `precaution baseline diff`）。")
+NOTHING_TO_ACCEPT = message("baseline.nothing-to-accept", "no drift to accept; baseline unchanged",
+                            "没有需要确认的偏离；基线未改动。")
+ACCEPTED = message("baseline.accepted", "accepted {chosen} of {total} drift item(s) into baseline {scope} version "
+                   "{version} (by {by})", "已将 {total} 项偏离中的 {chosen} 项纳入基线 {scope} 第 {version} 版"
+                   "（{by} 确认）")
+HISTORY_LINE = message("baseline.history-line", "v{version:<4} {at}  {action} by {by}{extra}  {sha}{note}",
+                       "第 {version} 版  {at}  {action}（{by}）{extra}  {sha}{note}")
+HISTORY_ITEMS = message("baseline.history-items", ", {count} item(s)", "，{count} 项")

@@ -233,8 +233,8 @@ def compare_with_baseline(files: BaselineFiles, scope: Scope, host: HostIdentity
         return [], BaselineComparison(scope.label, "missing", message), [message]
     except BaselineInvalid as exc:
         path = str(files.current_path(scope))
-        message = msg.BASELINE_NOT_USED(scope=scope.label, reason=exc.message)
-        return ([integrity_finding(host.hostname, scope.label, path, exc.message)],
+        message = msg.BASELINE_NOT_USED(scope=scope.label, reason=exc.localized)
+        return ([integrity_finding(host.hostname, scope.label, path, exc.localized)],
                 BaselineComparison(scope.label, "invalid", message), [message])
     result, drift = compare_runs(baseline, runs, profile, host.hostname)
     meta = baseline.meta

@@ -14,7 +14,7 @@ from baselines import messages as msg
 from baselines.diff import Diff, DriftItem
 from baselines.model import ActionKind, Finding, Remediation, Severity, Text, finding_id
 from baselines.profile import DEFAULT_DRIFT_RULE, DriftRule
-from probes.i18n import Joined
+from probes.i18n import Joined, Message
 
 MAX_GROUP_EVIDENCE = 20
 INTEGRITY_RULE_ID = "PC-BASE-001"
@@ -125,9 +125,10 @@ def _grouped(rule: DriftRule, probe: str, change: str, value: str, items: list[D
     )
 
 
-def integrity_finding(host: str, scope: str, path: str, reason: str) -> Finding:
-    """The saved baseline failed verification: it is not used, and that itself is critical."""
-    values = {"path": path, "reason": reason, "scope": scope}
+def integrity_finding(host: str, scope: str, path: str, reason: str | Message) -> Finding:
+    """The saved baseline failed verification: it is not used, and that itself is critical. ``reason`` is
+    BaselineInvalid.localized (a plain Chinese sentence in zh-CN), or a string."""
+    values: dict[str, Any] = {"path": path, "reason": reason, "scope": scope}
     return Finding(
         id=finding_id(host, "baseline", scope, INTEGRITY_RULE_ID),
         rule_id=INTEGRITY_RULE_ID,
@@ -146,7 +147,7 @@ def integrity_finding(host: str, scope: str, path: str, reason: str) -> Finding:
             "`precaution baseline capture --force`.",
             "查明 {path} 被谁改动（{reason}）；核查主机后使用 `precaution baseline capture --force` 重新采集基线。",
         )).format(values),
-        evidence={"path": path, "reason": reason},
+        evidence={"path": path, "reason": str(reason)},
         references=("Art. 9(9)", "Art. 25"),
         kind="integrity",
     )

@@ -35,8 +35,10 @@ from itertools import accumulate, chain, compress, groupby, islice, repeat
 from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from baselines import messages as msg
 from baselines.diff import AttrMap, ObsKey, no_gc
 from baselines.rowdigest import SCHEME, row_digests
+from probes.i18n import Message
 from probes.observation import Observation
 
 if TYPE_CHECKING:
@@ -59,6 +61,11 @@ class BaselineInvalid(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+    @property
+    def localized(self) -> Message:
+        """The English line with its detail; in Chinese, a plain sentence for the reason code."""
+        return msg.INVALID[self.reason](detail=self.message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,18 +12,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
+
 from agent import __version__
+from agent import messages as msg
 from agent.baseline_files import BaselineFiles, BaselineMissing, host_scope, login_user, now_iso
 from agent.config import load_config
 from agent.errors import UserError
+from agent.i18n import LANGS, t
 from agent.runner import ProbeRun, run_probes
 from agent.scan import HostIdentity, compare_runs, select_probes
 from agent.state import state_dir
 from baselines.diff import Diff, DriftItem, apply, index, volatile_of
 from baselines.drift import DriftFinding, item_id
+from baselines.model import Severity
 from baselines.profile import Profile, ProfileError, load_profile
 from baselines.store import Baseline, BaselineInvalid, BaselineMeta, Scope
 from probes.base import Probe, ProbeSettings
+from probes.i18n import Joined, LocalTime, Message
 from probes.observation import Observation
 from probes.transport import LocalTransport
 
@@ -39,6 +45,7 @@ def register(sub: Any) -> None:
         q.add_argument("--root", default="/", metavar="DIR", help="inspect a mounted file tree instead of /")
         q.add_argument("--config", metavar="FILE", help="agent config (default: config.toml in the state dir)")
         q.add_argument("--profile", metavar="FILE", help="policy profile with drift and ignore rules")
+        q.add_argument("--lang", choices=LANGS, default="en", help="language of the output (default en)")
 
     q = cmds.add_parser("capture", help="run the host probes and store their observations as the baseline")
     common(q)
@@ -65,7 +72,6 @@ def register(sub: Any) -> None:
     common(q)
     q.add_argument("--probe", action="append", default=[], metavar="ID", help="compare only this probe")
     q.add_argument("--json", action="store_true")
-    q.add_argument("--lang", choices=("en", "zh-CN"), default="en")
     q.set_defaults(handler=handle_diff)
 
     q = cmds.add_parser("accept", help="accept drift items into a new baseline version")
@@ -117,21 +123,22 @@ def _load(ctx: _Context) -> Baseline:
     try:
         return ctx.files.load(ctx.scope, ctx.host.hostname, ctx.host.machine_id)
     except BaselineMissing:
-        raise UserError(f"no baseline for {ctx.scope.label} yet: run `precaution baseline capture`") from None
+        raise UserError(msg.BASELINE_MISSING_ERR(scope=ctx.scope.label)) from None
     except BaselineInvalid as exc:
-        raise UserError(f"baseline {ctx.scope.label} failed verification: {exc.message} "
-                        f"({ctx.files.current_path(ctx.scope)})") from None
+        raise UserError(msg.BASELINE_FAILED_ERR(scope=ctx.scope.label, reason=exc.localized,
+                                                path=ctx.files.current_path(ctx.scope))) from None
 
 
-def _run(ctx: _Context, probes: list[Probe]) -> list[ProbeRun]:  # type: ignore[type-arg]
+def _run(ctx: _Context, probes: list[Probe], lang: str) -> list[ProbeRun]:  # type: ignore[type-arg]
     runs = run_probes(probes, ctx.transport)
     failed = [r for r in runs if r.status in ("error", "timeout")]
     if failed:
-        detail = "; ".join(f"{r.probe}: {r.message}" for r in failed)
-        raise UserError(f"probe(s) failed, baseline left unchanged: {detail}")
+        detail = Joined([msg.PROBE_DETAIL(probe=r.probe, message=r.message or "-") for r in failed], "; ", "；")
+        raise UserError(msg.PROBES_FAILED_ERR(detail=detail))
     for r in runs:
         if r.status == "limited":
-            sys.stderr.write(f"precaution: warning: {r.probe} limited: {'; '.join(m.en for m in r.limitations)}\n")
+            reasons = Joined(r.limitations, "; ", "；")
+            sys.stderr.write(msg.LIMITED_WARNING(probe=r.probe, reasons=reasons).get(lang) + "\n")
     return runs
 
 
@@ -158,27 +165,25 @@ def handle_capture(args: argparse.Namespace) -> int:
             args.network, args.scope, args.ports, services=not args.no_services, engine=args.engine)
         ctx.scope = Scope("network", network_scope_id(net_scope))
     elif args.scope or args.ports or args.no_services:
-        raise UserError("--scope, --ports and --no-services go with --network")
+        raise UserError(msg.NETWORK_OPTIONS_ERR())
     previous: Baseline | None = None
     if ctx.files.exists(ctx.scope):
         try:
             previous = ctx.files.load(ctx.scope, ctx.host.hostname, ctx.host.machine_id)
         except BaselineInvalid as exc:
             if not args.force:
-                raise UserError(f"existing baseline {ctx.scope.label} failed verification ({exc.message}); "
-                                "check the host, then use --force to replace it") from None
+                raise UserError(msg.EXISTING_INVALID_ERR(scope=ctx.scope.label, reason=exc.localized)) from None
         if previous is not None and not args.force:
-            raise UserError(f"baseline {ctx.scope.label} exists (version {previous.meta.version}); use "
-                            "`baseline accept` for drift or `capture --force` to replace it")
+            raise UserError(msg.EXISTS_ERR(scope=ctx.scope.label, version=previous.meta.version))
     if network_observations is not None:
         runs: list[ProbeRun] = []
         observations = network_observations
         probe_ids = tuple(sorted({o.probe for o in observations}))
     else:
-        runs = _run(ctx, select_probes(args.probe, settings=ctx.settings))
+        runs = _run(ctx, select_probes(args.probe, settings=ctx.settings), args.lang)
         ran = [r for r in runs if r.ran]
         if not ran:
-            raise UserError("no probe could run here, baseline left unchanged")
+            raise UserError(msg.NO_PROBE_RAN_ERR())
         observations = [o for r in ran for o in r.observations]
         probe_ids = tuple(r.probe for r in ran)
     who, when = args.by or login_user(), now_iso()
@@ -195,10 +200,11 @@ def handle_capture(args: argparse.Namespace) -> int:
         _emit({"path": str(path), "meta": meta.to_json(), "observations": len(observations),
                "skipped": {r.probe: str(r.message) for r in skipped}})
     else:
-        print(f"baseline {ctx.scope.label} version {version} captured: {len(observations)} observations from "
-              f"{len(probe_ids)} probe(s), accepted by {who} ({path})")
+        print(msg.CAPTURED(scope=ctx.scope.label, version=version, observations=len(observations),
+                           probes=len(probe_ids), by=who, path=path).get(args.lang))
         for r in skipped:
-            print(f"  not captured: {r.probe} ({r.status}: {r.message})")
+            print(msg.NOT_CAPTURED(probe=r.probe, status=msg.STATUS[r.status](), message=r.message or "-")
+                  .get(args.lang))
     return 0
 
 
@@ -216,33 +222,41 @@ def handle_show(args: argparse.Namespace) -> int:
                "observations": len(baseline.entries)})
         return 0
     m = baseline.meta
-    print(f"baseline {m.scope.label} version {m.version} ({m.action}), signed {baseline.key_fingerprint}")
-    print(f"  host: {m.hostname}  machine-id: {m.machine_id or '-'}  profile: {m.profile_id}  "
-          f"tool: {m.tool_version}")
-    print(f"  created {m.created_at} by {m.created_by}; accepted {m.accepted_at} by {m.accepted_by}")
+    lang = args.lang
+    print(msg.SHOW_HEAD(scope=m.scope.label, version=m.version, action=_action(m.action),
+                        key=baseline.key_fingerprint).get(lang))
+    print(msg.SHOW_HOST(host=m.hostname, machine_id=m.machine_id or "-", profile=m.profile_id,
+                        tool=m.tool_version).get(lang))
+    print(msg.SHOW_WHO(created=LocalTime.from_iso(m.created_at), created_by=m.created_by,
+                       accepted=LocalTime.from_iso(m.accepted_at), accepted_by=m.accepted_by).get(lang))
     if m.note:
-        print(f"  note: {m.note}")
-    print(f"  observations: {len(baseline.entries)}")
+        print(msg.SHOW_NOTE(note=m.note).get(lang))
+    print(msg.SHOW_OBSERVATIONS(count=len(baseline.entries)).get(lang))
     for probe in sorted(counts):
         print(f"    {probe:<20} {counts[probe]}")
     return 0
 
 
-def _compare(ctx: _Context, baseline: Baseline, only: list[str]) -> tuple[Diff, list[DriftFinding]]:
+def _action(action: str) -> Message | str:
+    template = msg.ACTION.get(action)
+    return template() if template else action
+
+
+def _compare(ctx: _Context, baseline: Baseline, only: list[str], lang: str) -> tuple[Diff, list[DriftFinding]]:
     known = {p.id for p in select_probes(settings=ctx.settings)}
     wanted = [p for p in baseline.meta.probes if p in known and (not only or p in only)]
     unknown = [p for p in only if p not in baseline.meta.probes]
     if unknown:
-        raise UserError(f"probe(s) not in baseline {ctx.scope.label}: {', '.join(unknown)} "
-                        f"(baseline has: {', '.join(baseline.meta.probes)})")
-    runs = _run(ctx, select_probes(wanted, settings=ctx.settings)) if wanted else []
+        raise UserError(msg.PROBES_NOT_IN_BASELINE_ERR(scope=ctx.scope.label, probes=unknown,
+                                                       known=list(baseline.meta.probes)))
+    runs = _run(ctx, select_probes(wanted, settings=ctx.settings), lang) if wanted else []
     return compare_runs(baseline, runs, ctx.profile, ctx.host.hostname)
 
 
 def handle_diff(args: argparse.Namespace) -> int:
     ctx = _context(args)
     baseline = _load(ctx)
-    result, drift = _compare(ctx, baseline, args.probe)
+    result, drift = _compare(ctx, baseline, args.probe, args.lang)
     if args.json:
         _emit({"scope": ctx.scope.label, "baseline": baseline.meta.to_json(), "diff": result.to_json(),
                "items": {item_id(ctx.host.hostname, i): i.to_json() for i in result.items},
@@ -255,32 +269,34 @@ def handle_diff(args: argparse.Namespace) -> int:
 def _print_diff(ctx: _Context, baseline: Baseline, result: Diff, drift: list[DriftFinding], lang: str) -> None:
     m = baseline.meta
     counts = result.counts()
-    print(f"baseline {m.scope.label} version {m.version} (accepted {m.accepted_at} by {m.accepted_by}): "
-          f"{counts['added']} added, {counts['removed']} removed, {counts['changed']} changed "
-          f"in {', '.join(result.probes) or 'no probes'}")
+    print(msg.DIFF_HEAD(scope=m.scope.label, version=m.version, at=LocalTime.from_iso(m.accepted_at),
+                        by=m.accepted_by, added=counts["added"], removed=counts["removed"], changed=counts["changed"],
+                        probes=list(result.probes) or msg.NO_PROBES()).get(lang))
     marks = {"added": "+", "removed": "-", "changed": "~"}
+    width = max((cell_len(t(s.value, lang)) for s in Severity), default=8) + 1
     for d in drift:
         f = d.finding
-        print(f"{f.severity.value.upper():<8} {f.rule_id:<18} {f.id}  {f.title.get(lang)}")
+        label = t(f.severity.value, lang).upper()
+        print(f"{label}{' ' * (width - cell_len(label))}{f.rule_id:<18} {f.id}  {f.title.get(lang)}")
         for item in d.items[:20]:
             iid = item_id(ctx.host.hostname, item)
-            print(f"   {marks[item.change]} {item.probe} {item.subject}  [{iid}]  {item.summary()}")
+            print(f"   {marks[item.change]} {item.probe} {item.subject}  [{iid}]  {item.summary(lang)}")
         if len(d.items) > 20:
-            print(f"   ... and {len(d.items) - 20} more")
+            print(msg.DIFF_MORE(count=len(d.items) - 20).get(lang))
     for reason, n in sorted(result.ignored.items()):
-        print(f"ignored {n}: {reason}")
+        print(msg.DIFF_IGNORED(count=n, reason=reason).get(lang))
     if result.empty:
-        print("no drift")
+        print(msg.NO_DRIFT().get(lang))
 
 
 def handle_accept(args: argparse.Namespace) -> int:
     if not args.all and not args.ids:
-        raise UserError("name the drift items to accept (ids from `baseline diff`) or use --all")
+        raise UserError(msg.ACCEPT_WHAT_ERR())
     if args.all and args.ids:
-        raise UserError("give either --all or ids, not both")
+        raise UserError(msg.ACCEPT_BOTH_ERR())
     ctx = _context(args)
     baseline = _load(ctx)
-    result, drift = _compare(ctx, baseline, [])
+    result, drift = _compare(ctx, baseline, [], args.lang)
     if args.all:
         chosen = list(result.items)
     else:
@@ -288,14 +304,14 @@ def handle_accept(args: argparse.Namespace) -> int:
         by_id.update({d.finding.id: d.items for d in drift})
         unknown = [i for i in args.ids if i not in by_id]
         if unknown:
-            raise UserError(f"no current drift item with id {', '.join(unknown)} (see `precaution baseline diff`)")
+            raise UserError(msg.ACCEPT_UNKNOWN_ERR(ids=unknown))
         seen: dict[tuple[str, str, str], DriftItem] = {}
         for ident in args.ids:
             for item in by_id[ident]:
                 seen[(item.change, *item.key)] = item
         chosen = list(seen.values())
     if not chosen:
-        print("no drift to accept; baseline unchanged")
+        print(msg.NOTHING_TO_ACCEPT().get(args.lang))
         return 0
     who, when = args.by or login_user(), now_iso()
     entries = apply(baseline.entries, chosen)
@@ -308,8 +324,8 @@ def handle_accept(args: argparse.Namespace) -> int:
     if args.json:
         _emit({"path": str(path), "meta": meta.to_json(), "accepted": [i.to_json() for i in chosen]})
     else:
-        print(f"accepted {len(chosen)} of {len(result.items)} drift item(s) into baseline {ctx.scope.label} "
-              f"version {meta.version} (by {who})")
+        print(msg.ACCEPTED(chosen=len(chosen), total=len(result.items), scope=ctx.scope.label, version=meta.version,
+                           by=who).get(args.lang))
     return 0
 
 
@@ -317,13 +333,16 @@ def handle_history(args: argparse.Namespace) -> int:
     ctx = _context(args)
     entries = ctx.files.history(ctx.scope)
     if not entries:
-        raise UserError(f"no baseline for {ctx.scope.label} yet: run `precaution baseline capture`")
+        raise UserError(msg.BASELINE_MISSING_ERR(scope=ctx.scope.label))
     if args.json:
         _emit([{"path": str(e.path), "sha256_prefix": e.sha256_prefix, **e.meta.to_json()} for e in entries])
         return 0
     for e in entries:
         m = e.meta
-        extra = f", {m.accepted_items} item(s)" if m.action == "accept" else ""
-        note = f"  {m.note}" if m.note else ""
-        print(f"v{m.version:<4} {m.accepted_at}  {m.action:<8} by {m.accepted_by}{extra}  {e.sha256_prefix}{note}")
+        extra = msg.HISTORY_ITEMS(count=m.accepted_items) if m.action == "accept" else ""
+        action = _action(m.action)
+        shown = f"{action.get('en'):<8}" if args.lang == "en" and not isinstance(action, str) else action
+        print(msg.HISTORY_LINE(version=m.version, at=LocalTime.from_iso(m.accepted_at), action=shown, by=m.accepted_by,
+                               extra=extra, sha=e.sha256_prefix, note=f"  {m.note}" if m.note else "")
+              .get(args.lang))
     return 0
