@@ -148,7 +148,8 @@ _ZONE_NAMES_ZH = {dt.timedelta(hours=8): "北京时间"}
 
 @dataclass(frozen=True, slots=True)
 class LocalTime:
-    """A moment in the host's time zone with its offset ("2026-12-02 04:25:14 UTC+08:00", "…（北京时间）").
+    """A moment in the host's time zone with its offset ("2026-12-02 04:25:14 UTC+08:00", "北京时间 2026-12-02
+    04:25:14", "UTC+09:00 2026-12-02 05:25:14").
     Machine output keeps UTC (ISO 8601); this is for people."""
 
     value: dt.datetime
@@ -164,7 +165,7 @@ class LocalTime:
         stamp = local.strftime("%Y-%m-%d %H:%M:%S")
         if lang == "zh-CN":
             name = _ZONE_NAMES_ZH.get(offset)
-            return f"{stamp}（{name}）" if name else f"{stamp}（{utc}）"
+            return f"{name or utc} {stamp}"
         return f"{stamp} {utc}"
 
     @classmethod
