@@ -14,6 +14,11 @@ NO_BASELINE = message(
     "no baseline for {scope} yet: drift not checked; run `precaution baseline capture` to record this host's "
     "known-good state",
     "尚无 {scope} 的基线：未检查偏离；请运行 `precaution baseline capture` 记录本主机的可信状态。")
+NO_NETWORK_BASELINE = message(
+    "scan.no-network-baseline",
+    "no network baseline for {scope} yet: drift not checked; run `precaution baseline capture --network` to "
+    "record the network's known-good state",
+    "尚无 {scope} 的网络基线：未检查偏离；请运行 `precaution baseline capture --network` 记录该网络的可信状态。")
 BASELINE_NOT_USED = message("scan.baseline-not-used", "baseline {scope} NOT USED: {reason}",
                             "基线 {scope} 未予使用：{reason}")
 BASELINE_COMPARED = message(
@@ -211,3 +216,7 @@ ACCEPTED = message("baseline.accepted", "accepted {chosen} of {total} drift item
 HISTORY_LINE = message("baseline.history-line", "v{version:<4} {at}  {action} by {by}{extra}  {sha}{note}",
                        "第 {version} 版  {at}  {action}（{by}）{extra}  {sha}{note}")
 HISTORY_ITEMS = message("baseline.history-items", ", {count} item(s)", "，{count} 项")
+
+# --- `precaution netscan`
+NETSCAN_HEAD = message("netscan.head", "netscan  targets: {targets}  scope: {scope}  engine: {engine}  hosts up: {up}",
+                       "网络检测  目标：{targets}  范围：{scope}  引擎：{engine}  在线主机：{up}")

@@ -6,32 +6,21 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from rich.cells import cell_len
 
-from agent import __version__
 from agent import messages as msg
-from agent.baseline_files import BaselineFiles, BaselineMissing, host_scope, login_user, now_iso
-from agent.config import load_config
-from agent.errors import UserError
 from agent.i18n import LANGS, t
-from agent.runner import ProbeRun, run_probes
-from agent.scan import HostIdentity, compare_runs, select_probes
-from agent.state import state_dir
-from baselines.diff import Diff, DriftItem, apply, index, volatile_of
-from baselines.drift import DriftFinding, item_id
+from agent.runner import ProbeRun
+from agent.services import baseline as service
+from agent.services.context import AgentContext
+from baselines.drift import item_id
 from baselines.model import Severity
-from baselines.profile import Profile, ProfileError, load_profile
-from baselines.store import Baseline, BaselineInvalid, BaselineMeta, Scope
-from probes.base import Probe, ProbeSettings
 from probes.i18n import Joined, LocalTime, Message
-from probes.observation import Observation
-from probes.transport import LocalTransport
 
 
 def register(sub: Any) -> None:
@@ -90,65 +79,16 @@ def register(sub: Any) -> None:
     q.set_defaults(handler=handle_history)
 
 
-@dataclasses.dataclass(slots=True)
-class _Context:
-    files: BaselineFiles
-    scope: Scope
-    transport: LocalTransport
-    host: HostIdentity
-    profile: Profile
-    settings: ProbeSettings
+def _session(args: argparse.Namespace) -> service.BaselineSession:
+    ctx = AgentContext.load(args.state, args.config)
+    return service.open_session(ctx, service.BaselineTarget(root=args.root, profile=args.profile,
+                                                            network_scope=getattr(args, "network_scope", None)))
 
 
-def _context(args: argparse.Namespace) -> _Context:
-    config = load_config(args.config)
-    try:
-        profile = load_profile(args.profile or config.profile)
-    except ProfileError as exc:
-        raise UserError(str(exc)) from None
-    if not Path(args.root).is_dir():
-        raise UserError(f"--root {args.root}: not a directory")
-    transport = LocalTransport(root=args.root)
-    scope = host_scope(args.root)
-    if getattr(args, "network_scope", None):
-        from agent.cli.netscan import network_scope_id
-        from agent.scope import Scope as NetScope
-
-        scope = Scope("network", network_scope_id(NetScope.parse(args.network_scope)))
-    return _Context(BaselineFiles(), scope, transport, HostIdentity.read(transport), profile,
-                    ProbeSettings(cache_dir=state_dir() / "cache", options=config.probes))
-
-
-def _load(ctx: _Context) -> Baseline:
-    try:
-        return ctx.files.load(ctx.scope, ctx.host.hostname, ctx.host.machine_id)
-    except BaselineMissing:
-        raise UserError(msg.BASELINE_MISSING_ERR(scope=ctx.scope.label)) from None
-    except BaselineInvalid as exc:
-        raise UserError(msg.BASELINE_FAILED_ERR(scope=ctx.scope.label, reason=exc.localized,
-                                                path=ctx.files.current_path(ctx.scope))) from None
-
-
-def _run(ctx: _Context, probes: list[Probe], lang: str) -> list[ProbeRun]:  # type: ignore[type-arg]
-    runs = run_probes(probes, ctx.transport)
-    failed = [r for r in runs if r.status in ("error", "timeout")]
-    if failed:
-        detail = Joined([msg.PROBE_DETAIL(probe=r.probe, message=r.message or "-") for r in failed], "; ", "；")
-        raise UserError(msg.PROBES_FAILED_ERR(detail=detail))
+def _warn_limited(runs: Sequence[ProbeRun], lang: str) -> None:
     for r in runs:
-        if r.status == "limited":
-            reasons = Joined(r.limitations, "; ", "；")
-            sys.stderr.write(msg.LIMITED_WARNING(probe=r.probe, reasons=reasons).get(lang) + "\n")
-    return runs
-
-
-def _record(kind: str, who: str, ctx: _Context, meta: BaselineMeta, items: int) -> None:
-    """Baseline acceptance goes into the inspection record (Art. 25 para. 3): who accepted what, when."""
-    from agent import record
-
-    record.append(kind, who, scope={"baseline": ctx.scope.label},
-                  summary={"version": meta.version, "items": items, "note": meta.note},
-                  results=meta.to_json())
+        reasons = Joined(r.limitations, "; ", "；")
+        sys.stderr.write(msg.LIMITED_WARNING(probe=r.probe, reasons=reasons).get(lang) + "\n")
 
 
 def _emit(data: Any) -> None:
@@ -156,68 +96,29 @@ def _emit(data: Any) -> None:
 
 
 def handle_capture(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    network_observations: list[Observation] | None = None
-    if args.network:
-        from agent.cli.netscan import network_scope_id, observations_for_baseline
-
-        net_scope, network_observations = observations_for_baseline(
-            args.network, args.scope, args.ports, services=not args.no_services, engine=args.engine)
-        ctx.scope = Scope("network", network_scope_id(net_scope))
-    elif args.scope or args.ports or args.no_services:
-        raise UserError(msg.NETWORK_OPTIONS_ERR())
-    previous: Baseline | None = None
-    if ctx.files.exists(ctx.scope):
-        try:
-            previous = ctx.files.load(ctx.scope, ctx.host.hostname, ctx.host.machine_id)
-        except BaselineInvalid as exc:
-            if not args.force:
-                raise UserError(msg.EXISTING_INVALID_ERR(scope=ctx.scope.label, reason=exc.localized)) from None
-        if previous is not None and not args.force:
-            raise UserError(msg.EXISTS_ERR(scope=ctx.scope.label, version=previous.meta.version))
-    if network_observations is not None:
-        runs: list[ProbeRun] = []
-        observations = network_observations
-        probe_ids = tuple(sorted({o.probe for o in observations}))
-    else:
-        runs = _run(ctx, select_probes(args.probe, settings=ctx.settings), args.lang)
-        ran = [r for r in runs if r.ran]
-        if not ran:
-            raise UserError(msg.NO_PROBE_RAN_ERR())
-        observations = [o for r in ran for o in r.observations]
-        probe_ids = tuple(r.probe for r in ran)
-    who, when = args.by or login_user(), now_iso()
-    version = _next_version(ctx)
-    meta = BaselineMeta(scope=ctx.scope, version=version, created_at=when, created_by=who, accepted_at=when,
-                        accepted_by=who, action="capture", accepted_items=0, tool_version=__version__,
-                        hostname=ctx.host.hostname, machine_id=ctx.host.machine_id, profile_id=ctx.profile.id,
-                        probes=probe_ids,
-                        parent_sha256=previous.sha256 if previous else None, note=args.note)
-    path = ctx.files.save(meta, index(observations), volatile_of(observations))
-    _record("baseline-capture", who, ctx, meta, len(observations))
-    skipped = [r for r in runs if not r.ran]
+    session = _session(args)
+    out = service.capture(session, service.CaptureRequest(
+        probes=tuple(args.probe), by=args.by, note=args.note, force=args.force, network=tuple(args.network or ()),
+        scope=args.scope, ports=args.ports, engine=args.engine, services=not args.no_services))
+    _warn_limited(out.limited, args.lang)
     if args.json:
-        _emit({"path": str(path), "meta": meta.to_json(), "observations": len(observations),
-               "skipped": {r.probe: str(r.message) for r in skipped}})
+        _emit({"path": str(out.path), "meta": out.meta.to_json(), "observations": out.observations,
+               "skipped": {r.probe: str(r.message) for r in out.skipped}})
     else:
-        print(msg.CAPTURED(scope=ctx.scope.label, version=version, observations=len(observations),
-                           probes=len(probe_ids), by=who, path=path).get(args.lang))
-        for r in skipped:
+        print(msg.CAPTURED(scope=session.scope.label, version=out.meta.version, observations=out.observations,
+                           probes=len(out.probes), by=out.meta.accepted_by, path=out.path).get(args.lang))
+        for r in out.skipped:
             print(msg.NOT_CAPTURED(probe=r.probe, status=msg.STATUS[r.status](), message=r.message or "-")
                   .get(args.lang))
     return 0
 
 
-def _next_version(ctx: _Context) -> int:
-    return max((e.meta.version for e in ctx.files.history(ctx.scope)), default=0) + 1
-
-
 def handle_show(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    baseline = _load(ctx)
+    session = _session(args)
+    baseline = service.load(session)
     counts = baseline.counts()
     if args.json:
-        _emit({"path": str(ctx.files.current_path(ctx.scope)), "meta": baseline.meta.to_json(),
+        _emit({"path": str(session.files.current_path(session.scope)), "meta": baseline.meta.to_json(),
                "sha256": baseline.sha256, "key": baseline.key_fingerprint, "counts": counts,
                "observations": len(baseline.entries)})
         return 0
@@ -242,44 +143,34 @@ def _action(action: str) -> Message | str:
     return template() if template else action
 
 
-def _compare(ctx: _Context, baseline: Baseline, only: list[str], lang: str) -> tuple[Diff, list[DriftFinding]]:
-    known = {p.id for p in select_probes(settings=ctx.settings)}
-    wanted = [p for p in baseline.meta.probes if p in known and (not only or p in only)]
-    unknown = [p for p in only if p not in baseline.meta.probes]
-    if unknown:
-        raise UserError(msg.PROBES_NOT_IN_BASELINE_ERR(scope=ctx.scope.label, probes=unknown,
-                                                       known=list(baseline.meta.probes)))
-    runs = _run(ctx, select_probes(wanted, settings=ctx.settings), lang) if wanted else []
-    return compare_runs(baseline, runs, ctx.profile, ctx.host.hostname)
-
-
 def handle_diff(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    baseline = _load(ctx)
-    result, drift = _compare(ctx, baseline, args.probe, args.lang)
+    session = _session(args)
+    out = service.diff(session, args.probe)
+    _warn_limited(out.limited, args.lang)
+    result, drift = out.diff, out.drift
     if args.json:
-        _emit({"scope": ctx.scope.label, "baseline": baseline.meta.to_json(), "diff": result.to_json(),
-               "items": {item_id(ctx.host.hostname, i): i.to_json() for i in result.items},
+        _emit({"scope": session.scope.label, "baseline": out.baseline.meta.to_json(), "diff": result.to_json(),
+               "items": {item_id(session.host.hostname, i): i.to_json() for i in result.items},
                "findings": [d.finding.to_json() for d in drift]})
     else:
-        _print_diff(ctx, baseline, result, drift, args.lang)
+        _print_diff(session, out, args.lang)
     return 1 if not result.empty else 0
 
 
-def _print_diff(ctx: _Context, baseline: Baseline, result: Diff, drift: list[DriftFinding], lang: str) -> None:
-    m = baseline.meta
+def _print_diff(session: service.BaselineSession, out: service.DiffOutcome, lang: str) -> None:
+    m, result = out.baseline.meta, out.diff
     counts = result.counts()
     print(msg.DIFF_HEAD(scope=m.scope.label, version=m.version, at=LocalTime.from_iso(m.accepted_at),
                         by=m.accepted_by, added=counts["added"], removed=counts["removed"], changed=counts["changed"],
                         probes=list(result.probes) or msg.NO_PROBES()).get(lang))
     marks = {"added": "+", "removed": "-", "changed": "~"}
     width = max((cell_len(t(s.value, lang)) for s in Severity), default=8) + 1
-    for d in drift:
+    for d in out.drift:
         f = d.finding
         label = t(f.severity.value, lang).upper()
         print(f"{label}{' ' * (width - cell_len(label))}{f.rule_id:<18} {f.id}  {f.title.get(lang)}")
         for item in d.items[:20]:
-            iid = item_id(ctx.host.hostname, item)
+            iid = item_id(session.host.hostname, item)
             print(f"   {marks[item.change]} {item.probe} {item.subject}  [{iid}]  {item.summary(lang)}")
         if len(d.items) > 20:
             print(msg.DIFF_MORE(count=len(d.items) - 20).get(lang))
@@ -290,50 +181,23 @@ def _print_diff(ctx: _Context, baseline: Baseline, result: Diff, drift: list[Dri
 
 
 def handle_accept(args: argparse.Namespace) -> int:
-    if not args.all and not args.ids:
-        raise UserError(msg.ACCEPT_WHAT_ERR())
-    if args.all and args.ids:
-        raise UserError(msg.ACCEPT_BOTH_ERR())
-    ctx = _context(args)
-    baseline = _load(ctx)
-    result, drift = _compare(ctx, baseline, [], args.lang)
-    if args.all:
-        chosen = list(result.items)
-    else:
-        by_id: dict[str, tuple[DriftItem, ...]] = {item_id(ctx.host.hostname, i): (i,) for i in result.items}
-        by_id.update({d.finding.id: d.items for d in drift})
-        unknown = [i for i in args.ids if i not in by_id]
-        if unknown:
-            raise UserError(msg.ACCEPT_UNKNOWN_ERR(ids=unknown))
-        seen: dict[tuple[str, str, str], DriftItem] = {}
-        for ident in args.ids:
-            for item in by_id[ident]:
-                seen[(item.change, *item.key)] = item
-        chosen = list(seen.values())
-    if not chosen:
+    session = _session(args)
+    out = service.accept(session, service.AcceptRequest(ids=tuple(args.ids), all=args.all, by=args.by,
+                                                        note=args.note))
+    _warn_limited(out.limited, args.lang)
+    if out.meta is None:
         print(msg.NOTHING_TO_ACCEPT().get(args.lang))
         return 0
-    who, when = args.by or login_user(), now_iso()
-    entries = apply(baseline.entries, chosen)
-    volatile = dict(baseline.volatile)
-    meta = dataclasses.replace(baseline.meta, version=_next_version(ctx), accepted_at=when, accepted_by=who,
-                               action="accept", accepted_items=len(chosen), tool_version=__version__,
-                               parent_sha256=baseline.sha256, note=args.note)
-    path = ctx.files.save(meta, entries, volatile)
-    _record("baseline-accept", meta.accepted_by, ctx, meta, meta.accepted_items)
     if args.json:
-        _emit({"path": str(path), "meta": meta.to_json(), "accepted": [i.to_json() for i in chosen]})
+        _emit({"path": str(out.path), "meta": out.meta.to_json(), "accepted": [i.to_json() for i in out.chosen]})
     else:
-        print(msg.ACCEPTED(chosen=len(chosen), total=len(result.items), scope=ctx.scope.label, version=meta.version,
-                           by=who).get(args.lang))
+        print(msg.ACCEPTED(chosen=len(out.chosen), total=out.drift_items, scope=session.scope.label,
+                           version=out.meta.version, by=out.meta.accepted_by).get(args.lang))
     return 0
 
 
 def handle_history(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    entries = ctx.files.history(ctx.scope)
-    if not entries:
-        raise UserError(msg.BASELINE_MISSING_ERR(scope=ctx.scope.label))
+    entries = service.history(_session(args))
     if args.json:
         _emit([{"path": str(e.path), "sha256_prefix": e.sha256_prefix, **e.meta.to_json()} for e in entries])
         return 0

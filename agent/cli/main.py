@@ -11,6 +11,7 @@ from types import ModuleType
 
 from agent import __version__
 from agent.errors import UserError
+from probes.errors import ProbeInputError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -73,9 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        from agent.state import StateDir
+
+        # The one place the environment decides where state lives; everything below gets the object.
+        args.state = StateDir.from_environment()
         code: int = args.handler(args)
         return code
-    except UserError as exc:
+    except (UserError, ProbeInputError) as exc:  # a probe's input error is the user's, like ours
         sys.stderr.write(error_line(exc, getattr(args, "lang", "en")) + "\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -88,10 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def error_line(exc: UserError, lang: str) -> str:
+def error_line(exc: UserError | ProbeInputError, lang: str) -> str:
     """One line (two with --lang both) in the command's language."""
-    zh = f"precaution：错误：{exc.text('zh-CN')}"
-    en = f"precaution: error: {exc.text('en')}"
+    zh = f"precaution：错误：{exc.text('zh-CN') if isinstance(exc, UserError) else exc}"
+    en = f"precaution: error: {exc.text('en') if isinstance(exc, UserError) else exc}"
     return {"zh-CN": zh, "both": f"{en}\n{zh}"}.get(lang, en)
 
 

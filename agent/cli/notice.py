@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent import messages as msg
-from agent import record
 from agent.cli.main import error_line
 from agent.config import load_config
 from agent.errors import UserError
@@ -18,22 +17,16 @@ from agent.i18n import LANGS
 from agent.notice import (
     TEST_KINDS,
     Notice,
-    NoticeError,
     NoticeSettings,
     RateLimits,
-    SignedNotice,
     add_trusted,
-    check,
     describe,
     generate_issuer_key,
-    load_ack,
     load_issuer_key,
     load_public_key_file,
-    load_signed,
     load_trusted,
     parse_duration,
     parse_time,
-    save_ack,
     settings_from,
     sign_notice,
 )
@@ -51,7 +44,7 @@ def add_notice_options(p: argparse.ArgumentParser) -> None:
 
 
 def notice_settings(args: argparse.Namespace) -> NoticeSettings:
-    return settings_from(load_config(args.config), args.unit, args.lead_time)
+    return settings_from(load_config(args.config, args.state), args.unit, args.lead_time)
 
 
 def register(sub: Any) -> None:
@@ -148,22 +141,18 @@ def _issue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_or_refuse(path: Path, actor: str) -> SignedNotice:
-    """A notice that cannot even be read (unsigned, tampered, not JSON) is a refusal for the record."""
-    try:
-        return load_signed(path)
-    except NoticeError as exc:
-        record.append("refusal", actor, summary={"code": exc.code, "message": str(exc), "file": str(path)})
-        raise
+def _request(args: argparse.Namespace) -> Any:
+    from agent.services.notice import NoticeRequest
+
+    return NoticeRequest(Path(args.file), args.unit, args.lead_time)
 
 
 def _verify(args: argparse.Namespace) -> int:
-    settings = notice_settings(args)
-    actor = record.local_actor()
-    path = Path(args.file)
-    signed = _load_or_refuse(path, actor)
-    result = check(signed, now=dt.datetime.now(dt.UTC), trusted=load_trusted(), settings=settings,
-                   ack=load_ack(signed.notice.id))
+    from agent.services import notice as service
+    from agent.services.context import AgentContext
+
+    outcome = service.verify(AgentContext.load(args.state, args.config), _request(args))
+    signed, result = outcome.signed, outcome.result
     if args.json:
         sys.stdout.write(json.dumps({"notice": signed.notice.to_json(), "signed": bool(signed.signature),
                                      "issuer": result.issuer.name if result.issuer else None,
@@ -176,42 +165,25 @@ def _verify(args: argparse.Namespace) -> int:
             sys.stdout.write(describe(signed, lang) + "\n\n")
         if result.issuer:
             _say(msg.NOTICE_SIGNED_BY(name=result.issuer.name, fingerprint=result.issuer.fingerprint), args.lang)
-    summary = {"codes": [p.code for p in result.problems], "file": str(path)}
     if result.ok:
-        record.append("notice", actor, notice_id=signed.notice.id, scope=signed.notice.to_json(),
-                      summary={**summary, "verdict": "valid"})
         if not args.json:
             _say(msg.NOTICE_VALID(), args.lang)
         return 0
-    record.append("refusal", actor, notice_id=signed.notice.id, summary={
-        **summary, "code": result.problems[0].code, "message": "; ".join(p.en for p in result.problems)})
     for p in result.problems:
         _say(msg.NOTICE_PROBLEM_LINE(id=signed.notice.id, problem=p.message), args.lang, sys.stderr)
     return 2
 
 
 def _ack(args: argparse.Namespace) -> int:
-    settings = notice_settings(args)
-    actor = record.local_actor()
-    path = Path(args.file)
-    signed = _load_or_refuse(path, actor)
-    now = dt.datetime.now(dt.UTC)
-    result = check(signed, now=now, trusted=load_trusted(), settings=settings, ack=None, require_ack=False)
-    if not result.ok:
-        first = result.problems[0]
-        record.append("refusal", actor, notice_id=signed.notice.id,
-                      summary={"code": first.code, "message": first.en, "file": str(path), "action": "ack"})
-        raise NoticeError(first.code, msg.NOTICE_NOT_ACKED(id=signed.notice.id, problem=first.message))
-    ack = save_ack(signed, actor, now)
-    record.append("acknowledgement", actor, notice_id=signed.notice.id, scope=signed.notice.to_json(),
-                  summary={"acknowledged_at": ack.acknowledged_at.isoformat(), "digest": ack.digest})
-    _say(msg.NOTICE_ACKNOWLEDGED(id=signed.notice.id, time=LocalTime(ack.acknowledged_at), actor=actor), args.lang)
-    late = check(signed, now=now, trusted=load_trusted(), settings=settings, ack=ack)
-    delivery = [p for p in late.problems if p.code == "late-delivery"]
-    if delivery:
-        record.append("refusal", actor, notice_id=signed.notice.id,
-                      summary={"code": "late-delivery", "message": delivery[0].en, "file": str(path)})
-        sys.stderr.write(error_line(UserError(msg.NOTICE_LATE_REFUSED(problem=delivery[0].message)), args.lang)
+    from agent.services import notice as service
+    from agent.services.context import AgentContext
+
+    ctx = AgentContext.load(args.state, args.config)
+    outcome = service.acknowledge(ctx, _request(args))
+    _say(msg.NOTICE_ACKNOWLEDGED(id=outcome.signed.notice.id, time=LocalTime(outcome.acknowledged_at),
+                                 actor=ctx.recorder.actor), args.lang)
+    if outcome.late:
+        sys.stderr.write(error_line(UserError(msg.NOTICE_LATE_REFUSED(problem=outcome.late.message)), args.lang)
                          + "\n")
         return 2
     return 0
@@ -219,13 +191,13 @@ def _ack(args: argparse.Namespace) -> int:
 
 def _trust_add(args: argparse.Namespace) -> int:
     key = load_public_key_file(Path(args.keyfile))
-    entry = add_trusted(args.name, key)
+    entry = add_trusted(args.name, key, args.state)
     _say(msg.TRUSTING(name=entry.name, fingerprint=entry.fingerprint), args.lang)
     return 0
 
 
 def _trust_list(args: argparse.Namespace) -> int:
-    issuers = load_trusted()
+    issuers = load_trusted(args.state)
     if not issuers:
         _say(msg.NO_TRUSTED(), args.lang, sys.stderr)
     for i in issuers:
