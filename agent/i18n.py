@@ -4,9 +4,9 @@ an unknown key is a bug, not an English word in a Chinese table."""
 
 from __future__ import annotations
 
-from probes.i18n import CATALOGUE, LANGS, message
+from probes.i18n import CATALOGUE, LANGS, Message, message
 
-__all__ = ["LANGS", "t"]
+__all__ = ["LANGS", "t", "word"]
 
 _STRINGS: dict[str, tuple[str, str]] = {
     "title": ("precaution self-inspection", "反间谍安全防范技术自查"),
@@ -72,3 +72,8 @@ for _key, (_en, _zh) in _STRINGS.items():
 
 def t(key: str, lang: str = "en") -> str:
     return CATALOGUE[f"ui.{key}"].text(lang)
+
+
+def word(key: str) -> Message:
+    """A word of the interface as a template parameter (rendered in each language)."""
+    return CATALOGUE[f"ui.{key}"]()

@@ -220,3 +220,93 @@ HISTORY_ITEMS = message("baseline.history-items", ", {count} item(s)", "，{coun
 # --- `precaution netscan`
 NETSCAN_HEAD = message("netscan.head", "netscan  targets: {targets}  scope: {scope}  engine: {engine}  hosts up: {up}",
                        "网络检测  目标：{targets}  范围：{scope}  引擎：{engine}  在线主机：{up}")
+
+# --- `precaution record`
+RECORD_INTACT = message("record.intact", "record intact: {entries} entries, chain and signature verified",
+                        "检查检测记录完整：共 {entries} 条，哈希链与签名均已核验。")
+RECORD_DAMAGED = message("record.damaged", "precaution: record damaged: {where}: {reason}",
+                         "precaution：检查检测记录已损坏：{where}：{reason}")
+RECORD_WHERE_ENTRY = message("record.where-entry", "entry {seq}", "第 {seq} 条")
+RECORD_WHERE_LINE = message("record.where-line", "entry {seq} (line {line})", "第 {seq} 条（第 {line} 行）")
+RECORD_WHERE_FILE = message("record.where-file", "record", "记录文件")
+# why the record does not verify (agent.wire.chain reasons, recognised by their first words); the English line
+# keeps the exact reason
+RECORD_REASON = {
+    "truncated or malformed line": message("record-reason.malformed", "{reason}", "该行被截断或格式错误"),
+    "bad hash": message("record-reason.bad-hash", "{reason}", "哈希不符（条目写入后被改动）"),
+    "reordered or missing entry": message("record-reason.reordered", "{reason}", "条目顺序错乱或有条目缺失"),
+    "bad signature": message("record-reason.bad-signature", "{reason}", "签名无效"),
+    "broken chain": message("record-reason.broken-chain", "{reason}", "哈希链断裂（与前一条不衔接）"),
+    "signed by another key": message("record-reason.other-key", "{reason}", "由其他密钥签名，而非本代理的密钥"),
+    "truncated line": message("record-reason.truncated-line", "{reason}", "最后一行被截断（无行尾）"),
+    "truncated record": message("record-reason.truncated-record", "{reason}", "记录被截短：末尾条目缺失"),
+    "last entry differs": message("record-reason.last-differs", "{reason}", "最后一条与头文件记载的不一致"),
+    "record file missing": message("record-reason.file-missing", "{reason}", "记录文件缺失（头文件表明曾写入条目）"),
+}
+RECORD_REASON_OTHER = message("record-reason.other", "{reason}", "记录未通过校验")
+RECORD_TITLE = message("record.title", "Inspection record", "检查检测记录")
+RECORD_KIND = {
+    "scan": message("record-kind.scan", "scan", "自查"),
+    "remote": message("record-kind.remote", "remote", "远程检测"),
+    "netscan": message("record-kind.netscan", "netscan", "网络检测"),
+    "inspection": message("record-kind.inspection", "inspection", "现场检查"),
+    "refusal": message("record-kind.refusal", "refusal", "拒绝执行"),
+    "notice": message("record-kind.notice", "notice", "通知核验"),
+    "acknowledgement": message("record-kind.acknowledgement", "acknowledgement", "确认接收通知"),
+    "baseline-capture": message("record-kind.baseline-capture", "baseline-capture", "基线采集"),
+    "baseline-accept": message("record-kind.baseline-accept", "baseline-accept", "基线确认"),
+    "host-key": message("record-kind.host-key", "host-key", "主机密钥登记"),
+}
+RECORD_HEAD = [
+    message("record-head.seq", "seq", "序号"), message("record-head.time", "time", "时间"),
+    message("record-head.kind", "kind", "类型"), message("record-head.actor", "actor", "执行人"),
+    message("record-head.notice", "notice", "通知"), message("record-head.inspectors", "inspectors", "检查人员"),
+    message("record-head.tests", "tests", "检测项目"), message("record-head.summary", "summary", "摘要"),
+]
+# summaries of record entries, per kind
+SUMMARY_FINDINGS = message("record-summary.findings", "findings: {counts}", "发现问题：{counts}")
+SUMMARY_PROBE_ERRORS = message("record-summary.probe-errors", "probe errors: {count}", "探针错误：{count}")
+SUMMARY_BASELINE = message("record-summary.baseline", "baseline: {status}", "基线：{status}")
+SUMMARY_HOSTS_UP = message("record-summary.hosts-up", "hosts up: {count}", "在线主机：{count}")
+SUMMARY_NETSCAN_FAILED = message("record-summary.netscan-failed", "failed: {tests}", "检测失败：{tests}")
+SUMMARY_VALID = message("record-summary.valid", "verdict: valid ({file})", "核验结论：有效（{file}）")
+SUMMARY_ACKNOWLEDGED = message("record-summary.acknowledged", "acknowledged at {time}", "确认接收时间：{time}")
+SUMMARY_VERSION = message("record-summary.version", "version {version}, {items} item(s)",
+                          "第 {version} 版，{items} 项")
+SUMMARY_NOTE = message("record-summary.note", "note: {note}", "备注：{note}")
+SUMMARY_HOST_KEY = message("record-summary.host-key", "{host}: {key_type} {fingerprint} ({event})",
+                           "{host}：{key_type} {fingerprint}（{event}）")
+HOST_KEY_EVENT = {
+    "accepted-new": message("host-key-event.accepted-new", "accepted new key", "首次登记密钥"),
+    "refused-unknown": message("host-key-event.refused-unknown", "refused unknown key", "拒绝未知密钥"),
+    "refused-changed": message("host-key-event.refused-changed", "refused changed key", "拒绝已变更的密钥"),
+}
+SUMMARY_REMOTE_HOST = message("record-summary.remote-host", "{target}: {status}", "{target}：{status}")
+REMOTE_STATUS = {
+    "ok": message("remote-status.ok", "ok", "完成"),
+    "refused": message("remote-status.refused", "refused", "已拒绝"),
+    "error": message("remote-status.error", "error", "出错"),
+    "stopped": message("remote-status.stopped", "stopped", "已停止"),
+    "cancelled": message("remote-status.cancelled", "cancelled", "已取消"),
+}
+SUMMARY_REFUSAL = message("record-summary.refusal", "{code}: {message}", "{code}")
+SUMMARY_TARGETS = message("record-summary.targets", "targets: {targets}", "目标：{targets}")
+# what a refusal code means (the English summary keeps the recorded message)
+REFUSAL = {
+    "out-of-scope": message("refusal.out-of-scope", "out-of-scope", "超出通知范围"),
+    "no-notice": message("refusal.no-notice", "no-notice", "缺少事先通知"),
+    "inspectors": message("refusal.inspectors", "inspectors", "检查人员不足两名或未登记"),
+    "host-key": message("refusal.host-key", "host-key", "主机密钥未知或已变更"),
+    "bad-target": message("refusal.bad-target", "bad-target", "目标无效"),
+    "malformed": message("refusal.malformed", "malformed", "通知格式错误"),
+    "unsigned": message("refusal.unsigned", "unsigned", "通知未签名"),
+    "tampered": message("refusal.tampered", "tampered", "通知签名与内容不符"),
+    "untrusted": message("refusal.untrusted", "untrusted", "通知签名密钥不受信任"),
+    "future-issued": message("refusal.future-issued", "future-issued", "通知签发时间晚于当前时间"),
+    "expired": message("refusal.expired", "expired", "通知已过期"),
+    "wrong-subject": message("refusal.wrong-subject", "wrong-subject", "通知对象不是本单位"),
+    "not-acknowledged": message("refusal.not-acknowledged", "not-acknowledged", "通知尚未确认接收"),
+    "late-delivery": message("refusal.late-delivery", "late-delivery", "通知确认晚于提前通知期"),
+    "not-open": message("refusal.not-open", "not-open", "检测时段尚未开始"),
+}
+REFUSAL_OTHER = message("refusal.other", "{code}", "拒绝执行（代码 {code}）")
