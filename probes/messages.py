@@ -64,3 +64,5 @@ PORTS_NOT_CHECKED = message("probe.ports-not-checked", "{count} port(s) not chec
                             "{count} 个端口未检查：已超过截止时间")
 CAPTURE_CUT_SHORT = message("probe.capture-cut-short", "packet limit reached: capture cut short",
                             "已达到报文数量上限：抓包提前结束")
+NO_BINARIES = message("probe.no-binaries", "none of {names} installed: results limited to what can be read without "
+                      "them", "{names} 均未安装：结果仅限不借助这些程序可读取的内容")

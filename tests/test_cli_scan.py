@@ -92,6 +92,22 @@ def test_json_schema_and_both_languages(bad_root: Path):
     preload = next(f for f in data["findings"] if f["rule_id"] == "PC-PERS-001")
     assert preload["subject"] == "/etc/ld.so.preload" and preload["evidence"]["entries"] == ["/usr/lib/libhide.so"]
     assert preload["severity"] == "critical" and preload["waived"] is None
+    from agent.wire.scan import ScanDocument
+    from tests.schema_check import validate
+
+    validate("scan.schema.json", data)  # the generated JSON Schema
+    assert ScanDocument.model_validate(data).to_json() == data  # and the model, round trip
+
+
+def test_json_of_this_machine_validates_against_the_schema():
+    from agent.wire.scan import ScanDocument
+    from tests.schema_check import validate
+
+    proc = run("scan", "--json", "--observations")
+    assert proc.returncode in (0, 1), proc.stderr
+    data = json.loads(proc.stdout)
+    validate("scan.schema.json", data)
+    ScanDocument.model_validate(data)
 
 
 def test_json_observations_flag(clean_root: Path):

@@ -11,7 +11,6 @@ from types import ModuleType
 
 from agent import __version__
 from agent.errors import UserError
-from probes.errors import ProbeInputError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -73,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+    from probes.errors import ProbeInputError  # here, not at the top: --version stays light
+
     try:
         from agent.state import StateDir
 
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def error_line(exc: UserError | ProbeInputError, lang: str) -> str:
+def error_line(exc: Exception, lang: str) -> str:
     """One line (two with --lang both) in the command's language."""
     zh = f"precaution：错误：{exc.text('zh-CN') if isinstance(exc, UserError) else exc}"
     en = f"precaution: error: {exc.text('en') if isinstance(exc, UserError) else exc}"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from probes import messages as msg
-from probes.base import GatherContext, Probe, Raw, Requirements
+from probes.base import GatherContext, Probe, Raw
 from probes.observation import Row
 from probes.transport import CommandUnavailable
 
@@ -41,7 +41,7 @@ class PackagesProbe(Probe[Package]):
     id = "packages"
     title = "Installed packages"
     title_zh = "已安装软件包"
-    requires = Requirements(binaries_any=("dpkg", "rpm"))
+    # No binaries_any: the dpkg database is read as a file; rpm is only the fallback where there is none.
 
     def gather(self, ctx: GatherContext) -> Raw:
         t = ctx.transport
