@@ -310,3 +310,57 @@ REFUSAL = {
     "not-open": message("refusal.not-open", "not-open", "检测时段尚未开始"),
 }
 REFUSAL_OTHER = message("refusal.other", "{code}", "拒绝执行（代码 {code}）")
+
+# --- scope guard (netscan, remote): why a target is refused
+SCOPE_DENIED = message("scope.denied", "in deny list {net}", "在禁止列表 {net} 中")
+SCOPE_OUTSIDE = message("scope.outside", "outside scope", "超出范围")
+SCOPE_WINDOW_CLOSED = message("scope.window-closed", "notice window closed at {time}", "通知检测时段已于 {time} 结束")
+SCOPE_KIND = message("scope.kind", "test kind {kind!r} not in scope (allowed: {allowed})",
+                     "检测方式 {kind} 不在范围内（允许：{allowed}）")
+SCOPE_PORTS = message("scope.ports", "ports {ports} not in scope ({scope})", "端口 {ports} 不在范围内（{scope}）")
+SCOPE_TOO_MANY = message("scope.too-many", "more than {limit} addresses", "地址数超过 {limit} 个")
+NONE_ALLOWED = message("scope.none", "none", "无")
+REFUSAL_WHAT = message("scope.refusal-what", "{target} [{addresses}{more}]", "{target}［{addresses}{more}］")
+REFUSAL_MORE = message("scope.refusal-more", " (+{count} more)", "（另有 {count} 个）")
+REFUSAL_LINE = message("scope.refusal-line", "{what}: {reason}", "{what}：{reason}")
+REFUSED_TARGET = message("scope.refused-target", "refused {target}: {reason}", "已拒绝 {target}：{reason}")
+REFUSED_NOTHING_APPROVED = message("scope.refused-all", "refused (outside the notified scope, nothing approved): "
+                                   "{detail}", "已拒绝（超出通知范围，未批准任何目标）：{detail}")
+REFUSED_TOO_MANY = message("scope.refused-too-many", "refused {target}: more addresses than the limit {limit} in one "
+                           "request", "已拒绝 {target}：单次请求的地址数超过上限 {limit}")
+TARGET_TOO_LARGE = message("scope.target-too-large", "target {target} has {size} addresses, more than the limit "
+                           "{limit}", "目标 {target} 含 {size} 个地址，超过上限 {limit}")
+NEEDS_NOTICE = message(
+    "netscan.needs-notice",
+    "testing {targets} needs an advance notice (--notice FILE, Art. 25): without one, only loopback and the unit's "
+    "own networks ([netscan] own_networks in config.toml) may be tested",
+    "检测 {targets} 需要事先通知（--notice FILE，第二十五条）：没有通知时，只能检测本机回环地址和本单位自有网络"
+    "（config.toml 中的 [netscan] own_networks）。")
+
+# --- refusals under a notice (remote, netscan, inspect)
+IN_FILE = message("refusal.in-file", "{path}: {reason}", "{path}：{reason}")
+NOTICE_REFUSED = message("refusal.notice", "notice {id}: {reason}{more}", "通知 {id}：{reason}{more}")
+MORE_PROBLEMS = message("refusal.more-problems", " (and {count} more problem(s))", "（另有 {count} 个问题）")
+KIND_NOT_ALLOWED = message("refusal.kind-not-allowed", "notice {id} does not allow {kind!r} tests (allows: {kinds})",
+                           "通知 {id} 不允许“{kind}”检测（允许：{kinds}）")
+NOT_NOTIFIED_ENDPOINT = message("refusal.endpoint", "{endpoint} is not a notified SSH endpoint (notice names "
+                                "{allowed})", "{endpoint} 不是通知所列的 SSH 端点（通知列出：{allowed}）")
+JUMP_OUTSIDE = message("remote.jump-outside", "jump host {host} is outside the notice's scope; nothing was run",
+                       "跳板机 {host} 超出通知范围；未执行任何检测。")
+PARALLEL_AT_LEAST_ONE = message("remote.parallel", "--parallel must be at least 1", "--parallel 至少为 1。")
+HOST_KEY_REFUSED = message("remote.host-key", "host key {reason}: {detail}", "主机密钥{reason}：{detail}")
+HOST_KEY_REASON = {
+    "unknown": message("host-key-reason.unknown", "unknown", "未知（首次连接请核对指纹后使用 --accept-new-host-key）"),
+    "changed": message("host-key-reason.changed", "changed", "已变更"),
+}
+OUTSIDE_NOTICE = message("remote.outside-notice", "outside the notified scope", "超出通知范围")
+NOT_STARTED = message("remote.not-started", "not started: the notice window closed", "未开始：通知检测时段已结束")
+HOST_HEADING = message("remote.host-heading", "{target} ({address}): {status}", "{target}（{address}）：{status}")
+STOPPED_CONNECTING = message("remote.stopped-connecting", "stopped while connecting: {why}", "连接时已停止：{why}")
+STOPPED_PARTIAL = message("remote.stopped-partial", "stopped: {why}; results are partial", "已停止：{why}；结果不完整")
+WINDOW_CLOSED = message("remote.window-closed", "the notice window closed at {time}", "通知检测时段已于 {time} 结束")
+HOST_LIMIT = message("remote.host-limit", "the per-host limit of {limit} passed", "已超过单台主机 {limit} 的时限")
+TOO_FEW_INSPECTORS = message("inspect.too-few", "an on-site inspection needs at least {min} inspectors with distinct "
+                             "identification (Art. 25 ¶1); got {got} (give --inspector NAME:ID for each)",
+                             "现场检查需要至少 {min} 名证件各不相同的检查人员（第二十五条第一款）；实际为 {got} 名"
+                             "（请为每人给出 --inspector 姓名:证件号）。")

@@ -28,7 +28,7 @@ from baselines import ed25519
 from baselines.canonical_json import canonical_json
 from baselines.model import Text
 from probes.endpoint import EndpointError, parse_endpoint
-from probes.i18n import Duration, Joined, LocalTime, Message
+from probes.i18n import Duration, Joined, Localized, LocalTime, Message
 from probes.test_kinds import TEST_KINDS as TEST_KINDS
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ ACK_DIR = "notices"
 class NoticeError(UserError):
     """A notice that cannot be used; ``code`` names the reason (for the record and tests)."""
 
-    def __init__(self, code: str, message: str | Message) -> None:
+    def __init__(self, code: str, message: str | Localized) -> None:
         super().__init__(message)
         self.code = code
 

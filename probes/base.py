@@ -59,7 +59,7 @@ class Probe(Generic[RowT]):
 
     id: ClassVar[str]
     title: ClassVar[str]
-    title_zh: ClassVar[str]
+    title_zh: ClassVar[str] = ""  # every registered probe has one (tests/test_zh.py)
     kind: ClassVar[str] = "host"  # host | network | remote
     requires: ClassVar[Requirements] = Requirements()
     timeout: ClassVar[float] = 20.0

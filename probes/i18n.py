@@ -90,6 +90,9 @@ class Message:
     def __str__(self) -> str:  # logs, exceptions and machine output read English
         return self.en
 
+    def __hash__(self) -> int:  # equal messages group together (e.g. refusals by reason)
+        return hash((self.template.id, tuple(sorted((k, repr(v)) for k, v in self.params.items()))))
+
 
 CATALOGUE: dict[str, Template] = {}
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from agent import messages as msg
 from agent.errors import UserError
 from agent.record import Entry
 from agent.runner import ProbeRun, run_probes
@@ -42,7 +43,7 @@ from baselines.profile import Profile
 from probes import messages as probe_msg
 from probes.base import GatherContext, Probe
 from probes.errors import ProbeFailedAfterSend, ProbeInputError, SentTraffic
-from probes.i18n import Message
+from probes.i18n import Joined, Message
 from probes.network.ports import PortSet
 from probes.observation import Observation, Row
 from probes.transport import LocalTransport, Transport
@@ -203,7 +204,7 @@ def authorise(ctx: AgentContext, opts: NetScanOptions, notice: Path | None) -> t
             auths = [enforce.authorize(notice, settings_from(ctx.config), kind=kind, recorder=ctx.recorder,
                                        targets=opts.targets) for kind in opts.kinds()]
         except NoticeError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(exc.localized) from None
         notice_id = auths[0].notice_id
         opts.scope = auths[0].scope
         return ScopeGuard(opts.scope, on_refusal=on_refusal, deadline=auths[0].deadline), notice_id
@@ -216,11 +217,9 @@ def require_own_networks(ctx: AgentContext, opts: NetScanOptions) -> None:
     own = ctx.config.netscan.own_networks
     foreign = [e for e in opts.scope.entries() if not _within(e, own)]
     if foreign:
-        message = (f"testing {', '.join(foreign)} needs an advance notice (--notice FILE, Art. 25): without one, "
-                   "only loopback and the unit's own networks ([netscan] own_networks in config.toml) may be "
-                   "tested")
+        message = msg.NEEDS_NOTICE(targets=Joined(foreign))
         ctx.recorder.write(RefusalContent(tests=opts.kinds(), summary=RefusalSummary(
-            code="no-notice", message=message, targets=list(opts.targets))))
+            code="no-notice", message=message.en, targets=list(opts.targets))))
         raise UserError(message)
 
 
