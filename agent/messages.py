@@ -79,7 +79,7 @@ NOTICE_EXPIRED = message("notice.expired", "notice expired: its window ended {ti
                          "通知已过期：检测时段已于 {time} 结束。")
 NOTICE_NO_UNIT = message("notice.no-unit", "this agent's unit is not configured (set [notice] unit in the config or "
                          "pass --unit), so no notice can be matched to it",
-                         "未配置本单位名称（在配置文件中设置 [notice] unit 或使用 --unit），无法核对通知对象。")
+                         "未配置本单位名称（在配置文件中设置 `[notice] unit` 或使用 --unit），无法核对通知对象。")
 NOTICE_WRONG_SUBJECT = message("notice.wrong-subject", "notice is addressed to {subject!r}, not to this unit "
                                "({unit!r})", "通知对象为“{subject}”，不是本单位（{unit}）。")
 NOTICE_NOT_ACKNOWLEDGED = message("notice.not-acknowledged", "notice {id} has not been acknowledged by the subject; "
@@ -335,7 +335,7 @@ NEEDS_NOTICE = message(
     "testing {targets} needs an advance notice (--notice FILE, Art. 25): without one, only loopback and the unit's "
     "own networks ([netscan] own_networks in config.toml) may be tested",
     "检测 {targets} 需要事先通知（--notice FILE，第二十五条）：没有通知时，只能检测本机回环地址和本单位自有网络"
-    "（config.toml 中的 [netscan] own_networks）。")
+    "（config.toml 中的 `[netscan] own_networks`）。")
 
 # --- refusals under a notice (remote, netscan, inspect)
 IN_FILE = message("refusal.in-file", "{path}: {reason}", "{path}：{reason}")
@@ -364,3 +364,4 @@ TOO_FEW_INSPECTORS = message("inspect.too-few", "an on-site inspection needs at 
                              "identification (Art. 25 ¶1); got {got} (give --inspector NAME:ID for each)",
                              "现场检查需要至少 {min} 名证件各不相同的检查人员（第二十五条第一款）；实际为 {got} 名"
                              "（请为每人给出 --inspector 姓名:证件号）。")
+ROOT_NOT_DIR = message("cli.root-not-dir", "--root {path}: not a directory", "--root {path}：不是目录")

@@ -23,8 +23,8 @@ CRONTABS_NOT_INSPECTED = message("probe.crontabs-not-inspected", "its crontabs a
                                  "其中的定时任务未检查")
 OWNERSHIP_UNKNOWN = message("probe.ownership-unknown", "package ownership unknown", "文件所属软件包未知")
 CONTENT_NOT_INSPECTED = message("probe.content-not-inspected", "content not inspected", "未检查其内容")
-INCLUDE_INCOMPLETE = message("probe.include-incomplete", "Include {pattern} may be incomplete",
-                             "Include {pattern} 的内容可能不完整")
+INCLUDE_INCOMPLETE = message("probe.include-incomplete", "`Include {pattern}` may be incomplete",
+                             "`Include {pattern}` 的内容可能不完整")
 
 PROCESSES_NOT_READABLE = message("probe.processes-not-readable",
                                  "{count} processes not readable: socket owners unknown for them",
