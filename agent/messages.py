@@ -258,7 +258,7 @@ RECORD_KIND = {
     "host-key": message("record-kind.host-key", "host-key", "主机密钥登记"),
 }
 RECORD_HEAD = [
-    message("record-head.seq", "seq", "序号"), message("record-head.time", "time", "时间"),
+    message("record-head.seq", "seq", "序号"), message("record-head.time", "time ({zone})", "时间（{zone}）"),
     message("record-head.kind", "kind", "类型"), message("record-head.actor", "actor", "执行人"),
     message("record-head.notice", "notice", "通知"), message("record-head.inspectors", "inspectors", "检查人员"),
     message("record-head.tests", "tests", "检测项目"), message("record-head.summary", "summary", "摘要"),

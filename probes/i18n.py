@@ -159,17 +159,24 @@ class LocalTime:
     zone: dt.tzinfo | None = None  # None: the host's local time zone
 
     def get(self, lang: str) -> str:
+        stamp, zone = self.stamp(), self.zone_name(lang)
+        return f"{zone} {stamp}" if lang == "zh-CN" else f"{stamp} {zone}"
+
+    def _local(self) -> dt.datetime:
         value = self.value if self.value.tzinfo else self.value.replace(tzinfo=dt.UTC)
-        local = value.astimezone(self.zone) if self.zone else value.astimezone()
-        offset = local.utcoffset() or dt.timedelta(0)
+        return value.astimezone(self.zone) if self.zone else value.astimezone()
+
+    def stamp(self) -> str:
+        """The local date and time without the zone (for a table column whose header names the zone)."""
+        return self._local().strftime("%Y-%m-%d %H:%M:%S")
+
+    def zone_name(self, lang: str) -> str:
+        """北京时间 for +08:00 in Chinese, else the offset (UTC+09:00)."""
+        offset = self._local().utcoffset() or dt.timedelta(0)
         minutes = int(offset.total_seconds() // 60)
         sign = "+" if minutes >= 0 else "-"
         utc = f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-        stamp = local.strftime("%Y-%m-%d %H:%M:%S")
-        if lang == "zh-CN":
-            name = _ZONE_NAMES_ZH.get(offset)
-            return f"{name or utc} {stamp}"
-        return f"{stamp} {utc}"
+        return (_ZONE_NAMES_ZH.get(offset) or utc) if lang == "zh-CN" else utc
 
     @classmethod
     def from_iso(cls, text: str) -> LocalTime | str:

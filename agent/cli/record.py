@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -121,14 +122,17 @@ def _show(args: argparse.Namespace) -> int:
 
     lang = args.lang
     table = Table(title=msg.RECORD_TITLE().get(lang), show_lines=True, expand=True)
-    # seq, time, kind, actor, notice, inspectors, tests, summary: the summary gets the room
-    for name, ratio in zip(msg.RECORD_HEAD, (None, None, None, None, 1, 1, 2, 4), strict=True):
-        table.add_column(name.text(lang), overflow="fold", ratio=ratio, no_wrap=ratio is None)
+    # seq, time, kind, actor, notice, inspectors, tests, summary: the summary gets the room; the time column is
+    # in the host's zone, named once in its header
+    zone = LocalTime(dt.datetime.now(dt.UTC)).zone_name(lang)
+    for i, name in enumerate(msg.RECORD_HEAD):
+        table.add_column(name(zone=zone).get(lang), overflow="fold", no_wrap=i < 5,
+                         ratio={5: 1, 6: 2, 7: 4}.get(i), min_width=16 if i == 6 else None)
     for e in entries:
         kind = msg.RECORD_KIND.get(e.kind)
         text = summary(e)
         when = LocalTime.from_iso(e.time)
-        table.add_row(str(e.seq), when if isinstance(when, str) else when.get(lang),
+        table.add_row(str(e.seq), when if isinstance(when, str) else when.stamp(),
                       kind().get(lang) if kind else e.kind, e.actor, e.notice_id or "-",
                       WrappedText(Joined([f"{i.name} ({i.id})" for i in e.inspectors], ", ", "，").get(lang) or "-"),
                       WrappedText(Joined(list(e.tests), ", ", "、").get(lang) or "-"),
