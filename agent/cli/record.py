@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from agent import messages as msg
@@ -88,7 +89,7 @@ def summary(entry: record.Entry) -> Localized | str:
         if s.get("targets"):
             parts.append(msg.SUMMARY_TARGETS(targets=[str(t) for t in s["targets"]]))
     elif kind == "notice" and s.get("verdict") == "valid":
-        parts.append(msg.SUMMARY_VALID(file=str(s.get("file", ""))))
+        parts.append(msg.SUMMARY_VALID(file=Path(str(s.get("file", ""))).name))  # the path is in --json
     elif kind == "acknowledgement" and "acknowledged_at" in s:
         parts.append(msg.SUMMARY_ACKNOWLEDGED(time=LocalTime.from_iso(str(s["acknowledged_at"]))))
     elif kind in ("baseline-capture", "baseline-accept") and "version" in s:
