@@ -365,3 +365,23 @@ TOO_FEW_INSPECTORS = message("inspect.too-few", "an on-site inspection needs at 
                              "现场检查需要至少 {min} 名证件各不相同的检查人员（第二十五条第一款）；实际为 {got} 名"
                              "（请为每人给出 --inspector 姓名:证件号）。")
 ROOT_NOT_DIR = message("cli.root-not-dir", "--root {path}: not a directory", "--root {path}：不是目录")
+CANNOT_RESOLVE = message("scope.cannot-resolve", "cannot resolve host name {name!r}: {detail}", "无法解析主机名 {name}")
+NO_ADDRESS = message("scope.no-address", "host name {name!r} has no IPv4/IPv6 address",
+                     "主机名 {name} 没有 IPv4/IPv6 地址")
+BAD_NETWORK = message("scope.bad-network", "bad network {text!r}: {detail}", "网络 {text} 无效")
+BAD_RANGE = message("scope.bad-range", "bad address range {text!r}: {detail}", "地址范围 {text} 无效")
+BAD_RANGE_ORDER = message("scope.bad-range-order", "bad address range {text!r}: start after end or mixed IPv4/IPv6",
+                          "地址范围 {text} 无效：起始地址大于结束地址，或混用 IPv4 与 IPv6")
+BAD_ADDRESS = message("scope.bad-address", "bad IP address {text!r}", "IP 地址 {text} 无效")
+BAD_TARGET = message("scope.bad-target", "bad target {text!r}: not an address, network, range or host name",
+                     "目标 {text} 无效：既不是地址、网络、地址范围，也不是主机名")
+EMPTY_SCOPE = message("scope.empty", "empty scope: name at least one network, address or host",
+                      "范围为空：请至少给出一个网络、地址或主机")
+DENY_HOSTNAME = message("scope.deny-hostname", "deny entry {entry!r}: give addresses or networks, not host names",
+                        "禁止列表条目 {entry}：请给出地址或网络，而非主机名")
+SCOPE_TOO_LARGE = message("scope.too-large", "scope too large: {size} addresses, the limit is {limit}",
+                          "范围过大：共 {size} 个地址，上限为 {limit} 个")
+NO_TARGETS = message("scope.no-targets", "no targets given", "未给出目标")
+INTERRUPTED = message("cli.interrupted", "precaution: interrupted", "precaution：已中断")
+INTERNAL_ERROR = message("cli.internal-error", "precaution: internal error: {error} (run with --debug for details)",
+                         "precaution：内部错误：{error}（使用 --debug 查看详情）")

@@ -81,7 +81,7 @@ def resolve_hostname(name: str) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UserError(f"cannot resolve host name {name!r}: {exc}") from None
+        raise UserError(msg.CANNOT_RESOLVE(name=name, detail=exc)) from None
     out: list[IPAddress] = []
     for family, _t, _p, _c, sockaddr in infos:
         if family in (socket.AF_INET, socket.AF_INET6):
@@ -89,7 +89,7 @@ def resolve_hostname(name: str) -> list[IPAddress]:
             if ip not in out:
                 out.append(ip)
     if not out:
-        raise UserError(f"host name {name!r} has no IPv4/IPv6 address")
+        raise UserError(msg.NO_ADDRESS(name=name))
     return out
 
 
@@ -100,7 +100,7 @@ def _parse_networks(text: str) -> list[Network] | None:
         try:
             return [ipaddress.ip_network(item, strict=True)]
         except ValueError as exc:
-            raise UserError(f"bad network {text!r}: {exc}") from None
+            raise UserError(msg.BAD_NETWORK(text=text, detail=exc)) from None
     short = _SHORT_RANGE.match(item)
     if short:
         item = f"{short.group(1)}{short.group(2)}-{short.group(1)}{short.group(3)}"
@@ -109,15 +109,15 @@ def _parse_networks(text: str) -> list[Network] | None:
         try:
             lo, hi = ipaddress.ip_address(lo_s.strip()), ipaddress.ip_address(hi_s.strip())
         except ValueError as exc:
-            raise UserError(f"bad address range {text!r}: {exc}") from None
+            raise UserError(msg.BAD_RANGE(text=text, detail=exc)) from None
         if lo.version != hi.version or int(lo) > int(hi):
-            raise UserError(f"bad address range {text!r}: start after end or mixed IPv4/IPv6")
+            raise UserError(msg.BAD_RANGE_ORDER(text=text))
         return list(ipaddress.summarize_address_range(lo, hi))
     try:
         ip = ipaddress.ip_address(item.split("%", 1)[0])
     except ValueError:
         if re.match(r"^[\d.]+$", item) or ":" in item:
-            raise UserError(f"bad IP address {text!r}") from None
+            raise UserError(msg.BAD_ADDRESS(text=text)) from None
         return None
     return [ipaddress.ip_network(ip)]
 
@@ -125,7 +125,7 @@ def _parse_networks(text: str) -> list[Network] | None:
 def _check_hostname(text: str) -> str:
     name = text.strip()
     if not _HOSTNAME.match(name) or name.rstrip(".").rsplit(".", 1)[-1].isdigit():
-        raise UserError(f"bad target {text!r}: not an address, network, range or host name")
+        raise UserError(msg.BAD_TARGET(text=text))
     return name
 
 
@@ -186,16 +186,16 @@ class Scope:
             else:
                 networks.extend(nets)
         if not networks and not hosts:
-            raise UserError("empty scope: name at least one network, address or host")
+            raise UserError(msg.EMPTY_SCOPE())
         deny_nets: list[Network] = []
         for entry in _split(deny):
             nets = _parse_networks(entry)
             if nets is None:
-                raise UserError(f"deny entry {entry!r}: give addresses or networks, not host names")
+                raise UserError(msg.DENY_HOSTNAME(entry=entry))
             deny_nets.extend(nets)
         size = _size(networks)
         if size > max_addresses:
-            raise UserError(f"scope too large: {size} addresses, the limit is {max_addresses}")
+            raise UserError(msg.SCOPE_TOO_LARGE(size=size, limit=max_addresses))
         try:
             port_set = PortSet.parse(ports) if isinstance(ports, str) else ports
         except ProbeInputError as exc:  # the agent's own input, so the agent's error (notices catch it)
@@ -265,7 +265,7 @@ class ScopeGuard:
             raise UserError(f"unknown test kind {kind!r}; known: {', '.join(KINDS)}")
         items = _split(targets)
         if not items:
-            raise UserError("no targets given")
+            raise UserError(msg.NO_TARGETS())
         joined = ", ".join(items)
         if self.deadline is not None and dt.datetime.now(dt.UTC) >= self.deadline:
             why = msg.SCOPE_WINDOW_CLOSED(time=LocalTime(self.deadline))

@@ -11,6 +11,7 @@ from types import ModuleType
 
 from agent import __version__
 from agent.errors import UserError
+from probes.i18n import Localized
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -85,13 +86,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(error_line(exc, getattr(args, "lang", "en")) + "\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        sys.stderr.write("precaution: interrupted\n")
+        from agent import messages as msg
+
+        sys.stderr.write(_in(msg.INTERRUPTED(), getattr(args, "lang", "en")) + "\n")
         return 130
     except Exception as exc:  # the last line of defence: no traceback reaches a user unless --debug
         if args.debug:
             raise
-        sys.stderr.write(f"precaution: internal error: {type(exc).__name__}: {exc} (run with --debug for details)\n")
+        from agent import messages as msg
+
+        line = msg.INTERNAL_ERROR(error=f"{type(exc).__name__}: {exc}")
+        sys.stderr.write(_in(line, getattr(args, "lang", "en")) + "\n")
         return EXIT_ERROR
+
+
+def _in(text: Localized, lang: str) -> str:
+    return f"{text.get('en')}\n{text.get('zh-CN')}" if lang == "both" else text.get(lang)
 
 
 def error_line(exc: Exception, lang: str) -> str:
