@@ -96,9 +96,10 @@ class AgentConfig(_Closed):
 def _probe_options_model() -> type[BaseModel]:
     """One closed table per host probe: its own options model, or no keys at all for probes without options."""
     from probes.host.files import FilesOptions
+    from probes.host.processes import ProcessesOptions
     from probes.registry import all_probes
 
-    options: dict[str, type[BaseModel]] = {"files": FilesOptions}
+    options: dict[str, type[BaseModel]] = {"files": FilesOptions, "processes": ProcessesOptions}
     empty = create_model("NoOptions", __config__=ConfigDict(extra="forbid"))
     fields: dict[str, Any] = {c.id: (options.get(c.id, empty) | None, None) for c in all_probes() if c.kind == "host"}
     return create_model("ProbesConfig", __config__=ConfigDict(extra="forbid"), **fields)

@@ -139,17 +139,23 @@ class Diff:
 
 
 def index(observations: Iterable[Observation]) -> dict[ObsKey, AttrMap]:
-    """(probe, subject) -> attributes; a later duplicate subject replaces an earlier one."""
+    """(probe, subject) -> attributes of the observations a baseline keeps (``in_baseline``); a later duplicate
+    subject replaces an earlier one."""
     with no_gc():
-        return {(o.probe, o.subject): o.attrs for o in observations}
+        return {(o.probe, o.subject): o.attrs for o in filter(_in_baseline, observations)}
 
 
 def volatile_of(observations: Iterable[Observation]) -> dict[str, frozenset[str]]:
-    """Volatile attribute names per probe. VOLATILE is a class attribute of the probe's row, the same for every
-    observation of a probe, so the last one seen stands for all (a comprehension: one pass at C speed)."""
+    """Volatile attribute names per probe (of the observations a baseline keeps). VOLATILE is a class attribute
+    of a row type, so a probe has one set per row type: the distinct (probe, set) pairs are collected in one
+    pass at C speed and united."""
     with no_gc():
-        found = {o.probe: o.volatile for o in observations}
-    return {p: v for p, v in found.items() if v}
+        pairs = {(o.probe, o.volatile) for o in filter(_in_baseline, observations)}
+    out: dict[str, frozenset[str]] = {}
+    for probe, names in pairs:
+        if names:
+            out[probe] = out.get(probe, frozenset()) | names
+    return out
 
 
 def diff(
@@ -221,11 +227,12 @@ ProbeRows = tuple[list[str], list[AttrMap]]  # subjects and their attributes
 
 
 def group_by_probe(observations: Iterable[Observation]) -> dict[str, ProbeRows]:
-    """probe -> (subjects, attributes), in order, duplicates kept (the diff keeps the later one, as ``index``
-    does). Observations come probe by probe, so groupby finds long runs and the per-run work is C-level."""
+    """probe -> (subjects, attributes) of the observations a baseline keeps, in order, duplicates kept (the
+    diff keeps the later one, as ``index`` does). Observations come probe by probe, so groupby finds long runs
+    and the per-run work is C-level."""
     out: dict[str, ProbeRows] = {}
     with no_gc():
-        for probe, run in groupby(observations, _probe_of):
+        for probe, run in groupby(filter(_in_baseline, observations), _probe_of):
             rows = list(run)
             subjects, attrs = out.setdefault(probe, ([], []))
             subjects.extend(map(_subject_of, rows))
@@ -240,6 +247,7 @@ def _unique(rows: ProbeRows) -> ProbeRows:
 
 
 _probe_of = attrgetter("probe")
+_in_baseline = attrgetter("in_baseline")
 _subject_of = attrgetter("subject")
 _attrs_of = attrgetter("attrs")
 
@@ -361,7 +369,7 @@ def _attr_changes(old: AttrMap, new: AttrMap, volatile: frozenset[str]) -> tuple
 
 def _ignored_whole(rules: Sequence[IgnoreRule], change: str, key: ObsKey, attrs: AttrMap) -> str | None:
     for rule in rules:
-        if rule.attributes is None and rule.covers(change, key[0], key[1], attrs):
+        if rule.attributes is None and rule.attrs_only is None and rule.covers(change, key[0], key[1], attrs):
             return rule.reason
     return None
 
@@ -370,6 +378,11 @@ def _drop_ignored(rules: Sequence[IgnoreRule], key: ObsKey, new: AttrMap, change
                   ignored: Counter[str]) -> tuple[AttrChange, ...]:
     for rule in rules:
         if not rule.covers("changed", key[0], key[1], new):
+            continue
+        if rule.attrs_only is not None:  # the item as a whole, only when nothing outside these changed
+            if all(c.name in rule.attrs_only for c in changes):
+                ignored[rule.reason] += 1
+                return ()
             continue
         if rule.attributes is None:
             ignored[rule.reason] += 1

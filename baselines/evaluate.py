@@ -24,7 +24,8 @@ class Evaluation:
 def evaluate(profile: Profile, observations: Iterable[Observation], host: str, ran_probes: set[str]) -> Evaluation:
     by_probe: dict[str, list[Observation]] = defaultdict(list)
     for obs in observations:
-        by_probe[obs.probe].append(obs)
+        if obs.in_rules:  # rows kept only for baselines (process identities) are not judged a second time
+            by_probe[obs.probe].append(obs)
     findings: list[Finding] = []
     unevaluated: list[str] = []
     evaluated = 0

@@ -87,6 +87,7 @@ class DriftRuleSpec(_Strict):
     change: list[Change] | None = None  # None: any change
     subject: str | None = None  # glob over the subject
     attrs_any: list[str] | None = None  # changed items only: at least one of these attributes changed
+    attrs_only: list[str] | None = Field(default=None, min_length=1)  # changed items only: nothing else changed
     where: dict[str, Any] | None = None  # over the new observation (the old one for removed items)
     where_old: dict[str, Any] | None = None  # changed items only: over the old observation
     group_by: str | None = None  # one finding per value of this attribute (e.g. package)
@@ -116,6 +117,7 @@ class IgnoreSpec(_Strict):
     change: list[Change] | None = None
     where: dict[str, Any] | None = None  # over the new observation (the old one for removed items)
     attributes: list[str] | None = Field(default=None, min_length=1)  # changed items: ignore only these
+    attrs_only: list[str] | None = Field(default=None, min_length=1)  # changed items where nothing else changed
     reason: str = Field(min_length=3)
 
     @field_validator("change", mode="before")
@@ -192,6 +194,7 @@ class DriftRule:
     rationale: Text
     remediation: Remediation
     references: tuple[str, ...]
+    attrs_only: frozenset[str] = frozenset()  # non-empty: changed items whose changes are all among these
 
     def matches(self, change: str, probe: str, subject: str, old: Observation | None, new: Observation | None,
                 changed_attrs: frozenset[str] = frozenset()) -> bool:
@@ -202,6 +205,8 @@ class DriftRule:
         if self.subject is not None and not fnmatch.fnmatchcase(subject, self.subject):
             return False
         if self.attrs_any and not (change == "changed" and self.attrs_any & changed_attrs):
+            return False
+        if self.attrs_only and not (change == "changed" and changed_attrs and changed_attrs <= self.attrs_only):
             return False
         if self.where is not None:
             target = old if change == "removed" else new
@@ -219,6 +224,7 @@ class IgnoreRule:
     attributes: frozenset[str] | None  # None: the whole item
     reason: str
     where: Predicate | None = None
+    attrs_only: frozenset[str] | None = None  # a changed item whose changes are all among these, whole
 
     def covers(self, change: str, probe: str, subject: str, attrs: Mapping[str, AttrValue] | None = None) -> bool:
         """``attrs``: the new observation's attributes (the old one's for removed items)."""
@@ -343,6 +349,7 @@ def _compile_drift(spec: DriftRuleSpec) -> DriftRule:
         rationale=rationale,
         remediation=Remediation(rem.action, Text(rem.en, rem.zh), rem.command),
         references=tuple(spec.references),
+        attrs_only=frozenset(spec.attrs_only or ()),
     )
 
 
@@ -355,6 +362,7 @@ def _compile_ignore(spec: IgnoreSpec) -> IgnoreRule:
         attributes=frozenset(spec.attributes) if spec.attributes else None,
         reason=spec.reason,
         where=compile_condition(spec.where, ("where",)) if spec.where else None,
+        attrs_only=frozenset(spec.attrs_only) if spec.attrs_only else None,
     )
 
 

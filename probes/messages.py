@@ -66,3 +66,5 @@ CAPTURE_CUT_SHORT = message("probe.capture-cut-short", "packet limit reached: ca
                             "已达到报文数量上限：抓包提前结束")
 NO_BINARIES = message("probe.no-binaries", "none of {names} installed: results limited to what can be read without "
                       "them", "{names} 均未安装：结果仅限不借助这些程序可读取的内容")
+HIDEPID = message("probe.hidepid", "/proc hides other users' processes (hidepid): time daemon unknown",
+                  "/proc 隐藏了其他用户的进程（`hidepid`）：时间同步守护进程未知")

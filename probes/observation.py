@@ -20,6 +20,11 @@ class Row:
 
     KEY: ClassVar[tuple[str, ...]] = ()
     VOLATILE: ClassVar[frozenset[str]] = frozenset()
+    # What the row is for. Some facts are judged by profile rules but are not state to keep in a baseline
+    # (one running process with its pid and command line), others are the stable state that baselines compare
+    # but no rule should judge twice (the identity of a long-lived process): see probes/host/processes.py.
+    IN_RULES: ClassVar[bool] = True
+    IN_BASELINE: ClassVar[bool] = True
 
     def subject(self) -> str:
         values = [_fmt(getattr(self, name)) for name in self.KEY]
@@ -45,10 +50,13 @@ class Observation:
     subject: str
     attrs: Mapping[str, AttrValue] = field(default_factory=dict)
     volatile: frozenset[str] = frozenset()
+    in_rules: bool = True  # profile rules judge it
+    in_baseline: bool = True  # baselines keep and compare it
 
     @classmethod
     def from_row(cls, probe: str, row: Row) -> Observation:
-        return cls(probe=probe, subject=row.subject(), attrs=row.attrs(), volatile=row.VOLATILE)
+        return cls(probe=probe, subject=row.subject(), attrs=row.attrs(), volatile=row.VOLATILE,
+                   in_rules=row.IN_RULES, in_baseline=row.IN_BASELINE)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -86,6 +86,20 @@ def read_socket_owners(ctx: GatherContext) -> dict[str, dict[str, str | int]]:
     Batched (one listing of every fd directory, one readlink of every fd, one read of the owners' comm and
     exe): over SSH this is a handful of round trips instead of one per file descriptor."""
     owners: dict[str, dict[str, str | int]] = {}
+    socket_inodes = read_socket_inodes(ctx)
+    briefs = read_process_briefs(ctx, list(socket_inodes))
+    for pid, inodes in socket_inodes.items():
+        info = briefs[pid]
+        if info is None:
+            continue
+        for inode in inodes:
+            owners.setdefault(inode, info)
+    return owners
+
+
+def read_socket_inodes(ctx: GatherContext) -> dict[str, list[str]]:
+    """pid -> inodes of the sockets it holds open (every process of a pre-forked server holds the listening
+    socket). Processes we may not look into are noted as a limitation."""
     t = ctx.transport
     denied = 0
     pids = list_pids(ctx)
@@ -111,16 +125,9 @@ def read_socket_owners(ctx: GatherContext) -> dict[str, dict[str, str | int]]:
                 inodes.append(target[8:-1])
         if inodes:
             socket_inodes[pid] = inodes
-    briefs = read_process_briefs(ctx, list(socket_inodes))
-    for pid, inodes in socket_inodes.items():
-        info = briefs[pid]
-        if info is None:
-            continue
-        for inode in inodes:
-            owners.setdefault(inode, info)
     if denied:
         ctx.limited(msg.PROCESSES_NOT_READABLE(count=denied))
-    return owners
+    return socket_inodes
 
 
 def read_process_briefs(ctx: GatherContext, pids: list[str]) -> dict[str, dict[str, str | int] | None]:

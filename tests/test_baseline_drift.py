@@ -84,17 +84,77 @@ def test_file_integrity_rules():
     assert one([fim("/usr/bin/ls")], [fim("/usr/bin/ls", sha256="c" * 64, package_match=False)]).severity \
         is Severity.CRITICAL
     assert one([fim("/sbin/x", package=None, package_match=None)],
-               [fim("/sbin/x", package=None, package_match=None, ctime_ns=9)]).severity is Severity.CRITICAL
+               [fim("/sbin/x", package=None, package_match=None, ctime_ns=9, sha256="e" * 64)]).severity \
+        is Severity.CRITICAL
     # new setuid file; setuid bit set on an existing one
     assert one([], [fim("/tmp/sh", setuid=True, package=None, package_match=None)]).severity is Severity.CRITICAL
     assert one([fim("/usr/bin/vim")], [fim("/usr/bin/vim", setuid=True)]).rule_id == "PC-DRIFT-FIM-008"
     # a sudo update keeps setuid: a package update, not a new setuid program
-    assert one([fim("/usr/bin/sudo", setuid=True)], [fim("/usr/bin/sudo", setuid=True, sha256="d" * 64)]).severity \
-        is Severity.LOW
+    assert one([fim("/usr/bin/sudo", setuid=True)],
+               [fim("/usr/bin/sudo", setuid=True, sha256="d" * 64, package_version="9.2")]).severity is Severity.LOW
     # mode or owner change: high
     f = one([fim("/etc/shadow", package=None, package_match=None)],
             [fim("/etc/shadow", package=None, package_match=None, mode=0o644)])
     assert f.severity is Severity.HIGH and "mode: 493 -> 420" in f.remediation.steps.en
+
+
+ACCOUNT_FILES = ("/etc/passwd", "/etc/passwd-", "/etc/shadow", "/etc/shadow-", "/etc/group", "/etc/group-",
+                 "/etc/gshadow", "/etc/gshadow-", "/etc/subuid", "/etc/subuid-", "/etc/subgid", "/etc/subgid-")
+
+
+def test_rewrite_with_identical_content_is_no_finding():
+    """useradd + userdel rewrite the account files: same content, mode, owner and type, new inode and times.
+    That is no drift finding; the diff counts the items under their reason, so they stay visible."""
+    def acct(path, **kw):
+        return fim(path, **{"package": None, "package_version": None, "package_match": None, "mode": 0o640, **kw})
+    old = [acct(p) for p in ACCOUNT_FILES]
+    new = [acct(p, inode=77, mtime_ns=2, ctime_ns=2) for p in ACCOUNT_FILES]
+    result = diff(old, new, PROFILE.ignore)
+    assert result.empty
+    (reason,) = result.ignored
+    assert reason.startswith("rewritten, content unchanged") and result.ignored[reason] == 12
+    assert judge(old, new) == []
+    # a system binary put back with its own content is no tampering either
+    assert judge([fim("/usr/bin/ls", package_match=None)], [fim("/usr/bin/ls", package_match=None, inode=9)]) == []
+    # anything beyond inode and times keeps its rule, and the item keeps every changed attribute
+    f = one([acct("/etc/passwd")], [acct("/etc/passwd", inode=9, sha256="f" * 64, size=11)])
+    assert f.severity is Severity.MEDIUM and {c["name"] for c in f.evidence["changes"]} == {"inode", "sha256", "size"}
+    assert one([acct("/etc/shadow")], [acct("/etc/shadow", inode=9, mode=0o644)]).severity is Severity.HIGH
+    assert one([acct("/etc/group")], [acct("/etc/group", inode=9, uid=1000)]).severity is Severity.HIGH
+    assert one([acct("/etc/group")], [acct("/etc/group", inode=9, type="symlink", target="/tmp/g")]).severity \
+        is Severity.MEDIUM
+    assert one([fim("/usr/bin/ls", package_match=None)],
+               [fim("/usr/bin/ls", package_match=None, inode=9, sha256="0" * 64)]).severity is Severity.CRITICAL
+
+
+def test_restored_to_packaged_content_is_not_called_an_update():
+    old = [fim("/etc/ssh/ssh_config", package="openssh-client", sha256="1" * 64, package_match=False, conffile=True)]
+    new = [fim("/etc/ssh/ssh_config", package="openssh-client", package_match=True, conffile=True)]
+    f = one(old, new)
+    assert (f.severity, f.rule_id, f.subject) == (Severity.LOW, "PC-DRIFT-FIM-009", "package=openssh-client")
+    assert "restored to the packaged content" in f.title.en and "updated" not in f.title.en
+    assert "恢复为软件包原始内容" in f.title.zh and "已更新" not in f.title.zh
+    upgraded = [fim("/etc/ssh/ssh_config", package="openssh-client", sha256="2" * 64, package_version="9.3",
+                    conffile=True)]
+    assert one(new, upgraded).title.en.startswith("Package openssh-client updated")
+
+
+def proc_identity(exe, comm, uid=0, unit="", role="", pid=100, count=1):
+    attrs = {"exe": exe, "comm": comm, "uid": uid, "unit": unit, "role": role, "pid": pid, "count": count}
+    return Observation("processes", f"{exe}|{comm}|{uid}|{unit}|{role}", attrs, frozenset({"pid", "count"}))
+
+
+def test_long_lived_process_identities():
+    base = [proc_identity("/usr/sbin/sshd", "sshd", unit="ssh.service", role="listener")]
+    # restarted or more workers: the same identity, not drift
+    assert judge(base, [proc_identity("/usr/sbin/sshd", "sshd", unit="ssh.service", role="listener", pid=9,
+                                      count=4)]) == []
+    f = one(base, [*base, proc_identity("/opt/x/agent", "agent", uid=1000)])
+    assert (f.severity, f.rule_id) == (Severity.MEDIUM, "PC-DRIFT-PROC-001")
+    assert f.title.en == "New long-lived process agent (/opt/x/agent, uid 1000)"
+    assert f.title.zh == "新增长期运行进程 agent（/opt/x/agent，uid 1000）"
+    gone = one(base, [])
+    assert (gone.severity, gone.rule_id) == (Severity.LOW, "PC-DRIFT-PROC-002")
 
 
 def test_network_and_package_rules():

@@ -260,3 +260,14 @@ def test_full_flag_reaches_the_file_integrity_probe(tmp_path: Path):
         [probe] = select_probes(["files"], settings=settings)
         assert probe.options.full is full and list(probe.options.paths) == [str(tmp_path)]  # type: ignore[attr-defined]
     assert configured == {"files": {"paths": [str(tmp_path)]}}  # the config itself is left alone
+
+
+def test_firewall_state_unknown_under_root_dir_is_a_limitation_not_high(clean_root: Path):
+    """`--root DIR` runs no command, so neither nft nor iptables-save can read the ruleset: the report says the
+    state is unknown and PC-FW-001 "No inbound firewall filtering" does not fire."""
+    proc = run("scan", "--root", str(clean_root), "--probe", "firewall", "--json", "--no-baseline")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert [f["rule_id"] for f in report["findings"]] == []
+    (fw,) = [p for p in report["probes"] if p["id"] == "firewall"]
+    assert fw["status"] == "limited" and "firewall state unknown" in " ".join(fw["limitations"])

@@ -66,6 +66,7 @@ EXPECTED: dict[tuple[str, str], set[tuple[str, str]]] = {
     ("firewall", "iptables-hardened"): set(),
     ("firewall", "netns-nft"): set(),
     ("firewall", "nonroot"): set(),  # unreadable is a limitation, not an empty ruleset
+    ("firewall", "no-tools"): set(),  # neither nft nor iptables could run (--root DIR): state unknown, no finding
     ("timesync", "debian12-vm"): {("PC-TIME-001", "timesync")},
     ("timesync", "chrony-synchronised"): set(),
     ("timesync", "chrony-container-chronyc"): set(),

@@ -31,6 +31,7 @@ from typing import Protocol
 from probes.fim.cache import HashCache, cache_path, load_cache, match_entry, save_cache
 from probes.fim.hashing import (
     READ_SIZE,
+    REPLACED,
     HashJob,
     WireDigest,
     encode_entry,
@@ -404,6 +405,34 @@ def _hash_all(todo: list[Todo], options: FimOptions, root_user: bool) -> list[Ha
     return _hash_in_threads(todo, _Hasher(root_user), workers)
 
 
+REREAD_ATTEMPTS = 3
+
+
+def _settle_replaced(results: list[Hashed], todo: list[Todo], root_user: bool) -> list[Hashed]:
+    """A file replaced between the walk and its read (an atomic rewrite: useradd, editors, package managers
+    write a new file and rename it over the old one) is read again as it is now, a few times, instead of
+    leaving an error entry without a digest, which a baseline would report as changed content."""
+    if not any(entry.error == REPLACED for entry, _ in results):
+        return results
+    wanted = {row[0]: (host, want_md5) for host, row, want_md5 in todo}
+    hasher = _Hasher(root_user)
+    out: list[Hashed] = []
+    for entry, text in results:
+        for _ in range(REREAD_ATTEMPTS):
+            if entry.error != REPLACED or entry.path not in wanted:
+                break
+            host, want_md5 = wanted[entry.path]
+            try:
+                st = os.lstat(host)
+            except OSError:
+                break  # gone now: the error entry says what happened
+            if not stat_mod.S_ISREG(st.st_mode):
+                break
+            entry, text = hasher.hash_one(host, _row_entry(_row(entry.path, st)), want_md5)
+        out.append((entry, text))
+    return out
+
+
 def _pseudo_mounts(transport: _HostPaths) -> frozenset[str]:
     if transport.host_path("/") != "/":
         return ALWAYS_PRUNED  # a fixture root: the host's mount table says nothing about it
@@ -429,7 +458,7 @@ def scan_local(transport: _HostPaths, options: FimOptions, cache: HashCache, now
             continue
         scan.walk(top)
     hashed = bytes_hashed = 0
-    for entry, text in _hash_all(scan.todo, options, root_user):
+    for entry, text in _settle_replaced(_hash_all(scan.todo, options, root_user), scan.todo, root_user):
         scan.entries.append(entry)
         if entry.sha256 is not None:
             hashed += 1

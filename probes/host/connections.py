@@ -6,6 +6,11 @@ ephemeral and says nothing stable. TCP counts in ESTABLISHED and SYN_SENT (a con
 beacon that cannot reach home); UDP when the socket is connected. The subject is protocol, remote address and
 port and the program; the local port is ephemeral and volatile. Several connections with the same subject
 collapse into one row with a count.
+
+Connections are activity, not state: they are judged by the profile rules (a shell or a program in /tmp that
+talks to the network) but never kept in a baseline, where every short-lived client connection would be drift.
+What holds a connection for good is a long-lived process, and process identities are baselined
+(probes/host/processes.py).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class Connection(Row):
 
     KEY: ClassVar[tuple[str, ...]] = ("proto", "remote_addr", "remote_port", "program")
     VOLATILE: ClassVar[frozenset[str]] = frozenset({"local_port", "pid", "count", "state"})
+    IN_BASELINE: ClassVar[bool] = False
 
 
 def _plain(addr: str) -> str:

@@ -1,8 +1,9 @@
 """Host firewall: nftables ruleset (``nft -j list ruleset``), else ``iptables-save``/``ip6tables-save``.
 
 One row per chain (family/table/chain with hook, policy, rule count) and a summary row, subject ``ruleset``.
-Only reads: nothing here changes firewall state. Reading needs CAP_NET_ADMIN; as another user the summary says
-``readable: false`` and the run is limited.
+Only reads: nothing here changes firewall state. Reading needs CAP_NET_ADMIN; as another user, or when no tool
+could be run at all, the summary says ``readable: false`` (state unknown: no rule judges it) and the run is
+limited.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ class FirewallProbe(Probe[Row]):
                       *parse_iptables_save(raw.get("ip6tables") or "", "ip6")]
             readable = "error" not in raw
             return [*chains, summarise("iptables", readable, chains)]
-        return [summarise("none", "error" not in raw, [])]
+        # Neither tool could be run (not installed, or a --root tree where commands are off): the kernel's
+        # ruleset was not read at all, which says nothing about whether it filters.
+        return [summarise("none", False, [])]
 
 
 def parse_nft(text: str) -> list[FirewallChain]:

@@ -122,7 +122,7 @@ def _has_magic(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
-def expand_glob(ctx: GatherContext, pattern: str) -> list[str]:
+def expand_glob(ctx: GatherContext, pattern: str, unreadable: list[str] | None = None) -> list[str]:
     """glob(3) through the transport: sorted, dotfiles only matched by a pattern starting with '.'."""
     paths = ["/"]
     for part in [p for p in pattern.split("/") if p]:
@@ -139,6 +139,8 @@ def expand_glob(ctx: GatherContext, pattern: str) -> list[str]:
                 continue
             except PermissionError:
                 ctx.limited(msg.NOT_READABLE_BECAUSE(path=base, consequence=msg.INCLUDE_INCOMPLETE(pattern=pattern)))
+                if unreadable is not None:
+                    unreadable.append(base)
                 continue
             nxt.extend(posixpath.join(base, n) for n in names
                        if fnmatch.fnmatchcase(n, part) and (part.startswith(".") or not n.startswith(".")))
@@ -150,6 +152,7 @@ def read_config_files(ctx: GatherContext) -> Raw:
     """sshd_config and everything it includes: {"files": {path: text}, "globs": {pattern: [paths]}}."""
     files: dict[str, str] = {}
     globs: dict[str, list[str]] = {}
+    unreadable: list[str] = []
 
     def read(path: str, depth: int) -> None:
         if path in files or depth > MAX_INCLUDE_DEPTH:
@@ -160,6 +163,7 @@ def read_config_files(ctx: GatherContext) -> Raw:
             return
         except (PermissionError, IsADirectoryError):
             ctx.limited(msg.NOT_READABLE(path=path))
+            unreadable.append(path)
             return
         files[path] = text
         for line in text.splitlines():
@@ -167,12 +171,13 @@ def read_config_files(ctx: GatherContext) -> Raw:
             if parsed and parsed[0] == "include":
                 for pattern in include_patterns(parsed[1]):
                     if pattern not in globs:
-                        globs[pattern] = expand_glob(ctx, pattern) if _has_magic(pattern) else [pattern]
+                        globs[pattern] = (expand_glob(ctx, pattern, unreadable) if _has_magic(pattern)
+                                          else [pattern])
                     for target in globs[pattern]:
                         read(target, depth + 1)
 
     read(SSHD_CONFIG, 0)
-    return {"files": files, "globs": globs}
+    return {"files": files, "globs": globs, "unreadable": unreadable}
 
 
 @dataclass(slots=True)
@@ -277,7 +282,10 @@ class SshdProbe(Probe[SshdSetting]):
                 if not match:
                     rows.append(_row(keyword, acc.values, "", acc.source, acc.line))
             present = {r.keyword for r in rows}
-            rows.extend(_row(k, [v], "", SOURCE_DEFAULT, 0) for k, v in DEFAULTS.items() if k not in present)
+            # A keyword no readable file sets has its compiled-in default only if no file went unread: an
+            # unreadable sshd_config or include may set it, so its value is unknown and no rule may judge it.
+            if not raw.get("unreadable"):
+                rows.extend(_row(k, [v], "", SOURCE_DEFAULT, 0) for k, v in DEFAULTS.items() if k not in present)
         # Match blocks come from the files in both cases: sshd -T without -C applies none of them.
         rows.extend(_row(keyword, acc.values, match, acc.source, acc.line)
                     for (match, keyword), acc in from_files.items() if match)

@@ -38,7 +38,7 @@ SERVER_WORDS = frozenset({"server", "pool", "peer", "servers"})
 @dataclass(frozen=True, slots=True)
 class TimeSync(Row):
     name: str  # always "timesync"
-    daemon: str  # chronyd | ntpd | systemd-timesyncd | openntpd | none
+    daemon: str  # chronyd | ntpd | systemd-timesyncd | openntpd | none | unknown (other users' processes hidden)
     daemons: tuple[str, ...]  # every time daemon found running (more than one fight over the clock)
     servers: tuple[str, ...]
     synchronized: bool | None  # None when no tool could tell
@@ -57,7 +57,13 @@ class TimeSyncProbe(Probe[TimeSync]):
     def gather(self, ctx: GatherContext) -> Raw:
         t = ctx.transport
         running: set[str] = set()
-        for pid in list_pids(ctx):
+        pids = list_pids(ctx)
+        # pid 1 always exists; when it is not listed, /proc hides other users' processes (hidepid=) and a
+        # daemon running as another user cannot be seen: whether one runs is unknown
+        hidden = "1" not in pids
+        if hidden:
+            ctx.limited(msg.HIDEPID())
+        for pid in pids:
             try:
                 comm = t.read_text(f"/proc/{pid}/comm", 64).strip()
             except OSError:  # the process exited
@@ -80,7 +86,8 @@ class TimeSyncProbe(Probe[TimeSync]):
                 for name in names:
                     if name.endswith(suffix):
                         _read_into(ctx, f"{directory}/{name}", configs)
-        raw: Raw = {"running": sorted(running), "configs": configs, "timedatectl": None, "chronyc": None}
+        raw: Raw = {"running": sorted(running), "configs": configs, "timedatectl": None, "chronyc": None,
+                    "processes_hidden": hidden}
         raw["timedatectl"] = _run(ctx, ["timedatectl", "show"])
         if raw["timedatectl"] is None and "chronyd" in running:
             raw["chronyc"] = _run(ctx, ["chronyc", "-n", "tracking"])
@@ -90,9 +97,9 @@ class TimeSyncProbe(Probe[TimeSync]):
     def parse(raw: Raw) -> Sequence[TimeSync]:
         running = tuple(raw.get("running", ()))
         order = ("chronyd", "systemd-timesyncd", "ntpd", "openntpd")
-        daemon = next((d for d in order if d in running), "none")
+        daemon = next((d for d in order if d in running), "unknown" if raw.get("processes_hidden") else "none")
         configs: dict[str, str] = raw.get("configs", {})
-        servers = servers_for(daemon, configs) if daemon != "none" else ()
+        servers = servers_for(daemon, configs) if daemon not in ("none", "unknown") else ()
         synchronized: bool | None = None
         ntp_enabled: bool | None = None
         source: str | None = None

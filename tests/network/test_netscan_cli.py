@@ -61,7 +61,9 @@ def test_lab_end_to_end_json(lab: Lab, capsys: pytest.CaptureFixture[str]) -> No
     assert data["netscan"]["engine"] == "builtin"
     assert {p["id"]: p["status"] for p in data["probes"]} == {"discovery": "ok", "ports": "ok", "services": "ok"}
     rules = _rules(data)
-    assert {("PC-NSVC-001", ip4), ("PC-NSVC-002", ip4), ("PC-NSVC-009", ip3), ("PC-NSVC-016", ip6)} <= rules
+    assert {("PC-NSVC-001", ip4), ("PC-NSVC-009", ip3), ("PC-NSVC-016", ip6)} <= rules
+    # ip4's FTP greets and never answers FEAT: whether it offers AUTH TLS is unknown, not a finding
+    assert ("PC-NSVC-002", ip4) not in rules
     assert not any(r.startswith("PC-LINK") for r, _ in rules)
     assert set(data["summary"]["unevaluated_rules"]) == {f"PC-LINK-00{i}" for i in range(1, 6)}
     telnet = next(f for f in data["findings"] if f["rule_id"] == "PC-NSVC-001")
@@ -85,7 +87,7 @@ def test_lab_table_output(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
                           "--engine", "builtin")
     assert code == 1, err
     assert "Open ports" in out and f"{ip4}" in out and "telnet" in out
-    assert "PC-NSVC-001" in out and "PC-NSVC-002" in out
+    assert "PC-NSVC-001" in out and "PC-NSVC-002" not in out  # its FTP never answers FEAT: TLS unknown
     code, out, _ = _run(capsys, ip4, "--scope", str(lab.network), "--ports", "21,23", "--services",
                         "--engine", "builtin", "--lang", "zh-CN")
     assert code == 1 and "开放端口" in out and "停止" in out

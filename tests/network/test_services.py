@@ -328,6 +328,8 @@ RULE_CASES: list[tuple[str, Any, set[str]]] = [
     ("telnet", lambda: _svc("inetutils-telnetd"), {"PC-NSVC-001"}),
     ("ftp plain", lambda: _svc("vsftpd-plain"), {"PC-NSVC-002"}),
     ("ftp auth tls", lambda: _svc("vsftpd-auth-tls"), set()),
+    ("ftp silent on FEAT: unknown, not 'no TLS'", lambda: _svc("lab-ftp-banner"), set()),
+    ("smtp silent on EHLO", lambda: _svc("lab-smtp-banner"), set()),
     ("pop3 stls", lambda: _svc("dovecot-pop3"), set()),
     ("imap no starttls", lambda: _svc("imap-no-starttls"), {"PC-NSVC-003"}),
     ("http basic", lambda: _svc("nginx-401-basic"), {"PC-NSVC-004"}),

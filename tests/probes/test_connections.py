@@ -61,3 +61,17 @@ def test_live_loopback_connection_owned_by_this_process():
             s.close()
     assert not [o for o in _gather() if o.attrs["remote_port"] == port and o.attrs["pid"] == os.getpid()
                 and o.attrs["state"] == "ESTABLISHED" and o.attrs["proto"] == "tcp"]
+
+
+def test_connections_are_judged_by_rules_but_never_baseline_state():
+    """A client connection that comes and goes is no drift (quiet host); the rules still see it."""
+    from baselines.diff import diff, index
+    from probes.host.connections import Connection
+    from probes.observation import Observation
+
+    row = Connection(proto="tcp", remote_addr="127.0.0.1", remote_port=6379, program="/usr/bin/redis-cli",
+                     process="redis-cli", exe="/usr/bin/redis-cli", exe_dir="/usr/bin", exe_deleted=False, uid=0,
+                     state="ESTABLISHED", local_addr="127.0.0.1", local_port=40000, loopback=True, pid=7, count=1)
+    obs = Observation.from_row("connections", row)
+    assert obs.in_rules and not obs.in_baseline
+    assert index([obs]) == {} and diff([], [obs]).empty

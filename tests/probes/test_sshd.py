@@ -91,3 +91,25 @@ def test_live_this_machine():
         assert rows["permitrootlogin"].source == SOURCE_T and ctx.limitations == []
     else:
         assert ctx.limitations  # why sshd -T was not used is said
+
+
+def test_unreadable_include_means_unknown_not_default():
+    """Not root and an include that cannot be read: a keyword no readable file sets is unknown, so no
+    compiled-in default stands in for it and no rule judges it (PasswordAuthentication defaults to yes)."""
+    from baselines.evaluate import evaluate
+    from baselines.profile import load_profile
+    from probes.host.sshd import SshdProbe
+    from probes.observation import Observation
+
+    text = "Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin no\n"
+    raw = {"files": {"/etc/ssh/sshd_config": text}, "globs": {"/etc/ssh/sshd_config.d/*.conf": []},
+           "source": "files"}
+
+    def rules(r: dict) -> set[str]:
+        obs = [Observation.from_row("sshd", row) for row in SshdProbe.parse(r)]
+        return {f.rule_id for f in evaluate(load_profile(), obs, "h", {"sshd"}).findings}
+
+    assert "PC-SSH-003" in rules(raw)  # everything was read: the default is the value
+    unknown = {**raw, "unreadable": ["/etc/ssh/sshd_config.d"]}
+    assert "PC-SSH-003" not in rules(unknown)
+    assert {r.keyword for r in SshdProbe.parse(unknown)} == {"permitrootlogin"}

@@ -66,3 +66,21 @@ def test_live_process_and_config(tmp_path):
         proc.wait()
     (row,) = probe.parse(probe.gather(GatherContext(transport)))
     assert row.daemon == "none"
+
+
+def test_hidden_processes_make_the_daemon_unknown_not_none():
+    """/proc mounted hidepid=2, not root: no other user's process is listed, so "no time daemon" cannot be
+    told; PC-TIME-001 must not fire on that."""
+    from baselines.evaluate import evaluate
+    from baselines.profile import load_profile
+    from probes.host.timesync import TimeSyncProbe
+    from probes.observation import Observation
+
+    def judged(raw: dict) -> tuple[str, set[str]]:
+        (row,) = TimeSyncProbe.parse(raw)
+        obs = [Observation.from_row("timesync", row)]
+        return row.daemon, {f.rule_id for f in evaluate(load_profile(), obs, "h", {"timesync"}).findings}
+
+    raw = {"running": [], "configs": {}, "timedatectl": None, "chronyc": None}
+    assert judged(raw) == ("none", {"PC-TIME-001"})
+    assert judged({**raw, "processes_hidden": True}) == ("unknown", set())

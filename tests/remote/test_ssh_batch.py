@@ -287,7 +287,8 @@ def test_processes_and_owners_over_ssh(ssh_lab: SshLab) -> None:
     def servers(t: Any) -> set[tuple[Any, ...]]:
         rows = get_probe("processes")().observe(GatherContext(t))
         return {(o.attrs["exe"], o.attrs["uid"], o.attrs["cmdline"], o.attrs["stdin"], o.attrs["stdout"])
-                for o in (r for r in rows) if o.attrs["exe"] == "/usr/sbin/sshd" and " -D " in str(o.attrs["cmdline"])}
+                for o in rows if o.in_rules  # the Process rows (identities have no command line)
+                and o.attrs["exe"] == "/usr/sbin/sshd" and " -D " in str(o.attrs["cmdline"])}
 
     with _ssh(ssh_lab) as t:
         remote = servers(t)
