@@ -118,6 +118,24 @@ def _banner(data: bytes) -> str:
     return " ".join(text.split())[:BANNER_CHARS]
 
 
+def ssh_identification(greeting: bytes) -> str:
+    """The SSH identification line of a greeting (RFC 4253 4.2: text lines may come before it; the server's
+    KEXINIT, with its random cookie, may follow it in the same segment). Only this line identifies the server:
+    the bytes after it differ on every connection."""
+    start = 0 if greeting.startswith(b"SSH-") else greeting.find(b"\nSSH-") + 1
+    line = greeting[start:].split(b"\n", 1)[0].rstrip(b"\r")
+    return _banner(line[:255])  # RFC 4253: at most 255 characters with CR LF
+
+
+def _text_head(greeting: bytes) -> bytes:
+    """The text before the first binary byte: what a protocol we do not know says of itself, without the
+    binary part (nonces, counters) that would differ on every connection."""
+    for i, b in enumerate(greeting):
+        if (b < 32 and b not in (9, 10, 13)) or b == 127:
+            return greeting[:i]
+    return greeting
+
+
 def telnet_commands(data: bytes) -> list[tuple[int, int]]:
     """(command, option) pairs of DO/DONT/WILL/WONT in ``data``."""
     out = []
@@ -194,7 +212,11 @@ def parse_transcript(raw: dict[str, Any]) -> Service:
     http_status: int | None = None
     auth: tuple[str, ...] = ()
     vnc: tuple[str, ...] = ()
-    if dialogue == "telnet":
+    if dialogue == "ssh":
+        banner = ssh_identification(greeting)
+    elif dialogue == "unknown":
+        banner = _banner(_text_head(greeting))
+    elif dialogue == "telnet":
         seen = telnet_commands(greeting + replies)
         names = {0xFB: "WILL", 0xFC: "WONT", 0xFD: "DO", 0xFE: "DONT"}
         telnet_opts = tuple(dict.fromkeys(f"{names[c]} {TELNET_OPTIONS.get(o, str(o))}" for c, o in seen))
