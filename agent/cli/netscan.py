@@ -511,6 +511,7 @@ def _render(outcome: NetScanOutcome, lang: str) -> None:
     from rich.console import Console
 
     from agent.report.table import render_table
+    from probes.network.services import service_name
 
     console = Console(highlight=False)
     zh = lang == "zh-CN"
@@ -530,7 +531,7 @@ def _render(outcome: NetScanOutcome, lang: str) -> None:
         for o in ports:
             a = o.attrs
             svc = services.get(f"{a.get('host')}|{a.get('port')}")
-            name = str(svc.attrs.get("service")) if svc else str(a.get("service") or "")
+            name = service_name(str(svc.attrs.get("service") or "") if svc else "", str(a.get("service") or ""))
             detail = str(svc.attrs.get("banner") or "") if svc else str(a.get("product") or "")
             table.add_row(str(a.get("host")), f"{a.get('port')}/{a.get('proto')}", name, detail[:60])
         console.print(table)

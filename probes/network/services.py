@@ -296,6 +296,20 @@ def _vnc_security(greeting: bytes, reply: bytes) -> tuple[str, ...]:
     return tuple(VNC_SECURITY.get(t, str(t)) for t in types)
 
 
+UNIDENTIFIED = ("unknown", "unreachable", "")
+
+
+def service_name(checked: str, port_scan_name: str) -> str:
+    """The name to show for a port: what the service check identified, else the port scanner's name (nmap's
+    service table, -sV, or /etc/services), so that checking a port never loses a name it had. A bare "tls" is
+    the transport, not the service: the scanner's name goes first."""
+    if checked in UNIDENTIFIED:
+        return port_scan_name or checked
+    if checked == "tls" and port_scan_name and port_scan_name not in ("ssl", "tls"):
+        return f"{port_scan_name} (tls)"
+    return checked
+
+
 # --- gathering -------------------------------------------------------------------------------------------
 
 def _read(sock: socket.socket, wait: float, idle: float = 0.25, until: Callable[[bytes], bool] | None = None) -> bytes:

@@ -89,6 +89,17 @@ def test_lab_table_output(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1 and "开放端口" in out and "停止" in out
 
 
+def test_services_keep_the_port_scan_names(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ports that say nothing to the service checks keep the name nmap gave them (mysql, redis, postgresql)."""
+    ip6, ip11 = lab.host_ip(6), lab.host_ip(11)
+    code, out, err = _run(capsys, ip6, ip11, "--scope", str(lab.network), "--ports", "3306,5432,6379",
+                          "--services", "--engine", "nmap", "--no-discovery", "--fail-on", "critical")
+    assert code == 0, err
+    rows = {line.split("│")[2].strip(): line.split("│")[3].strip() for line in out.splitlines()
+            if line.count("│") >= 4 and "/tcp" in line}
+    assert rows == {"3306/tcp": "mysql", "5432/tcp": "postgresql", "6379/tcp": "redis"}, out
+
+
 def test_passive_through_cli(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     dns_host = lab.host_ip(5)
     stop = threading.Event()

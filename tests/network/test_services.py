@@ -92,6 +92,17 @@ def test_ssh_identity_is_the_identification_line_not_the_kexinit_bytes() -> None
     assert services.parse_transcript(binary).banner == "HELLO 1.2"
 
 
+def test_service_name_never_loses_the_port_scan_name() -> None:
+    assert services.service_name("unknown", "redis") == "redis"
+    assert services.service_name("unreachable", "mqtt") == "mqtt"
+    assert services.service_name("", "postgresql") == "postgresql"
+    assert services.service_name("unknown", "") == "unknown"
+    assert services.service_name("ssh", "ssh") == "ssh"
+    assert services.service_name("http", "http-proxy") == "http"  # what the port said wins over a port number
+    assert services.service_name("tls", "https-alt") == "https-alt (tls)"
+    assert services.service_name("tls", "") == "tls"
+
+
 def test_real_telnetd_negotiation_is_decoded() -> None:
     raw = json.loads((FIX / "services" / "inetutils-telnetd.raw.json").read_text())
     row = services.parse_transcript(raw)
