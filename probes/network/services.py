@@ -66,6 +66,8 @@ class Service(Row):
     smb1: bool | None = None  # SMB1 NEGOTIATE accepted (SMB ports only; None: not asked or no answer)
 
     KEY: ClassVar[tuple[str, ...]] = ("host", "port")
+    # Why a check stopped early (a timeout, a reset) says how this one connection went, not what the service is.
+    VOLATILE: ClassVar[frozenset[str]] = frozenset({"note"})
 
     def attrs(self) -> dict[str, AttrValue]:
         # smb1 only where it was asked: non-SMB rows (and their golden files) stay as they were.
