@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 from agent.errors import UserError
+from probes.atomic_file import atomic_write as atomic_write  # one implementation, shared with the probes
 
 
 def state_dir(environ: dict[str, str] | None = None, euid: int | None = None) -> Path:
@@ -30,25 +29,3 @@ def ensure_state_dir(path: Path | None = None) -> Path:
     except OSError as exc:
         raise UserError(f"cannot create state directory {path}: {exc.strerror or exc}") from None
     return path
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a whole file or nothing: temp file in the same directory, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
