@@ -52,7 +52,16 @@ def register(sub: Any) -> None:
     q.add_argument("--scope", metavar="CIDR[,CIDR...]", help="with --network: the allowed scope (default loopback)")
     q.add_argument("--ports", metavar="SPEC", help="with --network: ports to scan (default: netscan's)")
     q.add_argument("--engine", choices=("auto", "nmap", "builtin"), default="auto", help="with --network")
+    q.add_argument("--services", action="store_true",
+                   help="with --network: check the services on open ports, as netscan --services (the default)")
     q.add_argument("--no-services", action="store_true", help="with --network: skip service checks")
+    q.add_argument("--iface", metavar="IFACE",
+                   help="with --network: interface for ARP discovery, as for netscan (the baseline then holds MAC "
+                        "addresses, and netscan --iface compares them)")
+    q.add_argument("--no-discovery", action="store_true",
+                   help="with --network: port-scan every approved address instead of only the hosts that answer")
+    q.add_argument("--allow-empty", action="store_true",
+                   help="with --network: record a segment where no host answers instead of refusing")
     q.set_defaults(handler=handle_capture)
 
     q = cmds.add_parser("show", help="metadata and observation counts of the current baseline")
@@ -151,14 +160,18 @@ def _emit(data: Any) -> None:
 def handle_capture(args: argparse.Namespace) -> int:
     ctx = _context(args)
     network_observations: list[Observation] | None = None
+    if args.services and args.no_services:
+        raise UserError("give either --services or --no-services, not both")
     if args.network:
         from agent.cli.netscan import network_scope_id, observations_for_baseline
 
         net_scope, network_observations = observations_for_baseline(
-            args.network, args.scope, args.ports, services=not args.no_services, engine=args.engine)
+            args.network, args.scope, args.ports, services=not args.no_services, engine=args.engine,
+            iface=args.iface, discovery=not args.no_discovery, allow_empty=args.allow_empty)
         ctx.scope = Scope("network", network_scope_id(net_scope))
-    elif args.scope or args.ports or args.no_services:
-        raise UserError("--scope, --ports and --no-services go with --network")
+    elif args.scope or args.ports or args.services or args.no_services or args.iface or args.no_discovery or args.allow_empty:
+        raise UserError("--scope, --ports, --services, --no-services, --iface, --no-discovery and --allow-empty go with "
+                        "--network")
     previous: Baseline | None = None
     if ctx.files.exists(ctx.scope):
         try:

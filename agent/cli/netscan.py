@@ -32,7 +32,8 @@ from agent.runner import ProbeRun
 from agent.scan import HostIdentity, ScanResult, sorted_findings
 from agent.scope import Scope, ScopeGuard
 from baselines.evaluate import evaluate
-from baselines.model import Finding, Severity
+from baselines.model import Finding, Severity, Text
+from baselines.netdrift import Coverage
 from baselines.profile import Profile, ProfileError, load_profile
 from probes.network.ports import PortSet
 from probes.observation import Observation
@@ -63,6 +64,7 @@ class NetScanOptions:
     dhcp_servers: frozenset[str] | None = None
     gateway_ip: str | None = None
     gateway_mac: str | None = None
+    allow_empty: bool = False  # a segment where nothing answers is expected (else that is an error)
 
 
 @dataclass(slots=True)
@@ -73,7 +75,20 @@ class NetScanOutcome:
     engine: str
     hosts_up: list[str]
     baseline: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[Text] = field(default_factory=list)
+    coverage: Coverage | None = None  # what this run tested (None: the port scan did not run)
+
+    @property
+    def nothing_answered(self) -> bool:
+        """The port scan ran and not one address answered discovery or the scan: no route, all down."""
+        return self.coverage is not None and not self.hosts_up
+
+
+NOTHING_ANSWERED = Text(
+    "Nothing answered: no host in {targets} replied to discovery or the port scan (no route, or every host is "
+    "down). Nothing was tested; use --allow-empty if an empty segment is expected.",
+    "无任何应答：{targets} 中没有主机响应主机发现或端口扫描（无路由，或主机全部离线）。未检测任何对象；"
+    "如该网段本应为空，请使用 --allow-empty。")
 
 
 # --- argument handling ---------------------------------------------------------------------------------------
@@ -100,6 +115,8 @@ def register(sub: Any) -> None:
     p.add_argument("--dhcp-server", action="append", default=[], metavar="IP",
                    help="an allowed DHCP server (repeatable); without any, DHCP servers are listed but not judged")
     p.add_argument("--gateway", metavar="IP[=MAC]", help="the segment gateway and its expected MAC address")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="a segment where no host answers is expected: exit 0 instead of 2 when nothing answers")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--observations", action="store_true", help="include observations in --json")
     p.add_argument("--lang", choices=("en", "zh-CN"), default="en", help="language of the table")
@@ -143,7 +160,7 @@ def options_from_args(args: argparse.Namespace) -> NetScanOptions:
         discovery=not args.no_discovery, iface=args.iface, passive=args.passive, duration=args.duration,
         dns_servers=frozenset(_ip(a, "--dns-server") for a in args.dns_server) if args.dns_server else None,
         dhcp_servers=frozenset(_ip(a, "--dhcp-server") for a in args.dhcp_server) if args.dhcp_server else None,
-        gateway_ip=gateway_ip, gateway_mac=gateway_mac,
+        gateway_ip=gateway_ip, gateway_mac=gateway_mac, allow_empty=getattr(args, "allow_empty", False),
     )
 
 
@@ -223,6 +240,8 @@ def run_netscan(opts: NetScanOptions, profile: Profile, progress: Stage | None =
     hosts_up: list[str] = []
     open_ports: dict[str, set[int]] = {}
     engine_used = approved.engine
+    coverage: list[Coverage] = []
+    notes: list[Text] = []
 
     discovered: dict[str, Any] = {}
 
@@ -248,6 +267,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, progress: Stage | None =
         say(f"port scan ({approved.engine}) of {len(targets)} host(s)")
         res = scan(targets, ScanOptions(engine=approved.engine, ports=opts.ports))
         engine_used = res.engine
+        coverage.append(run_coverage(opts, approved, res.engine))
         hosts_up.extend([*discovered, *res.hosts_up])
         open_ports.update(res.open_ports())
         obs = [Observation.from_row(PROBE_PORTS, r) for r in res.rows]
@@ -281,7 +301,9 @@ def run_netscan(opts: NetScanOptions, profile: Profile, progress: Stage | None =
             cap = passive.capture(iface, opts.duration)
             policy = passive.LinkPolicy(opts.dhcp_servers, opts.dns_servers, opts.gateway_ip, opts.gateway_mac)
             limits = ["packet limit reached: capture cut short"] if cap.truncated else []
-            return passive.observations(passive.analyse(cap.frames, policy)), limits
+            events = passive.analyse(cap.frames, policy)
+            notes.append(heard_note(iface, opts.duration, passive.heard(cap.frames), len(events)))
+            return passive.observations(events), limits
 
         runs.append(_stage("link", "Passive link checks", link_stage))
 
@@ -296,11 +318,37 @@ def run_netscan(opts: NetScanOptions, profile: Profile, progress: Stage | None =
                           unevaluated_rules=tuple(r.id for r in profile.rules
                                                   if r.probe in NETWORK_PROBES and r.probe not in ran)),
         targets=opts.targets, scope=opts.scope.entries(), engine=engine_used, hosts_up=sorted(set(hosts_up)),
+        notes=notes, coverage=coverage[0] if coverage else None,
     )
-    if compare:
+    if outcome.nothing_answered:
+        outcome.notes.insert(0, NOTHING_ANSWERED.format({"targets": ", ".join(opts.targets)}))
+    if compare and not outcome.nothing_answered:  # nothing to compare: every host would look "gone"
         _compare_baseline(outcome, opts.scope, profile, identity)
     outcome.result.finished = dt.datetime.now(dt.UTC)
     return outcome
+
+
+def run_coverage(opts: NetScanOptions, approved: _Plan, engine: str) -> Coverage:
+    """What this run tested: the approved port-scan addresses, their TCP ports, discovery (ARP when an
+    interface was named), service checks, and the engine that scanned."""
+    from probes.network.portscan import DEFAULT_TCP_PORTS
+
+    ranges: set[tuple[int, int]] = set()
+    for t in approved.portscan:
+        ranges.update((opts.ports or t.ports or DEFAULT_TCP_PORTS).ranges)
+    discovery = bool(approved.discovery)
+    return Coverage.of([t.address for t in approved.portscan], ranges, discovery,
+                       discovery and opts.iface is not None, bool(approved.service), engine)
+
+
+def heard_note(iface: str, duration: float, heard: Any, events: int) -> Text:
+    """What the passive stage heard: a quiet link and a capture that heard nothing are not the same."""
+    values = {"iface": iface, "duration": f"{duration:g}", "frames": heard.frames, "arp": heard.arp,
+              "dhcp": heard.dhcp, "dns": heard.dns, "tcp": heard.tcp, "events": events}
+    return Text("link {iface} ({duration} s): heard {frames} frame(s): {arp} ARP, {dhcp} DHCP, {dns} DNS, "
+                "{tcp} on login ports; {events} link event(s)",
+                "链路 {iface}（{duration} 秒）：收到 {frames} 帧，其中 ARP {arp} 帧、DHCP {dhcp} 帧、DNS {dns} 帧、"
+                "登录端口 TCP {tcp} 帧；链路事件 {events} 个").format(values)
 
 
 def _ran_probes(runs: Sequence[ProbeRun]) -> set[str]:
@@ -354,26 +402,36 @@ def _compare_baseline(outcome: NetScanOutcome, scope: Scope, profile: Profile, i
     from agent.baseline_files import BaselineFiles, BaselineMissing
     from baselines.diff import diff
     from baselines.drift import drift_findings
+    from baselines.netdrift import network_parents
     from baselines.store import BaselineInvalid
     from baselines.store import Scope as BaselineScope
 
     bscope = BaselineScope("network", network_scope_id(scope))
     files = BaselineFiles()
     if not files.exists(bscope):
-        outcome.notes.append(f"no network baseline for {bscope.label}: not compared")
+        outcome.notes.append(Text("no network baseline for {scope}: not compared",
+                                  "网段 {scope} 尚无网络基线：未比较").format({"scope": bscope.label}))
         return
     try:
         baseline = files.load(bscope, identity.hostname, identity.machine_id)
     except (BaselineMissing, BaselineInvalid) as exc:
         raise UserError(f"network baseline {bscope.label}: {exc}") from None
+    if outcome.coverage is None:
+        return
+    stored = list(baseline.observations())
+    # Compare like with like: only the addresses, ports and test kinds that both this run and the baseline
+    # covered (a host or port that was not scanned now is not "gone", a MAC not asked for is not "changed").
+    common = outcome.coverage.common(Coverage.from_observations(stored))
     ran = _ran_probes(outcome.result.probes)
-    compared = tuple(p for p in BASELINE_PROBES if p in ran and p in baseline.meta.probes)
-    current = [o for o in outcome.result.observations if o.probe in compared]
-    old = [o for o in baseline.observations() if o.probe in compared]
+    compared = tuple(p for p in common.probes() if p in ran and p in baseline.meta.probes)
+    current = common.comparable(o for o in outcome.result.observations if o.probe in compared)
+    old = common.comparable(o for o in stored if o.probe in compared)
     d = diff(old, current, profile.ignore, compared)
-    drift = drift_findings(d, profile.drift, bscope.label)
+    drift = drift_findings(d, profile.drift, bscope.label, parents=network_parents)
     outcome.result.findings = sorted_findings([*outcome.result.findings, *(x.finding for x in drift)])
-    outcome.baseline = {"scope": bscope.label, "version": baseline.meta.version, **d.to_json()}
+    outcome.baseline = {"scope": bscope.label, "version": baseline.meta.version, "compared": {
+        "targets": list(common.targets), "ports": str(PortSet(common.ports)) if common.ports else "",
+        "mac": common.arp, "engine_names": bool(common.engine)}, **d.to_json()}
 
 
 # --- output -------------------------------------------------------------------------------------------------
@@ -383,11 +441,14 @@ def to_json(outcome: NetScanOutcome, include_observations: bool) -> dict[str, An
     data["schema"] = SCHEMA
     data["netscan"] = {"targets": outcome.targets, "scope": outcome.scope, "engine": outcome.engine,
                        "hosts_up": outcome.hosts_up, "baseline": outcome.baseline}
-    data["notes"] = [*data.get("notes", []), *outcome.notes]
+    data["notes"] = [*data.get("notes", []), *(n.en for n in outcome.notes)]
+    data["netscan"]["nothing_answered"] = outcome.nothing_answered
     return data
 
 
-def exit_code(outcome: NetScanOutcome, fail_on: Severity) -> int:
+def exit_code(outcome: NetScanOutcome, fail_on: Severity, allow_empty: bool = False) -> int:
+    if outcome.nothing_answered and not allow_empty:
+        return 2
     return scan_exit_code(outcome.result, fail_on)
 
 
@@ -504,7 +565,14 @@ def handle(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(to_json(outcome, args.observations), ensure_ascii=False, indent=2) + "\n")
     else:
         _render(outcome, args.lang)
-    return exit_code(outcome, fail_on)
+    code = exit_code(outcome, fail_on, opts.allow_empty)
+    if code == 2:
+        sys.stderr.write(f"precaution: error: {NOTHING_ANSWERED_SHORT.get(args.lang)}\n")
+    return code
+
+
+NOTHING_ANSWERED_SHORT = Text("no host answered: nothing was tested (use --allow-empty if an empty segment is "
+                              "expected)", "无任何主机应答：未检测任何对象（如该网段本应为空，请使用 --allow-empty）")
 
 
 def _render(outcome: NetScanOutcome, lang: str) -> None:
@@ -541,18 +609,22 @@ def _render(outcome: NetScanOutcome, lang: str) -> None:
                       f"v{outcome.baseline['version']}: +{counts['added']} -{counts['removed']} "
                       f"~{counts['changed']}")
     for note in outcome.notes:
-        console.print(f"[dim]{note}[/dim]")
-    render_table(outcome.result, console, lang, heading="title_netscan")
+        console.print(f"[dim]{note.get(lang)}[/dim]")
+    empty = outcome.notes[0].get(lang) if outcome.nothing_answered else None
+    render_table(outcome.result, console, lang, heading="title_netscan", no_findings=empty)
 
 
 def observations_for_baseline(targets: Sequence[str], scope: str | None, ports: str | None = None,
-                              services: bool = True, engine: str = "auto",
-                              iface: str | None = None) -> tuple[Scope, list[Observation]]:
-    """Hook for ``precaution baseline capture --network``: scan like netscan and return the scope and the
-    observations a network baseline keeps. Raises UserError on bad input, before anything is sent."""
+                              services: bool = True, engine: str = "auto", iface: str | None = None,
+                              discovery: bool = True, allow_empty: bool = False) -> tuple[Scope, list[Observation]]:
+    """Hook for ``precaution baseline capture --network``: scan like netscan (the same discovery options, so
+    that later runs compare like with like) and return the scope and the observations a network baseline keeps,
+    with the coverage row that says what was tested. Raises UserError on bad input, before anything is sent,
+    and when nothing answered (unless ``allow_empty``)."""
     sc = Scope.parse(scope) if scope else Scope.loopback()
     opts = NetScanOptions(targets=list(targets), scope=sc, ports=PortSet.parse(ports) if ports else None,
-                          engine=engine, services=services, iface=iface)
+                          engine=engine, services=services, iface=iface, discovery=discovery,
+                          allow_empty=allow_empty)
     from agent import record
     from agent.config import load_config
 
@@ -562,4 +634,8 @@ def observations_for_baseline(targets: Sequence[str], scope: str | None, ports: 
     if outcome.result.probe_errors:
         failed = "; ".join(f"{r.probe}: {r.message}" for r in outcome.result.probe_errors)
         raise UserError(f"network scan failed, no baseline captured: {failed}")
-    return sc, baseline_observations(outcome.result.observations)
+    if outcome.nothing_answered and not allow_empty:
+        raise UserError(f"no host answered in {', '.join(targets)}: no baseline captured (use --allow-empty if "
+                        "an empty segment is what should be recorded)")
+    kept = baseline_observations(outcome.result.observations)
+    return sc, [*kept, outcome.coverage.to_observation()] if outcome.coverage else kept

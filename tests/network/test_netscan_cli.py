@@ -18,6 +18,7 @@ import pytest
 from agent.cli.main import main
 from agent.cli.netscan import BASELINE_PROBES, baseline_observations, network_scope_id, observations_for_baseline
 from agent.scope import Scope
+from baselines.netdrift import PROBE_COVERAGE, Coverage
 from tests.lab import Lab
 from tests.remote.conftest import UNIT, Issuer, valid_notice
 
@@ -173,8 +174,11 @@ def test_baseline_capture_hook(lab: Lab) -> None:
     ip4 = lab.host_ip(4)
     scope, observations = observations_for_baseline([ip4], str(lab.network), "21,23", engine="builtin")
     assert scope.entries() == [str(lab.network)]
-    assert {o.probe for o in observations} <= set(BASELINE_PROBES)
+    assert {o.probe for o in observations} <= {*BASELINE_PROBES, PROBE_COVERAGE}
     assert {o.subject for o in observations if o.probe == "services"} == {f"{ip4}|21", f"{ip4}|23"}
+    # the baseline says what was tested, so that later runs compare only what both covered
+    assert Coverage.from_observations(observations) == Coverage((f"{ip4}/32",), ((21, 21), (23, 23)), True, False,
+                                                                True, "builtin")
 
 
 BAD_INPUT = [
