@@ -157,6 +157,9 @@ def _emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
+_NETWORK_ONLY = ("scope", "ports", "services", "no_services", "iface", "no_discovery", "allow_empty")
+
+
 def handle_capture(args: argparse.Namespace) -> int:
     ctx = _context(args)
     network_observations: list[Observation] | None = None
@@ -169,9 +172,8 @@ def handle_capture(args: argparse.Namespace) -> int:
             args.network, args.scope, args.ports, services=not args.no_services, engine=args.engine,
             iface=args.iface, discovery=not args.no_discovery, allow_empty=args.allow_empty)
         ctx.scope = Scope("network", network_scope_id(net_scope))
-    elif args.scope or args.ports or args.services or args.no_services or args.iface or args.no_discovery or args.allow_empty:
-        raise UserError("--scope, --ports, --services, --no-services, --iface, --no-discovery and --allow-empty go with "
-                        "--network")
+    elif any(getattr(args, a) for a in _NETWORK_ONLY):
+        raise UserError(f"{', '.join('--' + a.replace('_', '-') for a in _NETWORK_ONLY)} go with --network")
     previous: Baseline | None = None
     if ctx.files.exists(ctx.scope):
         try:
