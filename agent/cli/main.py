@@ -74,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        from agent.state import StateDir
+
+        # The one place the environment decides where state lives; everything below gets the object.
+        args.state = StateDir.from_environment()
         code: int = args.handler(args)
         return code
     except (UserError, ProbeInputError) as exc:  # a probe's input error is the user's, like ours

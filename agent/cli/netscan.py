@@ -1,97 +1,25 @@
 """`precaution netscan`: network tests of approved targets (Art. 24(2)) judged by the profile.
 
-Every address goes through the ScopeGuard first (default scope: this machine's loopback only); all input is
-checked before the first packet. Stages: discovery (when the discovery module is available), port scan,
-optional service checks (--services), optional passive link checks (--passive IFACE --duration S). Rows become
-observations (probe ids ``hosts``, ``ports``, ``services``, ``tls``, ``ssh_algos``, ``link``), the profile is
-evaluated per scanned host, and the result is compared with the saved network baseline of the same scope when
-there is one. Exit 0 clean, 1 findings at or above --fail-on, 2 error.
+Thin: arguments -> ``agent.services.netscan.NetscanRequest`` -> ``agent.services.netscan.run`` -> JSON
+(``precaution.netscan/v2``, agent.wire.netscan) or a table. Exit 0 clean, 1 findings at or above --fail-on,
+2 error.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import hashlib
-import ipaddress
 import json
-import logging
-import re
 import sys
-import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from agent.cli.scan import exit_code as scan_exit_code
-from agent.cli.scan import parse_fail_on
-from agent.errors import UserError
-from agent.runner import ProbeRun
-from agent.scan import HostIdentity, ScanResult, sorted_findings
-from agent.scope import Scope, ScopeGuard
-from baselines.evaluate import evaluate
-from baselines.model import Finding, Severity, Text
-from baselines.netdrift import Coverage
-from baselines.profile import Profile, ProfileError, load_profile
-from probes.network.ports import PortSet
-from probes.observation import Observation
-from probes.transport import LocalTransport
+if TYPE_CHECKING:
+    from agent.services.netscan import NetScanOutcome
 
-log = logging.getLogger(__name__)
+Say = Callable[[str], None]
 
-SCHEMA = "precaution.netscan/v1"
-PROBE_HOSTS = "hosts"
-PROBE_PORTS = "ports"
-NETWORK_PROBES = ("hosts", "ports", "services", "tls", "ssh_algos", "link")
-BASELINE_PROBES = ("hosts", "ports", "services", "tls", "ssh_algos")  # link events are transient, not a baseline
-MAX_DURATION = 3600.0
-
-
-@dataclass(slots=True)
-class NetScanOptions:
-    targets: list[str]
-    scope: Scope
-    ports: PortSet | None = None
-    engine: str = "auto"
-    services: bool = False
-    discovery: bool = True
-    iface: str | None = None  # for ARP discovery on a directly connected segment
-    passive: str | None = None
-    duration: float = 10.0
-    dns_servers: frozenset[str] | None = None
-    dhcp_servers: frozenset[str] | None = None
-    gateway_ip: str | None = None
-    gateway_mac: str | None = None
-    allow_empty: bool = False  # a segment where nothing answers is expected (else that is an error)
-
-
-@dataclass(slots=True)
-class NetScanOutcome:
-    result: ScanResult
-    targets: list[str]
-    scope: list[str]
-    engine: str
-    hosts_up: list[str]
-    baseline: dict[str, Any] | None = None
-    notes: list[Text] = field(default_factory=list)
-    coverage: Coverage | None = None  # what this run tested (None: the port scan did not run)
-
-    @property
-    def nothing_answered(self) -> bool:
-        """The port scan ran and not one address answered discovery or the scan: no route, all down."""
-        return self.coverage is not None and not self.hosts_up
-
-
-NOTHING_ANSWERED = Text(
-    "Nothing answered: no host in {targets} replied to discovery or the port scan (no route, or every host is "
-    "down). Nothing was tested; use --allow-empty if an empty segment is expected.",
-    "无任何应答：{targets} 中没有主机响应主机发现或端口扫描（无路由，或主机全部离线）。未检测任何对象；"
-    "如该网段本应为空，请使用 --allow-empty。")
-
-
-# --- argument handling ---------------------------------------------------------------------------------------
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -118,9 +46,11 @@ def register(sub: Any) -> None:
     p.add_argument("--allow-empty", action="store_true",
                    help="a segment where no host answers is expected: exit 0 instead of 2 when nothing answers")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--observations", action="store_true", help="include observations in --json")
+    p.add_argument("--observations", action="store_true",
+                   help="also include every observation (TLS and SSH details too) in --json; hosts, open ports and "
+                        "services are always included")
     p.add_argument("--lang", choices=("en", "zh-CN"), default="en", help="language of the table")
-    p.add_argument("--fail-on", default="high", metavar="SEVERITY",
+    p.add_argument("--fail-on", default=None, metavar="SEVERITY",
                    help="exit 1 when a finding is at or above this severity (default high)")
     p.add_argument("--profile", metavar="FILE", help="policy profile (default: the built-in default profile)")
     p.add_argument("--notice", metavar="FILE",
@@ -131,329 +61,19 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=handle)
 
 
-def _ip(text: str, what: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text.strip()))
-    except ValueError:
-        raise UserError(f"{what} {text!r}: not an IP address") from None
+def request_from_args(args: argparse.Namespace) -> Any:
+    from agent.services.netscan import NetscanRequest
 
-
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-
-
-def options_from_args(args: argparse.Namespace) -> NetScanOptions:
-    """Check every argument; nothing is sent before this returns."""
-    scope = Scope.parse(args.scope) if args.scope else Scope.loopback()
-    ports = PortSet.parse(args.ports) if args.ports is not None else None
-    if not 0 < args.duration <= MAX_DURATION:
-        raise UserError(f"--duration must be more than 0 and at most {MAX_DURATION:.0f} seconds")
-    gateway_ip = gateway_mac = None
-    if args.gateway:
-        ip_text, _, mac = args.gateway.partition("=")
-        gateway_ip = _ip(ip_text, "--gateway")
-        if mac:
-            gateway_mac = mac.strip().lower().replace("-", ":")
-            if not _MAC.match(gateway_mac):
-                raise UserError(f"--gateway {args.gateway!r}: {mac!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
-    return NetScanOptions(
-        targets=list(args.targets), scope=scope, ports=ports, engine=args.engine, services=args.services,
+    return NetscanRequest(
+        targets=list(args.targets), scope=args.scope, ports=args.ports, engine=args.engine, services=args.services,
         discovery=not args.no_discovery, iface=args.iface, passive=args.passive, duration=args.duration,
-        dns_servers=frozenset(_ip(a, "--dns-server") for a in args.dns_server) if args.dns_server else None,
-        dhcp_servers=frozenset(_ip(a, "--dhcp-server") for a in args.dhcp_server) if args.dhcp_server else None,
-        gateway_ip=gateway_ip, gateway_mac=gateway_mac, allow_empty=getattr(args, "allow_empty", False),
-    )
-
-
-def _interface_addresses(iface: str) -> list[str]:
-    import socket
-
-    import psutil
-
-    addrs = psutil.net_if_addrs().get(iface, [])
-    return [a.address.split("%", 1)[0] for a in addrs if a.family in (socket.AF_INET, socket.AF_INET6)]
-
-
-# --- the run ------------------------------------------------------------------------------------------------
-
-Stage = Callable[[str], None]
-
-
-@dataclass(slots=True)
-class _Plan:
-    """Everything approved before the first packet."""
-
-    discovery: list[Any]
-    portscan: list[Any]
-    service: list[Any]
-    passive_iface: str | None
-    engine: str
-
-
-def plan(opts: NetScanOptions, guard: ScopeGuard) -> _Plan:
-    from probes.network.portscan import choose_engine
-
-    engine = choose_engine(opts.engine)  # missing nmap: a clear error before anything is sent
-    if opts.iface:
-        from probes.network.discovery import iface_info
-
-        iface_info(opts.iface)  # an unknown interface is an input error, found before sending
-    discovery = guard.approve(opts.targets, "discovery") if opts.discovery else []
-    portscan = guard.approve(opts.targets, "portscan", opts.ports)
-    service = guard.approve(opts.targets, "service", opts.ports) if opts.services else []
-    iface = None
-    if opts.passive:
-        from probes.network.passive import CaptureUnavailable, check_interface
-
-        try:
-            check_interface(opts.passive)
-        except CaptureUnavailable as exc:
-            raise UserError(str(exc)) from None
-        addrs = _interface_addresses(opts.passive)
-        if not addrs:
-            raise UserError(f"--passive {opts.passive}: the interface has no IP address to check against the scope")
-        # Listening on a segment is a test of that segment: the interface's own address must be in scope.
-        guard.approve(addrs[:1], "passive")
-        iface = opts.passive
-    return _Plan(discovery, portscan, service, iface, engine)
-
-
-def _stage(name: str, title: str, body: Callable[[], tuple[list[Observation], list[str]]]) -> ProbeRun:
-    started = time.perf_counter()
-    try:
-        observations, limitations = body()
-    except UserError:
-        raise
-    except Exception as exc:  # the one catch-all per stage, as agent.runner has per probe
-        log.warning("netscan stage %s failed", name, exc_info=True)
-        return ProbeRun(name, title, "error", time.perf_counter() - started, message=f"{type(exc).__name__}: {exc}")
-    return ProbeRun(name, title, "limited" if limitations else "ok", time.perf_counter() - started,
-                    observations, limitations=limitations)
-
-
-def run_netscan(opts: NetScanOptions, profile: Profile, progress: Stage | None = None,
-                guard: ScopeGuard | None = None, compare: bool = True,
-                approved: _Plan | None = None) -> NetScanOutcome:
-    approved = approved or plan(opts, guard or ScopeGuard(opts.scope))
-    started = dt.datetime.now(dt.UTC)
-    say = progress or (lambda _s: None)
-    runs: list[ProbeRun] = []
-    hosts_up: list[str] = []
-    open_ports: dict[str, set[int]] = {}
-    engine_used = approved.engine
-    coverage: list[Coverage] = []
-    notes: list[Text] = []
-
-    discovered: dict[str, Any] = {}
-
-    def discovery_stage() -> tuple[list[Observation], list[str]]:
-        from probes.network.discovery import discover
-
-        say(f"discovery of {len(approved.discovery)} address(es)")
-        res = discover(approved.discovery, iface=opts.iface)
-        discovered.update((r.ip, r) for r in res.rows)
-        return [Observation.from_row(PROBE_HOSTS, r) for r in res.rows], list(res.limitations)
-
-    if approved.discovery:
-        runs.append(_stage("discovery", "Host discovery", discovery_stage))
-
-    def ports_stage() -> tuple[list[Observation], list[str]]:
-        nonlocal engine_used
-        from probes.network.discovery import DiscoveredHost
-        from probes.network.portscan import ScanOptions, scan
-
-        targets = approved.portscan
-        if approved.discovery:
-            targets = [t for t in targets if t.address in discovered]
-        say(f"port scan ({approved.engine}) of {len(targets)} host(s)")
-        res = scan(targets, ScanOptions(engine=approved.engine, ports=opts.ports))
-        engine_used = res.engine
-        coverage.append(run_coverage(opts, approved, res.engine))
-        hosts_up.extend([*discovered, *res.hosts_up])
-        open_ports.update(res.open_ports())
-        obs = [Observation.from_row(PROBE_PORTS, r) for r in res.rows]
-        # Hosts that answered only the port scan (no discovery, or discovery missed them) are hosts too.
-        obs += [Observation.from_row(PROBE_HOSTS, DiscoveredHost(h, "", "", "portscan", None))
-                for h in res.hosts_up if h not in discovered]
-        return obs, list(res.limitations)
-
-    if not approved.discovery or runs[-1].ran:
-        runs.append(_stage(PROBE_PORTS, "Port scan", ports_stage))
-
-    if approved.service:
-        def services_stage() -> tuple[list[Observation], list[str]]:
-            from probes.network.services import check_services
-
-            n = sum(len(v) for v in open_ports.values())
-            say(f"service checks on {n} open port(s)")
-            res = check_services(approved.service, open_ports)
-            limits = [f"{res.skipped} port(s) not checked: deadline passed"] if res.skipped else []
-            return res.observations(), limits
-
-        runs.append(_stage("services", "Service checks", services_stage))
-
-    if approved.passive_iface:
-        iface = approved.passive_iface
-
-        def link_stage() -> tuple[list[Observation], list[str]]:
-            from probes.network import passive
-
-            say(f"listening on {iface} for {opts.duration:g} s")
-            cap = passive.capture(iface, opts.duration)
-            policy = passive.LinkPolicy(opts.dhcp_servers, opts.dns_servers, opts.gateway_ip, opts.gateway_mac)
-            limits = ["packet limit reached: capture cut short"] if cap.truncated else []
-            events = passive.analyse(cap.frames, policy)
-            notes.append(heard_note(iface, opts.duration, passive.heard(cap.frames), len(events)))
-            return passive.observations(events), limits
-
-        runs.append(_stage("link", "Passive link checks", link_stage))
-
-    ran = _ran_probes(runs)
-    observations = [o for r in runs for o in r.observations]
-    findings = _evaluate(profile, observations, ran, iface=approved.passive_iface)
-    identity = HostIdentity.read(LocalTransport())
-    outcome = NetScanOutcome(
-        result=ScanResult(host=identity, transport="network", as_root=LocalTransport().is_root, started=started,
-                          finished=dt.datetime.now(dt.UTC), profile_id=profile.id, probes=runs,
-                          findings=sorted_findings(findings),
-                          unevaluated_rules=tuple(r.id for r in profile.rules
-                                                  if r.probe in NETWORK_PROBES and r.probe not in ran)),
-        targets=opts.targets, scope=opts.scope.entries(), engine=engine_used, hosts_up=sorted(set(hosts_up)),
-        notes=notes, coverage=coverage[0] if coverage else None,
-    )
-    if outcome.nothing_answered:
-        outcome.notes.insert(0, NOTHING_ANSWERED.format({"targets": ", ".join(opts.targets)}))
-    if compare and not outcome.nothing_answered:  # nothing to compare: every host would look "gone"
-        _compare_baseline(outcome, opts.scope, profile, identity)
-    outcome.result.finished = dt.datetime.now(dt.UTC)
-    return outcome
-
-
-def run_coverage(opts: NetScanOptions, approved: _Plan, engine: str) -> Coverage:
-    """What this run tested: the approved port-scan addresses, their TCP ports, discovery (ARP when an
-    interface was named), service checks, and the engine that scanned."""
-    from probes.network.portscan import DEFAULT_TCP_PORTS
-
-    ranges: set[tuple[int, int]] = set()
-    for t in approved.portscan:
-        ranges.update((opts.ports or t.ports or DEFAULT_TCP_PORTS).ranges)
-    discovery = bool(approved.discovery)
-    return Coverage.of([t.address for t in approved.portscan], ranges, discovery,
-                       discovery and opts.iface is not None, bool(approved.service), engine)
-
-
-def heard_note(iface: str, duration: float, heard: Any, events: int) -> Text:
-    """What the passive stage heard: a quiet link and a capture that heard nothing are not the same."""
-    values = {"iface": iface, "duration": f"{duration:g}", "frames": heard.frames, "arp": heard.arp,
-              "dhcp": heard.dhcp, "dns": heard.dns, "tcp": heard.tcp, "events": events}
-    return Text("link {iface} ({duration} s): heard {frames} frame(s): {arp} ARP, {dhcp} DHCP, {dns} DNS, "
-                "{tcp} on login ports; {events} link event(s)",
-                "链路 {iface}（{duration} 秒）：收到 {frames} 帧，其中 ARP {arp} 帧、DHCP {dhcp} 帧、DNS {dns} 帧、"
-                "登录端口 TCP {tcp} 帧；链路事件 {events} 个").format(values)
-
-
-def _ran_probes(runs: Sequence[ProbeRun]) -> set[str]:
-    ran: set[str] = set()
-    for r in runs:
-        if not r.ran:
-            continue
-        if r.probe in (PROBE_PORTS, "discovery"):
-            ran |= {PROBE_PORTS, PROBE_HOSTS} if r.probe == PROBE_PORTS else {PROBE_HOSTS}
-        elif r.probe == "services":
-            ran |= {"services", "tls", "ssh_algos"}
-        else:
-            ran.add(r.probe)
-    return ran
-
-
-def _evaluate(profile: Profile, observations: Sequence[Observation], ran: set[str],
-              iface: str | None) -> list[Finding]:
-    """Per scanned host (so {host} in a remediation is that host and finding ids are per host); link events
-    are judged against the segment, named after the interface."""
-    groups: dict[str, list[Observation]] = defaultdict(list)
-    for o in observations:
-        host = o.attrs.get("host") or o.attrs.get("ip")
-        groups[str(host) if host else f"link:{iface or '-'}"].append(o)
-    network_only = Profile(profile.id, profile.title, profile.version,
-                           tuple(r for r in profile.rules if r.probe in NETWORK_PROBES), profile.source,
-                           profile.drift, profile.ignore)
-    findings: list[Finding] = []
-    for host, obs in sorted(groups.items()):
-        findings.extend(evaluate(network_only, obs, host, ran).findings)
-    return findings
-
-
-# --- baseline comparison ------------------------------------------------------------------------------------
-
-def network_scope_id(scope: Scope) -> str:
-    """The baseline scope id of a network scope: readable when short, a digest otherwise."""
-    text = "_".join(sorted(scope.entries()))
-    readable = re.sub(r"[^A-Za-z0-9._-]", "-", text)
-    if len(readable) <= 100 and readable[:1].isalnum():
-        return readable
-    return "net-" + hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def baseline_observations(observations: Sequence[Observation]) -> list[Observation]:
-    """The observations a network baseline keeps (what ``baseline capture --network`` should store)."""
-    return [o for o in observations if o.probe in BASELINE_PROBES]
-
-
-def _compare_baseline(outcome: NetScanOutcome, scope: Scope, profile: Profile, identity: HostIdentity) -> None:
-    from agent.baseline_files import BaselineFiles, BaselineMissing
-    from baselines.diff import diff
-    from baselines.drift import drift_findings
-    from baselines.netdrift import network_parents
-    from baselines.store import BaselineInvalid
-    from baselines.store import Scope as BaselineScope
-
-    bscope = BaselineScope("network", network_scope_id(scope))
-    files = BaselineFiles()
-    if not files.exists(bscope):
-        outcome.notes.append(Text("no network baseline for {scope}: not compared",
-                                  "网段 {scope} 尚无网络基线：未比较").format({"scope": bscope.label}))
-        return
-    try:
-        baseline = files.load(bscope, identity.hostname, identity.machine_id)
-    except (BaselineMissing, BaselineInvalid) as exc:
-        raise UserError(f"network baseline {bscope.label}: {exc}") from None
-    if outcome.coverage is None:
-        return
-    stored = list(baseline.observations())
-    # Compare like with like: only the addresses, ports and test kinds that both this run and the baseline
-    # covered (a host or port that was not scanned now is not "gone", a MAC not asked for is not "changed").
-    common = outcome.coverage.common(Coverage.from_observations(stored))
-    ran = _ran_probes(outcome.result.probes)
-    compared = tuple(p for p in common.probes() if p in ran and p in baseline.meta.probes)
-    current = common.comparable(o for o in outcome.result.observations if o.probe in compared)
-    old = common.comparable(o for o in stored if o.probe in compared)
-    d = diff(old, current, profile.ignore, compared)
-    drift = drift_findings(d, profile.drift, bscope.label, parents=network_parents)
-    outcome.result.findings = sorted_findings([*outcome.result.findings, *(x.finding for x in drift)])
-    outcome.baseline = {"scope": bscope.label, "version": baseline.meta.version, "compared": {
-        "targets": list(common.targets), "ports": str(PortSet(common.ports)) if common.ports else "",
-        "mac": common.arp, "engine_names": bool(common.engine)}, **d.to_json()}
-
-
-# --- output -------------------------------------------------------------------------------------------------
-
-def to_json(outcome: NetScanOutcome, include_observations: bool) -> dict[str, Any]:
-    data = outcome.result.to_json(include_observations=include_observations)
-    data["schema"] = SCHEMA
-    data["netscan"] = {"targets": outcome.targets, "scope": outcome.scope, "engine": outcome.engine,
-                       "hosts_up": outcome.hosts_up, "baseline": outcome.baseline}
-    data["notes"] = [*data.get("notes", []), *(n.en for n in outcome.notes)]
-    data["netscan"]["nothing_answered"] = outcome.nothing_answered
-    return data
-
-
-def exit_code(outcome: NetScanOutcome, fail_on: Severity, allow_empty: bool = False) -> int:
-    if outcome.nothing_answered and not allow_empty:
-        return 2
-    return scan_exit_code(outcome.result, fail_on)
+        dns_servers=tuple(args.dns_server), dhcp_servers=tuple(args.dhcp_server), gateway=args.gateway,
+        notice=Path(args.notice) if args.notice else None, profile=args.profile, fail_on=args.fail_on,
+        allow_empty=args.allow_empty)
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Stage | None]:
+def _progress(enabled: bool) -> Iterator[Say | None]:
     if not enabled:
         yield None
         return
@@ -464,115 +84,24 @@ def _progress(enabled: bool) -> Iterator[Stage | None]:
         yield lambda text: status.update(f"netscan: {text}")
 
 
-def _kinds(opts: NetScanOptions) -> list[str]:
-    kinds = ["portscan"]
-    if opts.discovery:
-        kinds.insert(0, "discovery")
-    if opts.services:
-        kinds.append("service")
-    if opts.passive:
-        kinds.append("passive")
-    return kinds
-
-
-def authorise(args: argparse.Namespace, opts: NetScanOptions, actor: str) -> tuple[ScopeGuard, str | None]:
-    """The guard this run is held to: the notice's scope and window, or (no notice) loopback plus the unit's
-    own declared networks. Every refusal is recorded before the user sees it."""
-    from pathlib import Path
-
-    from agent import enforce, record
-    from agent.config import load_config
-    from agent.notice import NoticeError, settings_from
-    from agent.scope import Refusal
-
-    config = load_config(args.config)
-
-    def on_refusal(r: Refusal) -> None:
-        record.append("refusal", actor, notice_id=notice_id, scope={"allowed": scope.entries()}, tests=(r.kind,),
-                      summary={"code": "out-of-scope", "message": r.describe(), "targets": [r.target]})
-
-    notice_id: str | None = None
-    if args.notice:
-        if args.scope:
-            raise UserError("--scope and --notice do not go together: the notice sets the scope")
-        try:
-            auths = [enforce.authorize(Path(args.notice), settings_from(config), kind=kind, actor=actor,
-                                       targets=opts.targets) for kind in _kinds(opts)]
-        except NoticeError as exc:
-            raise UserError(str(exc)) from None
-        notice_id, scope = auths[0].notice_id, auths[0].scope
-        opts.scope = scope
-        return ScopeGuard(scope, on_refusal=on_refusal, deadline=auths[0].deadline), notice_id
-    scope = opts.scope
-    require_own_networks(opts, config.netscan.own_networks, actor)
-    return ScopeGuard(scope, on_refusal=on_refusal), None
-
-
-def require_own_networks(opts: NetScanOptions, own_networks: list[str], actor: str) -> None:
-    """Without a notice, the scope must be loopback or inside the unit's own networks; else refuse (recorded)."""
-    from agent import record
-
-    foreign = [e for e in opts.scope.entries() if not _within(e, own_networks)]
-    if foreign:
-        message = (f"testing {', '.join(foreign)} needs an advance notice (--notice FILE, Art. 25): without one, "
-                   "only loopback and the unit's own networks ([netscan] own_networks in config.toml) may be "
-                   "tested")
-        record.append("refusal", actor, tests=tuple(_kinds(opts)),
-                      summary={"code": "no-notice", "message": message, "targets": opts.targets})
-        raise UserError(message)
-
-
-def _within(entry: str, own_networks: list[str]) -> bool:
-    """A scope entry is loopback or inside one of the unit's own networks (host names never are)."""
-    import ipaddress
-
-    try:
-        net = ipaddress.ip_network(entry, strict=False)
-    except ValueError:
-        return False
-    if net.is_loopback:
-        return True
-    for own in own_networks:
-        try:
-            mine = ipaddress.ip_network(own, strict=False)
-        except ValueError:
-            raise UserError(f"config [netscan] own_networks: {own!r} is not a network") from None
-        if net.version == mine.version and net.subnet_of(mine):  # type: ignore[arg-type]
-            return True
-    return False
-
-
 def handle(args: argparse.Namespace) -> int:
-    from agent import record
+    from agent.services import netscan
+    from agent.services.context import AgentContext
 
-    fail_on = parse_fail_on(args.fail_on)
-    opts = options_from_args(args)
-    actor = record.local_actor()
-    guard, notice_id = authorise(args, opts, actor)
-    approved = plan(opts, guard)  # all input checked (and approved) before the profile loads
-    try:
-        profile = load_profile(args.profile)
-    except ProfileError as exc:
-        raise UserError(str(exc)) from None
+    ctx = AgentContext.load(args.state, args.config)
+    request = request_from_args(args)
     with _progress(sys.stderr.isatty() and not args.json) as progress:
-        outcome = run_netscan(opts, profile, progress, approved=approved)
-    result_json = to_json(outcome, False)
-    record.append("netscan", actor, notice_id=notice_id,
-                  scope={"allowed": opts.scope.entries(), "targets": outcome.targets}, tests=tuple(_kinds(opts)),
-                  summary={"findings": outcome.result.counts(), "hosts_up": len(outcome.hosts_up),
-                           "probe_errors": len(outcome.result.probe_errors)}, results=result_json)
+        outcome = netscan.run(ctx, request, progress)
     if args.json:
-        sys.stdout.write(json.dumps(to_json(outcome, args.observations), ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json.dumps(outcome.document(args.observations).to_json(), ensure_ascii=False,
+                                    indent=2) + "\n")
     else:
         _render(outcome, args.lang)
-    code = exit_code(outcome, fail_on, opts.allow_empty)
-    if code == 2:
+    if outcome.nothing_answered and outcome.exit_code == 2:
+        from agent.services.netscan import NOTHING_ANSWERED_SHORT
+
         sys.stderr.write(f"precaution: error: {NOTHING_ANSWERED_SHORT.get(args.lang)}\n")
-    return code
-
-
-NOTHING_ANSWERED_SHORT = Text("no host answered: nothing was tested (use --allow-empty if an empty segment is "
-                              "expected)", "无任何主机应答：未检测任何对象（如该网段本应为空，请使用 --allow-empty）")
+    return outcome.exit_code
 
 
 def _render(outcome: NetScanOutcome, lang: str) -> None:
@@ -588,7 +117,7 @@ def _render(outcome: NetScanOutcome, lang: str) -> None:
                   f"{'范围' if zh else 'scope'}: {', '.join(outcome.scope)}  "
                   f"{'引擎' if zh else 'engine'}: {outcome.engine}  "
                   f"{'在线主机' if zh else 'hosts up'}: {len(outcome.hosts_up)}")
-    ports = [o for o in outcome.result.observations if o.probe == PROBE_PORTS]
+    ports = [o for o in outcome.result.observations if o.probe == "ports"]
     services = {o.subject: o for o in outcome.result.observations if o.probe == "services"}
     if ports:
         from rich.table import Table
@@ -603,39 +132,7 @@ def _render(outcome: NetScanOutcome, lang: str) -> None:
             detail = str(svc.attrs.get("banner") or "") if svc else str(a.get("product") or "")
             table.add_row(str(a.get("host")), f"{a.get('port')}/{a.get('proto')}", name, detail[:60])
         console.print(table)
-    if outcome.baseline is not None:
-        counts = outcome.baseline["counts"]
-        console.print(f"{'与网络基线比较' if zh else 'baseline'} {outcome.baseline['scope']} "
-                      f"v{outcome.baseline['version']}: +{counts['added']} -{counts['removed']} "
-                      f"~{counts['changed']}")
-    for note in outcome.notes:
-        console.print(f"[dim]{note.get(lang)}[/dim]")
-    empty = outcome.notes[0].get(lang) if outcome.nothing_answered else None
+    for note in [*outcome.result.notes, *outcome.notes, *(m.get(lang) for m in outcome.messages)]:
+        console.print(f"[dim]{note}[/dim]")
+    empty = outcome.messages[0].get(lang) if outcome.nothing_answered else None
     render_table(outcome.result, console, lang, heading="title_netscan", no_findings=empty)
-
-
-def observations_for_baseline(targets: Sequence[str], scope: str | None, ports: str | None = None,
-                              services: bool = True, engine: str = "auto", iface: str | None = None,
-                              discovery: bool = True, allow_empty: bool = False) -> tuple[Scope, list[Observation]]:
-    """Hook for ``precaution baseline capture --network``: scan like netscan (the same discovery options, so
-    that later runs compare like with like) and return the scope and the observations a network baseline keeps,
-    with the coverage row that says what was tested. Raises UserError on bad input, before anything is sent,
-    and when nothing answered (unless ``allow_empty``)."""
-    sc = Scope.parse(scope) if scope else Scope.loopback()
-    opts = NetScanOptions(targets=list(targets), scope=sc, ports=PortSet.parse(ports) if ports else None,
-                          engine=engine, services=services, iface=iface, discovery=discovery,
-                          allow_empty=allow_empty)
-    from agent import record
-    from agent.config import load_config
-
-    require_own_networks(opts, load_config().netscan.own_networks, record.local_actor())
-    profile = Profile("none", load_profile().title, 1, (), "<none>")
-    outcome = run_netscan(opts, profile, compare=False)
-    if outcome.result.probe_errors:
-        failed = "; ".join(f"{r.probe}: {r.message}" for r in outcome.result.probe_errors)
-        raise UserError(f"network scan failed, no baseline captured: {failed}")
-    if outcome.nothing_answered and not allow_empty:
-        raise UserError(f"no host answered in {', '.join(targets)}: no baseline captured (use --allow-empty if "
-                        "an empty segment is what should be recorded)")
-    kept = baseline_observations(outcome.result.observations)
-    return sc, [*kept, outcome.coverage.to_observation()] if outcome.coverage else kept

@@ -74,8 +74,8 @@ def test_quiet_network(lab: Lab, eager_ssh: str, capsys: pytest.CaptureFixture[s
     _capture(capsys, lab, _hosts(lab), *same)
     for _ in range(2):
         data = _netscan(capsys, lab, _hosts(lab), *same, "--services", "--observations")
-        assert data["netscan"]["baseline"]["counts"] == {"added": 0, "removed": 0, "changed": 0}, \
-            data["netscan"]["baseline"]
+        assert data["baseline"]["drift"] == {"added": 0, "removed": 0, "changed": 0}, \
+            data["baseline"]
         assert _drift(data) == []
         assert len(data["netscan"]["hosts_up"]) == 12
         banners = {o["subject"]: o["attrs"]["banner"] for o in data["observations"] if o["probe"] == "services"}
@@ -93,24 +93,25 @@ def test_quiet_network(lab: Lab, eager_ssh: str, capsys: pytest.CaptureFixture[s
     for argv in subsets:
         data = _netscan(capsys, lab, *argv)
         assert _drift(data) == [], argv
-        base = data["netscan"]["baseline"]
-        assert base["counts"] == {"added": 0, "removed": 0, "changed": 0}, (argv, base)
+        base = data["baseline"]
+        assert base["status"] == "compared" and base["drift"] == {"added": 0, "removed": 0, "changed": 0}, \
+            (argv, base)
     # what was compared is stated: one host, one port
     data = _netscan(capsys, lab, lab.host_ip(1), "--ports", "22")
-    assert data["netscan"]["baseline"]["compared"]["targets"] == [f"{lab.host_ip(1)}/32"]
-    assert data["netscan"]["baseline"]["compared"]["ports"] == "22"
+    assert data["netscan"]["compared"] == {"targets": [f"{lab.host_ip(1)}/32"], "ports": "22", "hosts": True,
+                                           "mac": False, "services": False, "engine_names": True}
 
 
 def test_baseline_without_arp_gives_no_mac_changes(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     """A baseline captured without --iface holds no MAC addresses; netscan --iface is not "changed"."""
     _capture(capsys, lab, _hosts(lab), "--ports", "22,80", "--engine", "builtin", "--no-services")
     data = _netscan(capsys, lab, _hosts(lab), "--ports", "22,80", "--engine", "builtin", "--iface", lab.bridge)
-    assert _drift(data) == [] and data["netscan"]["baseline"]["compared"]["mac"] is False
+    assert _drift(data) == [] and data["netscan"]["compared"]["mac"] is False
     # captured with --iface, the MAC addresses are in the baseline and compared
     _capture(capsys, lab, _hosts(lab), "--ports", "22,80", "--engine", "builtin", "--no-services",
              "--iface", lab.bridge)
     data = _netscan(capsys, lab, _hosts(lab), "--ports", "22,80", "--engine", "builtin", "--iface", lab.bridge)
-    assert _drift(data) == [] and data["netscan"]["baseline"]["compared"]["mac"] is True
+    assert _drift(data) == [] and data["netscan"]["compared"]["mac"] is True
 
 
 def test_a_new_port_is_reported_exactly_once(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
@@ -126,8 +127,7 @@ def test_a_new_port_is_reported_exactly_once(lab: Lab, capsys: pytest.CaptureFix
     (finding,) = (f for f in data["findings"] if f["kind"] == "drift")
     assert finding["severity"] == "high"
     assert {r["probe"] for r in finding["evidence"]["related"]} == {"services"}  # its service row, folded in
-    added = {(i["probe"], i["subject"]) for i in data["netscan"]["baseline"]["added"]}
-    assert added == {("ports", f"{ip}|tcp|8471"), ("services", f"{ip}|8471")}
+    assert data["baseline"]["drift"] == {"added": 2, "removed": 0, "changed": 0}  # the port and its service row
 
 
 def test_a_changed_service_version_is_one_finding(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:

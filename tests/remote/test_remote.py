@@ -161,6 +161,17 @@ def test_remote_end_to_end_and_host_key_change(ssh_lab: SshLab, issuer: Issuer, 
     assert run_entry.kind == "remote" and run_entry.notice_id == "N-2026-001"
     assert run_entry.tests == ("accounts", "listeners")
     assert run_entry.results_sha256 == record.results_digest(payload)  # the record holds what was reported
+    from agent.wire.record import RemoteEntry, parse_entry
+    from agent.wire.remote import RemoteDocument
+    from tests.schema_check import validate
+
+    validate("remote.schema.json", payload)  # the generated JSON Schema, against the real sshd lab's output
+    assert RemoteDocument.model_validate(payload).to_json() == payload
+    typed = parse_entry(run_entry.body())
+    assert isinstance(typed, RemoteEntry) and typed.summary.hosts[f"root@{host.ip}:22"].status == "ok"
+    # what was applied: the unit and lead time given on the command line, recorded as overrides
+    assert typed.applied is not None and typed.applied.unit == UNIT and typed.applied.lead_time_s == 0
+    assert typed.applied.overrides["unit"] == UNIT and typed.applied.overrides["lead_time"] == "0"
     assert host.ip in (issuer.state / "known_hosts").read_text()
 
     assert main(_remote(ssh_lab, notice, host.ip)) in (0, 1)  # known now: no flag needed
