@@ -45,13 +45,13 @@ class NoticeConfig(_Closed):
     @field_validator("lead_time")
     @classmethod
     def _duration(cls, value: str) -> str:
-        from agent.notice import parse_duration
+        from agent.duration import parse_duration
 
         parse_duration(value)  # ValueError names the problem
         return value
 
     def lead_time_seconds(self) -> int:
-        from agent.notice import parse_duration
+        from agent.duration import parse_duration
 
         return int(parse_duration(self.lead_time).total_seconds())
 
@@ -108,8 +108,19 @@ _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
 
 
+_KEY_PART = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+))\s*(?:\.|$)')
+
+
 def _split_key(text: str) -> tuple[str, ...]:
-    return tuple(part.strip().strip("\"'") for part in text.split("."))
+    """A dotted TOML key into its parts; quoted parts may hold dots."""
+    parts, pos = [], 0
+    while pos < len(text):
+        m = _KEY_PART.match(text, pos)
+        if not m or m.end() == pos:
+            return (text.strip(),)
+        parts.append(next(g for g in m.groups() if g is not None))
+        pos = m.end()
+    return tuple(parts)
 
 
 def key_lines(text: str) -> dict[tuple[str, ...], int]:

@@ -14,7 +14,6 @@ Writers take an exclusive ``fcntl`` lock on ``record.lock``, append one line, fs
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
 import fcntl
@@ -31,7 +30,8 @@ from agent.errors import UserError
 from agent.state import StateDir, atomic_write
 from agent.wire.chain import GENESIS, LINE_PREFIX, Head, VerifyResult, link_of, parse_line, verify_record
 from agent.wire.record import KINDS, EntryContent, InspectorDoc
-from agent.wire.signatures import canonical_json, fingerprint
+from baselines import ed25519
+from baselines.canonical_json import canonical_json
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -133,7 +133,7 @@ def seal(body: dict[str, Any], key: Ed25519PrivateKey) -> tuple[bytes, Entry]:
     """Hash and sign a body (which already holds seq, prev and key); return the line and the entry. Pure."""
     raw = canonical_json(body)
     hash_hex = hashlib.sha256(raw).hexdigest()
-    sig = base64.b64encode(key.sign(hash_hex.encode("ascii"))).decode("ascii")
+    sig = ed25519.sign_b64(key, hash_hex.encode("ascii"))
     line = LINE_PREFIX + raw + f',"hash":"{hash_hex}","sig":"{sig}"}}\n'.encode("ascii")
     return line, Entry.from_body(body, hash_hex, sig)
 
@@ -214,7 +214,7 @@ class Recorder:
                     seq, prev = int(json.loads(body_raw)["seq"]) + 1, link_of(hash_hex, sig)
                 except (ValueError, KeyError, TypeError):
                     raise UserError(f"{path}: the last entry is damaged; run `precaution record verify`") from None
-            body = make_body(seq, prev, fingerprint(key.public_key()), actor or self.actor, content,
+            body = make_body(seq, prev, ed25519.fingerprint(key.public_key()), actor or self.actor, content,
                              time=dt.datetime.now(dt.UTC), results=results)
             line, entry = seal(body, key)
             new = not path.exists()
