@@ -461,7 +461,7 @@ def run_coverage(opts: NetScanOptions, approved: Plan, engine: str) -> Coverage:
     for t in approved.portscan:
         ranges.update((opts.ports or t.ports or DEFAULT_TCP_PORTS).ranges)
     discovery = bool(approved.discovery)
-    return Coverage.of([t.address for t in approved.portscan], ranges, discovery,
+    return Coverage.of([t.ip for t in approved.portscan], ranges, discovery,
                        discovery and opts.iface is not None, bool(approved.service), engine)
 
 
