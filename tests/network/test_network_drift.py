@@ -186,3 +186,25 @@ def test_passive_stage_says_what_it_heard(lab: Lab, capsys: pytest.CaptureFixtur
     assert f"link {lab.bridge} (1 s): heard " in out and " ARP, " in out and " DNS, " in out
     code, out, _ = _cli(capsys, *argv, "--lang", "zh-CN")
     assert code == 0 and f"链路 {lab.bridge}（1 秒）：收到 " in out
+
+
+def test_no_route_is_nothing_answered(lab: Lab, _isolated_state: Path) -> None:
+    """Run inside a lab host, which has no route beyond its own /24: a target off that segment cannot be
+    reached (nothing leaves the namespace) and netscan says that nothing answered, exit 2."""
+    import sys
+
+    off_link = ipaddress_of(lab, 250)
+    (_isolated_state / "config.toml").write_text(f'[netscan]\nown_networks = ["{off_link}.0/24"]\n')
+    exe = str(Path(sys.executable).with_name("precaution"))
+    out = lab.run(lab.host_ip(9), [exe, "netscan", f"{off_link}.7", "--scope", f"{off_link}.0/24", "--ports",
+                                   "22,80", "--engine", "builtin"], timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "Nothing answered" in out.stdout and "No findings" not in out.stdout
+    assert out.stderr.endswith("precaution: error: no host answered: nothing was tested (use --allow-empty if an "
+                               "empty segment is expected)\n")
+
+
+def ipaddress_of(lab: Lab, third: int) -> str:
+    """The first three octets of a /24 next to the lab's own (inside 10.231.0.0/16, never routed anywhere)."""
+    a, b, _, _ = str(lab.network.network_address).split(".")
+    return f"{a}.{b}.{third}"
