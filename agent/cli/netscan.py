@@ -132,7 +132,8 @@ def _render(outcome: NetScanOutcome, lang: str) -> None:
             detail = str(svc.attrs.get("banner") or "") if svc else str(a.get("product") or "")
             table.add_row(str(a.get("host")), f"{a.get('port')}/{a.get('proto')}", name, detail[:60])
         console.print(table)
-    for note in [*outcome.result.notes, *outcome.notes, *(m.get(lang) for m in outcome.messages)]:
+    empty = outcome.messages[0].get(lang) if outcome.nothing_answered else None  # the headline, said once
+    messages = outcome.messages[1:] if empty else outcome.messages
+    for note in [*outcome.result.notes, *outcome.notes, *(m.get(lang) for m in messages)]:
         console.print(f"[dim]{note}[/dim]")
-    empty = outcome.messages[0].get(lang) if outcome.nothing_answered else None
     render_table(outcome.result, console, lang, heading="title_netscan", no_findings=empty)

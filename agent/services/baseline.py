@@ -140,13 +140,16 @@ class CaptureOutcome:
 def capture(session: BaselineSession, req: CaptureRequest) -> CaptureOutcome:
     runs: list[ProbeRun] = []
     if req.network:
-        from agent.services.netscan import network_scope_id, observations_for_baseline
+        from agent.services.netscan import BASELINE_PROBES, network_scope_id, observations_for_baseline, ran_probes
+        from baselines.netdrift import PROBE_COVERAGE
 
-        net_scope, observations, _ = observations_for_baseline(
+        net_scope, observations, scanned = observations_for_baseline(
             session.ctx, req.network, req.scope, req.ports, services=req.services, engine=req.engine,
             iface=req.iface, discovery=req.discovery, allow_empty=req.allow_empty)
         session.scope = Scope("network", network_scope_id(net_scope))
-        probe_ids = tuple(sorted({o.probe for o in observations}))
+        # Every probe that ran, also one that saw nothing (no SSH server yet): a later SSH server is drift.
+        tested = ran_probes(scanned.result.probes) & set(BASELINE_PROBES)
+        probe_ids = tuple(sorted(tested | {o.probe for o in observations} | {PROBE_COVERAGE}))
     elif req.scope or req.ports or not req.services or req.iface or not req.discovery or req.allow_empty:
         raise UserError(f"{NETWORK_ONLY} go with --network")
     previous: Baseline | None = None
