@@ -98,6 +98,7 @@ def run() -> str:
     home = tempfile.mkdtemp(prefix="bench-scan-")  # no baseline, no waivers: the plain first scan
     env = {**os.environ, "PRECAUTION_HOME": home}
     before_tree = os.environ.get(BEFORE_ENV)
+    load_start = os.getloadavg()[0]
     before: list[Sample] = []
     same_path: list[Sample] = []
     try:
@@ -149,6 +150,9 @@ def run() -> str:
     lines += [
         "",
         ratio,
+        "",
+        f"Load average (1 min, {os.cpu_count()} cores) at the start: {load_start:.1f}, at the end: "
+        f"{os.getloadavg()[0]:.1f}; on a loaded machine compare the rows with each other (same run, same load).",
         "",
         f"Budget: wall <= {BUDGET_WALL_S:.0f} s: {'pass' if ok_wall else 'FAIL'} ({wall:.2f} s); "
         f"peak RSS <= {BUDGET_RSS_MB:.0f} MB: {'pass' if ok_rss else 'FAIL'} ({rss:.1f} MB). **{verdict}**",
