@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from agent.wire.netscan import NetscanDocument
     from baselines.model import Finding
     from baselines.model import Text as DomainText
+    from baselines.netdrift import Coverage
     from probes.i18n import Message
     from probes.observation import Observation
 
@@ -112,11 +113,17 @@ class NetscanResultLike(Protocol):
     engine: str
     hosts_up: list[str]
     notes: list[Message]
+    messages: list[DomainText]
+    compared: Coverage | None
+
+    @property
+    def nothing_answered(self) -> bool: ...
 
 
 def netscan_document(outcome: NetscanResultLike, include_observations: bool = False) -> NetscanDocument:
     """Hosts, open ports and services always; every observation only when asked."""
-    from agent.wire.netscan import NetHost, NetscanDocument, NetscanInfo, OpenPort, ServiceDoc
+    from agent.wire.netscan import CoverageDoc, NetHost, NetscanDocument, NetscanInfo, OpenPort, ServiceDoc
+    from probes.network.ports import PortSet
 
     observations = outcome.result.observations
     hosts = [NetHost(ip=str(a["ip"]), mac=str(a.get("mac") or ""), vendor=str(a.get("vendor") or ""),
@@ -131,7 +138,11 @@ def netscan_document(outcome: NetscanResultLike, include_observations: bool = Fa
         **{k: v for k, v in scan_fields(outcome.result, include_observations).items()},
         "schema": "precaution.netscan/v2",
         "netscan": NetscanInfo(targets=list(outcome.targets), scope=list(outcome.scope), engine=outcome.engine,
-                               hosts_up=list(outcome.hosts_up)),
-        "notes": [n.en for n in [*outcome.result.notes, *outcome.notes]],
+                               hosts_up=list(outcome.hosts_up), nothing_answered=outcome.nothing_answered,
+                               compared=None if (c := outcome.compared) is None else CoverageDoc(
+                                   targets=list(c.targets), ports=str(PortSet(c.ports)) if c.ports else "",
+                                   hosts="hosts" in c.probes(), mac=c.arp, services=c.services,
+                                   engine_names=bool(c.engine))),
+        "notes": [*(n.en for n in [*outcome.result.notes, *outcome.notes]), *(m.en for m in outcome.messages)],
         "hosts": hosts, "open_ports": ports, "services": services,
     })

@@ -164,8 +164,8 @@ LIMITED_WARNING = message("baseline.limited-warning", "precaution: warning: {pro
                           "precaution：警告：{probe} 结果受限：{reasons}")
 NO_PROBE_RAN_ERR = message("baseline.no-probe-ran", "no probe could run here, baseline left unchanged",
                            "本机没有可运行的探针，基线未改动。")
-NETWORK_OPTIONS_ERR = message("baseline.network-options", "--scope, --ports and --no-services go with --network",
-                              "--scope、--ports 和 --no-services 须与 --network 一起使用。")
+NETWORK_OPTIONS_ERR = message("baseline.network-options", "{options} go with --network",
+                              "{options} 须与 --network 一起使用。")
 EXISTING_INVALID_ERR = message("baseline.existing-invalid", "existing baseline {scope} failed verification "
                                "({reason}); check the host, then use --force to replace it",
                                "现有基线 {scope} 未通过校验（{reason}）；请先核查主机，再用 --force 替换。")

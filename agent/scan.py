@@ -14,6 +14,7 @@ from baselines.diff import Diff, diff_observations, volatile_of
 from baselines.drift import DriftFinding, drift_findings, integrity_finding
 from baselines.evaluate import evaluate
 from baselines.model import Finding, Severity
+from baselines.netdrift import PROBE_COVERAGE, Coverage
 from baselines.profile import Profile
 from baselines.waivers import WaiverSpec, apply_waivers
 from probes.base import Probe, ProbeSettings
@@ -175,7 +176,12 @@ def compare_runs(baseline: Baseline, runs: Sequence[ProbeRun], profile: Profile,
 
 
 def compare_observations(baseline: Baseline, ran: set[str], observations: Sequence[Observation], profile: Profile,
-                         host: str) -> tuple[Diff, list[DriftFinding]]:
+                         host: str, network: Coverage | None = None,
+                         covered: list[Coverage] | None = None) -> tuple[Diff, list[DriftFinding]]:
+    """``network``: what a network run covered; only what both it and the baseline covered is compared (the
+    coverage used is appended to ``covered``), and one change is one finding."""
+    if network is not None:
+        return _compare_network(baseline, ran, observations, profile, host, network, covered)
     compared = ran & set(baseline.meta.probes)
     current_obs = [o for o in observations if o.probe in compared]
     volatile = dict(baseline.volatile)
@@ -183,6 +189,22 @@ def compare_observations(baseline: Baseline, ran: set[str], observations: Sequen
         volatile[probe] = volatile.get(probe, frozenset()) | names
     result = diff_observations(baseline.entries, current_obs, volatile, profile.ignore, compared)
     return result, drift_findings(result, profile.drift, host)
+
+
+def _compare_network(baseline: Baseline, ran: set[str], observations: Sequence[Observation], profile: Profile,
+                     host: str, network: Coverage, covered: list[Coverage] | None) -> tuple[Diff, list[DriftFinding]]:
+    from baselines.diff import diff
+    from baselines.netdrift import network_parents
+
+    stored = list(baseline.observations())  # network baselines are small: decode them whole
+    common = network.common(Coverage.from_observations(stored))
+    if covered is not None:
+        covered.append(common)
+    compared = tuple(p for p in common.probes() if p in ran and p in baseline.meta.probes)
+    current = common.comparable(o for o in observations if o.probe in compared)
+    old = common.comparable(o for o in stored if o.probe in compared)
+    result = diff(old, current, profile.ignore, compared)
+    return result, drift_findings(result, profile.drift, host, parents=network_parents)
 
 
 def compare_with_baseline(files: BaselineFiles, scope: Scope, host: HostIdentity, runs: Sequence[ProbeRun],
@@ -196,7 +218,8 @@ def compare_with_baseline(files: BaselineFiles, scope: Scope, host: HostIdentity
 
 def compare_scope(files: BaselineFiles, scope: Scope, host: HostIdentity, ran: set[str],
                   observations: Sequence[Observation], limited: set[str], profile: Profile,
-                  finding_host: str) -> tuple[list[Finding], BaselineComparison, list[Message]]:
+                  finding_host: str, network: Coverage | None = None,
+                  compared: list[Coverage] | None = None) -> tuple[list[Finding], BaselineComparison, list[Message]]:
     """The one comparison path for host and network baselines: drift findings, or (baseline invalid) the
     critical integrity finding; a missing baseline is a note, never an error."""
     from agent.baseline_files import BaselineMissing
@@ -212,10 +235,10 @@ def compare_scope(files: BaselineFiles, scope: Scope, host: HostIdentity, ran: s
         message = msg.BASELINE_NOT_USED(scope=scope.label, reason=exc.localized)
         return ([integrity_finding(finding_host, scope.label, path, exc.localized)],
                 BaselineComparison(scope.label, "invalid", message), [message])
-    result, drift = compare_observations(baseline, ran, observations, profile, finding_host)
+    result, drift = compare_observations(baseline, ran, observations, profile, finding_host, network, compared)
     meta = baseline.meta
     notes: list[Message] = []
-    missing = sorted(set(meta.probes) - set(result.probes))
+    missing = sorted(set(meta.probes) - set(result.probes) - {PROBE_COVERAGE})
     if missing:
         notes.append(msg.PROBES_NOT_COMPARED(probes=missing))
     new = sorted(ran - set(meta.probes))

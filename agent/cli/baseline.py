@@ -14,6 +14,7 @@ from typing import Any
 from rich.cells import cell_len
 
 from agent import messages as msg
+from agent.errors import UserError
 from agent.i18n import LANGS, t
 from agent.runner import ProbeRun
 from agent.services import baseline as service
@@ -48,7 +49,16 @@ def register(sub: Any) -> None:
     q.add_argument("--scope", metavar="CIDR[,CIDR...]", help="with --network: the allowed scope (default loopback)")
     q.add_argument("--ports", metavar="SPEC", help="with --network: ports to scan (default: netscan's)")
     q.add_argument("--engine", choices=("auto", "nmap", "builtin"), default="auto", help="with --network")
+    q.add_argument("--services", action="store_true",
+                   help="with --network: check the services on open ports, as netscan --services (the default)")
     q.add_argument("--no-services", action="store_true", help="with --network: skip service checks")
+    q.add_argument("--iface", metavar="IFACE",
+                   help="with --network: interface for ARP discovery, as for netscan (the baseline then holds MAC "
+                        "addresses, and netscan --iface compares them)")
+    q.add_argument("--no-discovery", action="store_true",
+                   help="with --network: port-scan every approved address instead of only the hosts that answer")
+    q.add_argument("--allow-empty", action="store_true",
+                   help="with --network: record a segment where no host answers instead of refusing")
     q.set_defaults(handler=handle_capture)
 
     q = cmds.add_parser("show", help="metadata and observation counts of the current baseline")
@@ -96,10 +106,15 @@ def _emit(data: Any) -> None:
 
 
 def handle_capture(args: argparse.Namespace) -> int:
+    if args.services and args.no_services:
+        raise UserError("give either --services or --no-services, not both")
+    if args.services and not args.network:
+        raise UserError(msg.NETWORK_OPTIONS_ERR(options=service.NETWORK_ONLY))
     session = _session(args)
     out = service.capture(session, service.CaptureRequest(
         probes=tuple(args.probe), by=args.by, note=args.note, force=args.force, network=tuple(args.network or ()),
-        scope=args.scope, ports=args.ports, engine=args.engine, services=not args.no_services))
+        scope=args.scope, ports=args.ports, engine=args.engine, services=not args.no_services, iface=args.iface,
+        discovery=not args.no_discovery, allow_empty=args.allow_empty))
     _warn_limited(out.limited, args.lang)
     if args.json:
         _emit({"path": str(out.path), "meta": out.meta.to_json(), "observations": out.observations,

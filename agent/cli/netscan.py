@@ -43,6 +43,8 @@ def register(sub: Any) -> None:
     p.add_argument("--dhcp-server", action="append", default=[], metavar="IP",
                    help="an allowed DHCP server (repeatable); without any, DHCP servers are listed but not judged")
     p.add_argument("--gateway", metavar="IP[=MAC]", help="the segment gateway and its expected MAC address")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="a segment where no host answers is expected: exit 0 instead of 2 when nothing answers")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--observations", action="store_true",
                    help="also include every observation (TLS and SSH details too) in --json; hosts, open ports and "
@@ -66,7 +68,8 @@ def request_from_args(args: argparse.Namespace) -> Any:
         targets=list(args.targets), scope=args.scope, ports=args.ports, engine=args.engine, services=args.services,
         discovery=not args.no_discovery, iface=args.iface, passive=args.passive, duration=args.duration,
         dns_servers=tuple(args.dns_server), dhcp_servers=tuple(args.dhcp_server), gateway=args.gateway,
-        notice=Path(args.notice) if args.notice else None, profile=args.profile, fail_on=args.fail_on)
+        notice=Path(args.notice) if args.notice else None, profile=args.profile, fail_on=args.fail_on,
+        allow_empty=args.allow_empty)
 
 
 @contextlib.contextmanager
@@ -94,6 +97,10 @@ def handle(args: argparse.Namespace) -> int:
                                     indent=2) + "\n")
     else:
         _render(outcome, args.lang)
+    if outcome.nothing_answered and outcome.exit_code == 2:
+        from agent.services.netscan import NOTHING_ANSWERED_SHORT
+
+        sys.stderr.write(f"precaution: error: {NOTHING_ANSWERED_SHORT.get(args.lang)}\n")
     return outcome.exit_code
 
 
@@ -102,7 +109,8 @@ def _render(outcome: NetScanOutcome, lang: str) -> None:
 
     from agent import messages as msg
     from agent.report.table import render_table
-    from probes.i18n import Joined
+    from probes.i18n import Joined, Localized
+    from probes.network.services import service_name
 
     console = Console(highlight=False)
     zh = lang == "zh-CN"
@@ -119,10 +127,13 @@ def _render(outcome: NetScanOutcome, lang: str) -> None:
         for o in ports:
             a = o.attrs
             svc = services.get(f"{a.get('host')}|{a.get('port')}")
-            name = str(svc.attrs.get("service")) if svc else str(a.get("service") or "")
+            name = service_name(str(svc.attrs.get("service") or "") if svc else "", str(a.get("service") or ""))
             detail = str(svc.attrs.get("banner") or "") if svc else str(a.get("product") or "")
             table.add_row(str(a.get("host")), f"{a.get('port')}/{a.get('proto')}", name, detail[:60])
         console.print(table)
-    for note in [*outcome.result.notes, *outcome.notes]:
+    empty = outcome.messages[0].get(lang) if outcome.nothing_answered else None  # the headline, said once
+    messages = outcome.messages[1:] if empty else outcome.messages
+    notes: list[Localized] = [*outcome.result.notes, *outcome.notes, *messages]
+    for note in notes:
         console.print(note.get(lang), style="dim", markup=False)
-    render_table(outcome.result, console, lang, heading="title_netscan")
+    render_table(outcome.result, console, lang, heading="title_netscan", no_findings=empty)

@@ -22,14 +22,19 @@ SEVERITY_STYLE = {
 }
 
 
-def render_table(result: ScanResult, console: Console, lang: str = "en", heading: str = "title") -> None:
-    """``heading`` is an i18n key: "title" (self-inspection), "title_netscan", "title_remote", "title_onsite"."""
+def render_table(result: ScanResult, console: Console, lang: str = "en", heading: str = "title",
+                 no_findings: str | None = None) -> None:
+    """``heading`` is an i18n key: "title" (self-inspection), "title_netscan", "title_remote", "title_onsite".
+    ``no_findings`` replaces "No findings: the host matches the profile" when that would not be true (a
+    network test that reached nobody)."""
     host = result.host.hostname
     sep = "：" if lang == "zh-CN" else ": "
     console.print(f"[bold]{t(heading, lang)}[/bold]  {t('host', lang)}{sep}{host}  "
                   f"{t('profile', lang)}{sep}{result.profile_id}  {t('as_root', lang)}{sep}"
                   f"{t('yes' if result.as_root else 'no', lang)}")
-    if not result.findings:
+    if no_findings is not None:
+        console.print(f"[bold red]{no_findings}[/bold red]")
+    elif not result.findings:
         console.print(f"[green]{t('no_findings', lang)}[/green]")
     for sev in sorted(Severity, key=lambda s: -s.rank):
         group = [f for f in result.findings if f.severity is sev]

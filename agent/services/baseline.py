@@ -120,6 +120,13 @@ class CaptureRequest:
     ports: str | None = None
     engine: str = "auto"
     services: bool = True
+    iface: str | None = None  # ARP discovery, as for netscan: the baseline then holds MAC addresses
+    discovery: bool = True
+    allow_empty: bool = False  # record a segment where nothing answers instead of refusing
+
+
+NETWORK_ONLY = Joined(("--scope", "--ports", "--services", "--no-services", "--iface", "--no-discovery",
+                       "--allow-empty"), ", ", "、")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +143,18 @@ class CaptureOutcome:
 def capture(session: BaselineSession, req: CaptureRequest) -> CaptureOutcome:
     runs: list[ProbeRun] = []
     if req.network:
-        from agent.services.netscan import network_scope_id, observations_for_baseline
+        from agent.services.netscan import BASELINE_PROBES, network_scope_id, observations_for_baseline, ran_probes
+        from baselines.netdrift import PROBE_COVERAGE
 
-        net_scope, observations, _ = observations_for_baseline(
-            session.ctx, req.network, req.scope, req.ports, services=req.services, engine=req.engine)
+        net_scope, observations, scanned = observations_for_baseline(
+            session.ctx, req.network, req.scope, req.ports, services=req.services, engine=req.engine,
+            iface=req.iface, discovery=req.discovery, allow_empty=req.allow_empty)
         session.scope = Scope("network", network_scope_id(net_scope))
-        probe_ids = tuple(sorted({o.probe for o in observations}))
-    elif req.scope or req.ports or not req.services:
-        raise UserError(msg.NETWORK_OPTIONS_ERR())
+        # Every probe that ran, also one that saw nothing (no SSH server yet): a later SSH server is drift.
+        tested = ran_probes(scanned.result.probes) & set(BASELINE_PROBES)
+        probe_ids = tuple(sorted(tested | {o.probe for o in observations} | {PROBE_COVERAGE}))
+    elif req.scope or req.ports or not req.services or req.iface or not req.discovery or req.allow_empty:
+        raise UserError(msg.NETWORK_OPTIONS_ERR(options=NETWORK_ONLY))
     previous: Baseline | None = None
     if session.files.exists(session.scope):
         try:

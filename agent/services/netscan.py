@@ -39,6 +39,7 @@ from agent.wire.record import (
 )
 from baselines.evaluate import evaluate
 from baselines.model import Finding, Text
+from baselines.netdrift import Coverage
 from baselines.profile import Profile
 from probes import messages as probe_msg
 from probes.base import GatherContext, Probe
@@ -50,6 +51,7 @@ from probes.transport import LocalTransport, Transport
 
 if TYPE_CHECKING:
     from agent.wire.netscan import NetscanDocument
+    from probes.network.passive import Heard
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class NetscanRequest:
     profile: str | None = None
     fail_on: str | None = None
     compare_baseline: bool = True
+    allow_empty: bool = False  # a segment where nothing answers is expected (else that is an error)
 
 
 @dataclass(slots=True)
@@ -100,6 +103,7 @@ class NetScanOptions:
     dhcp_servers: frozenset[str] | None = None
     gateway_ip: str | None = None
     gateway_mac: str | None = None
+    allow_empty: bool = False
 
     def kinds(self) -> list[str]:
         kinds = ["portscan"]
@@ -123,6 +127,14 @@ class NetScanOutcome:
     notes: list[Message] = field(default_factory=list)
     entry: Entry | None = None
     exit_code: int = 0
+    messages: list[Text] = field(default_factory=list)  # notes in both languages (the JSON takes the English)
+    coverage: Coverage | None = None  # what this run tested (None: the port scan did not run)
+    compared: Coverage | None = None  # what the baseline comparison covered (both this run and the baseline)
+
+    @property
+    def nothing_answered(self) -> bool:
+        """The port scan ran and not one address answered discovery or the scan (no route, all down)."""
+        return self.coverage is not None and not self.hosts_up
 
     def document(self, include_observations: bool = False) -> NetscanDocument:
         from agent.documents import netscan_document
@@ -171,7 +183,7 @@ def options_from_request(req: NetscanRequest) -> NetScanOptions:
         discovery=req.discovery, iface=req.iface, passive=req.passive, duration=req.duration,
         dns_servers=frozenset(_ip(a, "--dns-server") for a in req.dns_servers) if req.dns_servers else None,
         dhcp_servers=frozenset(_ip(a, "--dhcp-server") for a in req.dhcp_servers) if req.dhcp_servers else None,
-        gateway_ip=gateway_ip, gateway_mac=gateway_mac,
+        gateway_ip=gateway_ip, gateway_mac=gateway_mac, allow_empty=req.allow_empty,
     )
 
 
@@ -328,6 +340,8 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
     engine_used = approved.engine
     discovered: dict[str, Any] = {}
     ports_text = str(opts.ports) if opts.ports else "default"
+    coverage: list[Coverage] = []
+    messages: list[Text] = []
 
     def run_stage(stage: NetworkStage) -> ProbeRun:
         stages.append(stage)
@@ -363,6 +377,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
             tell(f"port scan ({approved.engine}) of {len(targets)} host(s)")
             res = scan(targets, ScanOptions(engine=approved.engine, ports=opts.ports))
             engine_used = res.engine
+            coverage.append(run_coverage(opts, approved, res.engine))
             hosts_up.extend([*discovered, *res.hosts_up])
             open_ports.update(res.open_ports())
             for limit in res.limitations:
@@ -405,7 +420,9 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
             policy = passive.LinkPolicy(opts.dhcp_servers, opts.dns_servers, opts.gateway_ip, opts.gateway_mac)
             if cap.truncated:
                 ctx.limited(probe_msg.CAPTURE_CUT_SHORT())
-            return passive.observations(passive.analyse(cap.frames, policy))
+            events = passive.analyse(cap.frames, policy)
+            messages.append(heard_note(iface, opts.duration, passive.heard(cap.frames), len(events)))
+            return passive.observations(events)
 
         run_stage(NetworkStage("link", ("Passive link checks", "被动链路检查"),
                                SentTraffic("passive-listen", (iface,)), link_stage))
@@ -424,8 +441,41 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
                           unevaluated_rules=tuple(r.id for r in profile.rules
                                                   if r.probe in NETWORK_PROBES and r.probe not in ran)),
         targets=opts.targets, scope=opts.scope.entries(), engine=engine_used, hosts_up=sorted(set(hosts_up)),
-        failures=failures,
+        failures=failures, messages=messages, coverage=coverage[0] if coverage else None,
     )
+
+
+NOTHING_ANSWERED = Text(
+    "Nothing answered: no host in {targets} replied to discovery or the port scan (no route, or every host is "
+    "down). Nothing was tested; use --allow-empty if an empty segment is expected.",
+    "无任何应答：{targets} 中没有主机响应主机发现或端口扫描（无路由，或主机全部离线）。未检测任何对象；"
+    "如该网段本应为空，请使用 --allow-empty。")
+NOTHING_ANSWERED_SHORT = Text(
+    "no host answered: nothing was tested (use --allow-empty if an empty segment is expected)",
+    "无任何主机应答：未检测任何对象（如该网段本应为空，请使用 --allow-empty）")
+
+
+def run_coverage(opts: NetScanOptions, approved: Plan, engine: str) -> Coverage:
+    """What this run tested: the approved port-scan addresses, their TCP ports, discovery (ARP when an
+    interface was named), service checks, and the engine that scanned."""
+    from probes.network.portscan import DEFAULT_TCP_PORTS
+
+    ranges: set[tuple[int, int]] = set()
+    for t in approved.portscan:
+        ranges.update((opts.ports or t.ports or DEFAULT_TCP_PORTS).ranges)
+    discovery = bool(approved.discovery)
+    return Coverage.of([t.ip for t in approved.portscan], ranges, discovery,
+                       discovery and opts.iface is not None, bool(approved.service), engine)
+
+
+def heard_note(iface: str, duration: float, heard: Heard, events: int) -> Text:
+    """What the passive stage heard: a quiet link and a capture that heard nothing are not the same."""
+    values = {"iface": iface, "duration": f"{duration:g}", "frames": heard.frames, "arp": heard.arp,
+              "dhcp": heard.dhcp, "dns": heard.dns, "tcp": heard.tcp, "events": events}
+    return Text("link {iface} ({duration} s): heard {frames} frame(s): {arp} ARP, {dhcp} DHCP, {dns} DNS, "
+                "{tcp} on login ports; {events} link event(s)",
+                "链路 {iface}（{duration} 秒）：收到 {frames} 帧，其中 ARP {arp} 帧、DHCP {dhcp} 帧、DNS {dns} 帧、"
+                "登录端口 TCP {tcp} 帧；链路事件 {events} 个").format(values)
 
 
 def ran_probes(runs: Sequence[ProbeRun]) -> set[str]:
@@ -486,12 +536,15 @@ def compare_baseline(ctx: AgentContext, outcome: NetScanOutcome, scope: Scope, p
     result = outcome.result
     ran = ran_probes(result.probes) & set(BASELINE_PROBES)
     limited = {p for r in result.probes if r.status == "limited" for p in ran_probes([r])}
+    # Like with like: only the addresses, ports and test kinds that both this run and the baseline covered.
+    compared: list[Coverage] = []
     extra, comparison, notes = compare_scope(BaselineFiles(ctx.state), bscope, result.host, ran,
                                              baseline_observations(result.observations), limited, profile,
-                                             bscope.label)
+                                             bscope.label, network=outcome.coverage, compared=compared)
     result.findings = sorted_findings([*result.findings, *extra])
     result.baseline = comparison
     outcome.notes.extend(notes)
+    outcome.compared = compared[0] if compared else None
 
 
 # --- the action -------------------------------------------------------------------------------------------------
@@ -504,11 +557,15 @@ def run(ctx: AgentContext, request: NetscanRequest, say: Say | None = None) -> N
     guard, notice_id = authorise(ctx, opts, request.notice)
     approved = plan(opts, guard)
     outcome = run_netscan(opts, judged.profile, approved, say)
-    if request.compare_baseline:
+    if outcome.nothing_answered:
+        outcome.messages.insert(0, NOTHING_ANSWERED.format({"targets": ", ".join(opts.targets)}))
+    elif request.compare_baseline:  # with nothing reached, every host of the baseline would look "gone"
         compare_baseline(ctx, outcome, opts.scope, judged.profile)
     outcome.result.finished = dt.datetime.now(dt.UTC)
     worst = outcome.result.worst()
     outcome.exit_code = exit_code(len(outcome.result.probe_errors), worst.rank if worst else None, judged.fail_on)
+    if outcome.nothing_answered and not opts.allow_empty:
+        outcome.exit_code = 2
     outcome.entry = _record(ctx, request, opts, judged, notice_id, outcome)
     return outcome
 
@@ -538,13 +595,16 @@ def _record(ctx: AgentContext, request: NetscanRequest, opts: NetScanOptions, ju
 
 
 def observations_for_baseline(ctx: AgentContext, targets: Sequence[str], scope: str | None, ports: str | None = None,
-                              services: bool = True, engine: str = "auto",
-                              iface: str | None = None) -> tuple[Scope, list[Observation], NetScanOutcome]:
-    """For ``baseline capture --network``: scan like netscan (same gate, refusals recorded) and return the scope
-    and the observations a network baseline keeps. Raises UserError on bad input, before anything is sent, and
-    when a stage failed (no baseline from a partial scan)."""
+                              services: bool = True, engine: str = "auto", iface: str | None = None,
+                              discovery: bool = True,
+                              allow_empty: bool = False) -> tuple[Scope, list[Observation], NetScanOutcome]:
+    """For ``baseline capture --network``: scan like netscan (same gate, refusals recorded; the same discovery
+    options, so that later runs compare like with like) and return the scope and the observations a network
+    baseline keeps, with the coverage row that says what was tested. Raises UserError on bad input, before
+    anything is sent, when a stage failed (no baseline from a partial scan) and when nothing answered (unless
+    ``allow_empty``)."""
     req = NetscanRequest(targets=list(targets), scope=scope, ports=ports, engine=engine, services=services,
-                         iface=iface)
+                         iface=iface, discovery=discovery, allow_empty=allow_empty)
     opts = options_from_request(req)
     guard, _ = authorise(ctx, opts, None)
     approved = plan(opts, guard)
@@ -553,7 +613,13 @@ def observations_for_baseline(ctx: AgentContext, targets: Sequence[str], scope: 
     if outcome.result.probe_errors:
         failed = "; ".join(f"{r.probe}: {r.message}" for r in outcome.result.probe_errors)
         raise UserError(f"network scan failed, no baseline captured: {failed}")
-    return opts.scope, baseline_observations(outcome.result.observations), outcome
+    if outcome.nothing_answered and not allow_empty:
+        raise UserError(f"no host answered in {', '.join(targets)}: no baseline captured (use --allow-empty if "
+                        "an empty segment is what should be recorded)")
+    kept = baseline_observations(outcome.result.observations)
+    if outcome.coverage is not None:
+        kept.append(outcome.coverage.to_observation())
+    return opts.scope, kept, outcome
 
 
 __all__ = ["BASELINE_PROBES", "NETWORK_PROBES", "BaselineComparison", "NetScanOutcome", "NetscanRequest", "run"]
