@@ -385,3 +385,24 @@ NO_TARGETS = message("scope.no-targets", "no targets given", "未给出目标")
 INTERRUPTED = message("cli.interrupted", "precaution: interrupted", "precaution：已中断")
 INTERNAL_ERROR = message("cli.internal-error", "precaution: internal error: {error} (run with --debug for details)",
                          "precaution：内部错误：{error}（使用 --debug 查看详情）")
+NOT_AN_IP = message("netscan.not-an-ip", "{option} {text!r}: not an IP address", "{option} {text}：不是 IP 地址")
+SCOPE_WITH_NOTICE = message("netscan.scope-with-notice", "--scope and --notice do not go together: the notice sets "
+                            "the scope", "--scope 与 --notice 不能同时使用：范围由通知确定。")
+BAD_DURATION = message("netscan.bad-duration", "--duration must be more than 0 and at most {limit:.0f} seconds",
+                       "--duration 须大于 0 且不超过 {limit:.0f} 秒")
+NOT_A_MAC = message("netscan.not-a-mac", "--gateway {gateway!r}: {mac!r} is not a MAC address (aa:bb:cc:dd:ee:ff)",
+                    "--gateway {gateway}：{mac} 不是 MAC 地址（格式 aa:bb:cc:dd:ee:ff）")
+PASSIVE_NO_ADDRESS = message("netscan.passive-no-address", "--passive {iface}: the interface has no IP address to "
+                             "check against the scope", "--passive {iface}：该接口没有可与范围核对的 IP 地址")
+NETSCAN_FAILED_NO_BASELINE = message("netscan.failed-no-baseline", "network scan failed, no baseline captured: "
+                                     "{detail}", "网络检测失败，未采集基线：{detail}")
+NOTHING_ANSWERED_NO_BASELINE = message(
+    "netscan.nothing-answered-no-baseline",
+    "no host answered in {targets}: no baseline captured (use --allow-empty if an empty segment is what should be "
+    "recorded)", "{targets} 中没有主机应答：未采集基线（如确需记录空网段，请使用 --allow-empty）。")
+SERVICES_BOTH = message("baseline.services-both", "give either --services or --no-services, not both",
+                        "--services 与 --no-services 只能二选一。")
+UNKNOWN_PROBE = message("probe.unknown", "unknown probe {id!r} (see `precaution probe list`)",
+                        "未知探针 {id}（见 `precaution probe list`）")
+NO_DIRECTORY = message("cli.no-directory", "{option} {path}: directory {parent} does not exist",
+                       "{option} {path}：目录 {parent} 不存在")

@@ -76,7 +76,8 @@ class Message:
         return self.template.id
 
     def get(self, lang: str) -> str:
-        values = {k: render(v, lang) for k, v in self.params.items()}
+        # localised values and lists render per language; plain data keeps its type, so "{limit:.0f}" works
+        values = {k: render(v, lang) if isinstance(v, (Localized, list, tuple)) else v for k, v in self.params.items()}
         return self.template.text(lang).format_map(values)
 
     @property
