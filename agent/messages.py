@@ -406,3 +406,11 @@ UNKNOWN_PROBE = message("probe.unknown", "unknown probe {id!r} (see `precaution 
                         "未知探针 {id}（见 `precaution probe list`）")
 NO_DIRECTORY = message("cli.no-directory", "{option} {path}: directory {parent} does not exist",
                        "{option} {path}：目录 {parent} 不存在")
+PROGRESS = message("netscan.progress", "netscan: {text}", "网络检测：{text}")
+APPROVING = message("netscan.approving", "approving targets", "正在核准目标")
+DISCOVERING = message("netscan.discovering", "discovery of {count} address(es)", "主机发现：{count} 个地址")
+PORT_SCANNING = message("netscan.port-scanning", "port scan ({engine}) of {count} host(s)",
+                        "端口扫描（{engine}）：{count} 台主机")
+SERVICE_CHECKING = message("netscan.service-checking", "service checks on {count} open port(s)",
+                           "服务识别：{count} 个开放端口")
+LISTENING = message("netscan.listening", "listening on {iface} for {duration}", "在 {iface} 上监听 {duration}")

@@ -107,7 +107,7 @@ def _emit(data: Any) -> None:
 
 def handle_capture(args: argparse.Namespace) -> int:
     if args.services and args.no_services:
-        raise UserError("give either --services or --no-services, not both")
+        raise UserError(msg.SERVICES_BOTH())
     if args.services and not args.network:
         raise UserError(msg.NETWORK_OPTIONS_ERR(options=service.NETWORK_ONLY))
     session = _session(args)

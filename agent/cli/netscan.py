@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agent.services.netscan import NetScanOutcome
+    from probes.i18n import Message
 
-Say = Callable[[str], None]
+Say = Callable[["Message"], None]
 
 
 def register(sub: Any) -> None:
@@ -73,15 +74,17 @@ def request_from_args(args: argparse.Namespace) -> Any:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Say | None]:
+def _progress(enabled: bool, lang: str) -> Iterator[Say | None]:
     if not enabled:
         yield None
         return
     from rich.console import Console
 
+    from agent import messages as msg
+
     console = Console(stderr=True)
-    with console.status("netscan: approving targets") as status:
-        yield lambda text: status.update(f"netscan: {text}")
+    with console.status(msg.PROGRESS(text=msg.APPROVING()).get(lang)) as status:
+        yield lambda text: status.update(msg.PROGRESS(text=text).get(lang))
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -90,7 +93,7 @@ def handle(args: argparse.Namespace) -> int:
 
     ctx = AgentContext.load(args.state, args.config)
     request = request_from_args(args)
-    with _progress(sys.stderr.isatty() and not args.json) as progress:
+    with _progress(sys.stderr.isatty() and not args.json, args.lang) as progress:
         outcome = netscan.run(ctx, request, progress)
     if args.json:
         sys.stdout.write(json.dumps(outcome.document(args.observations).to_json(), ensure_ascii=False,

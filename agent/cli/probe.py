@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from agent import messages as msg
 from agent.errors import UserError
 from probes.base import GatherContext
 from probes.registry import all_probes, get_probe
@@ -38,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         probe = get_probe(args.probe_id)()
     except KeyError:
-        raise UserError(f"unknown probe {args.probe_id!r} (see `precaution probe list`)") from None
+        raise UserError(msg.UNKNOWN_PROBE(id=args.probe_id)) from None
     ctx = GatherContext(LocalTransport(root=args.root))
     raw = probe.gather(ctx)
     if args.raw:

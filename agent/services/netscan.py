@@ -44,7 +44,7 @@ from baselines.profile import Profile
 from probes import messages as probe_msg
 from probes.base import GatherContext, Probe
 from probes.errors import ProbeFailedAfterSend, ProbeInputError, SentTraffic
-from probes.i18n import Joined, Message
+from probes.i18n import Duration, Joined, Message
 from probes.network.ports import PortSet
 from probes.observation import Observation, Row
 from probes.transport import LocalTransport, Transport
@@ -62,7 +62,7 @@ BASELINE_PROBES = ("hosts", "ports", "services", "tls", "ssh_algos")  # link eve
 MAX_DURATION = 3600.0
 STAGE_TIMEOUT = 3600.0  # a stage stops itself at the approved targets' deadline; this is the runner's backstop
 
-Say = Callable[[str], None]
+Say = Callable[[Message], None]  # progress lines, shown in the command's language
 
 
 @dataclass(slots=True)
@@ -151,7 +151,7 @@ def _ip(text: str, what: str) -> str:
     try:
         return str(ipaddress.ip_address(text.strip()))
     except ValueError:
-        raise UserError(f"{what} {text!r}: not an IP address") from None
+        raise UserError(msg.NOT_AN_IP(option=what, text=text)) from None
 
 
 def _input(call: Callable[[], Any]) -> Any:
@@ -165,11 +165,11 @@ def _input(call: Callable[[], Any]) -> Any:
 def options_from_request(req: NetscanRequest) -> NetScanOptions:
     """Check every argument; nothing is sent before this returns."""
     if req.notice is not None and req.scope:
-        raise UserError("--scope and --notice do not go together: the notice sets the scope")
+        raise UserError(msg.SCOPE_WITH_NOTICE())
     scope = Scope.parse(req.scope) if req.scope else Scope.loopback()
     ports = _input(lambda: PortSet.parse(req.ports or "")) if req.ports is not None else None
     if not 0 < req.duration <= MAX_DURATION:
-        raise UserError(f"--duration must be more than 0 and at most {MAX_DURATION:.0f} seconds")
+        raise UserError(msg.BAD_DURATION(limit=MAX_DURATION))
     gateway_ip = gateway_mac = None
     if req.gateway:
         ip_text, _, mac = req.gateway.partition("=")
@@ -177,7 +177,7 @@ def options_from_request(req: NetscanRequest) -> NetScanOptions:
         if mac:
             gateway_mac = mac.strip().lower().replace("-", ":")
             if not _MAC.match(gateway_mac):
-                raise UserError(f"--gateway {req.gateway!r}: {mac!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+                raise UserError(msg.NOT_A_MAC(gateway=req.gateway, mac=mac))
     return NetScanOptions(
         targets=list(req.targets), scope=scope, ports=ports, engine=req.engine, services=req.services,
         discovery=req.discovery, iface=req.iface, passive=req.passive, duration=req.duration,
@@ -282,7 +282,7 @@ def plan(opts: NetScanOptions, guard: ScopeGuard) -> Plan:
             raise UserError(str(exc)) from None
         addrs = _interface_addresses(opts.passive)
         if not addrs:
-            raise UserError(f"--passive {opts.passive}: the interface has no IP address to check against the scope")
+            raise UserError(msg.PASSIVE_NO_ADDRESS(iface=opts.passive))
         # Listening on a segment is a test of that segment: the interface's own address must be in scope.
         guard.approve(addrs[:1], "passive")
         iface = opts.passive
@@ -353,7 +353,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
         def discovery_stage(ctx: GatherContext) -> list[Observation]:
             from probes.network.discovery import discover
 
-            tell(f"discovery of {len(approved.discovery)} address(es)")
+            tell(msg.DISCOVERING(count=len(approved.discovery)))
             res = discover(approved.discovery, iface=opts.iface)
             discovered.update((r.ip, r) for r in res.rows)
             for limit in res.limitations:
@@ -374,7 +374,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
             from probes.network.discovery import DiscoveredHost
             from probes.network.portscan import ScanOptions, scan
 
-            tell(f"port scan ({approved.engine}) of {len(targets)} host(s)")
+            tell(msg.PORT_SCANNING(engine=approved.engine, count=len(targets)))
             res = scan(targets, ScanOptions(engine=approved.engine, ports=opts.ports))
             engine_used = res.engine
             coverage.append(run_coverage(opts, approved, res.engine))
@@ -397,7 +397,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
             from probes.network.services import check_services
 
             n = sum(len(v) for v in open_ports.values())
-            tell(f"service checks on {n} open port(s)")
+            tell(msg.SERVICE_CHECKING(count=n))
             res = check_services(approved.service, open_ports)
             if res.skipped:
                 ctx.limited(probe_msg.PORTS_NOT_CHECKED(count=res.skipped))
@@ -415,7 +415,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
         def link_stage(ctx: GatherContext) -> list[Observation]:
             from probes.network import passive
 
-            tell(f"listening on {iface} for {opts.duration:g} s")
+            tell(msg.LISTENING(iface=iface, duration=Duration(opts.duration)))
             cap = passive.capture(iface, opts.duration)
             policy = passive.LinkPolicy(opts.dhcp_servers, opts.dns_servers, opts.gateway_ip, opts.gateway_mac)
             if cap.truncated:
@@ -611,11 +611,11 @@ def observations_for_baseline(ctx: AgentContext, targets: Sequence[str], scope: 
     profile = Profile("none", Text("no rules", "无规则"), 1, (), "<none>")
     outcome = run_netscan(opts, profile, approved)
     if outcome.result.probe_errors:
-        failed = "; ".join(f"{r.probe}: {r.message}" for r in outcome.result.probe_errors)
-        raise UserError(f"network scan failed, no baseline captured: {failed}")
+        failed = Joined([msg.PROBE_DETAIL(probe=r.probe, message=r.message or "-")
+                         for r in outcome.result.probe_errors], "; ", "；")
+        raise UserError(msg.NETSCAN_FAILED_NO_BASELINE(detail=failed))
     if outcome.nothing_answered and not allow_empty:
-        raise UserError(f"no host answered in {', '.join(targets)}: no baseline captured (use --allow-empty if "
-                        "an empty segment is what should be recorded)")
+        raise UserError(msg.NOTHING_ANSWERED_NO_BASELINE(targets=Joined(targets)))
     kept = baseline_observations(outcome.result.observations)
     if outcome.coverage is not None:
         kept.append(outcome.coverage.to_observation())
