@@ -420,3 +420,15 @@ def test_cli_notice_and_refusals_in_chinese(tmp_path: Path) -> None:
         assert_chinese(proc.stdout + proc.stderr, str(key), str(notice), str(home), "N-ZH", "root", "vm",
                        os.uname().nodename, *re.findall(r"SHA256:\S+|[A-Za-z0-9+/=]{40,}", proc.stdout + proc.stderr),
                        where=" ".join(proc.args[1:3]))
+
+
+def test_every_record_kind_and_probe_status_has_words() -> None:
+    """A new record kind or probe status needs its words in the catalogue, or record show would print English."""
+    from typing import get_args
+
+    from agent import messages as msg
+    from agent.runner import Status
+    from agent.wire.record import KINDS
+
+    assert set(KINDS) <= set(msg.RECORD_KIND)
+    assert set(get_args(Status)) <= set(msg.STATUS)
