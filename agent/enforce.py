@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from agent import messages as msg
 from agent.errors import UserError
 from agent.notice import NoticeError, NoticeSettings, SignedNotice, check_file, parse_target
-from agent.wire.record import NoticeScope, RefusalContent, RefusalSummary
+from agent.wire.contents import NoticeScope, RefusalContent, RefusalSummary
 from probes.i18n import Joined, Localized, Message
 
 if TYPE_CHECKING:

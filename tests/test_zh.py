@@ -428,7 +428,7 @@ def test_every_record_kind_and_probe_status_has_words() -> None:
 
     from agent import messages as msg
     from agent.runner import Status
-    from agent.wire.record import KINDS
+    from agent.wire.contents import KINDS
 
     assert set(KINDS) <= set(msg.RECORD_KIND)
     assert set(get_args(Status)) <= set(msg.STATUS)
