@@ -99,7 +99,8 @@ def test_quiet_network(lab: Lab, eager_ssh: str, capsys: pytest.CaptureFixture[s
     # what was compared is stated: one host, one port
     data = _netscan(capsys, lab, lab.host_ip(1), "--ports", "22")
     assert data["netscan"]["compared"] == {"targets": [f"{lab.host_ip(1)}/32"], "ports": "22", "hosts": True,
-                                           "mac": False, "services": False, "engine_names": True}
+                                           "mac": False, "services": False, "engine_names": True,
+                                           "complete": True}
 
 
 def test_one_host_after_a_whole_segment(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
