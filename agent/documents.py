@@ -142,7 +142,7 @@ def netscan_document(outcome: NetscanResultLike, include_observations: bool = Fa
                                compared=None if (c := outcome.compared) is None else CoverageDoc(
                                    targets=list(c.targets), ports=str(PortSet(c.ports)) if c.ports else "",
                                    hosts="hosts" in c.probes(), mac=c.arp, services=c.services,
-                                   engine_names=bool(c.engine))),
+                                   engine_names=bool(c.engine), complete=c.complete)),
         "notes": [*(n.en for n in [*outcome.result.notes, *outcome.notes]), *(m.en for m in outcome.messages)],
         "hosts": hosts, "open_ports": ports, "services": services,
     })

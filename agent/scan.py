@@ -194,7 +194,7 @@ def compare_observations(baseline: Baseline, ran: set[str], observations: Sequen
 def _compare_network(baseline: Baseline, ran: set[str], observations: Sequence[Observation], profile: Profile,
                      host: str, network: Coverage, covered: list[Coverage] | None) -> tuple[Diff, list[DriftFinding]]:
     from baselines.diff import diff
-    from baselines.netdrift import network_parents
+    from baselines.netdrift import network_parents, seen_only
 
     stored = list(baseline.observations())  # network baselines are small: decode them whole
     common = network.common(Coverage.from_observations(stored))
@@ -204,6 +204,8 @@ def _compare_network(baseline: Baseline, ran: set[str], observations: Sequence[O
     current = common.comparable(o for o in observations if o.probe in compared)
     old = common.comparable(o for o in stored if o.probe in compared)
     result = diff(old, current, profile.ignore, compared)
+    if not common.complete:
+        result = seen_only(result)
     return result, drift_findings(result, profile.drift, host, parents=network_parents)
 
 

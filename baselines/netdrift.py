@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from baselines.diff import DriftItem
+from baselines.diff import Diff, DriftItem
 from probes.observation import AttrValue, Observation
 
 PROBE_COVERAGE = "coverage"  # the row a network baseline keeps about the tests that made it
@@ -59,17 +59,19 @@ class Coverage:
     arp: bool
     services: bool
     engine: str
+    complete: bool = True  # False: the notice window ended mid-scan, so what was not seen may not have been tried
 
     @classmethod
     def of(cls, addresses: Iterable[str | IPAddress], ports: Iterable[tuple[int, int]], discovery: bool, arp: bool,
-           services: bool, engine: str) -> Coverage:
+           services: bool, engine: str, complete: bool = True) -> Coverage:
         return cls(tuple(str(n) for n in _address_blocks(addresses)), _merge(ports), discovery, arp, services,
-                   engine)
+                   engine, complete)
 
     def to_observation(self) -> Observation:
         attrs: dict[str, AttrValue] = {
             "targets": self.targets, "ports": tuple(f"{lo}-{hi}" for lo, hi in self.ports),
-            "discovery": self.discovery, "arp": self.arp, "services": self.services, "engine": self.engine}
+            "discovery": self.discovery, "arp": self.arp, "services": self.services, "engine": self.engine,
+            "complete": self.complete}
         return Observation(PROBE_COVERAGE, COVERAGE_SUBJECT, attrs)
 
     @classmethod
@@ -83,7 +85,7 @@ class Coverage:
                     lo, _, hi = text.partition("-")
                     ranges.append((int(lo), int(hi or lo)))
                 return cls(_strings(a.get("targets")), tuple(ranges), bool(a.get("discovery")), bool(a.get("arp")),
-                           bool(a.get("services")), str(a.get("engine") or ""))
+                           bool(a.get("services")), str(a.get("engine") or ""), a.get("complete") is not False)
         return None
 
     def networks(self) -> list[IPNetwork]:
@@ -98,7 +100,7 @@ class Coverage:
                        if max(a[0], b[0]) <= min(a[1], b[1]))
         return Coverage(tuple(str(n) for n in nets), ports, self.discovery and other.discovery,
                         self.arp and other.arp, self.services and other.services,
-                        self.engine if self.engine == other.engine else "")
+                        self.engine if self.engine == other.engine else "", self.complete and other.complete)
 
     def has_address(self, address: str, networks: Sequence[IPNetwork] | None = None) -> bool:
         try:
@@ -164,6 +166,12 @@ def _address_blocks(addresses: Iterable[str | IPAddress]) -> list[IPNetwork]:
         for lo, hi in _merge(spans[version]):
             out.extend(ipaddress.summarize_address_range(cls(lo), cls(hi)))
     return out
+
+
+def seen_only(diff: Diff) -> Diff:
+    """A run cut short (``Coverage.complete`` false) saw what it saw, but what it did not see may never have been
+    tried: keep what was added or changed, drop what looks removed."""
+    return Diff(diff.added, (), diff.changed, diff.ignored, diff.probes)
 
 
 def _port_key(subject: str) -> tuple[str, str, int]:

@@ -154,3 +154,18 @@ def test_coverage_round_trips_through_a_baseline_row() -> None:
     assert Coverage.from_observations([host(H1), cov.to_observation()]) == cov
     assert Coverage.from_observations([host(H1)]) is None
     assert cov.common(None) == cov
+
+
+def test_a_run_cut_short_reports_nothing_as_gone() -> None:
+    """The notice window ended mid-scan: hosts and ports not seen may never have been tried."""
+    from baselines.netdrift import seen_only
+
+    cut = Coverage.of([NET], [(1, 1024)], True, True, True, "nmap", complete=False)
+    full = coverage([NET], [(1, 1024)])
+    common = cut.common(full)
+    assert not common.complete and not full.common(full.common(cut)).complete
+    assert Coverage.from_observations([cut.to_observation()]) == cut
+    lab = [host(H1), port(H1, 22), host(H2), port(H2, 80, "http")]
+    seen = [host(H1), port(H1, 22), port(H1, 23, "telnet")]
+    d = seen_only(diff(common.comparable(lab), common.comparable(seen)))
+    assert [i.subject for i in d.added] == [f"{H1}|tcp|23"] and not d.removed

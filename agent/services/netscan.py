@@ -10,6 +10,7 @@ baseline through the same path as host baselines (an invalid one is a critical i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import ipaddress
@@ -342,6 +343,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
     ports_text = str(opts.ports) if opts.ports else "default"
     coverage: list[Coverage] = []
     messages: list[Text] = []
+    discovery_partial = False
 
     def run_stage(stage: NetworkStage) -> ProbeRun:
         stages.append(stage)
@@ -351,11 +353,13 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
 
     if approved.discovery:
         def discovery_stage(ctx: GatherContext) -> list[Observation]:
+            nonlocal discovery_partial
             from probes.network.discovery import discover
 
             tell(msg.DISCOVERING(count=len(approved.discovery)))
             res = discover(approved.discovery, iface=opts.iface)
             discovered.update((r.ip, r) for r in res.rows)
+            discovery_partial = res.partial
             for limit in res.limitations:
                 ctx.limited(limit)
             return [Observation.from_row(PROBE_HOSTS, r) for r in res.rows]
@@ -377,7 +381,8 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
             tell(msg.PORT_SCANNING(engine=approved.engine, count=len(targets)))
             res = scan(targets, ScanOptions(engine=approved.engine, ports=opts.ports))
             engine_used = res.engine
-            coverage.append(run_coverage(opts, approved, res.engine))
+            coverage.append(run_coverage(opts, approved, res.engine,
+                                         complete=not res.partial and not discovery_partial))
             hosts_up.extend([*discovered, *res.hosts_up])
             open_ports.update(res.open_ports())
             for limit in res.limitations:
@@ -401,6 +406,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
             res = check_services(approved.service, open_ports)
             if res.skipped:
                 ctx.limited(probe_msg.PORTS_NOT_CHECKED(count=res.skipped))
+                coverage[:] = [dataclasses.replace(c, complete=False) for c in coverage]
             return res.observations()
 
         run_stage(NetworkStage("services", ("Service checks", "服务识别"),
@@ -455,7 +461,7 @@ NOTHING_ANSWERED_SHORT = Text(
     "无任何主机应答：未检测任何对象（如该网段本应为空，请使用 --allow-empty）")
 
 
-def run_coverage(opts: NetScanOptions, approved: Plan, engine: str) -> Coverage:
+def run_coverage(opts: NetScanOptions, approved: Plan, engine: str, complete: bool = True) -> Coverage:
     """What this run tested: the approved port-scan addresses, their TCP ports, discovery (ARP when an
     interface was named), service checks, and the engine that scanned."""
     from probes.network.portscan import DEFAULT_TCP_PORTS
@@ -465,7 +471,7 @@ def run_coverage(opts: NetScanOptions, approved: Plan, engine: str) -> Coverage:
         ranges.update((opts.ports or t.ports or DEFAULT_TCP_PORTS).ranges)
     discovery = bool(approved.discovery)
     return Coverage.of([t.ip for t in approved.portscan], ranges, discovery,
-                       discovery and opts.iface is not None, bool(approved.service), engine)
+                       discovery and opts.iface is not None, bool(approved.service), engine, complete)
 
 
 def heard_note(iface: str, duration: float, heard: Heard, events: int) -> Text:
@@ -545,6 +551,10 @@ def compare_baseline(ctx: AgentContext, outcome: NetScanOutcome, scope: Scope, p
     result.baseline = comparison
     outcome.notes.extend(notes)
     outcome.compared = compared[0] if compared else None
+    if outcome.compared is not None and not outcome.compared.complete:
+        outcome.messages.append(Text(
+            "the scan was cut short (the notice window ended): what it did not see is not reported as gone",
+            "检测因通知时间窗口结束而中止：未检测到的对象不报告为已消失"))
 
 
 # --- the action -------------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ class CoverageDoc(WireModel):
     mac: bool  # MAC addresses compared (both found hosts by ARP)
     services: bool  # service, TLS and SSH facts compared (both checked services)
     engine_names: bool  # the port scanner's service names compared (both used the same engine)
+    complete: bool  # False: a run was cut short, nothing it did not see is reported as gone
 
 
 class NetscanInfo(WireModel):

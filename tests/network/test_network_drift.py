@@ -99,7 +99,50 @@ def test_quiet_network(lab: Lab, eager_ssh: str, capsys: pytest.CaptureFixture[s
     # what was compared is stated: one host, one port
     data = _netscan(capsys, lab, lab.host_ip(1), "--ports", "22")
     assert data["netscan"]["compared"] == {"targets": [f"{lab.host_ip(1)}/32"], "ports": "22", "hosts": True,
-                                           "mac": False, "services": False, "engine_names": True}
+                                           "mac": False, "services": False, "engine_names": True,
+                                           "complete": True}
+
+
+def test_one_host_after_a_whole_segment(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """The report's case: baseline the whole /24 (the scanner's own address too), then `netscan <one host>
+    --ports 22`: nothing is "gone", neither the hosts and ports not scanned nor the scanner itself."""
+    _capture(capsys, lab, str(lab.network), "--ports", "22,80", "--engine", "builtin", "--no-services",
+             "--iface", lab.bridge)
+    data = _netscan(capsys, lab, lab.host_ip(1), "--ports", "22", "--engine", "builtin", "--iface", lab.bridge)
+    assert _drift(data) == [] and data["baseline"]["drift"] == {"added": 0, "removed": 0, "changed": 0}
+    assert data["netscan"]["compared"]["targets"] == [f"{lab.host_ip(1)}/32"]
+
+
+def test_a_gone_host_and_a_new_host_are_one_finding_each(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """A host that leaves the segment is one finding (its ports and services are in it), still found when only
+    part of the segment is scanned."""
+    from tests.lab import Service
+
+    rogue = lab.add_host((Service("tcp", 80, "http"), Service("tcp", 21, "banner", "220 lab FTP server ready\r\n")))
+    try:
+        _capture(capsys, lab, f"{lab.host_ip(1)}-{rogue.ip}", "--ports", "21,80", "--engine", "builtin",
+                 "--iface", lab.bridge)
+    finally:
+        lab.remove_host(rogue)
+    data = _netscan(capsys, lab, f"{lab.host_ip(10)}-{rogue.ip}", "--ports", "21,80", "--engine", "builtin",
+                    "--iface", lab.bridge, "--services")
+    assert _drift(data) == [("PC-DRIFT-SEG-002", rogue.ip)]
+    (gone,) = (f for f in data["findings"] if f["kind"] == "drift")
+    assert gone["severity"] == "low" and gone["remediation"]["action"] == "investigate"
+    assert {(r["probe"], r["subject"]) for r in gone["evidence"]["related"]} == {
+        ("ports", f"{rogue.ip}|tcp|21"), ("ports", f"{rogue.ip}|tcp|80"), ("services", f"{rogue.ip}|21"),
+        ("services", f"{rogue.ip}|80")}
+    # and a device that appears afterwards where the baseline looked is one "new host" finding, its port in it
+    newcomer = lab.add_host((Service("tcp", 80, "http"),), index=50)
+    try:
+        data = _netscan(capsys, lab, f"{lab.host_ip(10)}-{rogue.ip}", "--ports", "21,80", "--engine", "builtin",
+                        "--iface", lab.bridge)
+    finally:
+        lab.remove_host(newcomer)
+    assert sorted(_drift(data)) == [("PC-DRIFT-SEG-001", newcomer.ip), ("PC-DRIFT-SEG-002", rogue.ip)]
+    (new_host,) = (f for f in data["findings"] if f["rule_id"] == "PC-DRIFT-SEG-001")
+    assert new_host["severity"] == "high"
+    assert [(r["probe"], r["subject"]) for r in new_host["evidence"]["related"]] == [("ports", f"{newcomer.ip}|tcp|80")]
 
 
 def test_baseline_without_arp_gives_no_mac_changes(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
