@@ -30,7 +30,6 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "duration": ("Duration", "耗时"),
     "observations": ("Observations", "观测项"),
     "message": ("Message", "说明"),
-    "finding_id": ("id", "编号"),
     "findings": ("Findings", "发现问题"),
     "no_findings": ("No findings: the host matches the profile.", "未发现问题：主机符合检查策略。"),
     "waived": ("waived", "已豁免"),

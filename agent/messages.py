@@ -61,7 +61,9 @@ BASELINE_STATUS = {
     "missing": message("baseline-status.missing", "missing", "尚无基线"),
     "invalid": message("baseline-status.invalid", "invalid", "校验失败"),
 }
-BASELINE_VERSION = message("report.baseline-version", "v{version}, accepted by {by}", "第 {version} 版，{by} 确认")
+BASELINE_VERSION = message("report.baseline-version", " (v{version}, accepted by {by})",
+                           "（第 {version} 版，{by} 确认）")
+SUBJECT_META = message("report.subject-meta", "({probe}, id {id})", "（{probe}，编号 {id}）")
 TIME_TAKEN = message("report.time-taken", "{time} ({took})", "{time}（耗时 {took}）")
 
 # --- notices (Art. 25 para. 2): why a notice cannot authorise a test, and the notice in plain words

@@ -29,7 +29,8 @@ def render_html(result: ScanResult, lang: str = "en") -> str:
         counts=result.counts(),
         finished=msg.TIME_TAKEN(time=LocalTime(result.finished),
                                 took=Duration((result.finished - result.started).total_seconds())),
-        local=lambda when: LocalTime(when).get(lang), duration=Duration, status={k: v() for k, v in msg.STATUS.items()},
+        local=lambda when: LocalTime(when).get(lang), subject_meta=msg.SUBJECT_META, duration=Duration,
+        status={k: v() for k, v in msg.STATUS.items()},
         baseline_status=msg.BASELINE_STATUS[baseline.status]() if baseline else None,
         baseline_version=msg.BASELINE_VERSION(version=baseline.version, by=baseline.accepted_by or "-")
         if baseline else None,
