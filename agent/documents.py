@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from agent.wire.netscan import NetscanDocument
     from baselines.model import Finding
     from baselines.model import Text as DomainText
+    from baselines.netdrift import Coverage
+    from probes.i18n import Message
     from probes.observation import Observation
 
 
@@ -49,7 +51,8 @@ def finding(f: Finding) -> FindingDoc:
         rationale=text(f.rationale),
         remediation=Remediation(action=f.remediation.action.value,
                                 steps=text(f.remediation.steps), command=f.remediation.command),
-        evidence=plain(f.evidence), references=list(f.references), waived=f.waived_by)
+        evidence=plain(f.evidence), references=list(f.references),
+        waived=f.waived_by.en if f.waived_by else None)
 
 
 def severity_counts(counts: Mapping[str, int]) -> SeverityCounts:
@@ -58,7 +61,8 @@ def severity_counts(counts: Mapping[str, int]) -> SeverityCounts:
 
 def probe_run(r: ProbeRun) -> ProbeRunDoc:
     return ProbeRunDoc(id=r.probe, title=r.title, status=r.status, duration_s=round(r.duration_s, 4),
-                       observations=len(r.observations), message=r.message, limitations=list(r.limitations))
+                       observations=len(r.observations), message=r.message.en if r.message else None,
+                       limitations=[m.en for m in r.limitations])
 
 
 def observation(o: Observation) -> ObservationDoc:
@@ -66,7 +70,7 @@ def observation(o: Observation) -> ObservationDoc:
 
 
 def baseline_comparison(c: BaselineComparison) -> BaselineComparisonDoc:
-    return BaselineComparisonDoc(scope=c.scope, status=c.status, message=c.message, version=c.version,
+    return BaselineComparisonDoc(scope=c.scope, status=c.status, message=c.message.en, version=c.version,
                                  accepted_by=c.accepted_by, accepted_at=c.accepted_at, probes=list(c.probes),
                                  drift=DriftCounts.model_validate(dict(c.counts)), ignored=dict(c.ignored))
 
@@ -88,7 +92,7 @@ def scan_fields(result: ScanResult, include_observations: bool) -> dict[str, Any
         expired_waivers=[ExpiredWaiverDoc(rule=w.rule, finding=w.finding, subject=w.subject,
                                           expires=w.expires.isoformat(), justification=w.justification)
                          for w in result.expired_waivers],
-        notes=list(result.notes),
+        notes=[n.en for n in result.notes],  # machine output: English; people read the table
         baseline=baseline_comparison(result.baseline) if result.baseline else None,
         observations=[observation(o) for o in result.observations] if include_observations else None,
     )
@@ -108,12 +112,18 @@ class NetscanResultLike(Protocol):
     scope: list[str]
     engine: str
     hosts_up: list[str]
-    notes: list[str]
+    notes: list[Message]
+    messages: list[DomainText]
+    compared: Coverage | None
+
+    @property
+    def nothing_answered(self) -> bool: ...
 
 
 def netscan_document(outcome: NetscanResultLike, include_observations: bool = False) -> NetscanDocument:
     """Hosts, open ports and services always; every observation only when asked."""
-    from agent.wire.netscan import NetHost, NetscanDocument, NetscanInfo, OpenPort, ServiceDoc
+    from agent.wire.netscan import CoverageDoc, NetHost, NetscanDocument, NetscanInfo, OpenPort, ServiceDoc
+    from probes.network.ports import PortSet
 
     observations = outcome.result.observations
     hosts = [NetHost(ip=str(a["ip"]), mac=str(a.get("mac") or ""), vendor=str(a.get("vendor") or ""),
@@ -128,7 +138,11 @@ def netscan_document(outcome: NetscanResultLike, include_observations: bool = Fa
         **{k: v for k, v in scan_fields(outcome.result, include_observations).items()},
         "schema": "precaution.netscan/v2",
         "netscan": NetscanInfo(targets=list(outcome.targets), scope=list(outcome.scope), engine=outcome.engine,
-                               hosts_up=list(outcome.hosts_up)),
-        "notes": [*outcome.result.notes, *outcome.notes],
+                               hosts_up=list(outcome.hosts_up), nothing_answered=outcome.nothing_answered,
+                               compared=None if (c := outcome.compared) is None else CoverageDoc(
+                                   targets=list(c.targets), ports=str(PortSet(c.ports)) if c.ports else "",
+                                   hosts="hosts" in c.probes(), mac=c.arp, services=c.services,
+                                   engine_names=bool(c.engine), complete=c.complete)),
+        "notes": [*(n.en for n in [*outcome.result.notes, *outcome.notes]), *(m.en for m in outcome.messages)],
         "hosts": hosts, "open_ports": ports, "services": services,
     })

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent import messages as msg
 from agent.errors import UserError
 from agent.notice import NoticeError, NoticeSettings, SignedNotice, check_file, parse_target
 from agent.wire.contents import NoticeScope, RefusalContent, RefusalSummary
+from probes.i18n import Joined, Localized, Message
 
 if TYPE_CHECKING:
     from agent.record import Recorder
@@ -62,11 +64,12 @@ def is_local(target: str) -> bool:
         return False
 
 
-def refuse(recorder: Recorder, code: str, message: str, *, notice_id: str | None = None,
+def refuse(recorder: Recorder, code: str, message: str | Localized, *, notice_id: str | None = None,
            targets: Sequence[str] = (), kind: str | None = None) -> NoticeError:
-    """Record a refusal and return the error to raise."""
+    """Record a refusal (in English, as the record keeps it) and return the error to raise (in either language)."""
+    english = message if isinstance(message, str) else message.get("en")
     recorder.write(RefusalContent(notice_id=notice_id, tests=[kind] if kind else [],
-                                  summary=RefusalSummary(code=code, message=message, targets=list(targets))))
+                                  summary=RefusalSummary(code=code, message=english, targets=list(targets))))
     return NoticeError(code, message)
 
 
@@ -84,17 +87,17 @@ def authorize(
         result = check_file(notice_path, settings, now=now, require_ack=True, require_open=True,
                             state=recorder.state)
     except NoticeError as exc:
-        message = str(exc) if str(notice_path) in str(exc) else f"{notice_path}: {exc}"
+        message = exc.localized if str(notice_path) in str(exc) else msg.IN_FILE(path=notice_path, reason=exc.localized)
         raise refuse(recorder, exc.code, message, targets=targets, kind=kind) from None
     notice = result.signed.notice
     if result.problems:
         first = result.problems[0]
-        more = f" (and {len(result.problems) - 1} more problem(s))" if len(result.problems) > 1 else ""
-        raise refuse(recorder, first.code, f"notice {notice.id}: {first.en}{more}", notice_id=notice.id,
-                     targets=targets, kind=kind)
+        more = msg.MORE_PROBLEMS(count=len(result.problems) - 1) if len(result.problems) > 1 else ""
+        raise refuse(recorder, first.code, msg.NOTICE_REFUSED(id=notice.id, reason=first.message, more=more),
+                     notice_id=notice.id, targets=targets, kind=kind)
     if kind not in notice.kinds:
-        raise refuse(recorder, "out-of-scope", f"notice {notice.id} does not allow {kind!r} tests (allows: "
-                     f"{', '.join(notice.kinds)})", notice_id=notice.id, targets=targets, kind=kind)
+        not_allowed = msg.KIND_NOT_ALLOWED(id=notice.id, kind=kind, kinds=Joined(notice.kinds))
+        raise refuse(recorder, "out-of-scope", not_allowed, notice_id=notice.id, targets=targets, kind=kind)
     return Authorization(result.signed, notice.to_scope(), notice.deadline)
 
 
@@ -114,9 +117,10 @@ def approve(
         approved = guard.approve(list(targets), kind, partial=True)
     except ScopeRefused as exc:
         record_refusals(auth, exc.refusals or tuple(refusals), recorder)
-        raise NoticeError("out-of-scope", f"notice {auth.notice_id}: {exc}") from None
+        refused = msg.NOTICE_REFUSED(id=auth.notice_id, reason=exc.localized, more="")
+        raise NoticeError("out-of-scope", refused) from None
     except UserError as exc:
-        raise refuse(recorder, "bad-target", str(exc), notice_id=auth.notice_id, targets=targets,
+        raise refuse(recorder, "bad-target", exc.localized, notice_id=auth.notice_id, targets=targets,
                      kind=kind) from None
     if refusals:
         record_refusals(auth, refusals, recorder)
@@ -130,7 +134,7 @@ def record_refusals(auth: Authorization, refusals: Sequence[Refusal], recorder: 
                                                              targets=[r.target])))
 
 
-def endpoint_allowed(auth: Authorization, host: str, port: int, user: str) -> str | None:
+def endpoint_allowed(auth: Authorization, host: str, port: int, user: str) -> Message | None:
     """Why an SSH endpoint is not allowed (None if it is). A notice target written as user@host:port limits the
     user and port for that host; a plain host or network allows any."""
     try:
@@ -152,8 +156,7 @@ def endpoint_allowed(auth: Authorization, host: str, port: int, user: str) -> st
     for t in specific:
         if (t.user is None or t.user == user) and (t.port is None or t.port == port):
             return None
-    allowed = ", ".join(t.text for t in specific)
-    return f"{user}@{host}:{port} is not a notified SSH endpoint (notice names {allowed})"
+    return msg.NOT_NOTIFIED_ENDPOINT(endpoint=f"{user}@{host}:{port}", allowed=Joined([t.text for t in specific]))
 
 
 class Watchdog:

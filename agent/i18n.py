@@ -1,8 +1,12 @@
-"""Interface strings in English and Simplified Chinese (rule texts live in the profile)."""
+"""Words of the interface (headers, severities, actions) in the message catalogue (probes.i18n), under
+``ui.<key>``; sentences live in agent.messages, rule texts in the profile. ``t(key, lang)`` has no fallback:
+an unknown key is a bug, not an English word in a Chinese table."""
 
 from __future__ import annotations
 
-LANGS = ("en", "zh-CN")
+from probes.i18n import CATALOGUE, LANGS, Message, message
+
+__all__ = ["LANGS", "t", "word"]
 
 _STRINGS: dict[str, tuple[str, str]] = {
     "title": ("precaution self-inspection", "反间谍安全防范技术自查"),
@@ -10,7 +14,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "title_remote": ("precaution remote technical test (Art. 24(3))", "远程技术检测（第二十四条第三项）"),
     "title_onsite": ("precaution on-site technical inspection (Art. 24(1))", "现场技术检查（第二十四条第一项）"),
     "host": ("Host", "主机"),
-    "profile": ("Profile", "配置基线"),
+    "profile": ("Profile", "检查策略"),
     "severity": ("Severity", "严重程度"),
     "rule": ("Rule", "规则"),
     "subject": ("Subject", "对象"),
@@ -27,7 +31,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "observations": ("Observations", "观测项"),
     "message": ("Message", "说明"),
     "findings": ("Findings", "发现问题"),
-    "no_findings": ("No findings: the host matches the profile.", "未发现问题：主机符合配置基线。"),
+    "no_findings": ("No findings: the host matches the profile.", "未发现问题：主机符合检查策略。"),
     "waived": ("waived", "已豁免"),
     "probes": ("Probes", "探针"),
     "summary": ("Summary", "摘要"),
@@ -44,9 +48,9 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "yes": ("yes", "是"),
     "no": ("no", "否"),
     "info": ("info", "提示"),
-    "low": ("low", "低"),
-    "medium": ("medium", "中"),
-    "high": ("high", "高"),
+    "low": ("low", "低危"),
+    "medium": ("medium", "中危"),
+    "high": ("high", "高危"),
     "critical": ("critical", "严重"),
     "block": ("block", "阻断"),
     "isolate": ("isolate", "隔离"),
@@ -61,6 +65,14 @@ _STRINGS: dict[str, tuple[str, str]] = {
 }
 
 
+for _key, (_en, _zh) in _STRINGS.items():
+    message(f"ui.{_key}", _en, _zh)
+
+
 def t(key: str, lang: str = "en") -> str:
-    en, zh = _STRINGS.get(key, (key, key))
-    return zh if lang == "zh-CN" else en
+    return CATALOGUE[f"ui.{key}"].text(lang)
+
+
+def word(key: str) -> Message:
+    """A word of the interface as a template parameter (rendered in each language)."""
+    return CATALOGUE[f"ui.{key}"]()

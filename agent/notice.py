@@ -14,17 +14,21 @@ import hashlib
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent import messages as msg
 from agent.duration import parse_duration as parse_duration
 from agent.errors import UserError
 from agent.state import StateDir, atomic_write
 from baselines import ed25519
 from baselines.canonical_json import canonical_json
+from baselines.model import Text
 from probes.endpoint import EndpointError, parse_endpoint
+from probes.i18n import Duration, Joined, Localized, LocalTime, Message
 from probes.test_kinds import TEST_KINDS as TEST_KINDS
 
 if TYPE_CHECKING:
@@ -45,7 +49,7 @@ ACK_DIR = "notices"
 class NoticeError(UserError):
     """A notice that cannot be used; ``code`` names the reason (for the record and tests)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str | Localized) -> None:
         super().__init__(message)
         self.code = code
 
@@ -174,11 +178,18 @@ class Acknowledgement:
 class Problem:
     code: str  # unsigned | tampered | untrusted | future-issued | expired | wrong-subject | not-acknowledged |
     #            late-delivery | not-open | out-of-scope | malformed
-    en: str
-    zh: str
+    message: Message
+
+    @property
+    def en(self) -> str:
+        return self.message.en
+
+    @property
+    def zh(self) -> str:
+        return self.message.zh
 
     def text(self, lang: str = "en") -> str:
-        return self.zh if lang == "zh-CN" else self.en
+        return self.message.get(lang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,16 +297,12 @@ def _signature_valid(signed: SignedNotice, key_b64: str) -> bool:
     return ed25519.verify_b64(key, signed.signature or "", signed.body)
 
 
-def _p(code: str, en: str, zh: str) -> Problem:
-    return Problem(code, en, zh)
+def _p(code: str, text: Message) -> Problem:
+    return Problem(code, text)
 
 
-def _fmt(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _hours(delta: dt.timedelta) -> str:
-    return f"{delta.total_seconds() / 3600:g} h"
+def _fmt(value: dt.datetime) -> LocalTime:
+    return LocalTime(value)
 
 
 def check(
@@ -312,46 +319,32 @@ def check(
     tampered notice says nothing reliable about its own window or subject."""
     n = signed.notice
     if not signed.signature or not signed.public_key:
-        return CheckResult(signed, (_p("unsigned", "notice is not signed: only a signed notice authorises "
-                                       "remote testing", "通知未签名：只有经签名的通知才能授权远程技术检测"),))
+        return CheckResult(signed, (_p("unsigned", msg.NOTICE_UNSIGNED()),))
     issuer = next((t for t in trusted if t.public_key == signed.public_key), None)
     if not _signature_valid(signed, signed.public_key):
-        return CheckResult(signed, (_p("tampered", "notice signature does not match its content (altered after "
-                                       "signing, or signed by another key)",
-                                       "通知签名与内容不符（签名后被篡改，或非所称密钥签名）"),))
+        return CheckResult(signed, (_p("tampered", msg.NOTICE_TAMPERED()),))
     if issuer is None:
-        return CheckResult(signed, (_p("untrusted", f"notice is signed by a key this agent does not trust "
-                                       f"(issuer claims {n.issuer!r}); add it with `precaution notice trust add`",
-                                       f"通知签名密钥不在本机信任列表中（声称签发机关：{n.issuer}）"),))
+        return CheckResult(signed, (_p("untrusted", msg.NOTICE_UNTRUSTED(issuer=n.issuer)),))
     problems: list[Problem] = []
     if n.issued_at > now + CLOCK_SKEW:
-        problems.append(_p("future-issued", f"notice issued-at {_fmt(n.issued_at)} is in the future",
-                           f"通知签发时间 {_fmt(n.issued_at)} 晚于当前时间"))
+        problems.append(_p("future-issued", msg.NOTICE_FUTURE(time=_fmt(n.issued_at))))
     if n.window_end <= now:
-        problems.append(_p("expired", f"notice expired: its window ended {_fmt(n.window_end)}",
-                           f"通知已过期：检测时段已于 {_fmt(n.window_end)} 结束"))
+        problems.append(_p("expired", msg.NOTICE_EXPIRED(time=_fmt(n.window_end))))
     if settings.unit is None:
-        problems.append(_p("wrong-subject", "this agent's unit is not configured (set [notice] unit in the config "
-                           "or pass --unit), so no notice can be matched to it",
-                           "未配置本单位名称（配置 [notice] unit 或使用 --unit），无法核对通知对象"))
+        problems.append(_p("wrong-subject", msg.NOTICE_NO_UNIT()))
     elif _norm(n.subject_unit) != _norm(settings.unit):
-        problems.append(_p("wrong-subject", f"notice is addressed to {n.subject_unit!r}, not to this unit "
-                           f"({settings.unit!r})", f"通知对象为“{n.subject_unit}”，不是本单位（{settings.unit}）"))
+        problems.append(_p("wrong-subject", msg.NOTICE_WRONG_SUBJECT(subject=n.subject_unit, unit=settings.unit)))
     lead = max(n.lead_time, settings.lead_time)
     if ack is not None and ack.digest != signed.digest:
         ack = None  # an acknowledgement of another notice under the same id does not count
     if ack is None:
         if require_ack:
-            problems.append(_p("not-acknowledged", f"notice {n.id} has not been acknowledged by the subject; run "
-                               "`precaution notice ack FILE` first", f"被检测单位尚未确认接收通知 {n.id}"))
+            problems.append(_p("not-acknowledged", msg.NOTICE_NOT_ACKNOWLEDGED(id=n.id)))
     elif ack.acknowledged_at + lead > n.window_start:
-        problems.append(_p("late-delivery", f"notice was acknowledged {_fmt(ack.acknowledged_at)}, less than the "
-                           f"lead time of {_hours(lead)} before the window opens ({_fmt(n.window_start)})",
-                           f"通知确认时间 {_fmt(ack.acknowledged_at)} 距检测开始（{_fmt(n.window_start)}）"
-                           f"不足提前期 {_hours(lead)}"))
+        problems.append(_p("late-delivery", msg.NOTICE_LATE(acked=_fmt(ack.acknowledged_at), lead=Duration.of(lead),
+                                                            start=_fmt(n.window_start))))
     if require_open and n.window_start > now:
-        problems.append(_p("not-open", f"the notice window opens {_fmt(n.window_start)}; testing before then is "
-                           "not permitted", f"检测时段自 {_fmt(n.window_start)} 开始，之前不得检测"))
+        problems.append(_p("not-open", msg.NOTICE_NOT_OPEN(time=_fmt(n.window_start))))
     return CheckResult(signed, tuple(problems), issuer)
 
 
@@ -361,45 +354,50 @@ def _norm(text: str) -> str:
 
 def describe(signed: SignedNotice, lang: str = "en") -> str:
     """The notice in plain words."""
+    return description(signed).get(lang)
+
+
+def description(signed: SignedNotice) -> Message:
     n = signed.notice
-    rate = []
+    rate: list[Message] = []
     if n.rate.packets_per_second:
-        rate.append(f"{n.rate.packets_per_second} pkt/s")
+        rate.append(msg.RATE_PPS(n=n.rate.packets_per_second))
     if n.rate.max_parallel:
-        rate.append(f"{n.rate.max_parallel} hosts at once" if lang != "zh-CN" else f"同时 {n.rate.max_parallel} 台")
-    if lang == "zh-CN":
-        kinds = "、".join(_KIND_ZH.get(k, k) for k in n.kinds)
-        return "\n".join([
-            f"远程技术检测通知 {n.id}",
-            f"签发机关：{n.issuer}（联系方式：{n.contact or '未提供'}）",
-            f"被检测单位：{n.subject_unit}",
-            f"检测时段：{_fmt(n.window_start)} 至 {_fmt(n.window_end)}",
-            f"检测范围：{', '.join(n.targets)}",
-            f"检测方式：{kinds}",
-            f"速率限制：{'，'.join(rate) or '未规定'}",
-            f"提前通知期：{_hours(n.lead_time)}；签发时间：{_fmt(n.issued_at)}",
-            f"依据：{n.basis}",
-            f"签名：{'有' if signed.signature else '无'}",
-        ])
-    kinds = ", ".join(f"{k} ({_KIND_EN[k]})" for k in n.kinds)
-    return "\n".join([
-        f"Notice of remote technical testing {n.id}",
-        f"Issued by: {n.issuer} (contact: {n.contact or 'not given'})",
-        f"Subject unit: {n.subject_unit}",
-        f"Window: {_fmt(n.window_start)} to {_fmt(n.window_end)}",
-        f"Targets: {', '.join(n.targets)}",
-        f"Tests: {kinds}",
-        f"Rate limits: {', '.join(rate) or 'none stated'}",
-        f"Lead time: {_hours(n.lead_time)}; issued at {_fmt(n.issued_at)}",
-        f"Basis: {n.basis}",
-        f"Signature: {'present' if signed.signature else 'none'}",
-    ])
+        rate.append(msg.RATE_PARALLEL(n=n.rate.max_parallel))
+    return msg.NOTICE_DESCRIPTION(
+        id=n.id, issuer=n.issuer, contact=n.contact or msg.NOT_GIVEN(), unit=n.subject_unit,
+        start=_fmt(n.window_start), end=_fmt(n.window_end), targets=Joined(n.targets, ", ", "，"),
+        kinds=Joined([msg.TEST_KIND[k]() for k in n.kinds]),
+        rate=Joined(rate, ", ", "，") if rate else msg.NONE_STATED(),
+        lead=Duration.of(n.lead_time), issued=_fmt(n.issued_at), basis=basis_text(n.basis),
+        signature=msg.PRESENT() if signed.signature else msg.ABSENT())
 
 
-_KIND_EN = {"host": "host probes over SSH", "discovery": "host discovery", "portscan": "port scan",
-            "service": "service detection", "passive": "passive link checks"}
-_KIND_ZH = {"host": "SSH 主机检查", "discovery": "主机发现", "portscan": "端口扫描", "service": "服务识别",
-            "passive": "被动链路检查"}
+_BASIS_RE = re.compile(r"\s*Provisions\s+2021\s*,\s*Art\.\s*(?P<articles>.+?)\s*$")
+_ARTICLE_RE = re.compile(r"\s*(?P<n>\d{1,2})(?:\((?P<item>\d{1,2})\))?\s*$")
+
+
+def basis_text(basis: str) -> Message | str:
+    """The usual basis, "Provisions 2021, Art. 24(3), 25", in either language (第二十四条第三项、第二十五条);
+    a basis the issuer worded otherwise is shown as written."""
+    m = _BASIS_RE.match(basis)
+    if not m:
+        return basis
+    articles = [_ARTICLE_RE.match(part) for part in m.group("articles").split(",")]
+    if not all(articles):
+        return basis
+    zh = "、".join(f"第{chinese_number(int(a['n']))}条" + (f"第{chinese_number(int(a['item']))}项" if a["item"] else "")
+                  for a in articles if a)
+    return msg.PROVISIONS_BASIS(articles=Text("Art. " + m.group("articles"), zh))
+
+
+def chinese_number(n: int) -> str:
+    """1..99 as Chinese numerals (article and item numbers): 9 九, 10 十, 24 二十四."""
+    digits = "零一二三四五六七八九"
+    if not 0 < n < 100:
+        return str(n)
+    tens, ones = divmod(n, 10)
+    return (("" if tens == 1 else digits[tens]) + "十" if tens else "") + (digits[ones] if ones else "")
 
 
 # ------------------------------------------------------------------------------------------------ files

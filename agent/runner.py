@@ -17,9 +17,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Literal
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe
 from probes.cancel import CancelToken, bound_to
 from probes.errors import ProbeCancelled
+from probes.i18n import Duration, Message
 from probes.observation import Observation
 from probes.transport import Transport
 
@@ -36,8 +38,12 @@ class ProbeRun:
     status: Status
     duration_s: float = 0.0
     observations: list[Observation] = field(default_factory=list)
-    message: str | None = None
-    limitations: list[str] = field(default_factory=list)
+    message: Message | None = None  # why it was skipped, failed or timed out
+    limitations: list[Message] = field(default_factory=list)
+    title_zh: str = ""
+
+    def title_in(self, lang: str) -> str:
+        return self.title_zh if lang == "zh-CN" and self.title_zh else self.title
 
     @property
     def ran(self) -> bool:
@@ -55,23 +61,23 @@ def _run_one(probe: Probe, transport: Transport, token: CancelToken) -> ProbeRun
         with bound_to(token):
             unmet = probe.unmet(transport)
             if unmet:
-                return ProbeRun(probe.id, probe.title, "skipped", 0.0, message=unmet)
+                return ProbeRun(probe.id, probe.title, "skipped", 0.0, message=unmet, title_zh=probe.title_zh)
             if probe.requires.root and not transport.is_root:
-                ctx.limited("not root: results limited to what this user can read")
+                ctx.limited(msg.NOT_ROOT())
             missing = probe.missing_binaries(transport)
             if missing:
                 ctx.limited(missing)
             observations = probe.observe(ctx)
     except ProbeCancelled:
         return ProbeRun(probe.id, probe.title, "timeout", time.perf_counter() - started,
-                        message=f"no result within {probe.timeout:.0f} s")
+                        message=msg.PROBE_TIMEOUT(limit=Duration(round(probe.timeout))), title_zh=probe.title_zh)
     except Exception as exc:  # the one catch-all per probe run
         log.warning("probe %s failed", probe.id, exc_info=True)
         return ProbeRun(probe.id, probe.title, "error", time.perf_counter() - started,
-                        message=f"{type(exc).__name__}: {exc}")
+                        message=msg.PROBE_ERROR(error=f"{type(exc).__name__}: {exc}"), title_zh=probe.title_zh)
     status: Status = "limited" if ctx.limitations else "ok"
     return ProbeRun(probe.id, probe.title, status, time.perf_counter() - started, observations,
-                    limitations=list(ctx.limitations))
+                    limitations=list(ctx.limitations), title_zh=probe.title_zh)
 
 
 def run_probes(
@@ -110,7 +116,8 @@ def run_probes(
                         abandoned.append(fut)
                     pending.pop(fut)
                     results[probe.id] = ProbeRun(probe.id, probe.title, "timeout", now - started,
-                                                 message=f"no result within {probe.timeout:.0f} s")
+                                                 message=msg.PROBE_TIMEOUT(limit=Duration(round(probe.timeout))),
+                                                 title_zh=probe.title_zh)
                     if progress:
                         progress(results[probe.id])
     finally:

@@ -8,14 +8,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from agent import messages as msg
 from agent.runner import ProbeRun, ProgressFn, run_probes
 from baselines.diff import Diff, diff_observations, volatile_of
 from baselines.drift import DriftFinding, drift_findings, integrity_finding
 from baselines.evaluate import evaluate
 from baselines.model import Finding, Severity
+from baselines.netdrift import PROBE_COVERAGE, Coverage
 from baselines.profile import Profile
 from baselines.waivers import WaiverSpec, apply_waivers
 from probes.base import Probe, ProbeSettings
+from probes.i18n import LocalTime, Message
 from probes.observation import Observation
 from probes.registry import all_probes
 from probes.transport import Transport
@@ -55,7 +58,7 @@ class BaselineComparison:
 
     scope: str
     status: Literal["compared", "missing", "invalid"]
-    message: str
+    message: Message
     version: int | None = None
     accepted_by: str | None = None
     accepted_at: str | None = None
@@ -76,7 +79,7 @@ class ScanResult:
     findings: list[Finding]
     unevaluated_rules: tuple[str, ...] = ()
     expired_waivers: tuple[WaiverSpec, ...] = ()
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)
     baseline: BaselineComparison | None = None
 
     @property
@@ -142,7 +145,7 @@ def run_scan(
     evaluation = evaluate(profile, observations, host.hostname, ran)
     findings = list(evaluation.findings)
     comparison: BaselineComparison | None = None
-    notes: list[str] = []
+    notes: list[Message] = []
     if baselines is not None:
         from agent.baseline_files import host_scope
 
@@ -173,7 +176,12 @@ def compare_runs(baseline: Baseline, runs: Sequence[ProbeRun], profile: Profile,
 
 
 def compare_observations(baseline: Baseline, ran: set[str], observations: Sequence[Observation], profile: Profile,
-                         host: str) -> tuple[Diff, list[DriftFinding]]:
+                         host: str, network: Coverage | None = None,
+                         covered: list[Coverage] | None = None) -> tuple[Diff, list[DriftFinding]]:
+    """``network``: what a network run covered; only what both it and the baseline covered is compared (the
+    coverage used is appended to ``covered``), and one change is one finding."""
+    if network is not None:
+        return _compare_network(baseline, ran, observations, profile, host, network, covered)
     compared = ran & set(baseline.meta.probes)
     current_obs = [o for o in observations if o.probe in compared]
     volatile = dict(baseline.volatile)
@@ -183,8 +191,26 @@ def compare_observations(baseline: Baseline, ran: set[str], observations: Sequen
     return result, drift_findings(result, profile.drift, host)
 
 
+def _compare_network(baseline: Baseline, ran: set[str], observations: Sequence[Observation], profile: Profile,
+                     host: str, network: Coverage, covered: list[Coverage] | None) -> tuple[Diff, list[DriftFinding]]:
+    from baselines.diff import diff
+    from baselines.netdrift import network_parents, seen_only
+
+    stored = list(baseline.observations())  # network baselines are small: decode them whole
+    common = network.common(Coverage.from_observations(stored))
+    if covered is not None:
+        covered.append(common)
+    compared = tuple(p for p in common.probes() if p in ran and p in baseline.meta.probes)
+    current = common.comparable(o for o in observations if o.probe in compared)
+    old = common.comparable(o for o in stored if o.probe in compared)
+    result = diff(old, current, profile.ignore, compared)
+    if not common.complete:
+        result = seen_only(result)
+    return result, drift_findings(result, profile.drift, host, parents=network_parents)
+
+
 def compare_with_baseline(files: BaselineFiles, scope: Scope, host: HostIdentity, runs: Sequence[ProbeRun],
-                          profile: Profile) -> tuple[list[Finding], BaselineComparison, list[str]]:
+                          profile: Profile) -> tuple[list[Finding], BaselineComparison, list[Message]]:
     """Drift findings (or the critical integrity finding), the comparison summary and notes for the report."""
     ran = {r.probe for r in runs if r.ran}
     limited = {r.probe for r in runs if r.status == "limited"}
@@ -194,42 +220,38 @@ def compare_with_baseline(files: BaselineFiles, scope: Scope, host: HostIdentity
 
 def compare_scope(files: BaselineFiles, scope: Scope, host: HostIdentity, ran: set[str],
                   observations: Sequence[Observation], limited: set[str], profile: Profile,
-                  finding_host: str) -> tuple[list[Finding], BaselineComparison, list[str]]:
+                  finding_host: str, network: Coverage | None = None,
+                  compared: list[Coverage] | None = None) -> tuple[list[Finding], BaselineComparison, list[Message]]:
     """The one comparison path for host and network baselines: drift findings, or (baseline invalid) the
     critical integrity finding; a missing baseline is a note, never an error."""
     from agent.baseline_files import BaselineMissing
     from baselines.store import BaselineInvalid
 
-    capture = "precaution baseline capture" + (" --network" if scope.kind == "network" else "")
     try:
         baseline = files.load(scope, host.hostname, host.machine_id)
     except BaselineMissing:
-        what = "network baseline" if scope.kind == "network" else "baseline"
-        whose = "the network's" if scope.kind == "network" else "this host's"
-        message = (f"no {what} for {scope.label} yet: drift not checked; run `{capture}` "
-                   f"to record {whose} known-good state")
+        message = (msg.NO_NETWORK_BASELINE if scope.kind == "network" else msg.NO_BASELINE)(scope=scope.label)
         return [], BaselineComparison(scope.label, "missing", message), [message]
     except BaselineInvalid as exc:
         path = str(files.current_path(scope))
-        message = f"baseline {scope.label} NOT USED: {exc.message}"
-        return ([integrity_finding(finding_host, scope.label, path, exc.message)],
+        message = msg.BASELINE_NOT_USED(scope=scope.label, reason=exc.localized)
+        return ([integrity_finding(finding_host, scope.label, path, exc.localized)],
                 BaselineComparison(scope.label, "invalid", message), [message])
-    result, drift = compare_observations(baseline, ran, observations, profile, finding_host)
+    result, drift = compare_observations(baseline, ran, observations, profile, finding_host, network, compared)
     meta = baseline.meta
-    notes: list[str] = []
-    missing = sorted(set(meta.probes) - set(result.probes))
+    notes: list[Message] = []
+    missing = sorted(set(meta.probes) - set(result.probes) - {PROBE_COVERAGE})
     if missing:
-        notes.append(f"baseline probes not compared (did not run now): {', '.join(missing)}")
+        notes.append(msg.PROBES_NOT_COMPARED(probes=missing))
     new = sorted(ran - set(meta.probes))
     if new:
-        notes.append(f"probes not in baseline {scope.label} v{meta.version} (no drift check): {', '.join(new)}")
+        notes.append(msg.PROBES_NOT_IN_BASELINE(scope=scope.label, version=meta.version, probes=new))
     limited_compared = sorted(p for p in limited if p in result.probes)
     if limited_compared:
-        notes.append(f"limited probes compared with the baseline (drift may reflect missing permissions): "
-                     f"{', '.join(limited_compared)}")
+        notes.append(msg.LIMITED_COMPARED(probes=limited_compared))
     total = len(result.items)
-    message = (f"baseline {scope.label} v{meta.version} (accepted by {meta.accepted_by} {meta.accepted_at}): "
-               f"{total} drift item(s) in {len(drift)} finding(s)")
+    message = msg.BASELINE_COMPARED(scope=scope.label, version=meta.version, by=meta.accepted_by,
+                                    at=LocalTime.from_iso(meta.accepted_at), items=total, findings=len(drift))
     comparison = BaselineComparison(scope.label, "compared", message, meta.version, meta.accepted_by,
                                     meta.accepted_at, result.probes, result.counts(), dict(result.ignored))
     return [d.finding for d in drift], comparison, [message, *notes]

@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent import messages as msg
 from agent.errors import UserError
 from probes.errors import ProbeInputError
+from probes.i18n import Joined, LocalTime, Message
 from probes.network.ports import PortSet
 from probes.network.target import KINDS, ApprovedTarget, IPAddress, issue_target
 
@@ -42,7 +44,7 @@ _SHORT_RANGE = re.compile(r"^(\d{1,3}\.\d{1,3}\.\d{1,3}\.)(\d{1,3})-(\d{1,3})$")
 class ScopeRefused(UserError):
     """Some requested targets are outside the scope; nothing was approved (or, with partial, nothing at all)."""
 
-    def __init__(self, message: str, refusals: Sequence[Refusal]) -> None:
+    def __init__(self, message: str | Message, refusals: Sequence[Refusal]) -> None:
         super().__init__(message)
         self.refusals = tuple(refusals)
 
@@ -57,20 +59,29 @@ class Refusal:
     addresses: tuple[str, ...] = ()  # refused addresses, as ranges ("10.0.0.1-10.0.0.9"), at most 20
     count: int = 0  # refused addresses in all
     at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    why: Message | None = None  # ``reason`` in either language (the record keeps the English ``reason``)
+
+    @classmethod
+    def of(cls, target: str, kind: str, why: Message, addresses: tuple[str, ...] = (), count: int = 0) -> Refusal:
+        return cls(target, kind, why.en, addresses, count, why=why)
+
+    def text(self) -> Message:
+        what: Message | str = self.target
+        if self.addresses and self.addresses != (self.target,):
+            more: Message | str = (msg.REFUSAL_MORE(count=self.count - len(self.addresses))
+                                   if self.count > len(self.addresses) else "")
+            what = msg.REFUSAL_WHAT(target=self.target, addresses=", ".join(self.addresses[:5]), more=more)
+        return msg.REFUSAL_LINE(what=what, reason=self.why or self.reason)
 
     def describe(self) -> str:
-        what = self.target
-        if self.addresses and self.addresses != (self.target,):
-            more = f" (+{self.count - len(self.addresses)} more)" if self.count > len(self.addresses) else ""
-            what = f"{self.target} [{', '.join(self.addresses[:5])}{more}]"
-        return f"{what}: {self.reason}"
+        return self.text().en
 
 
 def resolve_hostname(name: str) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UserError(f"cannot resolve host name {name!r}: {exc}") from None
+        raise UserError(msg.CANNOT_RESOLVE(name=name, detail=exc)) from None
     out: list[IPAddress] = []
     for family, _t, _p, _c, sockaddr in infos:
         if family in (socket.AF_INET, socket.AF_INET6):
@@ -78,7 +89,7 @@ def resolve_hostname(name: str) -> list[IPAddress]:
             if ip not in out:
                 out.append(ip)
     if not out:
-        raise UserError(f"host name {name!r} has no IPv4/IPv6 address")
+        raise UserError(msg.NO_ADDRESS(name=name))
     return out
 
 
@@ -89,7 +100,7 @@ def _parse_networks(text: str) -> list[Network] | None:
         try:
             return [ipaddress.ip_network(item, strict=True)]
         except ValueError as exc:
-            raise UserError(f"bad network {text!r}: {exc}") from None
+            raise UserError(msg.BAD_NETWORK(text=text, detail=exc)) from None
     short = _SHORT_RANGE.match(item)
     if short:
         item = f"{short.group(1)}{short.group(2)}-{short.group(1)}{short.group(3)}"
@@ -98,15 +109,15 @@ def _parse_networks(text: str) -> list[Network] | None:
         try:
             lo, hi = ipaddress.ip_address(lo_s.strip()), ipaddress.ip_address(hi_s.strip())
         except ValueError as exc:
-            raise UserError(f"bad address range {text!r}: {exc}") from None
+            raise UserError(msg.BAD_RANGE(text=text, detail=exc)) from None
         if lo.version != hi.version or int(lo) > int(hi):
-            raise UserError(f"bad address range {text!r}: start after end or mixed IPv4/IPv6")
+            raise UserError(msg.BAD_RANGE_ORDER(text=text))
         return list(ipaddress.summarize_address_range(lo, hi))
     try:
         ip = ipaddress.ip_address(item.split("%", 1)[0])
     except ValueError:
         if re.match(r"^[\d.]+$", item) or ":" in item:
-            raise UserError(f"bad IP address {text!r}") from None
+            raise UserError(msg.BAD_ADDRESS(text=text)) from None
         return None
     return [ipaddress.ip_network(ip)]
 
@@ -114,7 +125,7 @@ def _parse_networks(text: str) -> list[Network] | None:
 def _check_hostname(text: str) -> str:
     name = text.strip()
     if not _HOSTNAME.match(name) or name.rstrip(".").rsplit(".", 1)[-1].isdigit():
-        raise UserError(f"bad target {text!r}: not an address, network, range or host name")
+        raise UserError(msg.BAD_TARGET(text=text))
     return name
 
 
@@ -175,16 +186,16 @@ class Scope:
             else:
                 networks.extend(nets)
         if not networks and not hosts:
-            raise UserError("empty scope: name at least one network, address or host")
+            raise UserError(msg.EMPTY_SCOPE())
         deny_nets: list[Network] = []
         for entry in _split(deny):
             nets = _parse_networks(entry)
             if nets is None:
-                raise UserError(f"deny entry {entry!r}: give addresses or networks, not host names")
+                raise UserError(msg.DENY_HOSTNAME(entry=entry))
             deny_nets.extend(nets)
         size = _size(networks)
         if size > max_addresses:
-            raise UserError(f"scope too large: {size} addresses, the limit is {max_addresses}")
+            raise UserError(msg.SCOPE_TOO_LARGE(size=size, limit=max_addresses))
         try:
             port_set = PortSet.parse(ports) if isinstance(ports, str) else ports
         except ProbeInputError as exc:  # the agent's own input, so the agent's error (notices catch it)
@@ -212,8 +223,8 @@ def expand_target(target: str, resolver: Resolver = resolve_hostname,
         return [(ip, name) for ip in resolver(name)]
     size = _size(nets)
     if size > max_addresses:
-        raise ScopeRefused(f"target {target} has {size} addresses, more than the limit {max_addresses}",
-                           [Refusal(target, "", f"more than {max_addresses} addresses", count=size)])
+        raise ScopeRefused(msg.TARGET_TOO_LARGE(target=target, size=size, limit=max_addresses),
+                           [Refusal.of(target, "", msg.SCOPE_TOO_MANY(limit=max_addresses), count=size)])
     out: list[tuple[IPAddress, str | None]] = []
     cidr = "/" in target  # a CIDR means its hosts; a range or an address means every address in it
     for net in nets:
@@ -232,7 +243,7 @@ class ScopeGuard:
         self.deadline = _aware(deadline) if deadline else None
         self.resolver = resolver
 
-    def _refuse(self, refusals: list[Refusal], message: str) -> ScopeRefused:
+    def _refuse(self, refusals: list[Refusal], message: str | Message) -> ScopeRefused:
         for r in refusals:
             log.warning("scope guard refused %s", r.describe())
             if self.on_refusal is not None:
@@ -254,20 +265,20 @@ class ScopeGuard:
             raise UserError(f"unknown test kind {kind!r}; known: {', '.join(KINDS)}")
         items = _split(targets)
         if not items:
-            raise UserError("no targets given")
+            raise UserError(msg.NO_TARGETS())
         joined = ", ".join(items)
         if self.deadline is not None and dt.datetime.now(dt.UTC) >= self.deadline:
-            raise self._refuse([Refusal(joined, kind, f"notice window closed at {self.deadline.isoformat()}")],
-                               f"refused {joined}: the notice window closed at {self.deadline.isoformat()}")
+            why = msg.SCOPE_WINDOW_CLOSED(time=LocalTime(self.deadline))
+            raise self._refuse([Refusal.of(joined, kind, why)], msg.REFUSED_TARGET(target=joined, reason=why))
         if kind not in self.scope.kinds:
-            allowed = ", ".join(sorted(self.scope.kinds)) or "none"
-            raise self._refuse([Refusal(joined, kind, f"test kind {kind!r} not in scope (allowed: {allowed})")],
-                               f"refused {joined}: test kind {kind!r} is not in scope (allowed: {allowed})")
+            allowed = Joined(sorted(self.scope.kinds)) if self.scope.kinds else msg.NONE_ALLOWED()
+            why = msg.SCOPE_KIND(kind=kind, allowed=allowed)
+            raise self._refuse([Refusal.of(joined, kind, why)], msg.REFUSED_TARGET(target=joined, reason=why))
         if ports is not None and self.scope.ports is not None and not ports.issubset(self.scope.ports):
             extra = ports.difference(self.scope.ports)
             shown = ",".join(map(str, extra[:10])) + ("..." if len(extra) > 10 else "")
-            raise self._refuse([Refusal(joined, kind, f"ports {shown} not in scope ({self.scope.ports})")],
-                               f"refused {joined}: ports {shown} are not in scope ({self.scope.ports})")
+            why = msg.SCOPE_PORTS(ports=shown, scope=self.scope.ports)
+            raise self._refuse([Refusal.of(joined, kind, why)], msg.REFUSED_TARGET(target=joined, reason=why))
         approved_ports = ports if ports is not None else self.scope.ports
 
         expanded: list[tuple[str, IPAddress, str | None]] = []
@@ -276,15 +287,15 @@ class ScopeGuard:
             try:
                 pairs = expand_target(item, self.resolver, self.scope.max_addresses - total)
             except ScopeRefused as exc:
-                refusals = [Refusal(item, kind, r.reason, count=r.count) for r in exc.refusals]
-                raise self._refuse(refusals, f"refused {item}: more addresses than the limit "
-                                             f"{self.scope.max_addresses} in one request") from None
+                refusals = [Refusal(item, kind, r.reason, count=r.count, why=r.why) for r in exc.refusals]
+                too_many = msg.REFUSED_TOO_MANY(target=item, limit=self.scope.max_addresses)
+                raise self._refuse(refusals, too_many) from None
             total += len(pairs)
             expanded.extend((item, ip, name) for ip, name in pairs)
 
         allowed_nets = self._allowed_networks()
         approved: list[ApprovedTarget] = []
-        refused: dict[tuple[str, str], list[IPAddress]] = {}
+        refused: dict[tuple[str, Message], list[IPAddress]] = {}
         seen: set[IPAddress] = set()
         for item, ip, name in expanded:
             if ip in seen:
@@ -296,20 +307,21 @@ class ScopeGuard:
             else:
                 approved.append(issue_target(ip, kind, approved_ports, name, self.deadline))
         if refused:
-            refusals = [Refusal(item, kind, reason, _ranges(ips), len(ips)) for (item, reason), ips in refused.items()]
+            refusals = [Refusal.of(item, kind, reason, _ranges(ips), len(ips))
+                        for (item, reason), ips in refused.items()]
             if not partial or not approved:
-                detail = "; ".join(r.describe() for r in refusals)
-                raise self._refuse(refusals, f"refused (outside the notified scope, nothing approved): {detail}")
+                detail = Joined([r.text() for r in refusals], "; ", "；")
+                raise self._refuse(refusals, msg.REFUSED_NOTHING_APPROVED(detail=detail))
             self._refuse(refusals, "")
         return approved
 
-    def _reason(self, ip: IPAddress, allowed: Sequence[Network]) -> str | None:
+    def _reason(self, ip: IPAddress, allowed: Sequence[Network]) -> Message | None:
         for net in self.scope.deny:
             if ip.version == net.version and ip in net:
-                return f"in deny list {net}"
+                return msg.SCOPE_DENIED(net=net)
         if any(ip.version == net.version and ip in net for net in allowed):
             return None
-        return "outside scope"
+        return msg.SCOPE_OUTSIDE()
 
 
 def _aware(when: dt.datetime) -> dt.datetime:

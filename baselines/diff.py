@@ -16,6 +16,7 @@ from itertools import compress, count, groupby, repeat
 from operator import attrgetter, itemgetter, ne
 from typing import Any, Protocol, runtime_checkable
 
+from baselines import messages as msg
 from baselines.profile import Change, IgnoreRule
 from baselines.rowdigest import row_digests
 from probes.observation import AttrValue, Observation
@@ -56,10 +57,13 @@ class AttrChange:
             out["new"] = _jsonable(self.new)
         return out
 
-    def text(self) -> str:
-        old = _show(self.old) if self.old_present else "(absent)"
-        new = _show(self.new) if self.new_present else "(absent)"
-        return f"{self.name}: {old} -> {new}"
+    def text(self, lang: str = "en") -> str:
+        old = _show(self.old, lang) if self.old_present else msg.ABSENT().get(lang)
+        new = _show(self.new, lang) if self.new_present else msg.ABSENT().get(lang)
+        return msg.ATTR_CHANGE(name=self.name, old=old, new=new).get(lang)
+
+    def get(self, lang: str) -> str:  # a localised template parameter ({changes})
+        return self.text(lang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +99,13 @@ class DriftItem:
             out["changes"] = [c.to_json() for c in self.changes]
         return out
 
-    def summary(self) -> str:
+    def summary(self, lang: str = "en") -> str:
         """One line for tables: what changed, or the values an added/removed subject has/had."""
         if self.change == "changed":
-            return "; ".join(c.text() for c in self.changes)
+            return ("；" if lang == "zh-CN" else "; ").join(c.text(lang) for c in self.changes)
         values = self.new if self.change == "added" else self.old
-        shown = ", ".join(f"{k}={_show(v)}" for k, v in (values or {}).items())
-        return ("was: " + shown) if self.change == "removed" else shown
+        shown = ", ".join(f"{k}={_show(v, lang)}" for k, v in (values or {}).items())
+        return msg.WAS(values=shown).get(lang) if self.change == "removed" else shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,9 +414,11 @@ def _jsonable(value: AttrValue) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _show(value: AttrValue) -> str:
+def _show(value: AttrValue, lang: str = "en") -> str:
+    if isinstance(value, bool):
+        return (msg.TRUE if value else msg.FALSE).text(lang)
     if isinstance(value, tuple):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
+        return "[" + ", ".join(_show(v, lang) for v in value) + "]"
     if value is None:
         return "-"
     if isinstance(value, str) and len(value) > 24 and all(c in "0123456789abcdef" for c in value):

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from probes.i18n import Localized, Message, render
+
 
 class Severity(StrEnum):
     INFO = "info"
@@ -55,7 +57,8 @@ class Text:
         return self.zh if lang == "zh-CN" else self.en
 
     def format(self, values: dict[str, Any]) -> Text:
-        return Text(_fill(self.en, values), _fill(self.zh, values))
+        """Fill the placeholders of both sentences; a localised value (probes.i18n) fills each in its language."""
+        return Text(_fill(self.en, values, "en"), _fill(self.zh, values, "zh-CN"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,7 @@ class Remediation:
     command: str | None = None
 
     def format(self, values: dict[str, Any]) -> Remediation:
-        cmd = _fill(self.command, values) if self.command else None
+        cmd = _fill(self.command, values, "en") if self.command else None
         return Remediation(self.action, self.steps.format(values), cmd)
 
 
@@ -74,9 +77,10 @@ class _Missing(dict[str, Any]):
         return "{" + key + "}"
 
 
-def _fill(template: str, values: dict[str, Any]) -> str:
+def _fill(template: str, values: dict[str, Any], lang: str) -> str:
     try:
-        return template.format_map(_Missing(values))
+        return template.format_map(_Missing({k: render(v, lang) if isinstance(v, Localized) else v
+                                             for k, v in values.items()}))
     except (ValueError, IndexError, AttributeError):
         return template
 
@@ -101,7 +105,7 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
     references: tuple[str, ...] = ()
     kind: str = "rule"  # rule | drift | integrity
-    waived_by: str | None = None  # justification when a waiver applies
+    waived_by: Message | None = None  # the waiver's justification and end date when one applies
 
     def to_json(self, lang: str | None = None) -> dict[str, Any]:
         def text(t: Text) -> Any:
@@ -124,5 +128,5 @@ class Finding:
             },
             "evidence": self.evidence,
             "references": list(self.references),
-            "waived": self.waived_by,
+            "waived": self.waived_by.get(lang or "en") if self.waived_by else None,
         }

@@ -36,8 +36,10 @@ from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from baselines import ed25519
+from baselines import messages as msg
 from baselines.diff import AttrMap, ObsKey, no_gc
 from baselines.rowdigest import SCHEME, row_digests
+from probes.i18n import Message
 from probes.key_fingerprint import sha256_fingerprint
 from probes.observation import Observation
 
@@ -61,6 +63,11 @@ class BaselineInvalid(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+    @property
+    def localized(self) -> Message:
+        """The English line with its detail; in Chinese, a plain sentence for the reason code."""
+        return msg.INVALID[self.reason](detail=self.message)
 
 
 @dataclass(frozen=True, slots=True)

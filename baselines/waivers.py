@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from baselines import messages as msg
 from baselines.model import Finding
 
 
@@ -73,7 +74,8 @@ def apply_waivers(findings: Iterable[Finding], waivers: list[WaiverSpec], today:
     out: list[Finding] = []
     for f in findings:
         waiver = next((w for w in active if _matches(w, f)), None)
-        out.append(dataclasses.replace(f, waived_by=f"{waiver.justification} (until {waiver.expires})")
+        out.append(dataclasses.replace(f, waived_by=msg.WAIVED(justification=waiver.justification,
+                                                               until=waiver.expires.isoformat()))
                    if waiver else f)
     return WaiverOutcome(tuple(out), expired)
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+from probes import messages as msg
 from probes.cancel import NEVER, CancelToken
+from probes.i18n import Joined, Message
 from probes.observation import Observation, Row
 from probes.transport import Transport
 
@@ -44,10 +46,10 @@ class GatherContext:
     (transport calls honour it by themselves; a probe that loops long without one checks ``cancel.check()``)."""
 
     transport: Transport
-    limitations: list[str] = field(default_factory=list)
+    limitations: list[Message] = field(default_factory=list)
     cancel: CancelToken = NEVER
 
-    def limited(self, reason: str) -> None:
+    def limited(self, reason: Message) -> None:
         if reason not in self.limitations:
             self.limitations.append(reason)
 
@@ -57,6 +59,7 @@ class Probe(Generic[RowT]):
 
     id: ClassVar[str]
     title: ClassVar[str]
+    title_zh: ClassVar[str] = ""  # every registered probe has one (tests/test_zh.py)
     kind: ClassVar[str] = "host"  # host | network | remote
     requires: ClassVar[Requirements] = Requirements()
     timeout: ClassVar[float] = 20.0
@@ -79,20 +82,20 @@ class Probe(Generic[RowT]):
     def observe(self, ctx: GatherContext) -> list[Observation]:
         return [Observation.from_row(self.id, row) for row in self.parse(self.gather(ctx))]
 
-    def unmet(self, transport: Transport, system: str | None = None) -> str | None:
+    def unmet(self, transport: Transport, system: str | None = None) -> Message | None:
         """Why this probe cannot run on the target at all (None when it can)."""
         req = self.requires
         system = system or platform.system()
         if req.platforms and system not in req.platforms:
-            return f"needs {'/'.join(req.platforms)}"
+            return msg.NEEDS_PLATFORM(platforms="/".join(req.platforms))
         if req.paths_any and not any(transport.exists(p) for p in req.paths_any):
-            return f"none of {', '.join(req.paths_any)} present"
+            return msg.NO_PATHS(paths=list(req.paths_any))
         return None
 
-    def missing_binaries(self, transport: Transport) -> str | None:
+    def missing_binaries(self, transport: Transport) -> Message | None:
         """The limitation to note when none of ``requires.binaries_any`` is on the target (None: one is, or
         none is needed). The probe still runs: it falls back to files, or reports what it could not see."""
         names = self.requires.binaries_any
         if not names or any(transport.which(n) for n in names):
             return None
-        return f"none of {', '.join(names)} installed: results limited to what can be read without them"
+        return msg.NO_BINARIES(names=Joined(names, ", ", "、"))

@@ -6,6 +6,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from probes import messages as msg
 from probes.base import GatherContext
 
 TCP_STATES = {
@@ -125,7 +126,7 @@ def read_socket_inodes(ctx: GatherContext) -> dict[str, list[str]]:
         if inodes:
             socket_inodes[pid] = inodes
     if denied:
-        ctx.limited(f"{denied} processes not readable: socket owners unknown for them")
+        ctx.limited(msg.PROCESSES_NOT_READABLE(count=denied))
     return socket_inodes
 
 

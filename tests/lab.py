@@ -54,7 +54,8 @@ PR_SET_PDEATHSIG = 1
 
 @dataclass(frozen=True)
 class Service:
-    """One listener of a lab host. kind: http, tls, telnet, banner, plain, dns, ntp, ssh."""
+    """One listener of a lab host. kind: http, tls, telnet, banner, plain, dns, ntp, ssh, ssh-eager (an SSH
+    identification line, ``banner``, and KEXINIT in one write)."""
 
     proto: str  # tcp | udp
     port: int
@@ -235,6 +236,12 @@ class Lab:
             _ip(["netns", "del", ns], check=False)
         if Path(f"/sys/class/net/{self.bridge}").exists():
             _ip(["link", "del", self.bridge], check=False)
+        # A host veth can outlive its namespace (the namespace is freed asynchronously): remove it too, or
+        # the next lab of this slot cannot create it.
+        veth = re.compile(rf"^pcv{self.slot}-h\d+$")
+        for name in os.listdir("/sys/class/net"):
+            if veth.match(name):
+                _ip(["link", "del", name], check=False)
 
     @staticmethod
     def _kill_ns_pids(ns: str) -> None:
@@ -464,6 +471,12 @@ def _tcp_handler(service: dict[str, Any]) -> Any:
                     await writer.drain()
                     if await _read_until(reader, b"\n", 10.0):
                         writer.write(b"\r\nLogin incorrect\r\n")
+            elif kind == "ssh-eager":
+                # Like servers that send KEXINIT right after their identification line (RFC 4253 allows it),
+                # in the same segment: a new random cookie on every connection.
+                writer.write((service["banner"] or "SSH-2.0-LabSSH_1.0").encode() + b"\r\n" + _ssh_kexinit())
+                await writer.drain()
+                await _read_until(reader, b"\n", 10.0)
             elif kind == "banner":
                 writer.write(service["banner"].encode())
                 await writer.drain()
@@ -477,6 +490,17 @@ def _tcp_handler(service: dict[str, Any]) -> Any:
             writer.close()
 
     return handle
+
+
+def _ssh_kexinit() -> bytes:
+    """An SSH_MSG_KEXINIT binary packet (RFC 4253 7.1) with a random cookie."""
+    lists = ["curve25519-sha256", "ssh-ed25519", "aes128-ctr", "aes128-ctr", "hmac-sha2-256", "hmac-sha2-256",
+             "none", "none", "", ""]
+    payload = bytes([20]) + os.urandom(16)
+    payload += b"".join(struct.pack(">I", len(x)) + x.encode() for x in lists) + b"\x00" + b"\x00" * 4
+    padding = 8 - (len(payload) + 5) % 8
+    padding += 8 if padding < 4 else 0
+    return struct.pack(">IB", len(payload) + padding + 1, padding) + payload + os.urandom(padding)
 
 
 def _dns_reply(query: bytes, answer_ip: str) -> bytes | None:

@@ -152,7 +152,7 @@ def test_lang_zh(bad_root: Path):
     proc = run("scan", "--root", str(bad_root), *PERS, "--lang", "zh-CN")
     assert proc.returncode == 1
     assert "反间谍安全防范技术自查" in proc.stdout
-    assert "严重 (1)" in proc.stdout and "隔离" in proc.stdout
+    assert "严重（1）" in proc.stdout and "隔离" in proc.stdout
     assert "/etc/ld.so.preload 向所有程序强制加载共享库" in proc.stdout
 
 

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from agent.runner import run_probes
 from probes.base import GatherContext, Probe, Raw, Requirements
+from probes.messages import NOT_READABLE
 from probes.observation import Row
 from probes.transport import LocalTransport
 
@@ -20,6 +21,7 @@ class Item(Row):
 class Good(Probe[Item]):
     id = "good"
     title = "good"
+    title_zh = "良好"
 
     def gather(self, ctx: GatherContext) -> Raw:
         return {"names": ["a", "b"]}
@@ -40,7 +42,7 @@ class Limited(Good):
     id = "limited"
 
     def gather(self, ctx: GatherContext) -> Raw:
-        ctx.limited("shadow not readable")
+        ctx.limited(NOT_READABLE(path="shadow"))
         return super().gather(ctx)
 
 
@@ -66,10 +68,11 @@ def test_one_probe_failing_never_aborts_the_run():
     by_id = {r.probe: r for r in runs}
     assert [r.probe for r in runs] == ["good", "broken", "limited", "elsewhere"]
     assert by_id["good"].status == "ok" and [o.subject for o in by_id["good"].observations] == ["a", "b"]
-    assert by_id["broken"].status == "error" and by_id["broken"].message == "RuntimeError: odd /proc entry"
-    assert by_id["limited"].status == "limited" and by_id["limited"].limitations == ["shadow not readable"]
+    assert by_id["broken"].status == "error" and str(by_id["broken"].message) == "RuntimeError: odd /proc entry"
+    assert by_id["limited"].status == "limited"
+    assert [m.en for m in by_id["limited"].limitations] == ["shadow not readable"]
     assert by_id["limited"].ran and not by_id["broken"].ran
-    assert by_id["elsewhere"].status == "skipped" and "none of" in (by_id["elsewhere"].message or "")
+    assert by_id["elsewhere"].status == "skipped" and "none of" in str(by_id["elsewhere"].message)
 
 
 def test_a_probe_that_hangs_is_reported_as_timeout():
@@ -88,7 +91,7 @@ def test_root_requirement_limits_when_not_root():
         requires = Requirements(root=True)
 
     [run] = run_probes([NeedsRoot()], LocalTransport(euid=1000))
-    assert run.status == "limited" and "not root" in run.limitations[0]
+    assert run.status == "limited" and "not root" in run.limitations[0].en
 
 
 class NeedsMissingTool(Good):
@@ -105,6 +108,6 @@ def test_binaries_any_is_checked():
     runs = {r.probe: r for r in run_probes([NeedsMissingTool(), NeedsShell()], LocalTransport())}
     missing = runs["needs_missing_tool"]
     assert missing.status == "limited" and missing.observations  # it still ran, and says what it lacked
-    assert missing.limitations == ["none of precaution-no-such-tool, precaution-nor-this installed: "
-                                   "results limited to what can be read without them"]
+    assert [m.en for m in missing.limitations] == ["none of precaution-no-such-tool, precaution-nor-this installed: "
+                                                   "results limited to what can be read without them"]
     assert runs["needs_shell"].status == "ok" and runs["needs_shell"].limitations == []

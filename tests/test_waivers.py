@@ -22,7 +22,9 @@ def test_active_waiver_applies_and_expired_one_does_not():
     ]
     out = apply_waivers([finding(), finding("R-A-1", "y"), finding("R-A-2")], waivers, today)
     assert [bool(f.waived_by) for f in out.findings] == [True, False, False]
-    assert "vendor appliance" in (out.findings[0].waived_by or "")
+    assert out.findings[0].waived_by is not None
+    assert out.findings[0].waived_by.en == "vendor appliance (until 2026-12-31)"
+    assert out.findings[0].waived_by.zh == "vendor appliance（有效期至 2026-12-31）"
     assert [w.rule for w in out.expired] == ["R-A-2"]
     # the day of expiry still counts; the day after it no longer does
     assert apply_waivers([finding()], waivers[:1], dt.date(2027, 1, 1)).findings[0].waived_by is None

@@ -11,10 +11,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from rich.cells import cell_len
+
+from agent import messages as msg
+from agent.errors import UserError
+from agent.i18n import LANGS, t
 from agent.runner import ProbeRun
 from agent.services import baseline as service
 from agent.services.context import AgentContext
 from baselines.drift import item_id
+from baselines.model import Severity
+from probes.i18n import Joined, LocalTime, Message
 
 
 def register(sub: Any) -> None:
@@ -28,6 +35,7 @@ def register(sub: Any) -> None:
         q.add_argument("--root", default="/", metavar="DIR", help="inspect a mounted file tree instead of /")
         q.add_argument("--config", metavar="FILE", help="agent config (default: config.toml in the state dir)")
         q.add_argument("--profile", metavar="FILE", help="policy profile with drift and ignore rules")
+        q.add_argument("--lang", choices=LANGS, default="en", help="language of the output (default en)")
 
     q = cmds.add_parser("capture", help="run the host probes and store their observations as the baseline")
     common(q)
@@ -41,7 +49,16 @@ def register(sub: Any) -> None:
     q.add_argument("--scope", metavar="CIDR[,CIDR...]", help="with --network: the allowed scope (default loopback)")
     q.add_argument("--ports", metavar="SPEC", help="with --network: ports to scan (default: netscan's)")
     q.add_argument("--engine", choices=("auto", "nmap", "builtin"), default="auto", help="with --network")
+    q.add_argument("--services", action="store_true",
+                   help="with --network: check the services on open ports, as netscan --services (the default)")
     q.add_argument("--no-services", action="store_true", help="with --network: skip service checks")
+    q.add_argument("--iface", metavar="IFACE",
+                   help="with --network: interface for ARP discovery, as for netscan (the baseline then holds MAC "
+                        "addresses, and netscan --iface compares them)")
+    q.add_argument("--no-discovery", action="store_true",
+                   help="with --network: port-scan every approved address instead of only the hosts that answer")
+    q.add_argument("--allow-empty", action="store_true",
+                   help="with --network: record a segment where no host answers instead of refusing")
     q.set_defaults(handler=handle_capture)
 
     q = cmds.add_parser("show", help="metadata and observation counts of the current baseline")
@@ -54,7 +71,6 @@ def register(sub: Any) -> None:
     common(q)
     q.add_argument("--probe", action="append", default=[], metavar="ID", help="compare only this probe")
     q.add_argument("--json", action="store_true")
-    q.add_argument("--lang", choices=("en", "zh-CN"), default="en")
     q.set_defaults(handler=handle_diff)
 
     q = cmds.add_parser("accept", help="accept drift items into a new baseline version")
@@ -79,9 +95,10 @@ def _session(args: argparse.Namespace) -> service.BaselineSession:
                                                             network_scope=getattr(args, "network_scope", None)))
 
 
-def _warn_limited(runs: Sequence[ProbeRun]) -> None:
+def _warn_limited(runs: Sequence[ProbeRun], lang: str) -> None:
     for r in runs:
-        sys.stderr.write(f"precaution: warning: {r.probe} limited: {'; '.join(r.limitations)}\n")
+        reasons = Joined(r.limitations, "; ", "；")
+        sys.stderr.write(msg.LIMITED_WARNING(probe=r.probe, reasons=reasons).get(lang) + "\n")
 
 
 def _emit(data: Any) -> None:
@@ -89,19 +106,25 @@ def _emit(data: Any) -> None:
 
 
 def handle_capture(args: argparse.Namespace) -> int:
+    if args.services and args.no_services:
+        raise UserError(msg.SERVICES_BOTH())
+    if args.services and not args.network:
+        raise UserError(msg.NETWORK_OPTIONS_ERR(options=service.NETWORK_ONLY))
     session = _session(args)
     out = service.capture(session, service.CaptureRequest(
         probes=tuple(args.probe), by=args.by, note=args.note, force=args.force, network=tuple(args.network or ()),
-        scope=args.scope, ports=args.ports, engine=args.engine, services=not args.no_services))
-    _warn_limited(out.limited)
+        scope=args.scope, ports=args.ports, engine=args.engine, services=not args.no_services, iface=args.iface,
+        discovery=not args.no_discovery, allow_empty=args.allow_empty))
+    _warn_limited(out.limited, args.lang)
     if args.json:
         _emit({"path": str(out.path), "meta": out.meta.to_json(), "observations": out.observations,
-               "skipped": {r.probe: r.message for r in out.skipped}})
+               "skipped": {r.probe: str(r.message) for r in out.skipped}})
     else:
-        print(f"baseline {session.scope.label} version {out.meta.version} captured: {out.observations} observations "
-              f"from {len(out.probes)} probe(s), accepted by {out.meta.accepted_by} ({out.path})")
+        print(msg.CAPTURED(scope=session.scope.label, version=out.meta.version, observations=out.observations,
+                           probes=len(out.probes), by=out.meta.accepted_by, path=out.path).get(args.lang))
         for r in out.skipped:
-            print(f"  not captured: {r.probe} ({r.status}: {r.message})")
+            print(msg.NOT_CAPTURED(probe=r.probe, status=msg.STATUS[r.status](), message=r.message or "-")
+                  .get(args.lang))
     return 0
 
 
@@ -115,22 +138,30 @@ def handle_show(args: argparse.Namespace) -> int:
                "observations": len(baseline.entries)})
         return 0
     m = baseline.meta
-    print(f"baseline {m.scope.label} version {m.version} ({m.action}), signed {baseline.key_fingerprint}")
-    print(f"  host: {m.hostname}  machine-id: {m.machine_id or '-'}  profile: {m.profile_id}  "
-          f"tool: {m.tool_version}")
-    print(f"  created {m.created_at} by {m.created_by}; accepted {m.accepted_at} by {m.accepted_by}")
+    lang = args.lang
+    print(msg.SHOW_HEAD(scope=m.scope.label, version=m.version, action=_action(m.action),
+                        key=baseline.key_fingerprint).get(lang))
+    print(msg.SHOW_HOST(host=m.hostname, machine_id=m.machine_id or "-", profile=m.profile_id,
+                        tool=m.tool_version).get(lang))
+    print(msg.SHOW_WHO(created=LocalTime.from_iso(m.created_at), created_by=m.created_by,
+                       accepted=LocalTime.from_iso(m.accepted_at), accepted_by=m.accepted_by).get(lang))
     if m.note:
-        print(f"  note: {m.note}")
-    print(f"  observations: {len(baseline.entries)}")
+        print(msg.SHOW_NOTE(note=m.note).get(lang))
+    print(msg.SHOW_OBSERVATIONS(count=len(baseline.entries)).get(lang))
     for probe in sorted(counts):
         print(f"    {probe:<20} {counts[probe]}")
     return 0
 
 
+def _action(action: str) -> Message | str:
+    template = msg.ACTION.get(action)
+    return template() if template else action
+
+
 def handle_diff(args: argparse.Namespace) -> int:
     session = _session(args)
     out = service.diff(session, args.probe)
-    _warn_limited(out.limited)
+    _warn_limited(out.limited, args.lang)
     result, drift = out.diff, out.drift
     if args.json:
         _emit({"scope": session.scope.label, "baseline": out.baseline.meta.to_json(), "diff": result.to_json(),
@@ -144,37 +175,39 @@ def handle_diff(args: argparse.Namespace) -> int:
 def _print_diff(session: service.BaselineSession, out: service.DiffOutcome, lang: str) -> None:
     m, result = out.baseline.meta, out.diff
     counts = result.counts()
-    print(f"baseline {m.scope.label} version {m.version} (accepted {m.accepted_at} by {m.accepted_by}): "
-          f"{counts['added']} added, {counts['removed']} removed, {counts['changed']} changed "
-          f"in {', '.join(result.probes) or 'no probes'}")
+    print(msg.DIFF_HEAD(scope=m.scope.label, version=m.version, at=LocalTime.from_iso(m.accepted_at),
+                        by=m.accepted_by, added=counts["added"], removed=counts["removed"], changed=counts["changed"],
+                        probes=list(result.probes) or msg.NO_PROBES()).get(lang))
     marks = {"added": "+", "removed": "-", "changed": "~"}
+    width = max((cell_len(t(s.value, lang)) for s in Severity), default=8) + 1
     for d in out.drift:
         f = d.finding
-        print(f"{f.severity.value.upper():<8} {f.rule_id:<18} {f.id}  {f.title.get(lang)}")
+        label = t(f.severity.value, lang).upper()
+        print(f"{label}{' ' * (width - cell_len(label))}{f.rule_id:<18} {f.id}  {f.title.get(lang)}")
         for item in d.items[:20]:
             iid = item_id(session.host.hostname, item)
-            print(f"   {marks[item.change]} {item.probe} {item.subject}  [{iid}]  {item.summary()}")
+            print(f"   {marks[item.change]} {item.probe} {item.subject}  [{iid}]  {item.summary(lang)}")
         if len(d.items) > 20:
-            print(f"   ... and {len(d.items) - 20} more")
+            print(msg.DIFF_MORE(count=len(d.items) - 20).get(lang))
     for reason, n in sorted(result.ignored.items()):
-        print(f"ignored {n}: {reason}")
+        print(msg.DIFF_IGNORED(count=n, reason=reason).get(lang))
     if result.empty:
-        print("no drift")
+        print(msg.NO_DRIFT().get(lang))
 
 
 def handle_accept(args: argparse.Namespace) -> int:
     session = _session(args)
     out = service.accept(session, service.AcceptRequest(ids=tuple(args.ids), all=args.all, by=args.by,
                                                         note=args.note))
-    _warn_limited(out.limited)
+    _warn_limited(out.limited, args.lang)
     if out.meta is None:
-        print("no drift to accept; baseline unchanged")
+        print(msg.NOTHING_TO_ACCEPT().get(args.lang))
         return 0
     if args.json:
         _emit({"path": str(out.path), "meta": out.meta.to_json(), "accepted": [i.to_json() for i in out.chosen]})
     else:
-        print(f"accepted {len(out.chosen)} of {out.drift_items} drift item(s) into baseline {session.scope.label} "
-              f"version {out.meta.version} (by {out.meta.accepted_by})")
+        print(msg.ACCEPTED(chosen=len(out.chosen), total=out.drift_items, scope=session.scope.label,
+                           version=out.meta.version, by=out.meta.accepted_by).get(args.lang))
     return 0
 
 
@@ -185,7 +218,10 @@ def handle_history(args: argparse.Namespace) -> int:
         return 0
     for e in entries:
         m = e.meta
-        extra = f", {m.accepted_items} item(s)" if m.action == "accept" else ""
-        note = f"  {m.note}" if m.note else ""
-        print(f"v{m.version:<4} {m.accepted_at}  {m.action:<8} by {m.accepted_by}{extra}  {e.sha256_prefix}{note}")
+        extra = msg.HISTORY_ITEMS(count=m.accepted_items) if m.action == "accept" else ""
+        action = _action(m.action)
+        shown = f"{action.get('en'):<8}" if args.lang == "en" and not isinstance(action, str) else action
+        print(msg.HISTORY_LINE(version=m.version, at=LocalTime.from_iso(m.accepted_at), action=shown, by=m.accepted_by,
+                               extra=extra, sha=e.sha256_prefix, note=f"  {m.note}" if m.note else "")
+              .get(args.lang))
     return 0

@@ -11,6 +11,7 @@ from types import ModuleType
 
 from agent import __version__
 from agent.errors import UserError
+from probes.i18n import Localized
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -82,16 +83,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except (UserError, ProbeInputError) as exc:  # a probe's input error is the user's, like ours
-        sys.stderr.write(f"precaution: error: {exc}\n")
+        sys.stderr.write(error_line(exc, getattr(args, "lang", "en")) + "\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        sys.stderr.write("precaution: interrupted\n")
+        from agent import messages as msg
+
+        sys.stderr.write(_in(msg.INTERRUPTED(), getattr(args, "lang", "en")) + "\n")
         return 130
     except Exception as exc:  # the last line of defence: no traceback reaches a user unless --debug
         if args.debug:
             raise
-        sys.stderr.write(f"precaution: internal error: {type(exc).__name__}: {exc} (run with --debug for details)\n")
+        from agent import messages as msg
+
+        line = msg.INTERNAL_ERROR(error=f"{type(exc).__name__}: {exc}")
+        sys.stderr.write(_in(line, getattr(args, "lang", "en")) + "\n")
         return EXIT_ERROR
+
+
+def _in(text: Localized, lang: str) -> str:
+    return f"{text.get('en')}\n{text.get('zh-CN')}" if lang == "both" else text.get(lang)
+
+
+def error_line(exc: Exception, lang: str) -> str:
+    """One line (two with --lang both) in the command's language."""
+    zh = f"precaution：错误：{exc.text('zh-CN') if isinstance(exc, UserError) else exc}"
+    en = f"precaution: error: {exc.text('en') if isinstance(exc, UserError) else exc}"
+    return {"zh-CN": zh, "both": f"{en}\n{zh}"}.get(lang, en)
 
 
 if __name__ == "__main__":

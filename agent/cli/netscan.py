@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agent.services.netscan import NetScanOutcome
+    from probes.i18n import Message
 
-Say = Callable[[str], None]
+Say = Callable[["Message"], None]
 
 
 def register(sub: Any) -> None:
@@ -43,6 +44,8 @@ def register(sub: Any) -> None:
     p.add_argument("--dhcp-server", action="append", default=[], metavar="IP",
                    help="an allowed DHCP server (repeatable); without any, DHCP servers are listed but not judged")
     p.add_argument("--gateway", metavar="IP[=MAC]", help="the segment gateway and its expected MAC address")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="a segment where no host answers is expected: exit 0 instead of 2 when nothing answers")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--observations", action="store_true",
                    help="also include every observation (TLS and SSH details too) in --json; hosts, open ports and "
@@ -66,19 +69,22 @@ def request_from_args(args: argparse.Namespace) -> Any:
         targets=list(args.targets), scope=args.scope, ports=args.ports, engine=args.engine, services=args.services,
         discovery=not args.no_discovery, iface=args.iface, passive=args.passive, duration=args.duration,
         dns_servers=tuple(args.dns_server), dhcp_servers=tuple(args.dhcp_server), gateway=args.gateway,
-        notice=Path(args.notice) if args.notice else None, profile=args.profile, fail_on=args.fail_on)
+        notice=Path(args.notice) if args.notice else None, profile=args.profile, fail_on=args.fail_on,
+        allow_empty=args.allow_empty)
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Say | None]:
+def _progress(enabled: bool, lang: str) -> Iterator[Say | None]:
     if not enabled:
         yield None
         return
     from rich.console import Console
 
+    from agent import messages as msg
+
     console = Console(stderr=True)
-    with console.status("netscan: approving targets") as status:
-        yield lambda text: status.update(f"netscan: {text}")
+    with console.status(msg.PROGRESS(text=msg.APPROVING()).get(lang)) as status:
+        yield lambda text: status.update(msg.PROGRESS(text=text).get(lang))
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -87,28 +93,32 @@ def handle(args: argparse.Namespace) -> int:
 
     ctx = AgentContext.load(args.state, args.config)
     request = request_from_args(args)
-    with _progress(sys.stderr.isatty() and not args.json) as progress:
+    with _progress(sys.stderr.isatty() and not args.json, args.lang) as progress:
         outcome = netscan.run(ctx, request, progress)
     if args.json:
         sys.stdout.write(json.dumps(outcome.document(args.observations).to_json(), ensure_ascii=False,
                                     indent=2) + "\n")
     else:
         _render(outcome, args.lang)
+    if outcome.nothing_answered and outcome.exit_code == 2:
+        from agent.services.netscan import NOTHING_ANSWERED_SHORT
+
+        sys.stderr.write(f"precaution: error: {NOTHING_ANSWERED_SHORT.get(args.lang)}\n")
     return outcome.exit_code
 
 
 def _render(outcome: NetScanOutcome, lang: str) -> None:
     from rich.console import Console
 
+    from agent import messages as msg
     from agent.report.table import render_table
+    from probes.i18n import Joined, Localized
+    from probes.network.services import service_name
 
     console = Console(highlight=False)
     zh = lang == "zh-CN"
-    console.print(f"[bold]{'网络检测' if zh else 'netscan'}[/bold]  "
-                  f"{'目标' if zh else 'targets'}: {', '.join(outcome.targets)}  "
-                  f"{'范围' if zh else 'scope'}: {', '.join(outcome.scope)}  "
-                  f"{'引擎' if zh else 'engine'}: {outcome.engine}  "
-                  f"{'在线主机' if zh else 'hosts up'}: {len(outcome.hosts_up)}")
+    console.print(msg.NETSCAN_HEAD(targets=Joined(outcome.targets, ", ", "，"), scope=Joined(outcome.scope, ", ", "，"),
+                                   engine=outcome.engine, up=len(outcome.hosts_up)).get(lang), markup=False)
     ports = [o for o in outcome.result.observations if o.probe == "ports"]
     services = {o.subject: o for o in outcome.result.observations if o.probe == "services"}
     if ports:
@@ -120,10 +130,13 @@ def _render(outcome: NetScanOutcome, lang: str) -> None:
         for o in ports:
             a = o.attrs
             svc = services.get(f"{a.get('host')}|{a.get('port')}")
-            name = str(svc.attrs.get("service")) if svc else str(a.get("service") or "")
+            name = service_name(str(svc.attrs.get("service") or "") if svc else "", str(a.get("service") or ""))
             detail = str(svc.attrs.get("banner") or "") if svc else str(a.get("product") or "")
             table.add_row(str(a.get("host")), f"{a.get('port')}/{a.get('proto')}", name, detail[:60])
         console.print(table)
-    for note in [*outcome.result.notes, *outcome.notes]:
-        console.print(f"[dim]{note}[/dim]")
-    render_table(outcome.result, console, lang, heading="title_netscan")
+    empty = outcome.messages[0].get(lang) if outcome.nothing_answered else None  # the headline, said once
+    messages = outcome.messages[1:] if empty else outcome.messages
+    notes: list[Localized] = [*outcome.result.notes, *outcome.notes, *messages]
+    for note in notes:
+        console.print(note.get(lang), style="dim", markup=False)
+    render_table(outcome.result, console, lang, heading="title_netscan", no_findings=empty)

@@ -7,10 +7,13 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from agent import messages as msg
+from agent.cli.main import error_line
 from agent.config import load_config
 from agent.errors import UserError
+from agent.i18n import LANGS
 from agent.notice import (
     TEST_KINDS,
     Notice,
@@ -28,6 +31,7 @@ from agent.notice import (
     sign_notice,
 )
 from agent.state import atomic_write
+from probes.i18n import LocalTime, Message
 
 
 def add_notice_options(p: argparse.ArgumentParser) -> None:
@@ -52,6 +56,7 @@ def register(sub: Any) -> None:
 
     kg = ps.add_parser("keygen", help="create an issuer signing key (KEYFILE and KEYFILE.pub)")
     kg.add_argument("keyfile")
+    _lang_option(kg)
     kg.set_defaults(handler=_keygen)
 
     iss = ps.add_parser("issue", help="create and sign a notice (for issuing bodies and tests)")
@@ -70,11 +75,13 @@ def register(sub: Any) -> None:
     iss.add_argument("--max-parallel", type=int, help="hosts tested at once")
     iss.add_argument("--issued-at", default="now", help="issue time (default now)")
     iss.add_argument("-o", "--output", required=True, metavar="FILE")
+    _lang_option(iss)
     iss.set_defaults(handler=_issue)
 
     ver = ps.add_parser("verify", help="show a notice in plain words and check it")
     ver.add_argument("file")
-    ver.add_argument("--lang", choices=("en", "zh-CN", "both"), default="both")
+    ver.add_argument("--lang", choices=("en", "zh-CN", "both"), default="both",
+                     help="language of the description and messages (default both)")
     ver.add_argument("--json", action="store_true")
     add_notice_options(ver)
     ver.set_defaults(handler=_verify)
@@ -82,6 +89,7 @@ def register(sub: Any) -> None:
     ack = ps.add_parser("ack", help="record this unit's acknowledgement of a notice (delivery time)")
     ack.add_argument("file")
     add_notice_options(ack)
+    _lang_option(ack)
     ack.set_defaults(handler=_ack)
 
     tr = ps.add_parser("trust", help="manage the issuers whose notices this agent accepts")
@@ -90,14 +98,27 @@ def register(sub: Any) -> None:
     add = ts.add_parser("add", help="trust an issuer public key")
     add.add_argument("keyfile")
     add.add_argument("--name", required=True, help="the issuing body's name")
+    _lang_option(add)
     add.set_defaults(handler=_trust_add)
     ls = ts.add_parser("list", help="list trusted issuers")
+    _lang_option(ls)
     ls.set_defaults(handler=_trust_list)
+
+
+def _lang_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lang", choices=LANGS, default="en", help="language of the output (default en)")
+
+
+def _say(text: Message, lang: str, out: TextIO | None = None) -> None:
+    """One message in the chosen language, or in both (English first) with --lang both."""
+    langs = ("en", "zh-CN") if lang == "both" else (lang,)
+    for one in langs:
+        (out or sys.stdout).write(text.get(one) + "\n")
 
 
 def _keygen(args: argparse.Namespace) -> int:
     pub = generate_issuer_key(Path(args.keyfile))
-    sys.stdout.write(f"issuer key written to {args.keyfile}; public key ({args.keyfile}.pub): {pub}\n")
+    _say(msg.NOTICE_KEY_WRITTEN(path=args.keyfile, key=pub), args.lang)
     return 0
 
 
@@ -116,7 +137,7 @@ def _issue(args: argparse.Namespace) -> int:
     notice = Notice.from_json(data)  # the same validation a reader applies
     signed = sign_notice(notice, load_issuer_key(Path(args.key)))
     atomic_write(Path(args.output), signed.to_document(), mode=0o644)
-    sys.stdout.write(f"notice {notice.id} signed and written to {args.output}\n")
+    _say(msg.NOTICE_ISSUED(id=notice.id, path=args.output), args.lang)
     return 0
 
 
@@ -143,14 +164,13 @@ def _verify(args: argparse.Namespace) -> int:
         for lang in langs:
             sys.stdout.write(describe(signed, lang) + "\n\n")
         if result.issuer:
-            sys.stdout.write(f"Signed by trusted issuer: {result.issuer.name} ({result.issuer.fingerprint})\n")
+            _say(msg.NOTICE_SIGNED_BY(name=result.issuer.name, fingerprint=result.issuer.fingerprint), args.lang)
     if result.ok:
         if not args.json:
-            sys.stdout.write("Notice is valid: signed by a trusted issuer, addressed to this unit, acknowledged in "
-                             "time. / 通知有效。\n")
+            _say(msg.NOTICE_VALID(), args.lang)
         return 0
     for p in result.problems:
-        sys.stderr.write(f"precaution: notice {signed.notice.id}: {p.en} / {p.zh}\n")
+        _say(msg.NOTICE_PROBLEM_LINE(id=signed.notice.id, problem=p.message), args.lang, sys.stderr)
     return 2
 
 
@@ -160,10 +180,11 @@ def _ack(args: argparse.Namespace) -> int:
 
     ctx = AgentContext.load(args.state, args.config)
     outcome = service.acknowledge(ctx, _request(args))
-    sys.stdout.write(f"notice {outcome.signed.notice.id} acknowledged at {outcome.acknowledged_at.isoformat()} "
-                     f"by {ctx.recorder.actor}\n")
+    _say(msg.NOTICE_ACKNOWLEDGED(id=outcome.signed.notice.id, time=LocalTime(outcome.acknowledged_at),
+                                 actor=ctx.recorder.actor), args.lang)
     if outcome.late:
-        sys.stderr.write(f"precaution: error: {outcome.late.en}; tests under this notice will be refused\n")
+        sys.stderr.write(error_line(UserError(msg.NOTICE_LATE_REFUSED(problem=outcome.late.message)), args.lang)
+                         + "\n")
         return 2
     return 0
 
@@ -171,11 +192,15 @@ def _ack(args: argparse.Namespace) -> int:
 def _trust_add(args: argparse.Namespace) -> int:
     key = load_public_key_file(Path(args.keyfile))
     entry = add_trusted(args.name, key, args.state)
-    sys.stdout.write(f"trusting {entry.name}: {entry.fingerprint}\n")
+    _say(msg.TRUSTING(name=entry.name, fingerprint=entry.fingerprint), args.lang)
     return 0
 
 
 def _trust_list(args: argparse.Namespace) -> int:
-    for i in load_trusted(args.state):
-        sys.stdout.write(f"{i.name}\t{i.fingerprint}\tadded {i.added}\n")
+    issuers = load_trusted(args.state)
+    if not issuers:
+        _say(msg.NO_TRUSTED(), args.lang, sys.stderr)
+    for i in issuers:
+        _say(msg.TRUSTED_LINE(name=i.name, fingerprint=i.fingerprint, added=LocalTime.from_iso(i.added)), args.lang)
     return 0
+

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from agent import messages as msg
 from agent.errors import UserError
 from probes.base import GatherContext
 from probes.registry import all_probes, get_probe
@@ -38,13 +39,13 @@ def _run(args: argparse.Namespace) -> int:
     try:
         probe = get_probe(args.probe_id)()
     except KeyError:
-        raise UserError(f"unknown probe {args.probe_id!r} (see `precaution probe list`)") from None
+        raise UserError(msg.UNKNOWN_PROBE(id=args.probe_id)) from None
     ctx = GatherContext(LocalTransport(root=args.root))
     raw = probe.gather(ctx)
     if args.raw:
         out: Any = raw
     else:
-        out = {"limitations": ctx.limitations,
+        out = {"limitations": [m.en for m in ctx.limitations],
                "observations": [o.to_json() for o in probe.observe(GatherContext(ctx.transport))]}
     sys.stdout.write(json.dumps(out, indent=1, ensure_ascii=False, default=str) + "\n")
     return 0

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
+from agent import messages as msg
 from agent import record
-from agent.i18n import LANGS
-
-_KIND_ZH = {"scan": "自查", "remote": "远程检测", "netscan": "网络检测", "inspection": "现场检查",
-            "refusal": "拒绝执行", "notice": "通知核验", "acknowledgement": "确认接收通知",
-            "baseline-accept": "基线确认",
-            "host-key": "主机密钥登记"}
-_HEAD = {"en": ("seq", "time", "kind", "actor", "notice", "inspectors", "tests", "summary"),
-         "zh-CN": ("序号", "时间", "类型", "执行人", "通知", "检查人员", "检测项目", "摘要")}
+from agent.i18n import LANGS, word
+from agent.report.wrap import WrappedText
+from probes.i18n import Joined, Localized, LocalTime, Message
 
 
 def register(sub: Any) -> None:
@@ -26,10 +25,11 @@ def register(sub: Any) -> None:
     ps.required = True
     v = ps.add_parser("verify", help="check every entry's hash, the chain and the signatures (exit 2 if broken)")
     v.add_argument("--json", action="store_true")
+    v.add_argument("--lang", choices=LANGS, default="en", help="language of the output (default en)")
     v.set_defaults(handler=_verify)
     s = ps.add_parser("show", help="print the record")
     s.add_argument("--json", action="store_true")
-    s.add_argument("--lang", choices=LANGS, default="en")
+    s.add_argument("--lang", choices=LANGS, default="en", help="language of the table (default en)")
     s.add_argument("--last", type=int, metavar="N", help="only the last N entries")
     s.set_defaults(handler=_show)
 
@@ -40,23 +40,75 @@ def _verify(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps({"ok": result.ok, "entries": result.entries, "bad_seq": result.bad_seq,
                                      "bad_line": result.bad_line, "reason": result.reason}) + "\n")
     elif result.ok:
-        sys.stdout.write(result.message() + "\n")
+        sys.stdout.write(msg.RECORD_INTACT(entries=result.entries).get(args.lang) + "\n")
     if not result.ok:
-        sys.stderr.write(f"precaution: record damaged: {result.message()}\n")
+        sys.stderr.write(damage(result).get(args.lang) + "\n")
         return 2
     return 0
 
 
-def _summary(entry: record.Entry) -> str:
-    s = entry.summary
-    if isinstance(s, dict):
-        parts = []
-        for key in ("code", "message", "verdict", "hosts", "findings", "acknowledged_at"):
-            if key in s and s[key] not in (None, "", [], {}):
-                value = s[key]
-                parts.append(f"{key}={json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value}")
-        return "; ".join(parts) or json.dumps(s, ensure_ascii=False)[:200]
-    return "" if s is None else str(s)
+def damage(result: record.VerifyResult) -> Message:
+    """Where the record is damaged and why; the English line keeps the verifier's exact reason."""
+    if result.bad_seq is None:
+        where = msg.RECORD_WHERE_FILE()
+    elif result.bad_line is None:
+        where = msg.RECORD_WHERE_ENTRY(seq=result.bad_seq)
+    else:
+        where = msg.RECORD_WHERE_LINE(seq=result.bad_seq, line=result.bad_line)
+    reason = result.reason or ""
+    template = next((m for prefix, m in msg.RECORD_REASON.items() if reason.startswith(prefix)),
+                    msg.RECORD_REASON_OTHER)
+    return msg.RECORD_DAMAGED(where=where, reason=template(reason=reason))
+
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+
+def summary(entry: record.Entry) -> Localized | str:
+    """An entry's summary in plain words, per kind."""
+    s = entry.summary if isinstance(entry.summary, dict) else {}
+    kind = entry.kind
+    parts: list[Message | str] = []
+    if kind in ("scan", "inspection", "netscan") and isinstance(s.get("findings"), dict):
+        found = s["findings"]
+        counts = [msg.COUNT_LINE(label=word(k), count=found[k]) for k in SEVERITIES if found.get(k)]
+        parts.append(msg.SUMMARY_FINDINGS(counts=Joined(counts, ", ", "，") if counts else 0))
+        if s.get("probe_errors"):
+            parts.append(msg.SUMMARY_PROBE_ERRORS(count=s["probe_errors"]))
+        if s.get("baseline") in msg.BASELINE_STATUS:
+            parts.append(msg.SUMMARY_BASELINE(status=msg.BASELINE_STATUS[s["baseline"]]()))
+        if "hosts_up" in s:
+            parts.append(msg.SUMMARY_HOSTS_UP(count=s["hosts_up"]))
+        if s.get("failures"):
+            parts.append(msg.SUMMARY_NETSCAN_FAILED(tests=[str(f.get("test")) for f in s["failures"]]))
+    elif kind == "refusal" and "code" in s:
+        code = str(s["code"])
+        template = msg.REFUSAL.get(code)
+        parts.append(msg.SUMMARY_REFUSAL(code=template() if template else msg.REFUSAL_OTHER(code=code),
+                                         message=str(s.get("message", ""))))
+        if s.get("targets"):
+            parts.append(msg.SUMMARY_TARGETS(targets=[str(t) for t in s["targets"]]))
+    elif kind == "notice" and s.get("verdict") == "valid":
+        parts.append(msg.SUMMARY_VALID(file=Path(str(s.get("file", ""))).name))  # the path is in --json
+    elif kind == "acknowledgement" and "acknowledged_at" in s:
+        parts.append(msg.SUMMARY_ACKNOWLEDGED(time=LocalTime.from_iso(str(s["acknowledged_at"]))))
+    elif kind in ("baseline-capture", "baseline-accept") and "version" in s:
+        parts.append(msg.SUMMARY_VERSION(version=s["version"], items=s.get("items", 0)))
+        if s.get("note"):
+            parts.append(msg.SUMMARY_NOTE(note=str(s["note"])))
+    elif kind == "host-key" and "fingerprint" in s:
+        event = msg.HOST_KEY_EVENT.get(str(s.get("event", "accepted-new")))
+        parts.append(msg.SUMMARY_HOST_KEY(host=str(s.get("host", "")), key_type=str(s.get("key_type", "")),
+                                          fingerprint=str(s["fingerprint"]),
+                                          event=event() if event else str(s.get("event"))))
+    elif kind == "remote" and isinstance(s.get("hosts"), dict):
+        for target, brief in s["hosts"].items():
+            status = msg.REMOTE_STATUS.get(str(brief.get("status")))
+            parts.append(msg.SUMMARY_REMOTE_HOST(target=target,
+                                                 status=status() if status else str(brief.get("status"))))
+    if parts:
+        return Joined(parts, "; ", "；")
+    return json.dumps(entry.summary, ensure_ascii=False)[:200] if entry.summary else ""
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -69,13 +121,24 @@ def _show(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    zh = args.lang == "zh-CN"
-    table = Table(title="检查检测记录" if zh else "Inspection record", show_lines=True, expand=True)
-    for name in _HEAD[args.lang]:
-        table.add_column(name, overflow="fold")
+    lang = args.lang
+    table = Table(title=msg.RECORD_TITLE().get(lang), show_lines=True, expand=True)
+    # seq, time, kind, actor, notice, inspectors, tests, summary: the summary gets the room; the time column is
+    # in the host's zone, named once in its header
+    zone = LocalTime(dt.datetime.now(dt.UTC)).zone_name(lang)
+    for i, name in enumerate(msg.RECORD_HEAD):
+        table.add_column(name(zone=zone).get(lang), overflow="fold", no_wrap=i < 5,
+                         ratio={5: 1, 6: 2, 7: 4}.get(i), min_width=16 if i == 6 else None)
     for e in entries:
-        table.add_row(str(e.seq), e.time[:19].replace("T", " "), _KIND_ZH.get(e.kind, e.kind) if zh else e.kind,
-                      e.actor, e.notice_id or "-", ", ".join(f"{i.name} ({i.id})" for i in e.inspectors) or "-",
-                      ", ".join(e.tests) or "-", _summary(e))
-    Console(highlight=False).print(table)
+        kind = msg.RECORD_KIND.get(e.kind)
+        text = summary(e)
+        when = LocalTime.from_iso(e.time)
+        table.add_row(str(e.seq), when if isinstance(when, str) else when.stamp(),
+                      kind().get(lang) if kind else e.kind, e.actor, e.notice_id or "-",
+                      WrappedText(Joined([f"{i.name} ({i.id})" for i in e.inspectors], ", ", "，").get(lang) or "-"),
+                      WrappedText(Joined(list(e.tests), ", ", "、").get(lang) or "-"),
+                      WrappedText(text if isinstance(text, str) else text.get(lang)))
+    # piped or logged output is read in files and mail: 140 columns, as scan does
+    wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140
+    Console(highlight=False, width=wide).print(table)
     return 0

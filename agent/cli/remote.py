@@ -61,13 +61,16 @@ def handle(args: argparse.Namespace) -> int:
         return outcome.exit_code
     from rich.console import Console
 
+    from agent import messages as msg
     from agent.report.table import render_table
 
     console = Console(highlight=False)
     for o in outcome.hosts:
-        console.rule(f"{o.target} ({o.address}): {o.status}")
+        status = msg.REMOTE_STATUS.get(o.status)
+        console.rule(msg.HOST_HEADING(target=o.target, address=o.address, status=status() if status else o.status)
+                     .get(args.lang))
         if o.message:
-            console.print(o.message)
+            console.print(o.message if isinstance(o.message, str) else o.message.get(args.lang), markup=False)
         if o.result is not None:
             render_table(o.result, console, args.lang, heading="title_remote")
     return outcome.exit_code

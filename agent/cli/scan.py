@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent import messages as msg
 from agent.errors import UserError
 from agent.i18n import LANGS
 from agent.state import atomic_write
@@ -51,7 +52,7 @@ def handle(args: argparse.Namespace) -> int:
     output_path = Path(args.output) if args.output else None
     for option, path in (("--html", html_path), ("--output", output_path)):
         if path and not path.parent.is_dir():
-            raise UserError(f"{option} {path}: directory {path.parent} does not exist")
+            raise UserError(msg.NO_DIRECTORY(option=option, path=path, parent=path.parent))
 
     from rich.console import Console
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent import __version__
+from agent import messages as msg
 from agent.baseline_files import BaselineFiles, BaselineMissing, HistoryEntry, host_scope, login_user, now_iso
 from agent.errors import UserError
 from agent.record import Entry
@@ -28,6 +29,7 @@ from baselines.drift import DriftFinding, item_id
 from baselines.profile import Profile, ProfileError, load_profile
 from baselines.store import Baseline, BaselineInvalid, BaselineMeta, Scope
 from probes.base import Probe, ProbeSettings
+from probes.i18n import Joined
 from probes.transport import LocalTransport
 
 
@@ -61,7 +63,7 @@ def open_session(ctx: AgentContext, target: BaselineTarget) -> BaselineSession:
     except ProfileError as exc:
         raise UserError(str(exc)) from None
     if not Path(target.root).is_dir():
-        raise UserError(f"--root {target.root}: not a directory")
+        raise UserError(msg.ROOT_NOT_DIR(path=target.root))
     transport = LocalTransport(root=target.root)
     scope = host_scope(target.root)
     if target.network_scope:
@@ -85,16 +87,16 @@ def load(session: BaselineSession) -> Baseline:
     try:
         return session.files.load(session.scope, session.host.hostname, session.host.machine_id)
     except BaselineMissing:
-        raise UserError(f"no baseline for {session.scope.label} yet: run `precaution baseline capture`") from None
+        raise UserError(msg.BASELINE_MISSING_ERR(scope=session.scope.label)) from None
     except BaselineInvalid as exc:
-        raise UserError(f"baseline {session.scope.label} failed verification: {exc.message} "
-                        f"({session.files.current_path(session.scope)})") from None
+        raise UserError(msg.BASELINE_FAILED_ERR(scope=session.scope.label, reason=exc.localized,
+                                                path=session.files.current_path(session.scope))) from None
 
 
 def history(session: BaselineSession) -> list[HistoryEntry]:
     entries = session.files.history(session.scope)
     if not entries:
-        raise UserError(f"no baseline for {session.scope.label} yet: run `precaution baseline capture`")
+        raise UserError(msg.BASELINE_MISSING_ERR(scope=session.scope.label))
     return entries
 
 
@@ -102,8 +104,8 @@ def _run(session: BaselineSession, probes: list[Probe]) -> list[ProbeRun]:  # ty
     runs = run_probes(probes, session.transport)
     failed = [r for r in runs if r.status in ("error", "timeout")]
     if failed:
-        detail = "; ".join(f"{r.probe}: {r.message}" for r in failed)
-        raise UserError(f"probe(s) failed, baseline left unchanged: {detail}")
+        detail = Joined([msg.PROBE_DETAIL(probe=r.probe, message=r.message or "-") for r in failed], "; ", "；")
+        raise UserError(msg.PROBES_FAILED_ERR(detail=detail))
     return runs
 
 
@@ -124,6 +126,13 @@ class CaptureRequest:
     ports: str | None = None
     engine: str = "auto"
     services: bool = True
+    iface: str | None = None  # ARP discovery, as for netscan: the baseline then holds MAC addresses
+    discovery: bool = True
+    allow_empty: bool = False  # record a segment where nothing answers instead of refusing
+
+
+NETWORK_ONLY = Joined(("--scope", "--ports", "--services", "--no-services", "--iface", "--no-discovery",
+                       "--allow-empty"), ", ", "、")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,30 +149,32 @@ class CaptureOutcome:
 def capture(session: BaselineSession, req: CaptureRequest) -> CaptureOutcome:
     runs: list[ProbeRun] = []
     if req.network:
-        from agent.services.netscan import network_scope_id, observations_for_baseline
+        from agent.services.netscan import BASELINE_PROBES, network_scope_id, observations_for_baseline, ran_probes
+        from baselines.netdrift import PROBE_COVERAGE
 
-        net_scope, observations, _ = observations_for_baseline(
-            session.ctx, req.network, req.scope, req.ports, services=req.services, engine=req.engine)
+        net_scope, observations, scanned = observations_for_baseline(
+            session.ctx, req.network, req.scope, req.ports, services=req.services, engine=req.engine,
+            iface=req.iface, discovery=req.discovery, allow_empty=req.allow_empty)
         session.scope = Scope("network", network_scope_id(net_scope))
-        probe_ids = tuple(sorted({o.probe for o in observations}))
-    elif req.scope or req.ports or not req.services:
-        raise UserError("--scope, --ports and --no-services go with --network")
+        # Every probe that ran, also one that saw nothing (no SSH server yet): a later SSH server is drift.
+        tested = ran_probes(scanned.result.probes) & set(BASELINE_PROBES)
+        probe_ids = tuple(sorted(tested | {o.probe for o in observations} | {PROBE_COVERAGE}))
+    elif req.scope or req.ports or not req.services or req.iface or not req.discovery or req.allow_empty:
+        raise UserError(msg.NETWORK_OPTIONS_ERR(options=NETWORK_ONLY))
     previous: Baseline | None = None
     if session.files.exists(session.scope):
         try:
             previous = session.files.load(session.scope, session.host.hostname, session.host.machine_id)
         except BaselineInvalid as exc:
             if not req.force:
-                raise UserError(f"existing baseline {session.scope.label} failed verification ({exc.message}); "
-                                "check the host, then use --force to replace it") from None
+                raise UserError(msg.EXISTING_INVALID_ERR(scope=session.scope.label, reason=exc.localized)) from None
         if previous is not None and not req.force:
-            raise UserError(f"baseline {session.scope.label} exists (version {previous.meta.version}); use "
-                            "`baseline accept` for drift or `capture --force` to replace it")
+            raise UserError(msg.EXISTS_ERR(scope=session.scope.label, version=previous.meta.version))
     if not req.network:
         runs = _run(session, select_probes(req.probes, settings=session.settings))
         ran = [r for r in runs if r.ran]
         if not ran:
-            raise UserError("no probe could run here, baseline left unchanged")
+            raise UserError(msg.NO_PROBE_RAN_ERR())
         observations = [o for r in ran for o in r.observations]
         probe_ids = tuple(r.probe for r in ran)
     who, when = req.by or login_user(), now_iso()
@@ -212,8 +223,8 @@ def diff(session: BaselineSession, only: Sequence[str] = ()) -> DiffOutcome:
     wanted = [p for p in baseline.meta.probes if p in known and (not only or p in only)]
     unknown = [p for p in only if p not in baseline.meta.probes]
     if unknown:
-        raise UserError(f"probe(s) not in baseline {session.scope.label}: {', '.join(unknown)} "
-                        f"(baseline has: {', '.join(baseline.meta.probes)})")
+        raise UserError(msg.PROBES_NOT_IN_BASELINE_ERR(scope=session.scope.label, probes=unknown,
+                                                       known=list(baseline.meta.probes)))
     runs = _run(session, select_probes(wanted, settings=session.settings)) if wanted else []
     result, drift = compare_runs(baseline, runs, session.profile, session.host.hostname)
     return DiffOutcome(baseline, result, drift, [r for r in runs if r.status == "limited"])
@@ -239,9 +250,9 @@ class AcceptOutcome:
 
 def accept(session: BaselineSession, req: AcceptRequest) -> AcceptOutcome:
     if not req.all and not req.ids:
-        raise UserError("name the drift items to accept (ids from `baseline diff`) or use --all")
+        raise UserError(msg.ACCEPT_WHAT_ERR())
     if req.all and req.ids:
-        raise UserError("give either --all or ids, not both")
+        raise UserError(msg.ACCEPT_BOTH_ERR())
     current = diff(session)
     baseline, result = current.baseline, current.diff
     if req.all:
@@ -251,7 +262,7 @@ def accept(session: BaselineSession, req: AcceptRequest) -> AcceptOutcome:
         by_id.update({d.finding.id: d.items for d in current.drift})
         unknown = [i for i in req.ids if i not in by_id]
         if unknown:
-            raise UserError(f"no current drift item with id {', '.join(unknown)} (see `precaution baseline diff`)")
+            raise UserError(msg.ACCEPT_UNKNOWN_ERR(ids=unknown))
         seen: dict[tuple[str, str, str], DriftItem] = {}
         for ident in req.ids:
             for item in by_id[ident]:

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent import messages as msg
 from agent.errors import UserError
 from agent.notice import NoticeError, check_file, settings_from
 from agent.record import Entry, Inspector
@@ -59,9 +60,7 @@ def check_inspectors(texts: tuple[str, ...] | list[str]) -> list[Inspector]:
     inspectors = [Inspector.parse(t) for t in texts]
     distinct = list({i.id: i for i in inspectors}.values())
     if len(distinct) < MIN_INSPECTORS:
-        raise UserError(f"an on-site inspection needs at least {MIN_INSPECTORS} inspectors with distinct "
-                        f"identification (Art. 25 ¶1); got {len(distinct)} "
-                        "(give --inspector NAME:ID for each)")
+        raise UserError(msg.TOO_FEW_INSPECTORS(min=MIN_INSPECTORS, got=len(distinct)))
     return distinct
 
 
@@ -88,7 +87,7 @@ def run(ctx: AgentContext, request: InspectRequest) -> InspectOutcome:
             first = checked.problems[0]
             ctx.recorder.write(RefusalContent(inspectors=docs, notice_id=notice_id, tests=["on-site"],
                                               summary=RefusalSummary(code=first.code, message=first.en)))
-            raise NoticeError(first.code, f"notice {notice_id}: {first.en}")
+            raise NoticeError(first.code, msg.NOTICE_REFUSED(id=notice_id, reason=first.message, more=""))
     judged = judging(ctx, profile=request.profile, waivers=request.waivers, fail_on=request.fail_on)
     probes = select_probes(request.probes, settings=probe_settings(ctx))
     from probes.transport import LocalTransport

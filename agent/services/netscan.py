@@ -10,6 +10,7 @@ baseline through the same path as host baselines (an invalid one is a critical i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import ipaddress
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from agent import messages as msg
 from agent.errors import UserError
 from agent.record import Entry
 from agent.runner import ProbeRun, run_probes
@@ -38,15 +40,19 @@ from agent.wire.contents import (
 )
 from baselines.evaluate import evaluate
 from baselines.model import Finding, Text
+from baselines.netdrift import Coverage
 from baselines.profile import Profile
+from probes import messages as probe_msg
 from probes.base import GatherContext, Probe
 from probes.errors import ProbeFailedAfterSend, ProbeInputError, SentTraffic
+from probes.i18n import Duration, Joined, Message
 from probes.network.ports import PortSet
 from probes.observation import Observation, Row
 from probes.transport import LocalTransport, Transport
 
 if TYPE_CHECKING:
     from agent.wire.netscan import NetscanDocument
+    from probes.network.passive import Heard
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +63,7 @@ BASELINE_PROBES = ("hosts", "ports", "services", "tls", "ssh_algos")  # link eve
 MAX_DURATION = 3600.0
 STAGE_TIMEOUT = 3600.0  # a stage stops itself at the approved targets' deadline; this is the runner's backstop
 
-Say = Callable[[str], None]
+Say = Callable[[Message], None]  # progress lines, shown in the command's language
 
 
 @dataclass(slots=True)
@@ -78,6 +84,7 @@ class NetscanRequest:
     profile: str | None = None
     fail_on: str | None = None
     compare_baseline: bool = True
+    allow_empty: bool = False  # a segment where nothing answers is expected (else that is an error)
 
 
 @dataclass(slots=True)
@@ -97,6 +104,7 @@ class NetScanOptions:
     dhcp_servers: frozenset[str] | None = None
     gateway_ip: str | None = None
     gateway_mac: str | None = None
+    allow_empty: bool = False
 
     def kinds(self) -> list[str]:
         kinds = ["portscan"]
@@ -117,9 +125,17 @@ class NetScanOutcome:
     engine: str
     hosts_up: list[str]
     failures: list[FailedTest] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)
     entry: Entry | None = None
     exit_code: int = 0
+    messages: list[Text] = field(default_factory=list)  # notes in both languages (the JSON takes the English)
+    coverage: Coverage | None = None  # what this run tested (None: the port scan did not run)
+    compared: Coverage | None = None  # what the baseline comparison covered (both this run and the baseline)
+
+    @property
+    def nothing_answered(self) -> bool:
+        """The port scan ran and not one address answered discovery or the scan (no route, all down)."""
+        return self.coverage is not None and not self.hosts_up
 
     def document(self, include_observations: bool = False) -> NetscanDocument:
         from agent.documents import netscan_document
@@ -136,7 +152,7 @@ def _ip(text: str, what: str) -> str:
     try:
         return str(ipaddress.ip_address(text.strip()))
     except ValueError:
-        raise UserError(f"{what} {text!r}: not an IP address") from None
+        raise UserError(msg.NOT_AN_IP(option=what, text=text)) from None
 
 
 def _input(call: Callable[[], Any]) -> Any:
@@ -150,11 +166,11 @@ def _input(call: Callable[[], Any]) -> Any:
 def options_from_request(req: NetscanRequest) -> NetScanOptions:
     """Check every argument; nothing is sent before this returns."""
     if req.notice is not None and req.scope:
-        raise UserError("--scope and --notice do not go together: the notice sets the scope")
+        raise UserError(msg.SCOPE_WITH_NOTICE())
     scope = Scope.parse(req.scope) if req.scope else Scope.loopback()
     ports = _input(lambda: PortSet.parse(req.ports or "")) if req.ports is not None else None
     if not 0 < req.duration <= MAX_DURATION:
-        raise UserError(f"--duration must be more than 0 and at most {MAX_DURATION:.0f} seconds")
+        raise UserError(msg.BAD_DURATION(limit=MAX_DURATION))
     gateway_ip = gateway_mac = None
     if req.gateway:
         ip_text, _, mac = req.gateway.partition("=")
@@ -162,13 +178,13 @@ def options_from_request(req: NetscanRequest) -> NetScanOptions:
         if mac:
             gateway_mac = mac.strip().lower().replace("-", ":")
             if not _MAC.match(gateway_mac):
-                raise UserError(f"--gateway {req.gateway!r}: {mac!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+                raise UserError(msg.NOT_A_MAC(gateway=req.gateway, mac=mac))
     return NetScanOptions(
         targets=list(req.targets), scope=scope, ports=ports, engine=req.engine, services=req.services,
         discovery=req.discovery, iface=req.iface, passive=req.passive, duration=req.duration,
         dns_servers=frozenset(_ip(a, "--dns-server") for a in req.dns_servers) if req.dns_servers else None,
         dhcp_servers=frozenset(_ip(a, "--dhcp-server") for a in req.dhcp_servers) if req.dhcp_servers else None,
-        gateway_ip=gateway_ip, gateway_mac=gateway_mac,
+        gateway_ip=gateway_ip, gateway_mac=gateway_mac, allow_empty=req.allow_empty,
     )
 
 
@@ -201,7 +217,7 @@ def authorise(ctx: AgentContext, opts: NetScanOptions, notice: Path | None) -> t
             auths = [enforce.authorize(notice, settings_from(ctx.config), kind=kind, recorder=ctx.recorder,
                                        targets=opts.targets) for kind in opts.kinds()]
         except NoticeError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(exc.localized) from None
         notice_id = auths[0].notice_id
         opts.scope = auths[0].scope
         return ScopeGuard(opts.scope, on_refusal=on_refusal, deadline=auths[0].deadline), notice_id
@@ -214,11 +230,9 @@ def require_own_networks(ctx: AgentContext, opts: NetScanOptions) -> None:
     own = ctx.config.netscan.own_networks
     foreign = [e for e in opts.scope.entries() if not _within(e, own)]
     if foreign:
-        message = (f"testing {', '.join(foreign)} needs an advance notice (--notice FILE, Art. 25): without one, "
-                   "only loopback and the unit's own networks ([netscan] own_networks in config.toml) may be "
-                   "tested")
+        message = msg.NEEDS_NOTICE(targets=Joined(foreign))
         ctx.recorder.write(RefusalContent(tests=opts.kinds(), summary=RefusalSummary(
-            code="no-notice", message=message, targets=list(opts.targets))))
+            code="no-notice", message=message.en, targets=list(opts.targets))))
         raise UserError(message)
 
 
@@ -269,7 +283,7 @@ def plan(opts: NetScanOptions, guard: ScopeGuard) -> Plan:
             raise UserError(str(exc)) from None
         addrs = _interface_addresses(opts.passive)
         if not addrs:
-            raise UserError(f"--passive {opts.passive}: the interface has no IP address to check against the scope")
+            raise UserError(msg.PASSIVE_NO_ADDRESS(iface=opts.passive))
         # Listening on a segment is a test of that segment: the interface's own address must be in scope.
         guard.approve(addrs[:1], "passive")
         iface = opts.passive
@@ -285,15 +299,15 @@ class NetworkStage(Probe[Row]):
     kind: ClassVar[str] = "network"
     timeout: ClassVar[float] = STAGE_TIMEOUT
 
-    def __init__(self, stage_id: str, title: str, planned: SentTraffic,
+    def __init__(self, stage_id: str, title: tuple[str, str], planned: SentTraffic,
                  body: Callable[[GatherContext], list[Observation]]) -> None:
         # A stage is a probe instance, so its id and title are per instance (probes declare them per class).
         self.id = stage_id  # type: ignore[misc]
-        self.title = title  # type: ignore[misc]
+        self.title, self.title_zh = title  # type: ignore[misc]
         self.planned, self.body = planned, body
         self.sent: SentTraffic | None = None  # what a failure reported as sent
 
-    def unmet(self, transport: Transport, system: str | None = None) -> str | None:
+    def unmet(self, transport: Transport, system: str | None = None) -> Message | None:
         return None  # what a stage needs (nmap, an interface, root) was checked when it was planned
 
     def observe(self, ctx: GatherContext) -> list[Observation]:
@@ -327,6 +341,9 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
     engine_used = approved.engine
     discovered: dict[str, Any] = {}
     ports_text = str(opts.ports) if opts.ports else "default"
+    coverage: list[Coverage] = []
+    messages: list[Text] = []
+    discovery_partial = False
 
     def run_stage(stage: NetworkStage) -> ProbeRun:
         stages.append(stage)
@@ -336,16 +353,18 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
 
     if approved.discovery:
         def discovery_stage(ctx: GatherContext) -> list[Observation]:
+            nonlocal discovery_partial
             from probes.network.discovery import discover
 
-            tell(f"discovery of {len(approved.discovery)} address(es)")
+            tell(msg.DISCOVERING(count=len(approved.discovery)))
             res = discover(approved.discovery, iface=opts.iface)
             discovered.update((r.ip, r) for r in res.rows)
+            discovery_partial = res.partial
             for limit in res.limitations:
                 ctx.limited(limit)
             return [Observation.from_row(PROBE_HOSTS, r) for r in res.rows]
 
-        run_stage(NetworkStage("discovery", "Host discovery",
+        run_stage(NetworkStage("discovery", ("Host discovery", "主机发现"),
                                SentTraffic("discovery", tuple(t.address for t in approved.discovery)),
                                discovery_stage))
 
@@ -359,9 +378,11 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
             from probes.network.discovery import DiscoveredHost
             from probes.network.portscan import ScanOptions, scan
 
-            tell(f"port scan ({approved.engine}) of {len(targets)} host(s)")
+            tell(msg.PORT_SCANNING(engine=approved.engine, count=len(targets)))
             res = scan(targets, ScanOptions(engine=approved.engine, ports=opts.ports))
             engine_used = res.engine
+            coverage.append(run_coverage(opts, approved, res.engine,
+                                         complete=not res.partial and not discovery_partial))
             hosts_up.extend([*discovered, *res.hosts_up])
             open_ports.update(res.open_ports())
             for limit in res.limitations:
@@ -372,7 +393,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
                     for h in res.hosts_up if h not in discovered]
             return obs
 
-        run_stage(NetworkStage(PROBE_PORTS, "Port scan",
+        run_stage(NetworkStage(PROBE_PORTS, ("Port scan", "端口扫描"),
                                SentTraffic(approved.engine, tuple(t.address for t in targets), ports=ports_text),
                                ports_stage))
 
@@ -381,13 +402,14 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
             from probes.network.services import check_services
 
             n = sum(len(v) for v in open_ports.values())
-            tell(f"service checks on {n} open port(s)")
+            tell(msg.SERVICE_CHECKING(count=n))
             res = check_services(approved.service, open_ports)
             if res.skipped:
-                ctx.limited(f"{res.skipped} port(s) not checked: deadline passed")
+                ctx.limited(probe_msg.PORTS_NOT_CHECKED(count=res.skipped))
+                coverage[:] = [dataclasses.replace(c, complete=False) for c in coverage]
             return res.observations()
 
-        run_stage(NetworkStage("services", "Service checks",
+        run_stage(NetworkStage("services", ("Service checks", "服务识别"),
                                SentTraffic("service-checks", tuple(sorted(open_ports)),
                                            ports=",".join(str(p) for p in sorted({p for v in open_ports.values()
                                                                                    for p in v}))),
@@ -399,16 +421,20 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
         def link_stage(ctx: GatherContext) -> list[Observation]:
             from probes.network import passive
 
-            tell(f"listening on {iface} for {opts.duration:g} s")
+            tell(msg.LISTENING(iface=iface, duration=Duration(opts.duration)))
             cap = passive.capture(iface, opts.duration)
             policy = passive.LinkPolicy(opts.dhcp_servers, opts.dns_servers, opts.gateway_ip, opts.gateway_mac)
             if cap.truncated:
-                ctx.limited("packet limit reached: capture cut short")
-            return passive.observations(passive.analyse(cap.frames, policy))
+                ctx.limited(probe_msg.CAPTURE_CUT_SHORT())
+            events = passive.analyse(cap.frames, policy)
+            messages.append(heard_note(iface, opts.duration, passive.heard(cap.frames), len(events)))
+            return passive.observations(events)
 
-        run_stage(NetworkStage("link", "Passive link checks", SentTraffic("passive-listen", (iface,)), link_stage))
+        run_stage(NetworkStage("link", ("Passive link checks", "被动链路检查"),
+                               SentTraffic("passive-listen", (iface,)), link_stage))
 
-    failures = [FailedTest(test=s.id, message=r.message or r.status, sent=_sent_to(s.sent) if s.sent else [])
+    failures = [FailedTest(test=s.id, message=r.message.en if r.message else r.status,
+                           sent=_sent_to(s.sent) if s.sent else [])
                 for s, r in zip(stages, runs, strict=True) if r.status in ("error", "timeout")]
     ran = ran_probes(runs)
     observations = [o for r in runs for o in r.observations]
@@ -421,8 +447,41 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
                           unevaluated_rules=tuple(r.id for r in profile.rules
                                                   if r.probe in NETWORK_PROBES and r.probe not in ran)),
         targets=opts.targets, scope=opts.scope.entries(), engine=engine_used, hosts_up=sorted(set(hosts_up)),
-        failures=failures,
+        failures=failures, messages=messages, coverage=coverage[0] if coverage else None,
     )
+
+
+NOTHING_ANSWERED = Text(
+    "Nothing answered: no host in {targets} replied to discovery or the port scan (no route, or every host is "
+    "down). Nothing was tested; use --allow-empty if an empty segment is expected.",
+    "无任何应答：{targets} 中没有主机响应主机发现或端口扫描（无路由，或主机全部离线）。未检测任何对象；"
+    "如该网段本应为空，请使用 --allow-empty。")
+NOTHING_ANSWERED_SHORT = Text(
+    "no host answered: nothing was tested (use --allow-empty if an empty segment is expected)",
+    "无任何主机应答：未检测任何对象（如该网段本应为空，请使用 --allow-empty）")
+
+
+def run_coverage(opts: NetScanOptions, approved: Plan, engine: str, complete: bool = True) -> Coverage:
+    """What this run tested: the approved port-scan addresses, their TCP ports, discovery (ARP when an
+    interface was named), service checks, and the engine that scanned."""
+    from probes.network.portscan import DEFAULT_TCP_PORTS
+
+    ranges: set[tuple[int, int]] = set()
+    for t in approved.portscan:
+        ranges.update((opts.ports or t.ports or DEFAULT_TCP_PORTS).ranges)
+    discovery = bool(approved.discovery)
+    return Coverage.of([t.ip for t in approved.portscan], ranges, discovery,
+                       discovery and opts.iface is not None, bool(approved.service), engine, complete)
+
+
+def heard_note(iface: str, duration: float, heard: Heard, events: int) -> Text:
+    """What the passive stage heard: a quiet link and a capture that heard nothing are not the same."""
+    values = {"iface": iface, "duration": f"{duration:g}", "frames": heard.frames, "arp": heard.arp,
+              "dhcp": heard.dhcp, "dns": heard.dns, "tcp": heard.tcp, "events": events}
+    return Text("link {iface} ({duration} s): heard {frames} frame(s): {arp} ARP, {dhcp} DHCP, {dns} DNS, "
+                "{tcp} on login ports; {events} link event(s)",
+                "链路 {iface}（{duration} 秒）：收到 {frames} 帧，其中 ARP {arp} 帧、DHCP {dhcp} 帧、DNS {dns} 帧、"
+                "登录端口 TCP {tcp} 帧；链路事件 {events} 个").format(values)
 
 
 def ran_probes(runs: Sequence[ProbeRun]) -> set[str]:
@@ -483,12 +542,19 @@ def compare_baseline(ctx: AgentContext, outcome: NetScanOutcome, scope: Scope, p
     result = outcome.result
     ran = ran_probes(result.probes) & set(BASELINE_PROBES)
     limited = {p for r in result.probes if r.status == "limited" for p in ran_probes([r])}
+    # Like with like: only the addresses, ports and test kinds that both this run and the baseline covered.
+    compared: list[Coverage] = []
     extra, comparison, notes = compare_scope(BaselineFiles(ctx.state), bscope, result.host, ran,
                                              baseline_observations(result.observations), limited, profile,
-                                             bscope.label)
+                                             bscope.label, network=outcome.coverage, compared=compared)
     result.findings = sorted_findings([*result.findings, *extra])
     result.baseline = comparison
     outcome.notes.extend(notes)
+    outcome.compared = compared[0] if compared else None
+    if outcome.compared is not None and not outcome.compared.complete:
+        outcome.messages.append(Text(
+            "the scan was cut short (the notice window ended): what it did not see is not reported as gone",
+            "检测因通知时间窗口结束而中止：未检测到的对象不报告为已消失"))
 
 
 # --- the action -------------------------------------------------------------------------------------------------
@@ -501,11 +567,15 @@ def run(ctx: AgentContext, request: NetscanRequest, say: Say | None = None) -> N
     guard, notice_id = authorise(ctx, opts, request.notice)
     approved = plan(opts, guard)
     outcome = run_netscan(opts, judged.profile, approved, say)
-    if request.compare_baseline:
+    if outcome.nothing_answered:
+        outcome.messages.insert(0, NOTHING_ANSWERED.format({"targets": ", ".join(opts.targets)}))
+    elif request.compare_baseline:  # with nothing reached, every host of the baseline would look "gone"
         compare_baseline(ctx, outcome, opts.scope, judged.profile)
     outcome.result.finished = dt.datetime.now(dt.UTC)
     worst = outcome.result.worst()
     outcome.exit_code = exit_code(len(outcome.result.probe_errors), worst.rank if worst else None, judged.fail_on)
+    if outcome.nothing_answered and not opts.allow_empty:
+        outcome.exit_code = 2
     outcome.entry = _record(ctx, request, opts, judged, notice_id, outcome)
     return outcome
 
@@ -535,22 +605,31 @@ def _record(ctx: AgentContext, request: NetscanRequest, opts: NetScanOptions, ju
 
 
 def observations_for_baseline(ctx: AgentContext, targets: Sequence[str], scope: str | None, ports: str | None = None,
-                              services: bool = True, engine: str = "auto",
-                              iface: str | None = None) -> tuple[Scope, list[Observation], NetScanOutcome]:
-    """For ``baseline capture --network``: scan like netscan (same gate, refusals recorded) and return the scope
-    and the observations a network baseline keeps. Raises UserError on bad input, before anything is sent, and
-    when a stage failed (no baseline from a partial scan)."""
+                              services: bool = True, engine: str = "auto", iface: str | None = None,
+                              discovery: bool = True,
+                              allow_empty: bool = False) -> tuple[Scope, list[Observation], NetScanOutcome]:
+    """For ``baseline capture --network``: scan like netscan (same gate, refusals recorded; the same discovery
+    options, so that later runs compare like with like) and return the scope and the observations a network
+    baseline keeps, with the coverage row that says what was tested. Raises UserError on bad input, before
+    anything is sent, when a stage failed (no baseline from a partial scan) and when nothing answered (unless
+    ``allow_empty``)."""
     req = NetscanRequest(targets=list(targets), scope=scope, ports=ports, engine=engine, services=services,
-                         iface=iface)
+                         iface=iface, discovery=discovery, allow_empty=allow_empty)
     opts = options_from_request(req)
     guard, _ = authorise(ctx, opts, None)
     approved = plan(opts, guard)
     profile = Profile("none", Text("no rules", "无规则"), 1, (), "<none>")
     outcome = run_netscan(opts, profile, approved)
     if outcome.result.probe_errors:
-        failed = "; ".join(f"{r.probe}: {r.message}" for r in outcome.result.probe_errors)
-        raise UserError(f"network scan failed, no baseline captured: {failed}")
-    return opts.scope, baseline_observations(outcome.result.observations), outcome
+        failed = Joined([msg.PROBE_DETAIL(probe=r.probe, message=r.message or "-")
+                         for r in outcome.result.probe_errors], "; ", "；")
+        raise UserError(msg.NETSCAN_FAILED_NO_BASELINE(detail=failed))
+    if outcome.nothing_answered and not allow_empty:
+        raise UserError(msg.NOTHING_ANSWERED_NO_BASELINE(targets=Joined(targets)))
+    kept = baseline_observations(outcome.result.observations)
+    if outcome.coverage is not None:
+        kept.append(outcome.coverage.to_observation())
+    return opts.scope, kept, outcome
 
 
 __all__ = ["BASELINE_PROBES", "NETWORK_PROBES", "BaselineComparison", "NetScanOutcome", "NetscanRequest", "run"]

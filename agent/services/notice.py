@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent import messages as msg
 from agent.notice import (
     CheckResult,
     NoticeError,
@@ -108,7 +109,7 @@ def acknowledge(ctx: AgentContext, req: NoticeRequest, now: dt.datetime | None =
         first = result.problems[0]
         ctx.recorder.write(RefusalContent(notice_id=signed.notice.id, applied=applied, summary=RefusalSummary(
             code=first.code, message=first.en, file=str(req.path), action="ack")))
-        raise NoticeError(first.code, f"notice {signed.notice.id} not acknowledged: {first.en}")
+        raise NoticeError(first.code, msg.NOTICE_NOT_ACKED(id=signed.notice.id, problem=first.message))
     ack = save_ack(signed, ctx.recorder.actor, now, ctx.state)
     entry = ctx.recorder.write(AcknowledgementContent(
         notice_id=signed.notice.id, scope=_body(signed), applied=applied,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent import messages as msg
 from agent.enforce import Authorization, Watchdog, approve, authorize, endpoint_allowed
 from agent.errors import UserError
 from agent.notice import settings_from
@@ -29,6 +30,7 @@ from agent.wire.contents import (
 from baselines.profile import Profile
 from baselines.waivers import WaiverSpec
 from probes.base import Probe, ProbeSettings
+from probes.i18n import Duration, LocalTime, Message
 
 if TYPE_CHECKING:
     from agent.wire.remote import RemoteDocument, RemoteHostDoc
@@ -62,7 +64,7 @@ class HostOutcome:
     target: str  # as given
     address: str  # the approved address we connected to
     status: str  # ok | refused | error | stopped | cancelled
-    message: str = ""
+    message: str | Message = ""  # machine output and the record read its English
     result: ScanResult | None = None
     new_keys: list[NewHostKey] = field(default_factory=list)
     host_key: str | None = None
@@ -72,7 +74,7 @@ class HostOutcome:
         from agent.wire.remote import RemoteHostDoc
 
         return RemoteHostDoc.model_validate({
-            "target": self.target, "address": self.address, "status": self.status, "message": self.message,
+            "target": self.target, "address": self.address, "status": self.status, "message": str(self.message),
             "host_key": self.host_key,
             "scan": scan_document(self.result, include_observations) if self.result else None})
 
@@ -81,7 +83,7 @@ class HostOutcome:
 
         r = self.result
         return RemoteHostBrief.model_validate({
-            "status": self.status, "message": self.message or None,
+            "status": self.status, "message": str(self.message) or None,
             "findings": severity_counts(r.counts()) if r else None,
             "probe_errors": len(r.probe_errors) if r else None, "host": r.host.hostname if r else None,
             "host_key": self.host_key})
@@ -126,7 +128,7 @@ def run(ctx: AgentContext, req: RemoteRequest) -> RemoteOutcome:
     judged = judging(ctx, profile=req.profile, waivers=req.waivers, fail_on=req.fail_on)
     probes = select_probes(req.probes, settings=ProbeSettings(cache_dir=None, options=ctx.config.probes))
     if req.parallel < 1:
-        raise UserError("--parallel must be at least 1")
+        raise UserError(msg.PARALLEL_AT_LEAST_ONE())
     endpoints = []
     for text in req.hosts:
         try:
@@ -151,16 +153,16 @@ def run(ctx: AgentContext, req: RemoteRequest) -> RemoteOutcome:
     if jump is not None:
         jump_address = _approved_address(jump, approved)
         if jump_address is None:
-            raise UserError(f"jump host {jump.host} is outside the notice's scope; nothing was run")
+            raise UserError(msg.JUMP_OUTSIDE(host=jump.host))
     for endpoint, text in zip(endpoints, req.hosts, strict=True):
         address = _approved_address(endpoint, approved)
         if address is None:
-            outcomes.append(HostOutcome(text, endpoint.host, "refused", "outside the notified scope"))
+            outcomes.append(HostOutcome(text, endpoint.host, "refused", msg.OUTSIDE_NOTICE()))
             continue
         why = endpoint_allowed(auth, endpoint.host, endpoint.port, endpoint.user or req.user)
         if why:
             recorder.write(RefusalContent(notice_id=auth.notice_id, scope=auth.scope_doc(), tests=["host"],
-                                          summary=RefusalSummary(code="out-of-scope", message=why, targets=[text])))
+                                          summary=RefusalSummary(code="out-of-scope", message=why.en, targets=[text])))
             outcomes.append(HostOutcome(text, address, "refused", why))
             continue
         runnable.append((SSHEndpoint(address, endpoint.port, endpoint.user), text))
@@ -185,9 +187,9 @@ def run(ctx: AgentContext, req: RemoteRequest) -> RemoteOutcome:
             recorder.write(HostKeyContent(notice_id=auth.notice_id, summary=HostKeySummary(
                 host=key.host, key_type=key.key_type, fingerprint=key.fingerprint, event="accepted-new",
                 accepted_by="--accept-new-host-key")))
-        if o.status == "refused" and o.message.startswith("host key"):
+        if o.status == "refused" and str(o.message).startswith("host key"):
             recorder.write(RefusalContent(notice_id=auth.notice_id, scope=auth.scope_doc(), tests=["host"],
-                                          summary=RefusalSummary(code="host-key", message=o.message,
+                                          summary=RefusalSummary(code="host-key", message=str(o.message),
                                                                  targets=[o.target])))
     overrides = dict(judged.overrides)
     for name, value in (("unit", req.unit), ("lead_time", req.lead_time), ("jump", req.jump),
@@ -213,7 +215,7 @@ def _run_host(endpoint: SSHEndpoint, text: str, options: SSHOptions, auth: Autho
 
     now = dt.datetime.now(dt.UTC)
     if now >= auth.deadline:
-        return HostOutcome(text, endpoint.host, "cancelled", "not started: the notice window closed")
+        return HostOutcome(text, endpoint.host, "cancelled", msg.NOT_STARTED())
     # Per-target deadline: min(timeout, window end). The watchdog closes the connection, which ends every
     # read in flight; the probes then fail fast and the scan returns what it had.
     deadline = min(now + dt.timedelta(seconds=timeout), auth.deadline)
@@ -224,11 +226,14 @@ def _run_host(endpoint: SSHEndpoint, text: str, options: SSHOptions, auth: Autho
         try:
             transport.connect()
         except HostKeyRejected as exc:
-            return HostOutcome(text, endpoint.host, "refused", f"host key {exc.reason}: {exc}", new_keys=new_keys)
+            reason = msg.HOST_KEY_REASON.get(exc.reason)
+            return HostOutcome(text, endpoint.host, "refused",
+                               msg.HOST_KEY_REFUSED(reason=reason() if reason else exc.reason, detail=str(exc)),
+                               new_keys=new_keys)
         except SSHConnectError as exc:
             if watchdog.fired:
                 why = _why(deadline, auth, timeout)
-                return HostOutcome(text, endpoint.host, "stopped", f"stopped while connecting: {why}",
+                return HostOutcome(text, endpoint.host, "stopped", msg.STOPPED_CONNECTING(why=why),
                                    new_keys=new_keys)
             return HostOutcome(text, endpoint.host, "error", str(exc), new_keys=new_keys)
         result = run_scan(transport, profile, waivers, probes)
@@ -237,12 +242,12 @@ def _run_host(endpoint: SSHEndpoint, text: str, options: SSHOptions, auth: Autho
         transport.close()
     if watchdog.fired:
         why = _why(deadline, auth, timeout)
-        return HostOutcome(text, endpoint.host, "stopped", f"stopped: {why}; results are partial", result,
+        return HostOutcome(text, endpoint.host, "stopped", msg.STOPPED_PARTIAL(why=why), result,
                            new_keys, transport.host_key_fingerprint)
     return HostOutcome(text, endpoint.host, "ok", "", result, new_keys, transport.host_key_fingerprint)
 
 
-def _why(deadline: dt.datetime, auth: Authorization, timeout: float) -> str:
+def _why(deadline: dt.datetime, auth: Authorization, timeout: float) -> Message:
     if deadline == auth.deadline:
-        return f"the notice window closed at {auth.deadline.isoformat()}"
-    return f"the per-host limit of {timeout:g} s passed"
+        return msg.WINDOW_CLOSED(time=LocalTime(auth.deadline))
+    return msg.HOST_LIMIT(limit=Duration(timeout))

@@ -24,11 +24,25 @@ from agent.wire.scan import (
 NETSCAN_SCHEMA = "precaution.netscan/v2"
 
 
+class CoverageDoc(WireModel):
+    """What a network baseline comparison covered: what both this run and the baseline tested."""
+
+    targets: list[str]  # CIDRs
+    ports: str  # TCP, nmap -p syntax
+    hosts: bool  # hosts compared (both ran discovery)
+    mac: bool  # MAC addresses compared (both found hosts by ARP)
+    services: bool  # service, TLS and SSH facts compared (both checked services)
+    engine_names: bool  # the port scanner's service names compared (both used the same engine)
+    complete: bool  # False: a run was cut short, nothing it did not see is reported as gone
+
+
 class NetscanInfo(WireModel):
     targets: list[str]
     scope: list[str]
     engine: str
     hosts_up: list[str]
+    nothing_answered: bool  # the port scan ran and no host answered (exit 2 unless --allow-empty)
+    compared: CoverageDoc | None  # None: no baseline comparison
 
 
 class NetHost(WireModel):

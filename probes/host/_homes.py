@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from probes import messages as msg
 from probes.base import GatherContext
 
 # Homes that are not places a person keeps files: many daemons have "/" or a system directory as home.
@@ -49,7 +50,7 @@ def read_homes(ctx: GatherContext) -> list[AccountHome]:
     except FileNotFoundError:
         return []
     except PermissionError:
-        ctx.limited("/etc/passwd not readable: home directories not inspected")
+        ctx.limited(msg.NOT_READABLE_BECAUSE(path="/etc/passwd", consequence=msg.HOMES_NOT_INSPECTED()))
         return []
     accounts = parse_homes(text)
     # exists() is lexists(): any answer from lstat means present.

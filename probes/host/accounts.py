@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 
@@ -141,6 +142,7 @@ def parse_groups(text: str) -> tuple[dict[int, str], dict[str, list[str]]]:
 class AccountsProbe(Probe[Account]):
     id = "accounts"
     title = "Local accounts and password state"
+    title_zh = "本地账户与口令状态"
     requires = Requirements(root=True, paths_any=("/etc/passwd",))
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -152,7 +154,7 @@ class AccountsProbe(Probe[Account]):
             except FileNotFoundError:
                 continue
             except PermissionError:
-                ctx.limited(f"{path} not readable: password state unknown")
+                ctx.limited(msg.NOT_READABLE_BECAUSE(path=path, consequence=msg.PASSWORD_STATE_UNKNOWN()))
                 continue
             if key == "shadow":
                 text = redact_passwd_file(text, 1)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.host.sshd import authorized_keys_patterns, read_config_files
 from probes.key_fingerprint import sha256_fingerprint
@@ -202,6 +203,7 @@ def key_files(raw: Raw) -> list[tuple[str, str]]:
 class AuthorizedKeysProbe(Probe[AuthorizedKey]):
     id = "authorized_keys"
     title = "SSH authorized keys"
+    title_zh = "SSH 授权公钥"
     requires = Requirements(root=True, paths_any=("/etc/passwd",))
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -221,7 +223,7 @@ class AuthorizedKeysProbe(Probe[AuthorizedKey]):
             except PermissionError:
                 denied.append(path)
         if denied:
-            ctx.limited(f"{len(denied)} authorized_keys files not readable (e.g. {denied[0]})")
+            ctx.limited(msg.KEY_FILES_NOT_READABLE(count=len(denied), example=denied[0]))
         return raw
 
     @staticmethod

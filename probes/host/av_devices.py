@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 
@@ -41,6 +42,7 @@ class AvDevice(Row):
 class AvDevicesProbe(Probe[AvDevice]):
     id = "av_devices"
     title = "Cameras and microphones"
+    title_zh = "摄像头与麦克风"
     requires = Requirements()
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -127,7 +129,7 @@ def _names(ctx: GatherContext, directory: str, pattern: re.Pattern[str]) -> list
     except FileNotFoundError:
         return []
     except PermissionError:
-        ctx.limited(f"{directory} not readable")
+        ctx.limited(msg.NOT_READABLE(path=directory))
         return []
 
 
@@ -137,7 +139,7 @@ def _read(ctx: GatherContext, path: str) -> str | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except PermissionError:
-        ctx.limited(f"{path} not readable")
+        ctx.limited(msg.NOT_READABLE(path=path))
         return None
 
 

@@ -83,6 +83,7 @@ def outbound(entries: Sequence[SocketEntry]) -> list[SocketEntry]:
 class ConnectionsProbe(Probe[Connection]):
     id = "connections"
     title = "Outbound network connections"
+    title_zh = "对外网络连接"
     requires = Requirements(root=True, paths_any=("/proc/net/tcp",))
 
     def gather(self, ctx: GatherContext) -> Raw:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 
@@ -107,6 +108,7 @@ def _rest_after(line: str, n_fields: int) -> str:
 class CronProbe(Probe[CronEntry]):
     id = "cron"
     title = "Scheduled jobs (cron, anacron)"
+    title_zh = "定时任务（cron、anacron）"
     requires = Requirements(root=True)
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -166,7 +168,7 @@ def _list(ctx: GatherContext, path: str) -> list[str]:
     except (FileNotFoundError, NotADirectoryError):
         return []
     except PermissionError:
-        ctx.limited(f"{path} not readable: its crontabs are not inspected")
+        ctx.limited(msg.NOT_READABLE_BECAUSE(path=path, consequence=msg.CRONTABS_NOT_INSPECTED()))
         return []
 
 
@@ -176,7 +178,7 @@ def _is_file(ctx: GatherContext, path: str) -> bool:
     except FileNotFoundError:
         return False  # a dangling link
     except PermissionError:
-        ctx.limited(f"{path} not readable")
+        ctx.limited(msg.NOT_READABLE(path=path))
         return False
 
 
@@ -186,4 +188,4 @@ def _read_into(ctx: GatherContext, path: str, out: dict[str, str]) -> None:
     except (FileNotFoundError, IsADirectoryError):
         return
     except PermissionError:
-        ctx.limited(f"{path} not readable")
+        ctx.limited(msg.NOT_READABLE(path=path))

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, ProbeSettings, Raw, Requirements
 from probes.errors import ProbeInputError
 from probes.fim.dpkg import (
@@ -137,7 +138,7 @@ def read_dpkg_ownership(ctx: GatherContext, roots: Sequence[str],
     except FileNotFoundError:
         return None
     except PermissionError:
-        ctx.limited(f"{DPKG} not readable: package ownership unknown")
+        ctx.limited(msg.NOT_READABLE_BECAUSE(path=DPKG, consequence=msg.OWNERSHIP_UNKNOWN()))
         return None
     aliases = _usr_merge_aliases(t)
     cache = None
@@ -161,7 +162,7 @@ def _parse_dpkg(ctx: GatherContext, roots: Sequence[str], names: Sequence[str],
     except FileNotFoundError:
         return None
     except PermissionError:
-        ctx.limited(f"{DPKG} not readable: package ownership unknown")
+        ctx.limited(msg.NOT_READABLE_BECAUSE(path=DPKG, consequence=msg.OWNERSHIP_UNKNOWN()))
         return None
     try:
         diversions = parse_diversions(t.read_text(f"{DPKG}/diversions", DB_MAX_BYTES))
@@ -198,6 +199,7 @@ def _parse_dpkg(ctx: GatherContext, roots: Sequence[str], names: Sequence[str],
 class FilesProbe(Probe[FileRow]):
     id = "files"
     title = "File integrity (hashes, permissions, owners, package digests)"
+    title_zh = "文件完整性（哈希、权限、属主、软件包摘要）"
     requires = Requirements(root=True)
     timeout = 900.0  # the first full hash of a large tree; later scans reuse cached digests
     options_model = FilesOptions
@@ -233,7 +235,7 @@ class FilesProbe(Probe[FileRow]):
         result = scan(ctx.transport, fim, self.cache_dir)
         denied = sum(1 for e in result.entries if e.error and "permission" in e.error)
         if denied:
-            ctx.limited(f"{denied} entries not readable: their digests are unknown")
+            ctx.limited(msg.ENTRIES_NOT_READABLE(count=denied))
         return {
             "entries": [e._asdict() for e in result.entries],
             "owners": {p: [own.package, own.version, own.md5, own.conffile] for p, own in (owners or {}).items()},

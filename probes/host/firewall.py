@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 from probes.transport import CommandUnavailable
@@ -58,6 +59,7 @@ class FirewallRuleset(Row):
 class FirewallProbe(Probe[Row]):
     id = "firewall"
     title = "Host firewall ruleset"
+    title_zh = "主机防火墙规则"
     requires = Requirements(root=True, binaries_any=("nft", "iptables-save"))
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -70,7 +72,7 @@ class FirewallProbe(Probe[Row]):
             if result is not None:
                 if result.returncode == 0:
                     return {"nft": result.stdout}
-                ctx.limited(f"nft list ruleset failed: {result.stderr.strip()[:200]}")
+                ctx.limited(msg.COMMAND_FAILED(command="nft list ruleset", error=result.stderr.strip()[:200]))
                 return {"nft": None, "error": result.stderr.strip()[:200]}
         raw: Raw = {}
         for cmd, key in (("iptables-save", "iptables"), ("ip6tables-save", "ip6tables")):
@@ -81,10 +83,10 @@ class FirewallProbe(Probe[Row]):
             if result.returncode == 0:
                 raw[key] = result.stdout
             else:
-                ctx.limited(f"{cmd} failed: {result.stderr.strip()[:200]}")
+                ctx.limited(msg.COMMAND_FAILED(command=cmd, error=result.stderr.strip()[:200]))
                 raw["error"] = result.stderr.strip()[:200]
         if not raw:
-            ctx.limited("neither nft nor iptables-save available: firewall state unknown")
+            ctx.limited(msg.NO_FIREWALL_TOOL())
         return raw
 
     @staticmethod

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 from probes.transport import CommandUnavailable
@@ -60,6 +61,7 @@ class Interface(Row):
 class InterfacesProbe(Probe[Interface]):
     id = "interfaces"
     title = "Network interfaces"
+    title_zh = "网络接口"
     requires = Requirements(paths_any=(NET,))
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -85,7 +87,7 @@ class InterfacesProbe(Probe[Interface]):
             except CommandUnavailable:
                 pass
         if raw["ip_addr"] is None:
-            ctx.limited("`ip` not available: IPv4 addresses unknown, IPv6 from /proc/net/if_inet6")
+            ctx.limited(msg.NO_IP_COMMAND())
             with contextlib.suppress(FileNotFoundError):  # no IPv6 in this kernel
                 raw["if_inet6"] = t.read_text("/proc/net/if_inet6")
         return raw

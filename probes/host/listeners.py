@@ -30,6 +30,7 @@ class Listener(Row):
 class ListenersProbe(Probe[Listener]):
     id = "listeners"
     title = "Listening sockets"
+    title_zh = "监听端口"
     requires = Requirements(root=True, paths_any=("/proc/net/tcp",))
 
     def gather(self, ctx: GatherContext) -> Raw:

@@ -58,6 +58,7 @@ class MountEntry:
 class MountsProbe(Probe[Mount]):
     id = "mounts"
     title = "Mounted filesystems"
+    title_zh = "已挂载的文件系统"
     requires = Requirements(paths_any=("/proc/self/mountinfo", "/proc/mounts"))
 
     def gather(self, ctx: GatherContext) -> Raw:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw
 from probes.observation import Row
 from probes.transport import CommandUnavailable
@@ -39,6 +40,7 @@ class Package(Row):
 class PackagesProbe(Probe[Package]):
     id = "packages"
     title = "Installed packages"
+    title_zh = "已安装软件包"
     # No binaries_any: the dpkg database is read as a file; rpm is only the fallback where there is none.
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -52,10 +54,10 @@ class PackagesProbe(Probe[Package]):
         try:
             result = t.run(RPM_QUERY, timeout=60.0)
         except CommandUnavailable:
-            ctx.limited("neither /var/lib/dpkg/status nor rpm: package list unknown")
+            ctx.limited(msg.NO_PACKAGE_DB())
             return {}
         if result.returncode != 0:
-            ctx.limited(f"rpm -qa failed: {result.stderr.strip()[:200]}")
+            ctx.limited(msg.COMMAND_FAILED(command="rpm -qa", error=result.stderr.strip()[:200]))
         return {"rpm": result.stdout}
 
     @staticmethod

@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, ProbeSettings, Raw, Requirements
 from probes.errors import ProbeInputError
 from probes.observation import Row
@@ -237,6 +238,7 @@ def identities(rows: Sequence[tuple[Process, float | None]], min_age_s: int) -> 
 class ProcessesProbe(Probe[Row]):
     id = "processes"
     title = "Running processes"
+    title_zh = "运行中的进程"
     requires = Requirements(root=True, paths_any=("/proc/self/status",))
     options_model = ProcessesOptions
 
@@ -298,7 +300,7 @@ class ProcessesProbe(Probe[Row]):
                 denied += 1
             procs[pid] = entry
         if denied:
-            ctx.limited(f"{denied} processes not fully readable: exe or std streams unknown for them")
+            ctx.limited(msg.PROCESSES_PARTLY_READABLE(count=denied))
         try:
             uptime: str | None = t.read_text("/proc/uptime")
         except OSError:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 from probes.transport import CommandUnavailable
@@ -137,7 +138,7 @@ def expand_glob(ctx: GatherContext, pattern: str, unreadable: list[str] | None =
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except PermissionError:
-                ctx.limited(f"{base} not readable: Include {pattern} may be incomplete")
+                ctx.limited(msg.NOT_READABLE_BECAUSE(path=base, consequence=msg.INCLUDE_INCOMPLETE(pattern=pattern)))
                 if unreadable is not None:
                     unreadable.append(base)
                 continue
@@ -161,7 +162,7 @@ def read_config_files(ctx: GatherContext) -> Raw:
         except FileNotFoundError:
             return
         except (PermissionError, IsADirectoryError):
-            ctx.limited(f"{path} not readable")
+            ctx.limited(msg.NOT_READABLE(path=path))
             unreadable.append(path)
             return
         files[path] = text
@@ -245,13 +246,14 @@ def _row(keyword: str, values: list[str], match: str, source: str, line: int) ->
 class SshdProbe(Probe[SshdSetting]):
     id = "sshd"
     title = "OpenSSH server settings"
+    title_zh = "OpenSSH 服务端设置"
     requires = Requirements(root=True, binaries_any=("sshd",), paths_any=(SSHD_CONFIG, "/usr/sbin/sshd"))
 
     def gather(self, ctx: GatherContext) -> Raw:
         raw: Raw = read_config_files(ctx)
         t = ctx.transport
         if not t.is_root:
-            ctx.limited("not root: sshd -T unavailable, settings parsed from the configuration files")
+            ctx.limited(msg.SSHD_T_NOT_ROOT())
             raw["source"] = "files"
             return raw
         try:
@@ -261,7 +263,7 @@ class SshdProbe(Probe[SshdSetting]):
             return raw
         if result.returncode != 0:
             first = (result.stderr.strip().splitlines() or ["no output"])[0]
-            ctx.limited(f"sshd -T failed ({first}): settings parsed from the configuration files")
+            ctx.limited(msg.SSHD_T_FAILED(error=first))
             raw["source"] = "files"
             return raw
         raw["source"] = SOURCE_T

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.host._homes import read_homes
 from probes.observation import Row
@@ -137,6 +138,7 @@ def parse_file(path: str, kind: str, account: str | None, meta: dict[str, int] |
 class StartupFilesProbe(Probe[StartupFile]):
     id = "startup_files"
     title = "Boot and login start-up files (rc.local, ld.so.preload, shell profiles)"
+    title_zh = "开机与登录启动文件（rc.local、ld.so.preload、shell 配置文件）"
     requires = Requirements(root=True)
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -157,7 +159,7 @@ class StartupFilesProbe(Probe[StartupFile]):
         except (FileNotFoundError, NotADirectoryError):
             pass
         except PermissionError:
-            ctx.limited(f"{PROFILE_D} not readable")
+            ctx.limited(msg.NOT_READABLE(path=PROFILE_D))
         add(ENVIRONMENT, "environment")
         seen: set[str] = set()
         for acct in read_homes(ctx):
@@ -194,7 +196,7 @@ def _read_files(ctx: GatherContext, paths: list[str]) -> dict[str, dict[str, obj
         if isinstance(st, (FileNotFoundError, NotADirectoryError)):
             out[path] = None
         elif isinstance(st, PermissionError):
-            ctx.limited(f"{path} not readable")
+            ctx.limited(msg.NOT_READABLE(path=path))
             out[path] = None
         elif isinstance(st, OSError):
             raise st
@@ -209,6 +211,6 @@ def _read_files(ctx: GatherContext, paths: list[str]) -> dict[str, dict[str, obj
         except FileNotFoundError:
             out[path] = None  # removed between stat and read
         except PermissionError:
-            ctx.limited(f"{path} not readable: content not inspected")
+            ctx.limited(msg.NOT_READABLE_BECAUSE(path=path, consequence=msg.CONTENT_NOT_INSPECTED()))
             out[path] = {"stat": meta}
     return out

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 
@@ -286,6 +287,7 @@ class _Parser:
 class SudoersProbe(Probe[SudoRule]):
     id = "sudoers"
     title = "sudo rules"
+    title_zh = "sudo 授权规则"
     requires = Requirements(root=True)
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -303,7 +305,7 @@ class SudoersProbe(Probe[SudoRule]):
         except FileNotFoundError:
             return  # no sudo installed, or a dangling include (sudo warns and goes on)
         except PermissionError:
-            ctx.limited(f"{path} not readable")
+            ctx.limited(msg.NOT_READABLE(path=path))
             return
         files[path] = text
         for kind, target in include_targets(path, text):
@@ -315,7 +317,7 @@ class SudoersProbe(Probe[SudoRule]):
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except PermissionError:
-                ctx.limited(f"{target} not readable")
+                ctx.limited(msg.NOT_READABLE(path=target))
                 continue
             dirs[target] = names
             for name in names:

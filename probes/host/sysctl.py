@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 from probes.transport import text_of
@@ -68,6 +69,7 @@ def parse_value(text: str) -> int | str:
 class SysctlProbe(Probe[SysctlSetting]):
     id = "sysctl"
     title = "Security-relevant kernel parameters"
+    title_zh = "安全相关内核参数"
     requires = Requirements(paths_any=("/proc/sys/kernel",))
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -82,7 +84,7 @@ class SysctlProbe(Probe[SysctlSetting]):
             except PermissionError:
                 denied.append(key)
         if denied:
-            ctx.limited(f"not readable: {', '.join(denied)}")
+            ctx.limited(msg.NOT_READABLE_LIST(paths=list(denied)))
         return {"values": values}
 
     @staticmethod

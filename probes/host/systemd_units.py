@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.host._homes import home_owner, read_homes
 from probes.observation import Row
@@ -126,6 +127,7 @@ def exec_program(exec_start: str) -> tuple[str, str]:
 class SystemdUnitsProbe(Probe[SystemdUnit]):
     id = "systemd_units"
     title = "systemd units (services, timers, sockets, paths)"
+    title_zh = "systemd 单元（服务、定时器、套接字、路径）"
     requires = Requirements(root=True)
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -174,7 +176,7 @@ def _read_unit_dirs(ctx: GatherContext, directories: list[str]) -> dict[str, dic
         outs[directory] = out
         names = listings[directory]
         if isinstance(names, PermissionError):
-            ctx.limited(f"{directory} not readable")
+            ctx.limited(msg.NOT_READABLE(path=directory))
             continue
         if isinstance(names, (FileNotFoundError, NotADirectoryError)):
             continue
@@ -188,7 +190,7 @@ def _read_unit_dirs(ctx: GatherContext, directories: list[str]) -> dict[str, dic
         if isinstance(st, FileNotFoundError):
             continue  # removed while we looked
         if isinstance(st, PermissionError):
-            ctx.limited(f"{path} not readable")
+            ctx.limited(msg.NOT_READABLE(path=path))
             continue
         if isinstance(st, OSError):
             raise st
@@ -210,7 +212,7 @@ def _read_unit_dirs(ctx: GatherContext, directories: list[str]) -> dict[str, dic
             if isinstance(target, FileNotFoundError):
                 continue
             if isinstance(target, PermissionError):
-                ctx.limited(f"{path} not readable")
+                ctx.limited(msg.NOT_READABLE(path=path))
                 continue
             if isinstance(target, OSError):
                 raise target
@@ -227,7 +229,7 @@ def _read_unit_dirs(ctx: GatherContext, directories: list[str]) -> dict[str, dic
             if isinstance(listed, FileNotFoundError):
                 continue
             if isinstance(listed, PermissionError):
-                ctx.limited(f"{path} not readable")
+                ctx.limited(msg.NOT_READABLE(path=path))
                 continue
             if isinstance(listed, OSError):
                 raise listed
@@ -250,7 +252,7 @@ def _read_unit_dirs(ctx: GatherContext, directories: list[str]) -> dict[str, dic
         if isinstance(text, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
             continue
         if isinstance(text, PermissionError):
-            ctx.limited(f"{path} not readable")
+            ctx.limited(msg.NOT_READABLE(path=path))
             continue
         if isinstance(text, OSError):
             raise text

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from probes import messages as msg
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 from probes.procfs import list_pids
@@ -50,6 +51,7 @@ class TimeSync(Row):
 class TimeSyncProbe(Probe[TimeSync]):
     id = "timesync"
     title = "Time synchronisation"
+    title_zh = "时间同步"
     requires = Requirements(paths_any=("/proc",))
 
     def gather(self, ctx: GatherContext) -> Raw:
@@ -60,7 +62,7 @@ class TimeSyncProbe(Probe[TimeSync]):
         # daemon running as another user cannot be seen: whether one runs is unknown
         hidden = "1" not in pids
         if hidden:
-            ctx.limited("/proc hides other users' processes (hidepid): time daemon unknown")
+            ctx.limited(msg.HIDEPID())
         for pid in pids:
             try:
                 comm = t.read_text(f"/proc/{pid}/comm", 64).strip()
@@ -143,7 +145,7 @@ def _read_into(ctx: GatherContext, path: str, out: dict[str, str]) -> None:
     except (FileNotFoundError, NotADirectoryError):
         return
     except PermissionError:
-        ctx.limited(f"{path} not readable")
+        ctx.limited(msg.NOT_READABLE(path=path))
 
 
 def _run(ctx: GatherContext, argv: list[str]) -> str | None:

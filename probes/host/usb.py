@@ -67,6 +67,7 @@ class UsbDevice(Row):
 class UsbProbe(Probe[UsbDevice]):
     id = "usb"
     title = "USB devices"
+    title_zh = "USB 设备"
     requires = Requirements(paths_any=("/sys/bus/usb",))
 
     def gather(self, ctx: GatherContext) -> Raw:

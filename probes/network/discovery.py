@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from probes import messages as msg
 from probes.errors import ProbeInputError
+from probes.i18n import Message
 from probes.network.target import ApprovedTarget, check_targets, earliest_deadline, seconds_left
 from probes.observation import Row
 
@@ -66,7 +68,7 @@ class DiscoveryResult:
     rows: tuple[DiscoveredHost, ...]
     probed: int  # addresses tried
     partial: bool = False
-    limitations: tuple[str, ...] = ()
+    limitations: tuple[Message, ...] = ()
 
     def ips(self) -> set[str]:
         return {r.ip for r in self.rows}
@@ -146,10 +148,10 @@ def discover(targets: Sequence[ApprovedTarget], iface: str | None = None, method
         raise ProbeInputError(f"unknown discovery method {method!r}; use one of {', '.join(METHODS)}")
     root = os.geteuid() == 0
     end = earliest_deadline(targets, deadline)
-    limitations: list[str] = []
+    limitations: list[Message] = []
     left = seconds_left(end)
     if left is not None and left <= 0:
-        return DiscoveryResult((), 0, True, ("deadline passed before discovery began",))
+        return DiscoveryResult((), 0, True, (msg.DEADLINE_BEFORE_DISCOVERY(),))
     found: dict[str, DiscoveredHost] = {}
     pending = list(targets)
     partial = False
@@ -157,7 +159,7 @@ def discover(targets: Sequence[ApprovedTarget], iface: str | None = None, method
         if not root:
             if method == "arp":
                 raise ProbeInputError("ARP discovery needs root (raw packets)")
-            limitations.append("not root: no ARP sweep")
+            limitations.append(msg.NO_ARP_SWEEP())
         else:
             info = iface_info(iface)
             local = [t for t in pending if t.version == 4 and any(t.ip in n.network for n in info.networks)]
@@ -181,12 +183,12 @@ def discover(targets: Sequence[ApprovedTarget], iface: str | None = None, method
         elif method == "icmp":
             raise ProbeInputError("ICMP echo discovery needs root (raw socket)")
         else:
-            limitations.append("not root: TCP connect ping only")
+            limitations.append(msg.CONNECT_PING_ONLY())
     if pending and method in ("auto", "tcp") and not partial:
         hits, partial = tcp_ping(pending, tcp_ports, max(timeout, 1.0), end)
         found.update(hits)
     if partial:
-        limitations.append("deadline reached: results are partial")
+        limitations.append(msg.DEADLINE_PARTIAL())
     rows = sorted(found.values(), key=lambda r: (ipaddress.ip_address(r.ip).version, int(ipaddress.ip_address(r.ip))))
     return DiscoveryResult(tuple(rows), len(targets), partial, tuple(limitations))
 

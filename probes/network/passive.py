@@ -16,12 +16,13 @@ scapy is used, lazily, only to sniff and to read pcap files.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import socket
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -284,6 +285,41 @@ def analyse(frames: Iterable[tuple[float, bytes]], policy: LinkPolicy = LinkPoli
     return sorted(events, key=lambda e: (e.kind, e.protocol, e.src, e.dst))
 
 
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What a capture heard, so that a quiet link is told apart from a deaf capture: frames, and of them
+    ARP, DHCP (server port 67 or client port 68), DNS (port 53) and TCP on the login ports."""
+
+    frames: int = 0
+    arp: int = 0
+    dhcp: int = 0
+    dns: int = 0
+    tcp: int = 0
+    other: int = 0  # not Ethernet/IPv4, or not one of the above
+
+
+def heard(frames: Iterable[tuple[float, bytes]]) -> Heard:
+    """Pure: counts of the frames by kind."""
+    counts = {"frames": 0, "arp": 0, "dhcp": 0, "dns": 0, "tcp": 0, "other": 0}
+    for _ts, data in frames:
+        counts["frames"] += 1
+        f = decode_frame(data)
+        if f is None:
+            kind = "other"
+        elif f.arp is not None:
+            kind = "arp"
+        elif f.proto == 6:
+            kind = "tcp"
+        elif 67 in (f.sport, f.dport) or 68 in (f.sport, f.dport):
+            kind = "dhcp"
+        elif 53 in (f.sport, f.dport):
+            kind = "dns"
+        else:
+            kind = "other"
+        counts[kind] += 1
+    return Heard(**counts)
+
+
 def _event(kind: str, protocol: str, src: str, dst: str, acc: _Acc, expected: bool | None) -> LinkEvent:
     return LinkEvent(kind=kind, protocol=protocol, src=src, dst=dst, macs=tuple(sorted(acc.macs)),
                      method="/".join(acc.methods), expected=expected, packets=acc.packets,
@@ -316,6 +352,26 @@ def read_pcap(path: str | Path, max_packets: int = DEFAULT_MAX_PACKETS) -> Captu
     return Capture(str(path), tuple(frames), truncated)
 
 
+class _ToDebugLog(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        log.debug("scapy: %s", record.getMessage())
+
+
+@contextlib.contextmanager
+def _quiet_scapy() -> Iterator[None]:
+    """scapy logs warnings straight to stderr through its own handler; a probe never prints. They go to our
+    debug log instead, for the duration of the capture."""
+    logger = logging.getLogger("scapy.runtime")
+    level, propagate, handlers = logger.level, logger.propagate, logger.handlers[:]
+    logger.setLevel(logging.WARNING)
+    logger.handlers, logger.propagate = [_ToDebugLog()], False
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        logger.handlers, logger.propagate = handlers, propagate
+
+
 def check_interface(iface: str) -> None:
     """Raise CaptureUnavailable unless ``iface`` exists and we may open a packet socket on it."""
     if not iface or "/" in iface or not Path("/sys/class/net", iface).exists():
@@ -335,6 +391,9 @@ def capture(iface: str, duration: float, max_packets: int = DEFAULT_MAX_PACKETS,
     if not 0 < duration <= MAX_DURATION:
         raise ValueError(f"capture duration must be in (0, {MAX_DURATION:.0f}] seconds, got {duration}")
     check_interface(iface)
+    # The link-layer dissectors must be registered before sniffing, or scapy cannot map the interface's
+    # hardware type to a layer and logs "Unable to guess type" for every socket it opens.
+    import scapy.layers.l2  # noqa: F401
     from scapy.sendrecv import AsyncSniffer
 
     frames: list[tuple[float, bytes]] = []
@@ -343,11 +402,12 @@ def capture(iface: str, duration: float, max_packets: int = DEFAULT_MAX_PACKETS,
         if len(frames) < max_packets:
             frames.append((float(pkt.time), bytes(pkt)))
 
-    sniffer = AsyncSniffer(iface=iface, filter=bpf, prn=keep, store=False, count=max_packets,
-                           started_callback=on_started)
-    sniffer.start()
-    sniffer.join(duration)  # returns early only when count is reached
-    if sniffer.running:
-        sniffer.stop()
+    with _quiet_scapy():
+        sniffer = AsyncSniffer(iface=iface, filter=bpf, prn=keep, store=False, count=max_packets,
+                               started_callback=on_started)
+        sniffer.start()
+        sniffer.join(duration)  # returns early only when count is reached
+        if sniffer.running:
+            sniffer.stop()
     log.debug("captured %d frames on %s (pid %d)", len(frames), iface, os.getpid())
     return Capture(iface, tuple(frames), len(frames) >= max_packets)

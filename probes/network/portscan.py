@@ -23,7 +23,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from probes import messages as msg
 from probes.errors import ProbeFailedAfterSend, ProbeInputError, SentTraffic
+from probes.i18n import Message
 from probes.network.port_row import PortRow as PortRow
 from probes.network.ports import PortSet
 from probes.network.target import ApprovedTarget, check_targets, earliest_deadline, seconds_left
@@ -49,7 +51,7 @@ class PortScanResult:
     hosts_up: tuple[str, ...]
     engine: str
     partial: bool = False  # the deadline passed before every port was tried
-    limitations: tuple[str, ...] = ()
+    limitations: tuple[Message, ...] = ()
     command: tuple[str, ...] = ()  # the nmap command line, for the record
 
     def open_ports(self, proto: str = "tcp") -> dict[str, set[int]]:
@@ -115,7 +117,7 @@ def scan(targets: Sequence[ApprovedTarget], options: ScanOptions | None = None) 
     udp_ports = {t.address: _ports_for(t, opts.udp_ports) for t in targets} if opts.udp_ports else {}
     left = seconds_left(deadline)
     if left is not None and left <= 0:
-        return PortScanResult((), (), engine, partial=True, limitations=("deadline passed before the scan began",))
+        return PortScanResult((), (), engine, partial=True, limitations=(msg.DEADLINE_BEFORE_SCAN(),))
     if engine == "nmap":
         return _nmap_scan(targets, tcp_ports, udp_ports, opts, deadline)
     return _builtin(targets, tcp_ports, udp_ports, opts, deadline)
@@ -148,9 +150,9 @@ def _nmap_scan(targets: Sequence[ApprovedTarget], tcp_ports: dict[str, PortSet],
     import nmap  # lazy: python-nmap spawns `nmap -V` on construction
 
     root = os.geteuid() == 0
-    limitations: list[str] = []
+    limitations: list[Message] = []
     if udp_ports and not root:
-        limitations.append("UDP scan needs root with nmap; used the built-in UDP probes")
+        limitations.append(msg.UDP_NEEDS_ROOT())
     # One nmap run per distinct port set (usually one), so each host gets exactly its approved ports.
     groups: dict[tuple[str, str], list[str]] = {}
     for t in targets:
@@ -192,7 +194,7 @@ def _nmap_scan(targets: Sequence[ApprovedTarget], tcp_ports: dict[str, PortSet],
         rows.extend(r for r in udp_rows if r.state in opts.states)
         partial = partial or udp_partial
     if partial:
-        limitations.append("deadline reached: results are partial")
+        limitations.append(msg.DEADLINE_PARTIAL())
     return PortScanResult(tuple(sorted(rows, key=_row_key)), tuple(sorted(set(up), key=_ip_key)), "nmap",
                           partial, tuple(limitations), command)
 
@@ -278,14 +280,14 @@ def _builtin(targets: Sequence[ApprovedTarget], tcp_ports: dict[str, PortSet], u
             up.add(host)  # an answer (SYN-ACK or RST) means the host is there
         if state in opts.states:
             rows.append(PortRow(host, "tcp", port, state, _service_name(port, "tcp"), reason=reason))
-    limitations: list[str] = []
+    limitations: list[Message] = []
     if udp_ports:
         udp_rows, udp_partial = udp_scan(targets, udp_ports, opts.timeout, opts.retries, deadline)
         rows.extend(r for r in udp_rows if r.state in opts.states)
         up.update(r.host for r in udp_rows if r.state in ("open", "closed"))
         partial = partial or udp_partial
     if partial:
-        limitations.append("deadline reached: results are partial")
+        limitations.append(msg.DEADLINE_PARTIAL())
     return PortScanResult(tuple(sorted(rows, key=_row_key)), tuple(sorted(up, key=_ip_key)), "builtin", partial,
                           tuple(limitations))
 

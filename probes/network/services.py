@@ -66,6 +66,8 @@ class Service(Row):
     smb1: bool | None = None  # SMB1 NEGOTIATE accepted (SMB ports only; None: not asked or no answer)
 
     KEY: ClassVar[tuple[str, ...]] = ("host", "port")
+    # Why a check stopped early (a timeout, a reset) says how this one connection went, not what the service is.
+    VOLATILE: ClassVar[frozenset[str]] = frozenset({"note"})
 
     def attrs(self) -> dict[str, AttrValue]:
         # smb1 only where it was asked: non-SMB rows (and their golden files) stay as they were.
@@ -116,6 +118,24 @@ def _banner(data: bytes) -> str:
     # Binary greetings (databases) keep their printable runs only: the banner is for people and rules.
     text = "".join(c if c.isprintable() and c != "\ufffd" else " " for c in _text(data))
     return " ".join(text.split())[:BANNER_CHARS]
+
+
+def ssh_identification(greeting: bytes) -> str:
+    """The SSH identification line of a greeting (RFC 4253 4.2: text lines may come before it; the server's
+    KEXINIT, with its random cookie, may follow it in the same segment). Only this line identifies the server:
+    the bytes after it differ on every connection."""
+    start = 0 if greeting.startswith(b"SSH-") else greeting.find(b"\nSSH-") + 1
+    line = greeting[start:].split(b"\n", 1)[0].rstrip(b"\r")
+    return _banner(line[:255])  # RFC 4253: at most 255 characters with CR LF
+
+
+def _text_head(greeting: bytes) -> bytes:
+    """The text before the first binary byte: what a protocol we do not know says of itself, without the
+    binary part (nonces, counters) that would differ on every connection."""
+    for i, b in enumerate(greeting):
+        if (b < 32 and b not in (9, 10, 13)) or b == 127:
+            return greeting[:i]
+    return greeting
 
 
 def telnet_commands(data: bytes) -> list[tuple[int, int]]:
@@ -194,7 +214,11 @@ def parse_transcript(raw: dict[str, Any]) -> Service:
     http_status: int | None = None
     auth: tuple[str, ...] = ()
     vnc: tuple[str, ...] = ()
-    if dialogue == "telnet":
+    if dialogue == "ssh":
+        banner = ssh_identification(greeting)
+    elif dialogue == "unknown":
+        banner = _banner(_text_head(greeting))
+    elif dialogue == "telnet":
         seen = telnet_commands(greeting + replies)
         names = {0xFB: "WILL", 0xFC: "WONT", 0xFD: "DO", 0xFE: "DONT"}
         telnet_opts = tuple(dict.fromkeys(f"{names[c]} {TELNET_OPTIONS.get(o, str(o))}" for c, o in seen))
@@ -272,6 +296,20 @@ def _vnc_security(greeting: bytes, reply: bytes) -> tuple[str, ...]:
     count = reply[0]
     types = reply[1 : 1 + count]
     return tuple(VNC_SECURITY.get(t, str(t)) for t in types)
+
+
+UNIDENTIFIED = ("unknown", "unreachable", "")
+
+
+def service_name(checked: str, port_scan_name: str) -> str:
+    """The name to show for a port: what the service check identified, else the port scanner's name (nmap's
+    service table, -sV, or /etc/services), so that checking a port never loses a name it had. A bare "tls" is
+    the transport, not the service: the scanner's name goes first."""
+    if checked in UNIDENTIFIED:
+        return port_scan_name or checked
+    if checked == "tls" and port_scan_name and port_scan_name not in ("ssl", "tls"):
+        return f"{port_scan_name} (tls)"
+    return checked
 
 
 # --- gathering -------------------------------------------------------------------------------------------

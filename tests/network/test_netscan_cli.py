@@ -20,6 +20,7 @@ from agent.scope import Scope
 from agent.services.context import AgentContext
 from agent.services.netscan import BASELINE_PROBES, baseline_observations, network_scope_id, observations_for_baseline
 from agent.state import StateDir
+from baselines.netdrift import PROBE_COVERAGE, Coverage
 from tests.lab import Lab
 from tests.remote.conftest import UNIT, Issuer, valid_notice
 
@@ -93,6 +94,17 @@ def test_lab_table_output(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1 and "开放端口" in out and "停止" in out
 
 
+def test_services_keep_the_port_scan_names(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ports that say nothing to the service checks keep the name nmap gave them (mysql, redis, postgresql)."""
+    ip6, ip11 = lab.host_ip(6), lab.host_ip(11)
+    code, out, err = _run(capsys, ip6, ip11, "--scope", str(lab.network), "--ports", "3306,5432,6379",
+                          "--services", "--engine", "nmap", "--no-discovery", "--fail-on", "critical")
+    assert code == 0, err
+    rows = {line.split("│")[2].strip(): line.split("│")[3].strip() for line in out.splitlines()
+            if line.count("│") >= 4 and "/tcp" in line}
+    assert rows == {"3306/tcp": "mysql", "5432/tcp": "postgresql", "6379/tcp": "redis"}, out
+
+
 def test_passive_through_cli(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     dns_host = lab.host_ip(5)
     stop = threading.Event()
@@ -160,7 +172,11 @@ def test_compared_with_network_baseline(lab: Lab, capsys: pytest.CaptureFixture[
     assert code == 1
     base = second["baseline"]
     assert base["scope"] == bscope.label and base["version"] == 1 and base["status"] == "compared"
-    assert _drift(second, "added") == {("ports", f"{ip4}|tcp|23"), ("services", f"{ip4}|23")}
+    # one finding for the new port; its service row is part of it, not a second finding (PC-DRIFT-999)
+    assert _drift(second, "added") == {("ports", f"{ip4}|tcp|23")}
+    (new_port,) = (f for f in second["findings"] if f["kind"] == "drift")
+    assert new_port["rule_id"] == "PC-DRIFT-SEG-003"
+    assert [(r["probe"], r["subject"]) for r in new_port["evidence"]["related"]] == [("services", f"{ip4}|23")]
     assert base["drift"] == {"added": 2, "removed": 0, "changed": 0}
     drift = [f for f in second["findings"] if f["kind"] == "drift"]
     assert {f["subject"] for f in drift} >= {f"{ip4}|tcp|23"}
@@ -171,8 +187,11 @@ def test_baseline_capture_hook(lab: Lab, _isolated_state: Path) -> None:
     ctx = AgentContext.load(StateDir(_isolated_state))
     scope, observations, _ = observations_for_baseline(ctx, [ip4], str(lab.network), "21,23", engine="builtin")
     assert scope.entries() == [str(lab.network)]
-    assert {o.probe for o in observations} <= set(BASELINE_PROBES)
+    assert {o.probe for o in observations} <= {*BASELINE_PROBES, PROBE_COVERAGE}
     assert {o.subject for o in observations if o.probe == "services"} == {f"{ip4}|21", f"{ip4}|23"}
+    # the baseline says what was tested, so that later runs compare only what both covered
+    assert Coverage.from_observations(observations) == Coverage((f"{ip4}/32",), ((21, 21), (23, 23)), True, False,
+                                                                True, "builtin")
 
 
 BAD_INPUT = [

@@ -210,3 +210,22 @@ def test_decoder_vlan_fragments_and_truncation() -> None:
     assert passive.decode_frame(tagged[:20]) is None
     assert passive.decode_frame(b"") is None
     assert passive.dhcp_server_reply(b"\x02" + bytes(300)) is None  # no DHCP magic cookie
+
+
+def test_heard_counts_the_golden_pcaps() -> None:
+    """What a capture heard, by kind (hand-counted from generate.py): a quiet link is not a deaf capture."""
+    events = passive.heard(passive.read_pcap(FIX / "events.pcap").frames)
+    assert events == passive.Heard(frames=22, arp=4, dhcp=2, dns=3, tcp=13, other=0)
+    quiet = passive.heard(passive.read_pcap(FIX / "quiet.pcap").frames)
+    assert quiet == passive.Heard(frames=4, arp=1, dhcp=1, dns=1, tcp=1, other=0)
+    assert passive.heard([(0.0, b"\x00" * 10)]) == passive.Heard(frames=1, other=1)
+
+
+def test_capture_prints_nothing(lab: Lab, capfd: pytest.CaptureFixture[str]) -> None:
+    """scapy's "WARNING: Unable to guess type" went straight to stderr: a probe never prints."""
+    capfd.readouterr()
+    cap = passive.capture(lab.bridge, 0.5)
+    passive.capture("lo", 0.3)
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", err
+    assert isinstance(cap.frames, tuple)

@@ -85,7 +85,7 @@ def test_deadline_in_past_and_mid_scan(lab: Lab, guard: ScopeGuard) -> None:
     targets = guard.approve(lab.ips(), "portscan")
     for engine in ("nmap", "builtin"):
         result = scan(targets, ScanOptions(engine=engine, ports=PortSet.all(), deadline=past))
-        assert result.partial and result.rows == () and "deadline" in result.limitations[0]
+        assert result.partial and result.rows == () and "deadline" in result.limitations[0].en
     # A deadline that passes mid-sweep: the scan stops, says partial, and what it found is true. (nmap: the
     # deadline becomes --host-timeout; the rate limit makes a full sweep take far longer than the deadline.)
     expected = _expected(lab)

@@ -56,6 +56,7 @@ KEY_FACTS: dict[str, dict[str, Any]] = {
     "lab-http": {"service": "http", "http_status": 200, "auth": ()},
     "lab-https": {"service": "https", "tls": True, "http_status": 200},
     "lab-silent": {"service": "unknown", "banner": ""},
+    "lab-ssh-eager": {"service": "ssh", "banner": "SSH-2.0-LabSSH_1.0 eager"},
     "mariadb-10.11": {"service": "mysql", "banner": "5.5.5-10.11.19-MariaDB-0+deb12u1"},
     "vnc-38-none": {"service": "vnc", "vnc_security": ("none",)},
     "vnc-38-vncauth": {"service": "vnc", "vnc_security": ("vnc", "tight")},
@@ -72,6 +73,30 @@ def test_transcript_golden(raw_path: Path) -> None:
     assert name in KEY_FACTS, f"add the key facts of {name} to KEY_FACTS"
     for attr, value in KEY_FACTS[name].items():
         assert getattr(row, attr) == value, f"{name}: {attr} = {getattr(row, attr)!r}, want {value!r}"
+
+
+def test_ssh_identity_is_the_identification_line_not_the_kexinit_bytes() -> None:
+    """A server that sends KEXINIT in the same segment as its identification (RFC 4253 allows it): the random
+    cookie must not reach the banner, or every connection looks like a changed service."""
+    first = json.loads((FIX / "services" / "lab-ssh-eager.raw.json").read_text(encoding="utf-8"))
+    second = json.loads((FIX / "services" / "lab-ssh-eager.connection2.json").read_text(encoding="utf-8"))
+    assert first["greeting"] != second["greeting"]  # two real connections: different cookies
+    assert services.parse_transcript(first) == services.parse_transcript(second)
+    pre = dict(first, greeting="Welcome\r\nauthorised use only\r\n" + first["greeting"])
+    assert services.parse_transcript(pre).banner == "SSH-2.0-LabSSH_1.0 eager"
+    binary = dict(first, port=7000, dialogue="", greeting="HELLO 1.2\x00\x17\x99\xfe\x01rand")
+    assert services.parse_transcript(binary).banner == "HELLO 1.2"
+
+
+def test_service_name_never_loses_the_port_scan_name() -> None:
+    assert services.service_name("unknown", "redis") == "redis"
+    assert services.service_name("unreachable", "mqtt") == "mqtt"
+    assert services.service_name("", "postgresql") == "postgresql"
+    assert services.service_name("unknown", "") == "unknown"
+    assert services.service_name("ssh", "ssh") == "ssh"
+    assert services.service_name("http", "http-proxy") == "http"  # what the port said wins over a port number
+    assert services.service_name("tls", "https-alt") == "https-alt (tls)"
+    assert services.service_name("tls", "") == "tls"
 
 
 def test_real_telnetd_negotiation_is_decoded() -> None:

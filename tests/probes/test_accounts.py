@@ -117,7 +117,7 @@ def _check_as_nobody(root: Path) -> None:
     def as_nobody() -> object:
         ctx = GatherContext(LocalTransport(root=str(root)))
         rows = AccountsProbe.parse(AccountsProbe().gather(ctx))
-        return {"limitations": ctx.limitations, "schemes": sorted({str(r.hash_scheme) for r in rows}),
+        return {"limitations": [m.en for m in ctx.limitations], "schemes": sorted({str(r.hash_scheme) for r in rows}),
                 "old": next(r.hash_scheme for r in rows if r.name == "old")}
 
     result = run_as_nobody(as_nobody)

@@ -94,4 +94,4 @@ def test_sysfs_tree_without_ip(tmp_path):
     (row,) = probe.parse(raw)
     assert (row.name, row.kind, row.usb, row.promiscuous, row.up) == ("wlx1", "wireless", True, True, True)
     assert row.addresses == ("fe80::2c0:caff:fe12:3456/64",)
-    assert any("IPv4 addresses unknown" in lim for lim in ctx.limitations)
+    assert any("IPv4 addresses unknown" in lim.en for lim in ctx.limitations)
