@@ -92,14 +92,18 @@ def host_config(tmp_path: Path) -> tuple[Path, Path]:
 
 def rewrite_identically(etc: Path, stop: threading.Event) -> None:
     """What useradd/userdel do to the account files, with the content put back: write a new file, rename it
-    over the old one (new inode, new times; same content, mode and owner)."""
+    over the old one (new inode, new times; same content, mode and owner). The new file is written beside the
+    inspected tree, not in it: a scan that lists /etc while a temp file exists there would rightly see one more
+    file, which is an event of the test's own making, not churn of an unchanged host."""
+    staging = etc.with_name(etc.name + ".staging")
+    staging.mkdir(exist_ok=True)
     while not stop.is_set():
         for name in ACCOUNT_FILES:
             path = etc / name
             if not path.exists():
                 continue
             st = path.stat()
-            tmp = path.with_name(name + "+")
+            tmp = staging / name
             tmp.write_bytes(path.read_bytes())
             os.chown(tmp, st.st_uid, st.st_gid)
             os.chmod(tmp, st.st_mode & 0o7777)
