@@ -291,6 +291,33 @@ def append(
     return entry
 
 
+def last_entry_with(path: Path, needle: bytes, chunk: int = 1 << 20) -> Entry | None:
+    """The newest well-formed entry whose line contains ``needle`` (read backwards from the end, so recent
+    entries are found without reading the whole record)."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below; the record may not exist yet
+    except FileNotFoundError:
+        return None
+    with fh:
+        end = fh.seek(0, os.SEEK_END)
+        carry = b""
+        while end > 0:
+            start = max(0, end - chunk)
+            fh.seek(start)
+            data = fh.read(end - start) + carry
+            end = start
+            lines = data.split(b"\n")
+            carry = lines.pop(0) if start > 0 else b""
+            for raw in reversed(lines):
+                if needle in raw:
+                    try:
+                        body_raw, hash_hex, sig = _parse_line(raw)
+                        return Entry.from_body(json.loads(body_raw), hash_hex, sig)
+                    except (ValueError, KeyError, TypeError):
+                        continue
+    return None
+
+
 def read_entries(path: Path) -> list[Entry]:
     """Every entry, for display; damaged lines stop the reading (``verify`` says where)."""
     out: list[Entry] = []

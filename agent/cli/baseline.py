@@ -9,19 +9,18 @@ import argparse
 import dataclasses
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from agent import __version__
 from agent.baseline_files import BaselineFiles, BaselineMissing, host_scope, login_user, now_iso
+from agent.cli.scan import cache_dir, check_root, load_profile_or_refuse
 from agent.config import load_config
 from agent.errors import UserError
 from agent.runner import ProbeRun, run_probes
 from agent.scan import HostIdentity, compare_runs, select_probes
-from agent.state import state_dir
 from baselines.diff import Diff, DriftItem, apply, index, volatile_of
 from baselines.drift import DriftFinding, item_id
-from baselines.profile import Profile, ProfileError, load_profile
+from baselines.profile import Profile
 from baselines.store import Baseline, BaselineInvalid, BaselineMeta, Scope
 from probes.base import Probe, ProbeSettings
 from probes.observation import Observation
@@ -96,12 +95,8 @@ class _Context:
 
 def _context(args: argparse.Namespace) -> _Context:
     config = load_config(args.config)
-    try:
-        profile = load_profile(args.profile or config.profile)
-    except ProfileError as exc:
-        raise UserError(str(exc)) from None
-    if not Path(args.root).is_dir():
-        raise UserError(f"--root {args.root}: not a directory")
+    profile = load_profile_or_refuse(args.profile or config.profile)
+    check_root(args.root)
     transport = LocalTransport(root=args.root)
     scope = host_scope(args.root)
     if getattr(args, "network_scope", None):
@@ -110,7 +105,7 @@ def _context(args: argparse.Namespace) -> _Context:
 
         scope = Scope("network", network_scope_id(NetScope.parse(args.network_scope)))
     return _Context(BaselineFiles(), scope, transport, HostIdentity.read(transport), profile,
-                    ProbeSettings(cache_dir=state_dir() / "cache", options=config.probes))
+                    ProbeSettings(cache_dir=cache_dir(), options=config.probes))
 
 
 def _load(ctx: _Context) -> Baseline:
@@ -135,15 +130,6 @@ def _run(ctx: _Context, probes: list[Probe]) -> list[ProbeRun]:  # type: ignore[
     return runs
 
 
-def _record(kind: str, who: str, ctx: _Context, meta: BaselineMeta, items: int) -> None:
-    """Baseline acceptance goes into the inspection record (Art. 25 para. 3): who accepted what, when."""
-    from agent import record
-
-    record.append(kind, who, scope={"baseline": ctx.scope.label},
-                  summary={"version": meta.version, "items": items, "note": meta.note},
-                  results=meta.to_json())
-
-
 def _emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
@@ -159,6 +145,11 @@ def handle_capture(args: argparse.Namespace) -> int:
         ctx.scope = Scope("network", network_scope_id(net_scope))
     elif args.scope or args.ports or args.no_services:
         raise UserError("--scope, --ports and --no-services go with --network")
+    with ctx.files.writing(ctx.scope):  # one writer per scope: the version number and the file agree
+        return _capture(args, ctx, network_observations)
+
+
+def _capture(args: argparse.Namespace, ctx: _Context, network_observations: list[Observation] | None) -> int:
     previous: Baseline | None = None
     if ctx.files.exists(ctx.scope):
         try:
@@ -182,14 +173,13 @@ def handle_capture(args: argparse.Namespace) -> int:
         observations = [o for r in ran for o in r.observations]
         probe_ids = tuple(r.probe for r in ran)
     who, when = args.by or login_user(), now_iso()
-    version = _next_version(ctx)
+    version = ctx.files.next_version(ctx.scope)
     meta = BaselineMeta(scope=ctx.scope, version=version, created_at=when, created_by=who, accepted_at=when,
                         accepted_by=who, action="capture", accepted_items=0, tool_version=__version__,
                         hostname=ctx.host.hostname, machine_id=ctx.host.machine_id, profile_id=ctx.profile.id,
                         probes=probe_ids,
                         parent_sha256=previous.sha256 if previous else None, note=args.note)
     path = ctx.files.save(meta, index(observations), volatile_of(observations))
-    _record("baseline-capture", who, ctx, meta, len(observations))
     skipped = [r for r in runs if not r.ran]
     if args.json:
         _emit({"path": str(path), "meta": meta.to_json(), "observations": len(observations),
@@ -200,10 +190,6 @@ def handle_capture(args: argparse.Namespace) -> int:
         for r in skipped:
             print(f"  not captured: {r.probe} ({r.status}: {r.message})")
     return 0
-
-
-def _next_version(ctx: _Context) -> int:
-    return max((e.meta.version for e in ctx.files.history(ctx.scope)), default=0) + 1
 
 
 def handle_show(args: argparse.Namespace) -> int:
@@ -279,6 +265,11 @@ def handle_accept(args: argparse.Namespace) -> int:
     if args.all and args.ids:
         raise UserError("give either --all or ids, not both")
     ctx = _context(args)
+    with ctx.files.writing(ctx.scope):  # one writer per scope: the version number and the file agree
+        return _accept(args, ctx)
+
+
+def _accept(args: argparse.Namespace, ctx: _Context) -> int:
     baseline = _load(ctx)
     result, drift = _compare(ctx, baseline, [])
     if args.all:
@@ -300,11 +291,10 @@ def handle_accept(args: argparse.Namespace) -> int:
     who, when = args.by or login_user(), now_iso()
     entries = apply(baseline.entries, chosen)
     volatile = dict(baseline.volatile)
-    meta = dataclasses.replace(baseline.meta, version=_next_version(ctx), accepted_at=when, accepted_by=who,
-                               action="accept", accepted_items=len(chosen), tool_version=__version__,
+    meta = dataclasses.replace(baseline.meta, version=ctx.files.next_version(ctx.scope), accepted_at=when,
+                               accepted_by=who, action="accept", accepted_items=len(chosen), tool_version=__version__,
                                parent_sha256=baseline.sha256, note=args.note)
     path = ctx.files.save(meta, entries, volatile)
-    _record("baseline-accept", meta.accepted_by, ctx, meta, meta.accepted_items)
     if args.json:
         _emit({"path": str(path), "meta": meta.to_json(), "accepted": [i.to_json() for i in chosen]})
     else:

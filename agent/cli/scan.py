@@ -14,7 +14,7 @@ from agent.config import AgentConfig, load_config
 from agent.errors import UserError
 from agent.i18n import LANGS
 from agent.scan import ScanResult, run_scan, select_probes
-from agent.state import atomic_write, state_dir
+from agent.state import check_output, state_dir, state_subdir, write_output
 from baselines.model import Severity
 from baselines.profile import Profile, ProfileError, load_profile
 from baselines.waivers import WaiverError, WaiverSpec, load_waivers
@@ -54,14 +54,41 @@ def parse_fail_on(text: str) -> Severity:
         raise UserError(str(exc)) from None
 
 
-def waivers_from_option(path: str | None) -> list[WaiverSpec]:
+def waivers_from_option(path: str | None, max_days: int = 365) -> list[WaiverSpec]:
     candidate = Path(path) if path else state_dir() / "waivers.yaml"
     if not path and not candidate.exists():
         return []
     try:
-        return load_waivers(candidate)
+        return load_waivers(candidate, max_days)
     except WaiverError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), exc.zh) from None
+
+
+def check_root(root: str) -> None:
+    """--root must be a directory this user can read."""
+    import os
+
+    path = Path(root)
+    if not path.exists():
+        raise UserError(f"--root {root}: no such directory", f"--root {root}：目录不存在")
+    if not path.is_dir():
+        raise UserError(f"--root {root}: not a directory", f"--root {root}：不是目录")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise UserError(f"--root {root}: not readable by this user", f"--root {root}：当前用户无读取权限")
+
+
+def load_profile_or_refuse(path: str | None) -> Profile:
+    try:
+        return load_profile(path)
+    except ProfileError as exc:
+        raise UserError(str(exc), exc.zh) from None
+
+
+def cache_dir() -> Path:
+    """The probes' cache in the state dir (created 0700, never through a link)."""
+    from agent.state import ensure_state_dir
+
+    return state_subdir(ensure_state_dir(), "cache")
 
 
 def probe_options(configured: dict[str, dict[str, Any]], full: bool) -> dict[str, dict[str, Any]]:
@@ -82,28 +109,27 @@ def judging_inputs(args: argparse.Namespace, config: AgentConfig) -> tuple[Sever
     """--fail-on, the profile and the waivers, from the options or the config: shared by every command that
     runs host probes (scan, remote, inspect), each checked before anything runs."""
     fail_on = parse_fail_on(args.fail_on or config.fail_on)
-    try:
-        profile = load_profile(args.profile or config.profile)
-    except ProfileError as exc:
-        raise UserError(str(exc)) from None
-    return fail_on, profile, waivers_from_option(args.waivers or config.waivers)
+    profile = load_profile_or_refuse(args.profile or config.profile)
+    return fail_on, profile, waivers_from_option(args.waivers or config.waivers, config.waiver_max_days)
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.observations and not (args.json or args.output):
+        raise UserError("--observations goes with --json or --output (the table does not show observations)",
+                        "--observations 须与 --json 或 --output 一起使用（表格不显示观测项）")
     config = load_config(args.config)
     fail_on, profile, waivers = judging_inputs(args, config)
-    if not Path(args.root).is_dir():
-        raise UserError(f"--root {args.root}: not a directory")
+    check_root(args.root)
     transport = LocalTransport(root=args.root)
     options = probe_options(config.probes, full=args.full)
-    probes = select_probes(args.probe, settings=ProbeSettings(cache_dir=state_dir() / "cache", options=options))
+    probes = select_probes(args.probe, settings=ProbeSettings(cache_dir=cache_dir(), options=options))
     baselines = None if args.no_baseline else BaselineFiles()
     scope = host_scope(args.root)
     html_path = Path(args.html) if args.html else None
     output_path = Path(args.output) if args.output else None
     for option, path in (("--html", html_path), ("--output", output_path)):
-        if path and not path.parent.is_dir():
-            raise UserError(f"{option} {path}: directory {path.parent} does not exist")
+        if path:
+            check_output(path, option)
 
     from rich.console import Console
 
@@ -125,7 +151,7 @@ def handle(args: argparse.Namespace) -> int:
     if html_path:
         from agent.report.html import render_html
 
-        atomic_write(html_path, render_html(result, args.lang).encode("utf-8"), mode=0o644)
+        write_output(html_path, render_html(result, args.lang).encode("utf-8"), "--html", mode=0o644)
     from agent import record
 
     record.append("scan", record.local_actor(), scope={"host": result.host.hostname, "root": args.root},
@@ -134,8 +160,8 @@ def handle(args: argparse.Namespace) -> int:
                            "baseline": result.baseline.status if result.baseline else None},
                   results=result.to_json())
     if output_path:
-        atomic_write(output_path, json.dumps(result.to_json(include_observations=args.observations),
-                                             ensure_ascii=False, indent=2).encode("utf-8"), mode=0o640)
+        write_output(output_path, json.dumps(result.to_json(include_observations=args.observations),
+                                             ensure_ascii=False, indent=2).encode("utf-8"), "--output", mode=0o640)
     if args.json:
         sys.stdout.write(json.dumps(result.to_json(include_observations=args.observations), ensure_ascii=False,
                                     indent=2) + "\n")
