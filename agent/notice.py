@@ -38,6 +38,7 @@ CLOCK_SKEW = dt.timedelta(minutes=5)  # an issued-at this far ahead of our clock
 TRUST_FILE = "trusted-issuers.json"
 ACK_DIR = "notices"
 
+MAX_DURATION = dt.timedelta(days=3660)  # ten years: a longer window or lead time is a typo or an attack
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _SSH_RE = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d+))?$")
@@ -93,11 +94,11 @@ class Notice:
         try:
             if data.get("schema") != SCHEMA:
                 raise ValueError(f"schema is {data.get('schema')!r}, expected {SCHEMA}")
-            kinds = tuple(str(k) for k in data["kinds"])
+            kinds = _strings(data["kinds"], "kinds")
             bad = [k for k in kinds if k not in TEST_KINDS]
             if bad:
                 raise ValueError(f"unknown test kind(s) {', '.join(bad)} (known: {', '.join(TEST_KINDS)})")
-            targets = tuple(str(t) for t in data["targets"])
+            targets = _strings(data["targets"], "targets")
             for target in targets:
                 parse_target(target)
             rate = data.get("rate_limits") or {}
@@ -107,12 +108,12 @@ class Notice:
                 targets=targets, kinds=kinds, window_start=parse_time(data["window"]["start"]),
                 window_end=parse_time(data["window"]["end"]),
                 rate=RateLimits(_opt_int(rate.get("packets_per_second")), _opt_int(rate.get("max_parallel"))),
-                lead_time=dt.timedelta(seconds=int(data.get("lead_time_s", 0))),
+                lead_time=_lead_time(data.get("lead_time_s", 0)),
                 issued_at=parse_time(data["issued_at"]), basis=str(data.get("basis", "")),
             )
         except KeyError as exc:
             raise NoticeError("malformed", f"notice: missing field {exc.args[0]!r}") from None
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
             raise NoticeError("malformed", f"notice: {exc}") from None
         if not notice.targets or not notice.kinds:
             raise NoticeError("malformed", "notice: names no targets or no test kinds")
@@ -222,10 +223,25 @@ def _nonempty(data: Mapping[str, Any], key: str) -> str:
     return value
 
 
+def _strings(value: Any, name: str) -> tuple[str, ...]:
+    """A list of strings, strictly: a string here must not be read as one item per character."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a list of strings, got {type(value).__name__}")
+    return tuple(value)
+
+
+def _lead_time(value: Any) -> dt.timedelta:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"lead_time_s must be a whole number of seconds, got {value!r}")
+    if value > MAX_DURATION.total_seconds():
+        raise ValueError(f"lead_time_s {value} is more than ten years")
+    return dt.timedelta(seconds=value)
+
+
 def _opt_int(value: Any) -> int | None:
     if value is None:
         return None
-    if not isinstance(value, int) or value <= 0:
+    if type(value) is not int or not 0 < value <= 10**9:
         raise ValueError(f"rate limit must be a positive integer, got {value!r}")
     return value
 
@@ -238,17 +254,25 @@ def parse_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
         if text == "now":
             return base
         delta = parse_duration(text[1:])
-        return base + delta if text[0] == "+" else base - delta
+        try:
+            return base + delta if text[0] == "+" else base - delta
+        except OverflowError:
+            raise ValueError(f"time {text!r} is out of range") from None
+    if not isinstance(text, str) or len(text) > 64:
+        raise ValueError(f"not a time: {text!r}")
     value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def parse_duration(text: str) -> dt.timedelta:
     """"90s", "30m", "24h", "2d", a bare number of seconds."""
-    m = _DURATION_RE.match(text)
+    m = _DURATION_RE.match(text) if len(text) <= 32 else None
     if not m:
         raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 24h, 2d)")
-    return dt.timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {text!r} is more than ten years")
+    return dt.timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,9 +181,12 @@ class Scope:
             if nets is None:
                 raise UserError(f"deny entry {entry!r}: give addresses or networks, not host names")
             deny_nets.extend(nets)
-        size = _size(networks)
+        # Loopback is this machine, not a network of others: 127.0.0.0/8 (the default) does not count towards
+        # the limit. What one request may expand to is capped separately (expand_target).
+        size = _size([n for n in networks if not n.is_loopback])
         if size > max_addresses:
-            raise UserError(f"scope too large: {size} addresses, the limit is {max_addresses}")
+            raise UserError(f"scope too large: {size} addresses, the limit is {max_addresses}",
+                            f"检测范围过大：{size} 个地址，上限为 {max_addresses}")
         port_set = PortSet.parse(ports) if isinstance(ports, str) else ports
         return cls(tuple(networks), tuple(hosts), port_set, frozenset(kinds), tuple(deny_nets), max_addresses)
 

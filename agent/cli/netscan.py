@@ -452,6 +452,10 @@ def require_own_networks(opts: NetScanOptions, own_networks: list[str], actor: s
     from agent import record
 
     foreign = [e for e in opts.scope.entries() if not _within(e, own_networks)]
+    # A target that is neither loopback nor one of the unit's own networks needs a notice whatever --scope says
+    # (host names are judged by the scope guard once resolved).
+    foreign += [t for t in opts.targets if _is_network(t) and not _within(t, own_networks)
+                and not _in_scope(t, opts.scope) and t not in foreign]
     if foreign:
         message = (f"testing {', '.join(foreign)} needs an advance notice (--notice FILE, Art. 25): without one, "
                    "only loopback and the unit's own networks ([netscan] own_networks in config.toml) may be "
@@ -459,6 +463,23 @@ def require_own_networks(opts: NetScanOptions, own_networks: list[str], actor: s
         record.append("refusal", actor, tests=tuple(_kinds(opts)),
                       summary={"code": "no-notice", "message": message, "targets": opts.targets})
         raise UserError(message)
+
+
+def _is_network(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _in_scope(target: str, scope: Scope) -> bool:
+    import ipaddress
+
+    net = ipaddress.ip_network(target, strict=False)
+    return any(net.version == n.version and net.subnet_of(n) for n in scope.networks)  # type: ignore[arg-type]
 
 
 def _within(entry: str, own_networks: list[str]) -> bool:

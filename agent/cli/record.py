@@ -30,8 +30,18 @@ def register(sub: Any) -> None:
     s = ps.add_parser("show", help="print the record")
     s.add_argument("--json", action="store_true")
     s.add_argument("--lang", choices=LANGS, default="en")
-    s.add_argument("--last", type=int, metavar="N", help="only the last N entries")
+    s.add_argument("--last", type=_positive, metavar="N", help="only the last N entries (N >= 1)")
     s.set_defaults(handler=_show)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of entries")
+    return value
 
 
 def _verify(args: argparse.Namespace) -> int:

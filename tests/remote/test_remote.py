@@ -132,7 +132,13 @@ def test_target_outside_notice_gets_no_packet(ssh_lab: SshLab, issuer: Issuer, t
     hosts = {h["target"]: h for h in payload["hosts"]}
     assert hosts[outside.ip]["status"] == "refused" and hosts[inside.ip]["status"] == "ok"
     assert _packets(pcap, f"host {inside.ip} and tcp port 22"), "the capture saw no SSH: it would prove nothing"
-    assert _packets(pcap, f"host {outside.ip}") == []
+    # Judge only what precaution sent (from this side of the bridge): the outside host may send ARP or IPv6
+    # neighbour traffic of its own at any time, which says nothing about the agent.
+    agent = ssh_lab.lab.bridge_ip
+    sent = (f"(ip and src host {agent} and dst host {outside.ip})"
+            f" or (arp and arp src host {agent} and arp dst host {outside.ip})")
+    assert _packets(pcap, sent) == []
+    assert _packets(pcap, f"ip and src host {agent} and dst host {inside.ip}"), "the filter matches the agent"
     refusal = next(e for e in _entries(issuer.state) if e.kind == "refusal")
     assert refusal.summary["code"] == "out-of-scope" and outside.ip in refusal.summary["message"]
 
