@@ -43,6 +43,7 @@ scan: setup
 lint: setup
 	$(BIN)/ruff check agent probes baselines collector tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: setup lint
 	$(BIN)/pytest -q -ra

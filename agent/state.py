@@ -16,11 +16,11 @@ import errno
 import fcntl
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from agent.errors import UserError
+from probes.atomic_file import atomic_write as _atomic_write
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -200,34 +200,12 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
-    """Write a whole file or nothing: temp file (O_EXCL, so never through a link) in the same directory, fsync,
-    rename over the target (a link there is replaced, not followed). Missing parents are created 0700."""
-    parent = path.parent
-    if not parent.is_dir():
-        try:
-            os.makedirs(parent, mode=DIR_MODE, exist_ok=True)
-        except OSError as exc:
-            raise _oserror(parent, exc, "cannot create directory") from None
+    """probes.atomic_file.atomic_write (one implementation), with a full disk or a refused write as one
+    clear line."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
+        _atomic_write(path, data, mode)
     except OSError as exc:
         raise _oserror(path, exc) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise _oserror(path, exc) from None
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(parent)
 
 
 def write_output(path: Path, data: bytes, option: str, mode: int = 0o644) -> None:

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from agent.state import atomic_write
+from probes.atomic_file import atomic_write
 from probes.fim.dpkg import Owned
 from probes.transport import FileStat
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from probes.fim.cache import Cached, HashCache
-from probes.fim.engine import ALWAYS_PRUNED, FileEntry, FimOptions, FimResult, FimStats, needs_full, normalise_paths
+from probes.fim.model import ALWAYS_PRUNED, FileEntry, FimOptions, FimResult, FimStats, needs_full, normalise_paths
 from probes.transport import CommandUnavailable, Transport
 
 log = logging.getLogger(__name__)

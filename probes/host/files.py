@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agent.errors import UserError
 from probes.base import GatherContext, Probe, ProbeSettings, Raw, Requirements
+from probes.errors import ProbeInputError
 from probes.fim.dpkg import (
     Owned,
     build_ownership,
@@ -210,7 +210,7 @@ class FilesProbe(Probe[FileRow]):
         try:
             options = FilesOptions.model_validate(dict(settings.options))
         except ValidationError as exc:
-            raise UserError("probes.files: " + "; ".join(
+            raise ProbeInputError("probes.files: " + "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or '(table)'}: {e['msg']}" for e in exc.errors())) from None
         return cls(options, settings.cache_dir)
 

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.integrity.common import PRECAUTION, PROBES, capture, make_root, one_error_line, record_entries, run, scope_dir
+from tests.integrity.common import (
+    PRECAUTION,
+    PROBES,
+    capture,
+    make_root,
+    one_error_line,
+    record_entries,
+    run,
+    scope_dir,
+)
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import time
 import pytest
 
 from agent.config import AgentConfig, check_own_network
-from agent.errors import UserError
-from agent.notice import NoticeError, Notice, parse_duration, parse_time
+from agent.notice import Notice, NoticeError, parse_duration, parse_time
 from baselines.conditions import ConditionError, compile_condition
 from baselines.profile import ProfileError, parse_profile
+from probes.errors import ProbeInputError
 from probes.network.ports import PortSet
 
 
@@ -57,7 +57,7 @@ def test_default_profile_is_within_the_bounds() -> None:
 
 @pytest.mark.parametrize("text", ["-1", "-100", "0", "65536", "1--2", "22,-5"])
 def test_bad_port_lists_are_refused(text: str) -> None:
-    with pytest.raises(UserError):
+    with pytest.raises(ProbeInputError):
         PortSet.parse(text)
 
 

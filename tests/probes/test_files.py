@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import UserError
 from agent.scan import select_probes
 from probes.base import GatherContext, ProbeSettings
+from probes.errors import ProbeInputError
 from probes.host.files import FileRow, FilesOptions, FilesProbe
 from probes.transport import LocalTransport
 from tests.probes.golden import cases, check_case
@@ -81,7 +81,7 @@ def test_account_ssh_dirs_scanned(tmp_path):
 
 
 def test_configured_validates_every_field():
-    with pytest.raises(UserError) as err:
+    with pytest.raises(ProbeInputError) as err:
         FilesProbe.configured(ProbeSettings(None, {"paths": ["etc", "/ok"], "full": "maybe", "workers": -1,
                                                    "max_file_size": 0, "colour": "red"}))
     msg = str(err.value)
