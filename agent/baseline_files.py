@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import UserError
-from agent.keys import agent_signing_key
+from agent.keys import load_agent_key
 from agent.state import (
     atomic_write,
     ensure_state_dir,
@@ -128,7 +128,6 @@ class BaselineFiles:
     def load(self, scope: Scope, hostname: str, machine_id: str) -> Baseline:
         """The verified current baseline; BaselineMissing, or BaselineInvalid with the reason."""
         path = self.current_path(scope)
-        public = agent_signing_key(self.state).public_key()
         try:
             fd = open_state_file(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -139,7 +138,11 @@ class BaselineFiles:
         except OSError as exc:
             raise BaselineInvalid("unreadable", f"{path}: {exc.strerror or exc}") from None
         with os.fdopen(fd, "rb") as fh:
-            baseline = read_document(fh, public)  # verified while read; rows decoded only when used
+            key = load_agent_key(self.state)
+            if key is None:
+                raise BaselineInvalid("foreign-key", f"the agent key ({self.state / 'agent.key'}) is missing: the "
+                                                     "baseline's signature cannot be checked")
+            baseline = read_document(fh, key.public_key())  # verified while read; rows decoded only when used
         digest = baseline.sha256
         check_identity(baseline.meta, scope, hostname, machine_id)
         newest = max((e.meta.version for e in self._history_names(scope)), default=0)
@@ -197,7 +200,9 @@ class BaselineFiles:
     def save(self, meta: BaselineMeta, entries: Mapping[ObsKey, AttrMap],
              volatile: Mapping[str, frozenset[str]]) -> Path:
         """Sign and store a new version (the previous one stays in history), then record it."""
-        key = agent_signing_key(self.state)
+        from agent.record import ensure_agent_key
+
+        key = ensure_agent_key(self.state)
         body = encode_body(meta, entries, volatile)
         data = sign_body(body, key)
         digest = hashlib.sha256(body).hexdigest()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import fcntl
+import errno
 import hashlib
 import json
 import logging
@@ -31,7 +31,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import UserError
-from agent.state import atomic_write, ensure_state_dir, state_dir
+from agent.state import (
+    atomic_write,
+    check_not_link,
+    ensure_state_dir,
+    fsync_dir,
+    locked,
+    no_space,
+    open_state_file,
+    read_state_file,
+    state_dir,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -43,7 +53,9 @@ HEAD_FILE = "record.head"
 LOCK_FILE = "record.lock"
 GENESIS = "0" * 64
 KINDS = ("scan", "remote", "netscan", "inspection", "refusal", "notice", "acknowledgement", "baseline-capture",
-         "baseline-accept", "host-key")
+         "baseline-accept", "host-key", "agent-key", "record-break", "record-recovery", "record-acknowledgement")
+
+WARNINGS: list[str] = []  # breaks and key changes written during this run, for the CLI to show
 
 _PREFIX = b'{"entry":'
 _HASH_LEN = 64
@@ -118,10 +130,14 @@ class VerifyResult:
     bad_seq: int | None = None  # the seq the bad entry claims (or should have had)
     bad_line: int | None = None  # 1-based line number
     reason: str | None = None  # bad hash | bad signature | broken chain | truncated line | reordered seq | ...
+    acknowledged: tuple[str, ...] = ()  # problems an operator acknowledged (`record acknowledge`)
+    problems: tuple[str, ...] = ()  # every problem not acknowledged, first first
 
     def message(self) -> str:
         if self.ok:
-            return f"record intact: {self.entries} entries, chain and signature verified"
+            acked = (f"; {len(self.acknowledged)} earlier problem(s) acknowledged by an operator"
+                     if self.acknowledged else "")
+            return f"record intact: {self.entries} entries, chain and signature verified{acked}"
         where = f"entry {self.bad_seq}" if self.bad_seq is not None else "record"
         line = f" (line {self.bad_line})" if self.bad_line is not None else ""
         return f"{where}{line}: {self.reason}"
@@ -196,34 +212,36 @@ def _jsonable(value: Any) -> Any:
 
 @contextlib.contextmanager
 def _locked(state: Path) -> Iterator[None]:
-    fd = os.open(state / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locked(state / LOCK_FILE):
         yield
-    finally:
-        os.close(fd)  # closing drops the lock
 
 
-def _last_line(path: Path) -> bytes | None:
-    """The last complete line of the file, read from the end (the record only grows)."""
+def _last_line(path: Path) -> tuple[bytes | None, int, bytes]:
+    """(last complete line or None, byte offset where the file's complete lines end, torn tail bytes).
+
+    Read from the end (the record only grows); never through a link, never blocking on a FIFO."""
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below; the file may not exist yet
+        fd = open_state_file(path, os.O_RDONLY)
     except FileNotFoundError:
-        return None
-    with fh:
-        fh.seek(0, os.SEEK_END)
-        end = fh.tell()
+        return None, 0, b""
+    with os.fdopen(fd, "rb") as fh:
+        end = fh.seek(0, os.SEEK_END)
         if end == 0:
-            return None
+            return None, 0, b""
         chunk = 4096
         while True:
             start = max(0, end - chunk)
             fh.seek(start)
             data = fh.read(end - start)
-            body = data[:-1] if data.endswith(b"\n") else data
-            cut = body.rfind(b"\n")
+            cut = data.rfind(b"\n")
             if cut >= 0 or start == 0:
-                return body[cut + 1:]
+                if cut < 0:  # no complete line at all
+                    return None, 0, data
+                complete_end = start + cut + 1
+                torn = data[cut + 1:]
+                prev_cut = data.rfind(b"\n", 0, cut)
+                if prev_cut >= 0 or start == 0:
+                    return data[prev_cut + 1:cut], complete_end, torn
             chunk *= 4
 
 
@@ -241,6 +259,112 @@ def _parse_line(raw: bytes) -> tuple[bytes, str, str]:
     return raw[len(_PREFIX):-_TAIL_LEN], hash_hex, sig
 
 
+@dataclass(frozen=True, slots=True)
+class _Continuation:
+    """Where the next entry goes, and what the writer found wrong on the way (a break to record)."""
+
+    seq: int
+    prev: str
+    problems: tuple[str, ...] = ()
+    recovered: dict[str, Any] | None = None  # a torn tail set aside
+
+
+def _continuation(state: Path, path: Path, key_existed: bool) -> _Continuation:
+    """Compare the file's last entry with the head file. Anything but agreement (or the head lagging one entry
+    behind, a crash before its update) is a break: the chain is continued from the best knowledge (the head
+    when it says more) and the break is written into the record, never silently restarted."""
+    last, complete_end, torn = _last_line(path)
+    head, head_state = _read_head_state(state / HEAD_FILE)
+    recovered: dict[str, Any] | None = None
+    last_seq: int | None = None
+    last_link: str | None = None
+    last_prev: str | None = None
+    problems: list[str] = []
+    if last is not None:
+        try:
+            body_raw, hash_hex, sig = _parse_line(last)
+            body = json.loads(body_raw)
+            last_seq, last_link, last_prev = int(body["seq"]), link_of(hash_hex, sig), str(body["prev"])
+        except (ValueError, KeyError, TypeError):
+            problems.append("the last line of the record is malformed")
+    if torn:
+        head_seq = head[0] if head else 0
+        if (last_seq is not None and head_seq <= last_seq) or (last is None and head is None):
+            # Never acknowledged by the head: a write cut short (a crash, a full disk). Set it aside, carry on.
+            aside = state / f"record.torn-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
+            atomic_write(aside, torn)
+            _truncate(path, complete_end)
+            recovered = {"torn_bytes": len(torn), "set_aside": aside.name,
+                         "sha256": hashlib.sha256(torn).hexdigest()}
+        else:
+            problems.append(f"the record ends in a torn line although the head file holds entry {head_seq}")
+            aside = state / f"record.damaged-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
+            atomic_write(aside, torn)
+            _truncate(path, complete_end)
+    if head_state == "damaged":
+        problems.append("the head file is damaged")
+    if last_seq is None or last_link is None:
+        if head is not None:
+            problems.append(f"the record file is missing or empty, but the head file says {head[0]} entries were "
+                            "written")
+            return _Continuation(head[0] + 1, head[1], tuple(problems), recovered)
+        if key_existed and head_state == "missing" and not problems and not recovered:
+            problems.append("the record file and its head are missing, but the agent key exists: entries were "
+                            "written before")
+        return _Continuation(1, GENESIS, tuple(problems), recovered)
+    if head is not None:
+        head_seq, head_link = head
+        if head_seq > last_seq:
+            problems.append(f"entries {last_seq + 1}..{head_seq} are missing from the record (the head file "
+                            "holds them)")
+            return _Continuation(head_seq + 1, head_link, tuple(problems), recovered)
+        agrees = (head_seq == last_seq and head_link == last_link) or (
+            head_seq == last_seq - 1 and head_link == last_prev)  # crash between the line and the head update
+        if not agrees:
+            problems.append(f"the head file (entry {head_seq}) does not match the record's last entry "
+                            f"({last_seq})")
+    elif head_state == "missing" and last_seq > 1:
+        problems.append("the head file is missing")
+    return _Continuation(last_seq + 1, last_link, tuple(problems), recovered)
+
+
+def _last_key(path: Path) -> str | None:
+    last, _end, _torn = _last_line(path)
+    if last is None:
+        return None
+    try:
+        return str(json.loads(_parse_line(last)[0])["key"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _truncate(path: Path, size: int) -> None:
+    fd = open_state_file(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_line(state: Path, path: Path, line: bytes) -> None:
+    new = not path.exists()
+    fd = open_state_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(errno.ENOSPC, "short write")
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise no_space(state) from None
+        raise
+    finally:
+        os.close(fd)
+    if new:
+        fsync_dir(state)
+
+
 def append(
     kind: str,
     actor: str,
@@ -253,42 +377,73 @@ def append(
     results: Any = None,
     state: Path | None = None,
 ) -> Entry:
-    """Append one entry durably. Concurrent writers (several runs at once) serialise on the lock file."""
-    from agent.keys import agent_signing_key
+    """Append one entry durably. Concurrent writers (several runs at once) serialise on the lock file.
 
+    A break found on the way (a missing or cut record, a bad head, a torn last line) is written first as its
+    own entry: ``record-break`` (tampering until an operator acknowledges it with `precaution record
+    acknowledge`) or ``record-recovery`` (a torn tail beyond the head, set aside)."""
+    from agent.keys import KEY_FILE, agent_signing_key
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown record kind {kind!r}")
     state = ensure_state_dir(state)
-    key = agent_signing_key(state)
     path = state / RECORD_FILE
-    with _locked(state):
-        last = _last_line(path)
-        if last is None:
-            seq, prev = 1, GENESIS
-        else:
-            try:
-                body_raw, hash_hex, sig = _parse_line(last)
-                seq, prev = int(json.loads(body_raw)["seq"]) + 1, link_of(hash_hex, sig)
-            except (ValueError, KeyError, TypeError):
-                raise UserError(f"{path}: the last entry is damaged; run `precaution record verify`") from None
-        body = make_body(seq, prev, _fingerprint(key.public_key()), kind, actor, time=dt.datetime.now(dt.UTC),
-                         inspectors=inspectors, notice_id=notice_id, scope=scope, tests=tests, summary=summary,
-                         results=results)
-        line, entry = seal(body, key)
-        new = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if new:
-            dir_fd = os.open(state, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        atomic_write(state / HEAD_FILE, canonical({"seq": entry.seq, "link": entry.link}) + b"\n")
+    with _locked(state):  # the key too is created under the lock: two first runs must not make two keys
+        key_existed = (state / KEY_FILE).exists() or (state / KEY_FILE).is_symlink()
+        key = agent_signing_key(state)
+        fp = _fingerprint(key.public_key())
+        check_not_link(path)
+        where = _continuation(state, path, key_existed)
+        seq, prev = where.seq, where.prev
+        now = dt.datetime.now(dt.UTC)
+        pending: list[dict[str, Any]] = []
+        if not key_existed and (path.exists() or (state / HEAD_FILE).exists()):
+            previous = _last_key(path)
+            message = "agent.key was missing; a new key was created"
+            pending.append(make_body(seq, prev, fp, "agent-key", actor, time=now, summary={
+                "event": "replaced", "previous": previous, "new": fp, "message": message}))
+            WARNINGS.append(f"{message} ({fp}); the change is in the inspection record and `precaution record "
+                            "verify` reports it until an operator acknowledges it")
+        if where.recovered is not None:
+            pending.append(make_body(seq, prev, fp, "record-recovery", actor, time=now, summary={
+                "message": f"a torn last line ({where.recovered['torn_bytes']} bytes, never acknowledged by the head "
+                           f"file) was set aside as {where.recovered['set_aside']}", **where.recovered}))
+        if where.problems:
+            pending.append(make_body(seq, prev, fp, "record-break", actor, time=now, summary={
+                "message": "; ".join(where.problems), "problems": list(where.problems)}))
+        pending.append(make_body(seq, prev, fp, kind, actor, time=now, inspectors=inspectors, notice_id=notice_id,
+                                 scope=scope, tests=tests, summary=summary, results=results))
+        entry: Entry | None = None
+        for body in pending:
+            body["seq"], body["prev"] = seq, prev
+            line, entry = seal(body, key)
+            _write_line(state, path, line)
+            atomic_write(state / HEAD_FILE, canonical({"seq": entry.seq, "link": entry.link}) + b"\n")
+            seq, prev = entry.seq + 1, entry.link
+            if body["kind"] == "record-break":
+                log.warning("record: break recorded as entry %d: %s", entry.seq, body["summary"]["message"])
+                WARNINGS.append(f"inspection record: {body['summary']['message']}; recorded as entry {entry.seq} "
+                                "(`precaution record verify` reports it until an operator acknowledges it with "
+                                "`precaution record acknowledge`)")
+    assert entry is not None
     log.debug("record: appended %s entry %d", kind, entry.seq)
     return entry
+
+
+def ensure_agent_key(state: Path | None = None) -> Ed25519PrivateKey:
+    """The agent key for a writer that signs before it records (a baseline): created through the record, so
+    that a key never exists without an entry signed by it."""
+    from agent.keys import load_agent_key
+
+    state = ensure_state_dir(state)
+    key = load_agent_key(state)
+    if key is None:
+        append("agent-key", local_actor(), summary={"event": "created", "message": "agent key created"},
+               state=state)
+        key = load_agent_key(state)
+    if key is None:
+        raise UserError(f"{state}: the agent key could not be created")
+    return key
 
 
 def last_entry_with(path: Path, needle: bytes, chunk: int = 1 << 20) -> Entry | None:
@@ -336,12 +491,11 @@ def read_entries(path: Path) -> list[Entry]:
     return out
 
 
-def _public_key(state: Path) -> Ed25519PublicKey:
-    from agent.keys import KEY_FILE, agent_signing_key
+def _public_key(state: Path) -> Ed25519PublicKey | None:
+    from agent.keys import load_agent_key
 
-    if not (state / KEY_FILE).exists():
-        raise UserError(f"{state / KEY_FILE}: agent key missing; the record's signatures cannot be checked")
-    return agent_signing_key(state).public_key()
+    key = load_agent_key(state)
+    return key.public_key() if key is not None else None
 
 
 def _sig_ok(key: Ed25519PublicKey, hash_hex: str, sig: str) -> bool:
@@ -360,78 +514,158 @@ class _Line:
     seq: int
     hash: str
     sig: str
+    key: str
+
+
+@dataclass(slots=True)
+class _Problem:
+    seq: int | None
+    line: int | None
+    reason: str
+    acknowledged_by: int | None = None  # seq of the acknowledgement entry that covers it
+
+    def text(self) -> str:
+        where = f"entry {self.seq}" if self.seq is not None else "record"
+        line = f" (line {self.line})" if self.line is not None else ""
+        return f"{where}{line}: {self.reason}"
 
 
 def verify(path: Path | None = None, public_key: Ed25519PublicKey | None = None) -> VerifyResult:
-    """Check the whole record; name the first bad entry."""
+    """Check the whole record; name the first problem no operator has acknowledged."""
     path = path or record_path()
-    if not path.exists():
-        # No record is fine only if none was ever written: the head file remembers the last entry.
-        head = _read_head(path.parent / HEAD_FILE)
-        if head is not None:
-            return VerifyResult(False, 0, head[0] or None, None, "record file missing (the head says entries "
-                                "were written)")
+    state = path.parent
+    from agent.keys import KEY_FILE
+
+    key_present = (state / KEY_FILE).exists() or (state / KEY_FILE).is_symlink()
+    head, head_state = _read_head_state(state / HEAD_FILE)
+    try:
+        data = read_state_file(path)
+    except FileNotFoundError:
+        data = None
+    if not data:
+        # No record is fine only if none was ever written: the head file and the agent key remember.
+        if head is not None or head_state == "damaged":
+            return VerifyResult(False, 0, head[0] if head else None, None,
+                                "record file missing (the head says entries were written)")
+        if key_present:
+            return VerifyResult(False, 0, None, None, "record file and head missing, but the agent key exists: "
+                                                      "entries were written and the record was deleted")
         return VerifyResult(True, 0)
     if public_key is None:
-        public_key = _public_key(path.parent)
+        public_key = _public_key(state)
+        if public_key is None:
+            return VerifyResult(False, 0, None, None, f"agent key missing ({state / KEY_FILE}): the record's "
+                                                      "signatures cannot be checked")
+    return verify_bytes(data, head, head_state, public_key)
+
+
+def verify_bytes(data: bytes, head: tuple[int, str] | None, head_state: str,
+                 public_key: Ed25519PublicKey) -> VerifyResult:
+    """Pure: the record's bytes and head against the agent's public key."""
     fp = _fingerprint(public_key)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return VerifyResult(False, 0, None, None, "record file vanished while reading")
     lines = data.split(b"\n")
     trailing = lines.pop()  # b"" when the file ends with a newline, as every complete record does
+    problems: list[_Problem] = []
     parsed: list[_Line] = []
-    prev, expected_seq = GENESIS, 1
-    count = len(lines) + (1 if trailing else 0)
-    for index, raw in enumerate(lines + ([trailing] if trailing else []), start=1):
-        if index == count and trailing:
-            return VerifyResult(False, len(parsed), expected_seq, index, "truncated line (no line end)")
+    segment_ends: list[_Line] = []
+    prev, expected_seq, resync = GENESIS, 1, False
+    replaced: dict[str, int] = {}  # old key fingerprint -> seq of the entry that recorded its replacement
+    for index, raw in enumerate(lines, start=1):
         try:
             body_raw, hash_hex, sig = _parse_line(raw)
             body = json.loads(body_raw)
-            seq = body["seq"]
+            seq, kind, summary = int(body["seq"]), str(body["kind"]), body.get("summary")
         except (ValueError, KeyError, TypeError):
-            return VerifyResult(False, len(parsed), expected_seq, index, "truncated or malformed line")
+            problems.append(_Problem(expected_seq, index, "truncated or malformed line"))
+            resync = True
+            continue
         if hashlib.sha256(body_raw).hexdigest() != hash_hex:
-            return VerifyResult(False, len(parsed), expected_seq, index,
-                                "bad hash (the entry was changed after it was written)")
-        if seq != expected_seq:
-            return VerifyResult(False, len(parsed), expected_seq, index,
-                                f"reordered or missing entry (found seq {seq}, expected {expected_seq})")
-        if body.get("prev") != prev:
-            # Either the entry before had its signature changed (its link no longer matches) or this one
-            # points elsewhere: the previous signature decides which.
-            if parsed and not _sig_ok(public_key, parsed[-1].hash, parsed[-1].sig):
-                return VerifyResult(False, len(parsed) - 1, parsed[-1].seq, parsed[-1].number, "bad signature")
-            return VerifyResult(False, len(parsed), seq, index, "broken chain (prev does not match the entry before)")
-        if body.get("key") != fp:
-            return VerifyResult(False, len(parsed), seq, index,
-                                f"signed by another key ({body.get('key')}, agent key is {fp})")
-        parsed.append(_Line(index, seq, hash_hex, sig))
-        prev, expected_seq = link_of(hash_hex, sig), expected_seq + 1
-    if parsed and not _sig_ok(public_key, parsed[-1].hash, parsed[-1].sig):
-        # The last signature covers the chain; find the first entry whose own signature fails.
+            problems.append(_Problem(seq, index, "bad hash (the entry was changed after it was written)"))
+        is_break = kind == "record-break"
+        if seq != expected_seq or body.get("prev") != prev:
+            if parsed:
+                segment_ends.append(parsed[-1])
+            if is_break:
+                pass  # the agent found and declared this discontinuity: its own message says what it was
+            elif resync:
+                pass  # already reported: the malformed line before
+            elif seq != expected_seq:
+                problems.append(_Problem(expected_seq, index,
+                                         f"reordered or missing entry (found seq {seq}, expected {expected_seq})"))
+            elif parsed and parsed[-1].key == fp and not _sig_ok(public_key, parsed[-1].hash, parsed[-1].sig):
+                # The entry before had its signature changed (its link no longer matches)
+                problems.append(_Problem(parsed[-1].seq, parsed[-1].number, "bad signature"))
+            else:
+                problems.append(_Problem(seq, index, "broken chain (prev does not match the entry before)"))
+        resync = False
+        message = str(summary.get("message", "")) if isinstance(summary, dict) else ""
+        if is_break:
+            problems.append(_Problem(seq, index, f"break found and recorded by the agent: {message}"))
+        if kind == "agent-key" and isinstance(summary, dict) and summary.get("event") == "replaced":
+            old = str(summary.get("previous") or "")
+            replaced[old] = seq
+            problems.append(_Problem(seq, index, f"agent key replaced ({message}): entries before are signed by "
+                                                 f"{old or 'an unknown key'}, which is no longer present"))
+        if kind == "record-acknowledgement":
+            for p in problems:
+                if p.acknowledged_by is None:
+                    p.acknowledged_by = seq
+        key = str(body.get("key"))
+        parsed.append(_Line(index, seq, hash_hex, sig, key))
+        prev, expected_seq = link_of(hash_hex, sig), seq + 1
+    if parsed:
+        segment_ends.append(parsed[-1])
+    # Signatures: entries by a key replaced later cannot be checked (recorded above); any other key is foreign.
+    for line in parsed:
+        if line.key != fp and not (line.key in replaced and line.seq < replaced[line.key]):
+            problems.append(_Problem(line.seq, line.number, f"signed by another key ({line.key}, agent key is {fp})"))
+            break
+    own = [x for x in segment_ends if x.key == fp]
+    if any(not _sig_ok(public_key, x.hash, x.sig) for x in own):
+        # Each segment's last signature covers the segment; find the first entry whose own signature fails.
         for line in parsed:
-            if not _sig_ok(public_key, line.hash, line.sig):
-                return VerifyResult(False, line.seq - 1, line.seq, line.number, "bad signature")
-    head = _read_head(path.parent / HEAD_FILE)
-    if head is not None:
+            if line.key == fp and not _sig_ok(public_key, line.hash, line.sig):
+                problems.append(_Problem(line.seq, line.number, "bad signature"))
+                break
+    last_seq = parsed[-1].seq if parsed else 0
+    if trailing and head is not None and head[0] > last_seq:
+        problems.append(_Problem(expected_seq, len(lines) + 1, "truncated line (no line end)"))
+    # (a trailing part the head never acknowledged is a write cut short: set aside at the next write)
+    if head_state == "damaged":
+        problems.append(_Problem(None, None, "the head file is damaged"))
+    elif head is not None:
         head_seq, head_link = head
-        if head_seq > len(parsed):
-            return VerifyResult(False, len(parsed), len(parsed) + 1, len(parsed) + 1,
-                                f"truncated record: entries {len(parsed) + 1}..{head_seq} are missing")
-        if head_seq == len(parsed) and parsed and head_link != prev:
-            return VerifyResult(False, len(parsed), parsed[-1].seq, parsed[-1].number,
-                                "last entry differs from the one the head file recorded")
-    return VerifyResult(True, len(parsed))
+        if head_seq > last_seq and not (trailing and head_seq == last_seq + 1):
+            problems.append(_Problem(last_seq + 1, last_seq + 1,
+                                     f"truncated record: entries {last_seq + 1}..{head_seq} are missing"))
+        elif head_seq == last_seq and parsed and head_link != prev:
+            problems.append(_Problem(parsed[-1].seq, parsed[-1].number,
+                                     "last entry differs from the one the head file recorded"))
+    elif last_seq > 1:
+        problems.append(_Problem(None, None, "the head file is missing"))
+    problems.sort(key=lambda p: (p.line if p.line is not None else 1 << 62))
+    open_problems = [p for p in problems if p.acknowledged_by is None]
+    acknowledged = tuple(p.text() for p in problems if p.acknowledged_by is not None)
+    if open_problems:
+        first = open_problems[0]
+        return VerifyResult(False, len(parsed), first.seq, first.line, first.reason, acknowledged,
+                            tuple(p.text() for p in open_problems))
+    return VerifyResult(True, len(parsed), acknowledged=acknowledged)
+
+
+def _read_head_state(path: Path) -> tuple[tuple[int, str] | None, str]:
+    """((seq, link) or None, "ok" | "missing" | "damaged")."""
+    try:
+        data = json.loads(read_state_file(path))
+        seq, link = data["seq"], data["link"]
+        if type(seq) is not int or seq < 1 or not isinstance(link, str) or len(link) != 64:
+            raise ValueError("bad head")
+        return (seq, link), "ok"
+    except FileNotFoundError:
+        return None, "missing"
+    except (ValueError, KeyError, TypeError, UserError):
+        return None, "damaged"
 
 
 def _read_head(path: Path) -> tuple[int, str] | None:
-    try:
-        data = json.loads(path.read_bytes())
-        return int(data["seq"]), str(data["link"])
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError):
-        return (0, "")
+    return _read_head_state(path)[0]

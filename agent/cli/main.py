@@ -87,6 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"precaution: internal error: {type(exc).__name__}: {exc} (run with --debug for details)\n")
         return EXIT_ERROR
+    finally:
+        _show_record_warnings()
+
+
+def _show_record_warnings() -> None:
+    """Breaks and key changes the record wrote during this run: said once, on stderr, whatever the output."""
+    record = sys.modules.get("agent.record")
+    for text in getattr(record, "WARNINGS", ()):
+        sys.stderr.write(f"precaution: warning: {text}\n")
+    if record is not None:
+        record.WARNINGS.clear()
 
 
 if __name__ == "__main__":

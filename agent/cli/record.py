@@ -8,12 +8,14 @@ import sys
 from typing import Any
 
 from agent import record
+from agent.errors import UserError
 from agent.i18n import LANGS
 
 _KIND_ZH = {"scan": "自查", "remote": "远程检测", "netscan": "网络检测", "inspection": "现场检查",
             "refusal": "拒绝执行", "notice": "通知核验", "acknowledgement": "确认接收通知",
-            "baseline-accept": "基线确认",
-            "host-key": "主机密钥登记"}
+            "baseline-capture": "基线采集", "baseline-accept": "基线确认",
+            "host-key": "主机密钥登记", "agent-key": "本机签名密钥变更", "record-break": "记录中断",
+            "record-recovery": "记录恢复", "record-acknowledgement": "记录问题确认"}
 _HEAD = {"en": ("seq", "time", "kind", "actor", "notice", "inspectors", "tests", "summary"),
          "zh-CN": ("序号", "时间", "类型", "执行人", "通知", "检查人员", "检测项目", "摘要")}
 
@@ -27,6 +29,12 @@ def register(sub: Any) -> None:
     v = ps.add_parser("verify", help="check every entry's hash, the chain and the signatures (exit 2 if broken)")
     v.add_argument("--json", action="store_true")
     v.set_defaults(handler=_verify)
+    a = ps.add_parser("acknowledge", help="acknowledge the problems `record verify` reports (written into the "
+                                          "record; verify then passes until a new problem appears)")
+    a.add_argument("--by", required=True, metavar="NAME", help="the operator who checked and acknowledges them")
+    a.add_argument("--reason", required=True, metavar="TEXT", help="what was found and why it is acknowledged")
+    a.add_argument("--lang", choices=LANGS, default="en")
+    a.set_defaults(handler=_acknowledge)
     s = ps.add_parser("show", help="print the record")
     s.add_argument("--json", action="store_true")
     s.add_argument("--lang", choices=LANGS, default="en")
@@ -54,6 +62,27 @@ def _verify(args: argparse.Namespace) -> int:
     if not result.ok:
         sys.stderr.write(f"precaution: record damaged: {result.message()}\n")
         return 2
+    return 0
+
+
+def _acknowledge(args: argparse.Namespace) -> int:
+    zh = args.lang == "zh-CN"
+    if not args.by.strip() or len(args.reason.strip()) < 3:
+        raise UserError("--by and --reason must say who acknowledges and why",
+                        "--by 与 --reason 须写明确认人及原因")
+    before = record.verify(record.record_path())
+    if before.ok and not before.problems:
+        sys.stdout.write(("记录完整，无需确认。" if zh else "record intact: nothing to acknowledge") + "\n")
+        return 0
+    entry = record.append("record-acknowledgement", f"{args.by.strip()} ({record.local_actor()})", summary={
+        "message": args.reason.strip(), "problems": list(before.problems), "by": args.by.strip()})
+    after = record.verify(record.record_path())
+    if not after.ok:
+        sys.stderr.write(f"precaution: record damaged: {after.message()}\n")
+        return 2
+    count = len(before.problems)
+    sys.stdout.write((f"已确认 {count} 个问题（记录第 {entry.seq} 条），确认人：{args.by.strip()}"
+                      if zh else f"acknowledged {count} problem(s) as entry {entry.seq} by {args.by.strip()}") + "\n")
     return 0
 
 
