@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import UserError
-from agent.state import atomic_write, ensure_state_dir, state_dir
+from agent.state import atomic_write, ensure_state_dir, read_state_file, state_dir, state_subdir
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -47,8 +47,8 @@ _SSH_RE = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9A-Fa-f:.]+
 class NoticeError(UserError):
     """A notice that cannot be used; ``code`` names the reason (for the record and tests)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, code: str, message: str, zh: str | None = None) -> None:
+        super().__init__(message, zh)
         self.code = code
 
 
@@ -556,27 +556,62 @@ def _ack_path(state: Path, notice_id: str) -> Path:
     return state / ACK_DIR / f"{safe}.ack.json"
 
 
-def load_ack(notice_id: str, state: Path | None = None) -> Acknowledgement | None:
-    path = _ack_path(state or state_dir(), notice_id)
-    try:
-        data = json.loads(path.read_bytes())
-        return Acknowledgement(str(data["notice_id"]), str(data["digest"]),
-                               parse_time(data["acknowledged_at"]), str(data["actor"]))
-    except FileNotFoundError:
+def _recorded_ack(notice_id: str, state: Path) -> Acknowledgement | None:
+    """The acknowledgement as the signed inspection record holds it (the newest for this notice id)."""
+    from agent import record
+
+    entry = record.last_entry_with(record.record_path(state), b'"kind":"acknowledgement"',
+                                   lambda e: e.kind == "acknowledgement" and e.notice_id == notice_id)
+    if entry is None or not isinstance(entry.summary, dict):
         return None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: damaged acknowledgement: {exc}") from None
+    try:
+        when = parse_time(str(entry.summary["acknowledged_at"]))
+        return Acknowledgement(notice_id, str(entry.summary["digest"]), when, entry.actor)
+    except (KeyError, ValueError):
+        return None
+
+
+def load_ack(notice_id: str, state: Path | None = None) -> Acknowledgement | None:
+    """The acknowledgement of a notice. Its time comes from the signed record: the file in notices/ is a
+    convenience copy, and one that disagrees with the record (or that the record never saw) is tampering."""
+    state = state or state_dir()
+    path = _ack_path(state, notice_id)
+    recorded = _recorded_ack(notice_id, state)
+    try:
+        data = json.loads(read_state_file(path))
+        on_file = Acknowledgement(str(data["notice_id"]), str(data["digest"]),
+                                  parse_time(data["acknowledged_at"]), str(data["actor"]))
+    except FileNotFoundError:
+        return recorded
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NoticeError("tampered-ack", f"{path}: damaged acknowledgement: {exc}",
+                          f"{path}：通知确认文件已损坏") from None
+    if recorded is None or recorded.digest != on_file.digest:
+        raise NoticeError("tampered-ack", f"{path}: the acknowledgement of notice {notice_id} is not in the signed "
+                          "inspection record: it was not made by `precaution notice ack` on this agent",
+                          f"{path}：通知 {notice_id} 的确认不在已签名的检查记录中，并非本机确认")
+    if recorded.acknowledged_at != on_file.acknowledged_at:
+        raise NoticeError("tampered-ack", f"{path}: acknowledgement time {_fmt(on_file.acknowledged_at)} differs from "
+                          f"the signed record ({_fmt(recorded.acknowledged_at)}): the file was altered",
+                          f"{path}：确认时间 {_fmt(on_file.acknowledged_at)} 与已签名记录"
+                          f"（{_fmt(recorded.acknowledged_at)}）不符，文件被篡改")
+    return recorded
 
 
 def save_ack(signed: SignedNotice, actor: str, now: dt.datetime, state: Path | None = None) -> Acknowledgement:
-    """Record the subject's acknowledgement. A first acknowledgement stands: acknowledging again later must not
-    move the delivery time (nor, so, the lead time)."""
+    """Record the subject's acknowledgement: first in the signed record, then the copy in notices/. A first
+    acknowledgement stands: acknowledging again later must not move the delivery time (nor the lead time)."""
+    from agent import record
+
     state = ensure_state_dir(state)
-    existing = load_ack(signed.notice.id, state)
-    if existing is not None and existing.digest == signed.digest:
-        return existing
-    ack = Acknowledgement(signed.notice.id, signed.digest, now, actor)
-    path = _ack_path(state, signed.notice.id)
+    existing = _recorded_ack(signed.notice.id, state)
+    if existing is None or existing.digest != signed.digest:
+        ack = Acknowledgement(signed.notice.id, signed.digest, now, actor)
+        record.append("acknowledgement", actor, notice_id=signed.notice.id, scope=signed.notice.to_json(),
+                      summary={"acknowledged_at": _iso(now), "digest": signed.digest}, state=state)
+    else:
+        ack = existing
+    path = state_subdir(state, ACK_DIR) / _ack_path(state, signed.notice.id).name
     atomic_write(path, (json.dumps({**ack.to_json(), "notice": json.loads(signed.to_document())}, indent=2,
                                    ensure_ascii=False) + "\n").encode())
     return ack

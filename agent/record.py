@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -446,9 +446,10 @@ def ensure_agent_key(state: Path | None = None) -> Ed25519PrivateKey:
     return key
 
 
-def last_entry_with(path: Path, needle: bytes, chunk: int = 1 << 20) -> Entry | None:
-    """The newest well-formed entry whose line contains ``needle`` (read backwards from the end, so recent
-    entries are found without reading the whole record)."""
+def last_entry_with(path: Path, needle: bytes, match: Callable[[Entry], bool] | None = None,
+                    chunk: int = 1 << 20) -> Entry | None:
+    """The newest well-formed entry whose line contains ``needle`` (and that ``match`` accepts), read backwards
+    from the end, so recent entries are found without reading the whole record."""
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below; the record may not exist yet
     except FileNotFoundError:
@@ -467,9 +468,11 @@ def last_entry_with(path: Path, needle: bytes, chunk: int = 1 << 20) -> Entry | 
                 if needle in raw:
                     try:
                         body_raw, hash_hex, sig = _parse_line(raw)
-                        return Entry.from_body(json.loads(body_raw), hash_hex, sig)
+                        entry = Entry.from_body(json.loads(body_raw), hash_hex, sig)
                     except (ValueError, KeyError, TypeError):
                         continue
+                    if match is None or match(entry):
+                        return entry
     return None
 
 

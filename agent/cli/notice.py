@@ -182,9 +182,7 @@ def _ack(args: argparse.Namespace) -> int:
         record.append("refusal", actor, notice_id=signed.notice.id,
                       summary={"code": first.code, "message": first.en, "file": str(path), "action": "ack"})
         raise NoticeError(first.code, f"notice {signed.notice.id} not acknowledged: {first.en}")
-    ack = save_ack(signed, actor, now)
-    record.append("acknowledgement", actor, notice_id=signed.notice.id, scope=signed.notice.to_json(),
-                  summary={"acknowledged_at": ack.acknowledged_at.isoformat(), "digest": ack.digest})
+    ack = save_ack(signed, actor, now)  # into the signed record first, then the copy in notices/
     sys.stdout.write(f"notice {signed.notice.id} acknowledged at {ack.acknowledged_at.isoformat()} by {actor}\n")
     late = check(signed, now=now, trusted=load_trusted(), settings=settings, ack=ack)
     delivery = [p for p in late.problems if p.code == "late-delivery"]
