@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Debian packages the tests and benchmarks drive for real (installed only when missing and running as root).
 DEB_PACKAGES := nmap openssh-server openssh-client lynis aide tcpdump iproute2 nftables iputils-ping sudo samba
 
-.PHONY: all setup deps demo scan test lint bench clean
+.PHONY: all setup deps demo scan test lint bench clean schema
 
 all: test
 
@@ -47,6 +47,9 @@ lint: setup
 
 test: setup lint
 	$(BIN)/pytest -q -ra
+
+schema: setup
+	$(BIN)/python -m agent.wire.export
 
 bench: setup
 	$(BIN)/python -m bench.run

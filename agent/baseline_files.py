@@ -21,15 +21,7 @@ from pathlib import Path
 
 from agent.errors import UserError
 from agent.keys import load_agent_key
-from agent.state import (
-    atomic_write,
-    ensure_state_dir,
-    locked,
-    open_state_file,
-    read_state_file,
-    state_dir,
-    state_subdir,
-)
+from agent.state import StateDir, atomic_write, locked, open_state_file, read_state_file
 from baselines.diff import AttrMap, ObsKey
 from baselines.store import (
     Baseline,
@@ -88,11 +80,11 @@ class RecordedVersion:
 
 
 class BaselineFiles:
-    def __init__(self, state: Path | None = None) -> None:
-        self.state = state or state_dir()
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
 
     def scope_dir(self, scope: Scope) -> Path:
-        return self.state / "baselines" / scope.kind / scope.id
+        return self.state.path / "baselines" / scope.kind / scope.id
 
     def current_path(self, scope: Scope) -> Path:
         return self.scope_dir(scope) / CURRENT
@@ -102,7 +94,7 @@ class BaselineFiles:
 
     def _dir(self, scope: Scope, *more: str) -> Path:
         """The scope's directory (or one below it), created 0700 and never through a link."""
-        return state_subdir(ensure_state_dir(self.state), "baselines", scope.kind, scope.id, *more)
+        return self.state.subdir("baselines", scope.kind, scope.id, *more)
 
     @contextlib.contextmanager
     def writing(self, scope: Scope) -> Iterator[None]:
@@ -114,7 +106,7 @@ class BaselineFiles:
         from agent import record
 
         needle = record.canonical({"baseline": scope.label})
-        entry = record.last_entry_with(record.record_path(self.state), needle)
+        entry = record.last_entry_with(self.state.record, needle)
         if entry is None or not isinstance(entry.summary, dict) or entry.kind not in ("baseline-capture",
                                                                                      "baseline-accept"):
             return None
@@ -140,7 +132,7 @@ class BaselineFiles:
         with os.fdopen(fd, "rb") as fh:
             key = load_agent_key(self.state)
             if key is None:
-                raise BaselineInvalid("foreign-key", f"the agent key ({self.state / 'agent.key'}) is missing: the "
+                raise BaselineInvalid("foreign-key", f"the agent key ({self.state.path / 'agent.key'}) is missing: the "
                                                      "baseline's signature cannot be checked")
             baseline = read_document(fh, key.public_key())  # verified while read; rows decoded only when used
         digest = baseline.sha256
@@ -181,7 +173,7 @@ class BaselineFiles:
             # Written, then interrupted before its record entry: complete the record and carry on.
             log.warning("baseline %s version %d has no record entry (interrupted); recording it now",
                         scope.label, meta.version)
-            self._record(meta, baseline.sha256, recovered=True)
+            self._record_recovered(meta, baseline.sha256)
             return
         if meta.version < recorded.version:
             raise BaselineInvalid("rolled-back", f"current baseline is version {meta.version} but the inspection "
@@ -198,11 +190,13 @@ class BaselineFiles:
                    recorded.version if recorded else 0) + 1
 
     def save(self, meta: BaselineMeta, entries: Mapping[ObsKey, AttrMap],
-             volatile: Mapping[str, frozenset[str]]) -> Path:
-        """Sign and store a new version (the previous one stays in history), then record it."""
-        from agent.record import ensure_agent_key
+             volatile: Mapping[str, frozenset[str]]) -> tuple[Path, str]:
+        """Sign and store a new version (the previous one stays in history): its path and body digest. The
+        caller records it next (the record entry names the digest); a crash in between is recovered by
+        ``load``."""
+        from agent.record import Recorder
 
-        key = ensure_agent_key(self.state)
+        key = Recorder(self.state).ensure_agent_key()
         body = encode_body(meta, entries, volatile)
         data = sign_body(body, key)
         digest = hashlib.sha256(body).hexdigest()
@@ -210,19 +204,18 @@ class BaselineFiles:
         atomic_write(path, data)
         self._dir(meta.scope, "history")
         atomic_write(self._history_path(meta.scope, meta.version, digest), data)
-        self._record(meta, digest)
-        return path
+        return path, digest
 
-    def _record(self, meta: BaselineMeta, digest: str, recovered: bool = False) -> None:
-        """Capture and acceptance go into the inspection record (Art. 25 para. 3): who accepted what, when."""
-        from agent import record
+    def _record_recovered(self, meta: BaselineMeta, digest: str) -> None:
+        from agent.record import Recorder
+        from agent.wire.record import BaselineAcceptContent, BaselineCaptureContent, BaselineScopeDoc, BaselineSummary
 
-        summary: dict[str, object] = {"version": meta.version, "sha256": digest, "items": meta.accepted_items,
-                                      "note": meta.note}
-        if recovered:
-            summary["recovered"] = "record entry written after an interrupted save"
-        record.append(f"baseline-{meta.action}", meta.accepted_by, scope={"baseline": meta.scope.label},
-                      summary=summary, results=meta.to_json(), state=self.state)
+        content = BaselineCaptureContent if meta.action == "capture" else BaselineAcceptContent
+        Recorder(self.state).write(content(
+            scope=BaselineScopeDoc(baseline=meta.scope.label), tests=list(meta.probes),
+            summary=BaselineSummary(version=meta.version, items=meta.accepted_items, note=meta.note, sha256=digest,
+                                    recovered="record entry written after an interrupted save")),
+            results=meta.to_json(), actor=meta.accepted_by)
 
     def history(self, scope: Scope) -> list[HistoryEntry]:
         """Every stored version, oldest first (headers only; each is verified when loaded as current)."""

@@ -1,6 +1,8 @@
-"""Where precaution keeps its state: one directory, and how files in it are written.
+"""Where precaution keeps its state: one directory, passed around as a ``StateDir`` value, and how files in it
+are written.
 
-/var/lib/precaution as root, else ~/.local/state/precaution; $PRECAUTION_HOME overrides both.
+/var/lib/precaution as root, else ~/.local/state/precaution; $PRECAUTION_HOME overrides both. Only the entry
+points (CLI, daemon) read the environment (``StateDir.from_environment``); everything below takes the object.
 
 The agent often runs as root while the state directory sits where another local user might reach it, so:
 every directory is 0700 and every file 0600 whatever the umask; a pre-existing state directory that group or
@@ -16,7 +18,8 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import UserError
@@ -27,7 +30,7 @@ FILE_MODE = 0o600
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-def state_dir(environ: dict[str, str] | None = None, euid: int | None = None) -> Path:
+def state_dir(environ: Mapping[str, str] | None = None, euid: int | None = None) -> Path:
     env = os.environ if environ is None else environ
     if env.get("PRECAUTION_HOME"):
         return Path(env["PRECAUTION_HOME"]).expanduser()
@@ -35,6 +38,45 @@ def state_dir(environ: dict[str, str] | None = None, euid: int | None = None) ->
         return Path("/var/lib/precaution")
     base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "state")
     return Path(base) / "precaution"
+
+
+@dataclass(frozen=True, slots=True)
+class StateDir:
+    """The agent's state directory and the files in it."""
+
+    path: Path
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None, euid: int | None = None) -> StateDir:
+        return cls(state_dir(environ, euid))
+
+    def ensure(self) -> Path:
+        """Create it (0700) when missing, tighten or refuse it when others may write it; the path."""
+        return ensure_state_dir(self.path)
+
+    def subdir(self, *parts: str) -> Path:
+        """A directory below it, created 0700, never through a link."""
+        return state_subdir(self.ensure(), *parts)
+
+    @property
+    def record(self) -> Path:
+        return self.path / "record.jsonl"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def waivers(self) -> Path:
+        return self.path / "waivers.yaml"
+
+    @property
+    def cache(self) -> Path:
+        return self.path / "cache"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.path / "known_hosts"
 
 
 def _kind(mode: int) -> str:
@@ -67,7 +109,7 @@ def _oserror(path: Path, exc: OSError, what: str = "cannot write") -> UserError:
 
 
 def _state_root_of(path: Path) -> Path | None:
-    root = state_dir()
+    root = state_dir()  # the default one; a message only (which directory is full)
     try:
         path.absolute().relative_to(root.absolute())
     except ValueError:
