@@ -572,13 +572,37 @@ def check_file(
 
 
 def settings_from(config: Any, unit: str | None = None, lead_time: str | None = None) -> NoticeSettings:
-    """Options first, then the config's [notice] table (``unit``, ``lead_time``) when the config has one."""
+    """The config's [notice] table (``unit``, ``lead_time``), with --unit / --lead-time applied.
+
+    An override may only make the agent stricter: --lead-time may lengthen the configured minimum, never
+    shorten it; --unit may name the unit when none is configured, never a different one. Either would let a
+    notice through that the operator's configuration refuses. Every override used is recorded with the run
+    (``applied.overrides`` of its record entry)."""
     section = getattr(config, "notice", None)
     cfg_unit = getattr(section, "unit", None) if section is not None else None
     cfg_lead = getattr(section, "lead_time", None) if section is not None else None
-    lead_text = lead_time if lead_time is not None else cfg_lead
     try:
-        lead = parse_duration(str(lead_text)) if lead_text is not None else DEFAULT_LEAD_TIME
+        configured = parse_duration(str(cfg_lead)) if cfg_lead is not None else DEFAULT_LEAD_TIME
+        lead = parse_duration(str(lead_time)) if lead_time is not None else configured
     except ValueError as exc:
-        raise UserError(f"lead time: {exc}") from None
+        raise UserError(f"lead time: {exc}", f"提前通知期：{exc}") from None
+    if lead < configured:
+        raise UserError(f"--lead-time {lead_time} is shorter than the configured minimum lead time of "
+                        f"{_duration_text(configured)} ([notice] lead_time in config.toml): an override may lengthen "
+                        "it, never shorten it",
+                        f"--lead-time {lead_time} 短于配置的最短提前通知期 {_duration_text(configured)}"
+                        "（config.toml 中的 [notice] lead_time）：只能延长，不能缩短")
+    if unit is not None and cfg_unit is not None and _norm(unit) != _norm(cfg_unit):
+        raise UserError(f"--unit {unit!r} differs from the configured unit {cfg_unit!r} ([notice] unit in "
+                        "config.toml): notices addressed to another unit are never accepted",
+                        f"--unit “{unit}” 与配置的本单位“{cfg_unit}”（config.toml 中的 [notice] unit）不符："
+                        "不接受发给其他单位的通知")
     return NoticeSettings(unit=unit or cfg_unit, lead_time=lead)
+
+
+def _duration_text(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for size, name in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {name}"
+    return f"{delta.total_seconds():g} s"

@@ -49,6 +49,7 @@ from agent.wire.record import (
     KINDS,
     AgentKeyContent,
     AgentKeySummary,
+    Applied,
     EntryContent,
     InspectorDoc,
     RecordBreakContent,
@@ -338,9 +339,10 @@ class Recorder:
     """The one write path into the record: every action, refusal and host-key event goes through ``write``
     with a typed content model (``agent.wire.record.*Content``)."""
 
-    def __init__(self, state: StateDir, actor: str | None = None) -> None:
+    def __init__(self, state: StateDir, actor: str | None = None, config_override: str | None = None) -> None:
         self.state = state
         self.actor = actor or local_actor()
+        self.config_override = config_override  # --config FILE: named in every entry's applied.overrides
 
     @property
     def path(self) -> Path:
@@ -362,6 +364,10 @@ class Recorder:
         state = self.state.ensure()
         path = state / RECORD_FILE
         who = actor or self.actor
+        if self.config_override is not None:
+            applied = content.applied or Applied()
+            content = content.model_copy(update={"applied": applied.model_copy(
+                update={"overrides": {**applied.overrides, "config": self.config_override}})})
         with _locked(state):  # the key too is made under the lock: two first runs must not make two keys
             key_existed = (state / KEY_FILE).exists() or (state / KEY_FILE).is_symlink()
             key = agent_signing_key(self.state)

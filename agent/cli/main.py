@@ -11,6 +11,7 @@ from types import ModuleType
 
 from agent import __version__
 from agent.errors import UserError
+
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 

@@ -70,13 +70,16 @@ def _acknowledge(args: argparse.Namespace) -> int:
     if not args.by.strip() or len(args.reason.strip()) < 3:
         raise UserError("--by and --reason must say who acknowledges and why",
                         "--by 与 --reason 须写明确认人及原因")
-    before = record.verify(record.record_path())
+    from agent.wire.record import RecordAcknowledgementContent, RecordAcknowledgementSummary
+
+    before = record.verify(args.state.record)
     if before.ok and not before.problems:
         sys.stdout.write(("记录完整，无需确认。" if zh else "record intact: nothing to acknowledge") + "\n")
         return 0
-    entry = record.append("record-acknowledgement", f"{args.by.strip()} ({record.local_actor()})", summary={
-        "message": args.reason.strip(), "problems": list(before.problems), "by": args.by.strip()})
-    after = record.verify(record.record_path())
+    recorder = record.Recorder(args.state, f"{args.by.strip()} ({record.local_actor()})")
+    entry = recorder.write(RecordAcknowledgementContent(summary=RecordAcknowledgementSummary(
+        message=args.reason.strip(), by=args.by.strip(), problems=list(before.problems))))
+    after = record.verify(args.state.record)
     if not after.ok:
         sys.stderr.write(f"precaution: record damaged: {after.message()}\n")
         return 2

@@ -19,7 +19,7 @@ from agent.services.scan import probe_settings
 from agent.wire.record import Applied, BaselineAcceptContent, BaselineCaptureContent, BaselineScopeDoc, BaselineSummary
 from baselines.diff import Diff, DriftItem, apply, index, volatile_of
 from baselines.drift import DriftFinding, item_id
-from baselines.profile import Profile, ProfileError, load_profile
+from baselines.profile import Profile
 from baselines.store import Baseline, BaselineInvalid, BaselineMeta, Scope
 from probes.base import Probe, ProbeSettings
 from probes.observation import Observation

@@ -213,13 +213,33 @@ def require_own_networks(ctx: AgentContext, opts: NetScanOptions) -> None:
     """Without a notice, the scope must be loopback or inside the unit's own networks; else refuse (recorded)."""
     own = ctx.config.netscan.own_networks
     foreign = [e for e in opts.scope.entries() if not _within(e, own)]
+    # A target that is neither loopback nor one of the unit's own networks needs a notice whatever --scope says
+    # ("outside the notified scope" would wrongly suggest there was a notice). Host names are judged by the scope
+    # guard once resolved.
+    foreign += [t for t in opts.targets if _is_network(t) and not _within(t, own)
+                and not _in_scope(t, opts.scope) and t not in foreign]
     if foreign:
         message = (f"testing {', '.join(foreign)} needs an advance notice (--notice FILE, Art. 25): without one, "
                    "only loopback and the unit's own networks ([netscan] own_networks in config.toml) may be "
                    "tested")
+        zh = (f"检测 {', '.join(foreign)} 须有事先通知（--notice FILE，第二十五条）；无通知时只能检测本机回环地址和"
+              "本单位自有网络（config.toml 中的 [netscan] own_networks）")
         ctx.recorder.write(RefusalContent(tests=opts.kinds(), summary=RefusalSummary(
             code="no-notice", message=message, targets=list(opts.targets))))
-        raise UserError(message)
+        raise UserError(message, zh)
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _in_scope(target: str, scope: Scope) -> bool:
+    net = ipaddress.ip_network(target, strict=False)
+    return any(net.version == n.version and net.subnet_of(n) for n in scope.networks)  # type: ignore[arg-type]
 
 
 def _within(entry: str, own_networks: Sequence[str]) -> bool:

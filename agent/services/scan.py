@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.errors import UserError
 from agent.record import Entry
 from agent.runner import ProgressFn
 from agent.scan import ScanResult, run_scan, select_probes
-from agent.services.context import AgentContext, Judging, check_root, exit_code, judging, load_profile_or_refuse
+from agent.services.context import AgentContext, Judging, check_root, exit_code, judging
 from agent.wire.record import HostScope, ScanContent, ScanSummaryDoc
 from probes.base import ProbeSettings
 

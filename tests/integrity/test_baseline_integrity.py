@@ -119,6 +119,7 @@ def test_concurrent_forced_captures_write_one_version_each(root: Path, _isolated
 def test_save_interrupted_before_its_record_entry_is_recovered(root: Path, _isolated_state: Path) -> None:
     """A crash between writing version 2 and its record entry: the record is completed, no false alarm."""
     from agent.baseline_files import BaselineFiles, host_scope
+    from agent.state import StateDir
 
     capture(root)
     (root / "proc/sys/net/ipv4/ip_forward").write_text("1\n")
@@ -135,6 +136,6 @@ def test_save_interrupted_before_its_record_entry_is_recovered(root: Path, _isol
     run("baseline", "diff", "--root", str(root), check=0)
     last = record_entries(_isolated_state)[-1]
     assert last["kind"] == "baseline-accept" and last["summary"]["version"] == 2 and last["summary"]["recovered"]
-    recorded = BaselineFiles(_isolated_state).recorded(host_scope(str(root)))
+    recorded = BaselineFiles(StateDir(_isolated_state)).recorded(host_scope(str(root)))
     assert recorded is not None and recorded.version == 2
     run("record", "verify", check=0)

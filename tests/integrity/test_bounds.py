@@ -101,7 +101,7 @@ def test_malformed_notice_fields_are_refused(change: dict[str, object]) -> None:
 
 
 def test_a_string_of_targets_is_not_read_one_character_each() -> None:
-    with pytest.raises(NoticeError, match="targets must be a list"):
+    with pytest.raises(NoticeError, match="targets: Input should be a valid list"):
         Notice.from_json(_notice_json(targets="127.0.0.1"))
 
 
