@@ -16,6 +16,7 @@ from typing import ClassVar
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.observation import Row
 from probes.procfs import list_pids, parse_net_table, read_net_tables
+from probes.redact import redact_args
 from probes.transport import text_of
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,14 @@ def parse_status(text: str) -> dict[str, str]:
 
 
 def join_cmdline(raw_cmdline: str) -> str:
+    """The argv as one line, secrets redacted (probes.redact: before any output or baseline sees it), at most
+    CMDLINE_MAX characters."""
     args = raw_cmdline.split("\0")
     while args and args[-1] == "":
         args.pop()
-    joined = " ".join(args).rstrip()  # programs that rewrite argv pad it with blanks
+    if len(args) == 1 and " " in args[0]:
+        args = args[0].split(" ")  # a program that rewrote its argv into one string: judge its words
+    joined = " ".join(redact_args(args)).rstrip()  # programs that rewrite argv pad it with blanks
     return joined if len(joined) <= CMDLINE_MAX else joined[:CMDLINE_MAX - 3] + "..."
 
 
