@@ -224,7 +224,7 @@ def _run_host(endpoint: SSHEndpoint, text: str, options: SSHOptions, auth: Autho
         try:
             transport.connect()
         except HostKeyRejected as exc:
-            return HostOutcome(text, endpoint.host, "refused", f"host key {exc.reason}: {exc}", new_keys=new_keys)
+            return HostOutcome(text, endpoint.host, "refused", host_key_message(exc), new_keys=new_keys)
         except SSHConnectError as exc:
             if watchdog.fired:
                 why = _why(deadline, auth, timeout)
@@ -246,3 +246,14 @@ def _why(deadline: dt.datetime, auth: Authorization, timeout: float) -> str:
     if deadline == auth.deadline:
         return f"the notice window closed at {auth.deadline.isoformat()}"
     return f"the per-host limit of {timeout:g} s passed"
+
+
+def host_key_message(exc: Any) -> str:
+    """One sentence that says what was refused and what the operator can do about it."""
+    if exc.reason == "unknown":
+        return (f"host key unknown for {exc.host} ({exc.fingerprint}): compare the fingerprint with the host's "
+                "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it), then run again with "
+                "--accept-new-host-key to record it")
+    known = f", known_hosts has {exc.expected}" if exc.expected else ""
+    return (f"host key changed for {exc.host} ({exc.fingerprint}{known}): always refused; if the host was "
+            "reinstalled, check the new key and remove the old line from known_hosts in the state directory")

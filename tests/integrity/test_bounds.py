@@ -119,3 +119,14 @@ def test_own_networks_that_widen_to_the_world_are_refused(net: str) -> None:
 def test_specific_private_or_declared_networks_are_accepted(net: str) -> None:
     check_own_network(net)
     assert AgentConfig.model_validate({"netscan": {"own_networks": [net]}}).netscan.own_networks == [net]
+
+
+def test_host_key_messages_say_what_to_do_once() -> None:
+    from agent.services.remote import host_key_message
+    from probes.remote.ssh_transport import HostKeyRejected
+
+    unknown = host_key_message(HostKeyRejected("10.231.1.12", "unknown", "SHA256:abc"))
+    assert unknown.startswith("host key unknown for 10.231.1.12 (SHA256:abc)")
+    assert "--accept-new-host-key" in unknown and unknown.count("host key") == 1
+    changed = host_key_message(HostKeyRejected("h", "changed", "SHA256:new", "SHA256:old"))
+    assert "host key changed" in changed and "SHA256:old" in changed and "--accept-new-host-key" not in changed

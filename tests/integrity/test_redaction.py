@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -49,7 +50,7 @@ SECRETS = ("hunter2-sekrit", "env-blob-value-9f3", "tok-7c1e-abc", "bearer-value
 
 def test_no_secret_reaches_any_output(tmp_path: Path, _isolated_state: Path) -> None:
     argv = [sys.executable, "-c", "import time; time.sleep(120)", "--password", SECRETS[0], "--env",
-            '{"AWS_SECRET_ACCESS_KEY":"%s","HOME":"/root"}' % SECRETS[1], f"api_token={SECRETS[2]}",
+            json.dumps({"AWS_SECRET_ACCESS_KEY": SECRETS[1], "HOME": "/root"}), f"api_token={SECRETS[2]}",
             f"Authorization: Bearer {SECRETS[3]}"]
     proc = subprocess.Popen(argv)
     try:
