@@ -74,8 +74,9 @@ def register(sub: Any) -> None:
 
     ver = ps.add_parser("verify", help="show a notice in plain words and check it")
     ver.add_argument("file")
-    ver.add_argument("--lang", choices=("en", "zh-CN", "both"), default="both")
-    ver.add_argument("--json", action="store_true")
+    ver.add_argument("--lang", choices=("en", "zh-CN", "both"), default="both",
+                     help="language of the description (default both)")
+    ver.add_argument("--json", action="store_true", help="print the result as JSON")
     add_notice_options(ver)
     ver.set_defaults(handler=_verify)
 

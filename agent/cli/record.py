@@ -27,17 +27,17 @@ def register(sub: Any) -> None:
     ps = p.add_subparsers(dest="record_command", metavar="ACTION")
     ps.required = True
     v = ps.add_parser("verify", help="check every entry's hash, the chain and the signatures (exit 2 if broken)")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--json", action="store_true", help="print the result as JSON")
     v.set_defaults(handler=_verify)
     a = ps.add_parser("acknowledge", help="acknowledge the problems `record verify` reports (written into the "
                                           "record; verify then passes until a new problem appears)")
     a.add_argument("--by", required=True, metavar="NAME", help="the operator who checked and acknowledges them")
     a.add_argument("--reason", required=True, metavar="TEXT", help="what was found and why it is acknowledged")
-    a.add_argument("--lang", choices=LANGS, default="en")
+    a.add_argument("--lang", choices=LANGS, default="en", help="language of the output (default en)")
     a.set_defaults(handler=_acknowledge)
     s = ps.add_parser("show", help="print the record")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--lang", choices=LANGS, default="en")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.add_argument("--lang", choices=LANGS, default="en", help="language of the output (default en)")
     s.add_argument("--last", type=_positive, metavar="N", help="only the last N entries (N >= 1)")
     s.set_defaults(handler=_show)
 

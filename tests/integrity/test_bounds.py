@@ -130,3 +130,20 @@ def test_host_key_messages_say_what_to_do_once() -> None:
     assert "--accept-new-host-key" in unknown and unknown.count("host key") == 1
     changed = host_key_message(HostKeyRejected("h", "changed", "SHA256:new", "SHA256:old"))
     assert "host key changed" in changed and "SHA256:old" in changed and "--accept-new-host-key" not in changed
+
+
+@pytest.mark.parametrize("command", ["remote", "inspect", "scan", "netscan", "baseline capture", "record show",
+                                     "record verify", "baseline diff", "baseline accept", "notice verify"])
+def test_every_option_has_help_text(command: str) -> None:
+    import argparse
+
+    from agent.cli.main import build_parser
+
+    words = command.split()
+    parser = build_parser(words)
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub = action.choices[words[0]]
+    for word in words[1:]:
+        sub = next(a for a in sub._actions if isinstance(a, argparse._SubParsersAction)).choices[word]
+    missing = [a.option_strings for a in sub._actions if a.option_strings and not a.help and a.dest != "help"]
+    assert missing == []
