@@ -494,6 +494,21 @@ def add_trusted(name: str, key: Ed25519PublicKey, state: StateDir) -> TrustedIss
     return entry
 
 
+def remove_trusted(name_or_fingerprint: str, state: StateDir) -> TrustedIssuer:
+    """Stop trusting an issuer, named by its name or key fingerprint; UserError when none matches."""
+    issuers = load_trusted(state)
+    gone = [i for i in issuers if name_or_fingerprint in (i.name, i.fingerprint)]
+    if not gone:
+        known = ", ".join(f"{i.name} ({i.fingerprint})" for i in issuers) or "none"
+        raise UserError(f"no trusted issuer named {name_or_fingerprint!r} (trusted: {known})",
+                        f"信任列表中没有“{name_or_fingerprint}”（已信任：{known}）")
+    kept = [i for i in issuers if i not in gone]
+    doc = {"issuers": [{"name": i.name, "public_key": i.public_key, "fingerprint": i.fingerprint, "added": i.added}
+                       for i in kept]}
+    atomic_write(state.path / TRUST_FILE, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+    return gone[0]
+
+
 def _ack_path(state: StateDir, notice_id: str) -> Path:
     safe = hashlib.sha256(notice_id.encode()).hexdigest()[:32]
     return state.path / ACK_DIR / f"{safe}.ack.json"

@@ -24,6 +24,7 @@ from agent.notice import (
     load_trusted,
     parse_duration,
     parse_time,
+    remove_trusted,
     settings_from,
     sign_notice,
 )
@@ -92,6 +93,10 @@ def register(sub: Any) -> None:
     add.add_argument("keyfile")
     add.add_argument("--name", required=True, help="the issuing body's name")
     add.set_defaults(handler=_trust_add)
+    rm = ts.add_parser("remove", help="stop trusting an issuer (notices it signed are refused from now on)")
+    rm.add_argument("issuer", metavar="NAME|FINGERPRINT", help="the issuer's name or key fingerprint (see list)")
+    rm.add_argument("--lang", choices=("en", "zh-CN"), default="en", help="language of the output (default en)")
+    rm.set_defaults(handler=_trust_remove)
     ls = ts.add_parser("list", help="list trusted issuers")
     ls.set_defaults(handler=_trust_list)
 
@@ -173,6 +178,14 @@ def _trust_add(args: argparse.Namespace) -> int:
     key = load_public_key_file(Path(args.keyfile))
     entry = add_trusted(args.name, key, args.state)
     sys.stdout.write(f"trusting {entry.name}: {entry.fingerprint}\n")
+    return 0
+
+
+def _trust_remove(args: argparse.Namespace) -> int:
+    gone = remove_trusted(args.issuer, args.state)
+    zh = args.lang == "zh-CN"
+    sys.stdout.write((f"已不再信任 {gone.name}：{gone.fingerprint}" if zh else
+                      f"no longer trusting {gone.name}: {gone.fingerprint}") + "\n")
     return 0
 
 

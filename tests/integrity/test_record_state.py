@@ -253,3 +253,20 @@ def test_full_disk_is_one_clear_line_and_recovers(root: Path, tmp_path: Path) ->
         assert proc.returncode == 0, proc.stderr
     finally:
         subprocess.run(["umount", "-l", str(state)], check=False)
+
+
+def test_notice_trust_remove(tmp_path: Path, _isolated_state: Path) -> None:
+    key = tmp_path / "issuer.key"
+    run("notice", "keygen", str(key), check=0)
+    run("notice", "trust", "add", f"{key}.pub", "--name", "Bureau", check=0)
+    run("notice", "trust", "add", f"{key}.pub", "--name", "Bureau", check=0)
+    fingerprint = run("notice", "trust", "list", check=0).stdout.split("\t")[1]
+    assert "no trusted issuer named 'Nobody'" in one_error_line(run("notice", "trust", "remove", "Nobody"))
+    out = run("notice", "trust", "remove", fingerprint, check=0).stdout
+    assert out.startswith("no longer trusting Bureau: SHA256:")
+    assert run("notice", "trust", "list", check=0).stdout == ""
+    run("notice", "issue", "--key", str(key), "--id", "N-1", "--issuer", "Bureau", "--unit", "U",
+        "--target", "127.0.0.1", "--kind", "host", "--start", "+1h", "--end", "+2h", "-o", str(tmp_path / "n.json"),
+        check=0)
+    proc = run("notice", "verify", str(tmp_path / "n.json"), "--unit", "U")
+    assert proc.returncode == 2 and "does not trust" in proc.stderr
