@@ -66,8 +66,12 @@ def agent_signing_key(state: StateDir) -> Ed25519PrivateKey:
 
 def load_private_key_file(path: Path, what: str) -> Ed25519PrivateKey:
     """An Ed25519 PEM private key file; a UserError naming the file and ``what`` it should hold otherwise."""
+    from baselines.input_file import InputFileError, read_input_bytes
+
     try:
-        return ed25519.load_private_pem(path.read_bytes())
+        return ed25519.load_private_pem(read_input_bytes(path, "key", 64 * 1024))
+    except InputFileError as exc:
+        raise UserError(exc.message, exc.zh) from None
     except ed25519.KeyFormatError as exc:
         if exc.reason == "not-ed25519":
             raise UserError(f"{path}: not an Ed25519 key") from None

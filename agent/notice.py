@@ -289,6 +289,8 @@ def parse_document(data: bytes) -> SignedNotice:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise NoticeError("malformed", f"notice file is not JSON: {exc}") from None
+    except RecursionError:
+        raise NoticeError("malformed", "notice file is nested too deeply to be a notice") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("notice"), dict):
         raise NoticeError("malformed", "notice file has no \"notice\" object")
     notice = Notice.from_json(doc["notice"])
@@ -433,10 +435,12 @@ _KIND_ZH = {"host": "SSH 主机检查", "discovery": "主机发现", "portscan":
 
 
 def load_signed(path: Path) -> SignedNotice:
+    from baselines.input_file import InputFileError, read_input_bytes
+
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise NoticeError("malformed", f"{path}: cannot read notice: {exc.strerror or exc}") from None
+        data = read_input_bytes(path, "notice", 1024 * 1024)  # never blocks on a FIFO, refuses devices
+    except InputFileError as exc:
+        raise NoticeError("malformed", exc.message, exc.zh) from None
     return parse_document(data)
 
 
@@ -459,10 +463,12 @@ def load_issuer_key(path: Path) -> Ed25519PrivateKey:
 
 def load_public_key_file(path: Path) -> Ed25519PublicKey:
     """A public key file: base64 raw (as `notice keygen` writes), PEM public, or a PEM private key."""
+    from baselines.input_file import InputFileError, read_input_bytes
+
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read key: {exc.strerror or exc}") from None
+        data = read_input_bytes(path, "key", 64 * 1024)
+    except InputFileError as exc:
+        raise UserError(exc.message, exc.zh) from None
     if b"PRIVATE KEY" in data:
         return load_issuer_key(path).public_key()
     try:
@@ -474,7 +480,7 @@ def load_public_key_file(path: Path) -> Ed25519PublicKey:
 def load_trusted(state: StateDir) -> list[TrustedIssuer]:
     path = state.path / TRUST_FILE
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_state_file(path))
         return [TrustedIssuer(str(i["name"]), str(i["public_key"]), str(i["fingerprint"]), str(i["added"]))
                 for i in data["issuers"]]
     except FileNotFoundError:
