@@ -48,7 +48,8 @@ def scope_dir(state: Path) -> Path:
 def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
     """Exit 2, one line on stderr, never an internal error."""
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    lines = [x for x in proc.stderr.splitlines() if x.strip() and not x.startswith("usage:")]
+    lines = [x for x in proc.stderr.splitlines()
+             if x.strip() and not x.startswith(("usage:", " "))]  # argparse's usage block, then its one line
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert len(lines) == 1, proc.stderr
     return lines[0]
