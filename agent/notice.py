@@ -211,25 +211,10 @@ def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _nonempty(data: Mapping[str, Any], key: str) -> str:
-    value = str(data[key]).strip()
-    if not value:
-        raise ValueError(f"field {key!r} is empty")
-    return value
-
-
 def _lead_time(seconds: int) -> dt.timedelta:
     if seconds > MAX_DURATION.total_seconds():
         raise ValueError(f"lead_time_s {seconds} is more than ten years")
     return dt.timedelta(seconds=seconds)
-
-
-def _opt_int(value: Any) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or value <= 0:
-        raise ValueError(f"rate limit must be a positive integer, got {value!r}")
-    return value
 
 
 def parse_time(text: str, now: dt.datetime | None = None) -> dt.datetime:

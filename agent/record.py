@@ -45,18 +45,6 @@ from agent.state import (
     read_state_file,
 )
 from agent.wire.chain import GENESIS, LINE_PREFIX, Head, VerifyResult, link_of, parse_line, verify_record
-from agent.wire.record import (
-    KINDS,
-    AgentKeyContent,
-    AgentKeySummary,
-    Applied,
-    EntryContent,
-    InspectorDoc,
-    RecordBreakContent,
-    RecordBreakSummary,
-    RecordRecoveryContent,
-    RecordRecoverySummary,
-)
 from baselines import ed25519
 from baselines.canonical_json import canonical_json
 from baselines.ed25519 import fingerprint
@@ -64,7 +52,9 @@ from baselines.ed25519 import fingerprint
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-__all__ = ["GENESIS", "KINDS", "Entry", "Inspector", "Recorder", "VerifyResult", "link_of", "verify"]
+    from agent.wire.record import EntryContent, InspectorDoc, RecordRecoverySummary
+
+__all__ = ["GENESIS", "Entry", "Inspector", "Recorder", "VerifyResult", "link_of", "verify"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +81,8 @@ class Inspector:
         return {"name": self.name, "id": self.id}
 
     def to_doc(self) -> InspectorDoc:
+        from agent.wire.record import InspectorDoc
+
         return InspectorDoc(name=self.name, id=self.id)
 
 
@@ -244,6 +236,8 @@ def _continuation(state: Path, path: Path, key_existed: bool) -> _Continuation:
     """Compare the file's last entry with the head file. Anything but agreement (or the head one entry behind:
     a crash before its update) is a break: the chain continues from the best knowledge (the head, when it
     says more) and the break is written into the record; never a silent restart."""
+    from agent.wire.record import RecordRecoverySummary
+
     last, complete_end, torn = _last_line(path)
     head, head_state = _read_head_state(state / HEAD_FILE)
     recovered: RecordRecoverySummary | None = None
@@ -358,9 +352,15 @@ class Recorder:
         ``record-recovery`` (a torn tail beyond the head, set aside). A key created while a record exists is
         written as an ``agent-key`` replacement."""
         from agent.keys import KEY_FILE, agent_signing_key
+        from agent.wire.record import (
+            AgentKeyContent,
+            AgentKeySummary,
+            Applied,
+            RecordBreakContent,
+            RecordBreakSummary,
+            RecordRecoveryContent,
+        )
 
-        if content.kind not in KINDS:  # pragma: no cover - the content models name only known kinds
-            raise ValueError(f"unknown record kind {content.kind!r}")
         state = self.state.ensure()
         path = state / RECORD_FILE
         who = actor or self.actor
@@ -410,6 +410,7 @@ class Recorder:
         """The agent key for a writer that signs before it records (a baseline): created through the record,
         so that a key never exists without an entry signed by it."""
         from agent.keys import load_agent_key
+        from agent.wire.record import AgentKeyContent, AgentKeySummary
 
         key = load_agent_key(self.state)
         if key is None:

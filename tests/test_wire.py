@@ -51,6 +51,9 @@ def test_notice_targets_must_be_a_list() -> None:
     {"kinds": ["host", "teleport"]},            # unknown test kind
     {"issued_at": "yesterday"},                 # not a timestamp
     {"schema": "precaution.notice/v0"},         # other schema version
+    {"id": "  "},                               # blank
+    {"rate_limits": {"packets_per_second": 0}}, # a rate limit is positive
+    {"targets": []},                            # names no target
 ])
 def test_notice_is_strict(change: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):

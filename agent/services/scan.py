@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent.record import Entry
 from agent.runner import ProgressFn
 from agent.scan import ScanResult, run_scan, select_probes
 from agent.services.context import AgentContext, Judging, check_root, exit_code, judging
-from agent.wire.record import HostScope, ScanContent, ScanSummaryDoc
 from probes.base import ProbeSettings
 
 if TYPE_CHECKING:
+    from agent.record import Entry
     from agent.wire.scan import ScanDocument
 
 
@@ -74,7 +73,9 @@ def run(ctx: AgentContext, request: ScanRequest, progress: ProgressFn | None = N
         overrides["full"] = "true"
     if not request.compare_baseline:
         overrides["no_baseline"] = "true"
+    # The wire models load after the probes ran: their memory reuses what the probes freed (scan RSS budget).
     from agent.documents import scan_document, severity_counts
+    from agent.wire.record import HostScope, ScanContent, ScanSummaryDoc
 
     content = ScanContent(
         scope=HostScope(host=result.host.hostname, root=request.root), tests=[r.probe for r in result.probes],

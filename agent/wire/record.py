@@ -273,7 +273,8 @@ EntryContent = (ScanContent | InspectionContent | NetscanContent | RemoteContent
 KINDS = ("scan", "inspection", "netscan", "remote", "refusal", "notice", "acknowledgement", "baseline-capture",
          "baseline-accept", "host-key", "agent-key", "record-break", "record-recovery", "record-acknowledgement")
 
-# -- whole entries: content + chain fields -----------------------------------------------------------------
+
+# -- whole entries: content + chain fields (what readers and the collector parse) -------------------------
 
 
 class _Chain(WireModel):
