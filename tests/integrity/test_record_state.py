@@ -270,3 +270,83 @@ def test_notice_trust_remove(tmp_path: Path, _isolated_state: Path) -> None:
         check=0)
     proc = run("notice", "verify", str(tmp_path / "n.json"), "--unit", "U")
     assert proc.returncode == 2 and "does not trust" in proc.stderr
+
+
+def _notice(tmp_path: Path, unit: str = "Unit A", start: str = "+2h", end: str = "+3h") -> Path:
+    key = tmp_path / "issuer.key"
+    if not key.exists():
+        run("notice", "keygen", str(key), check=0)
+        run("notice", "trust", "add", f"{key}.pub", "--name", "Bureau", check=0)
+    out = tmp_path / "n.json"
+    run("notice", "issue", "--key", str(key), "--id", "N-7", "--issuer", "Bureau", "--unit", unit,
+        "--target", "127.0.0.1", "--kind", "host", "--start", start, "--end", end, "--lead-time", "1h",
+        "-o", str(out), check=0)
+    return out
+
+
+def test_acknowledgement_time_comes_from_the_signed_record(tmp_path: Path, _isolated_state: Path) -> None:
+    """Moving acknowledged_at one hour earlier in notices/*.ack.json made a late notice pass."""
+    _isolated_state.mkdir(parents=True, exist_ok=True)
+    (_isolated_state / "config.toml").write_text('[notice]\nunit = "Unit A"\nlead_time = "1h"\n')
+    notice = _notice(tmp_path, start="+30m")  # acknowledged now: 30 min before the window, lead time 1 h: late
+    assert run("notice", "ack", str(notice)).returncode == 2  # acknowledged, but late
+    (ack_file,) = (_isolated_state / "notices").glob("*.ack.json")
+    doc = json.loads(ack_file.read_text())
+    import datetime as dt
+
+    earlier = dt.datetime.fromisoformat(doc["acknowledged_at"].replace("Z", "+00:00")) - dt.timedelta(hours=1)
+    doc["acknowledged_at"] = earlier.isoformat()
+    ack_file.write_text(json.dumps(doc))
+    proc = run("notice", "verify", str(notice))
+    assert proc.returncode == 2
+    assert "differs from the signed record" in proc.stderr and "late" not in proc.stdout.lower().split("signed")[0]
+    ack_file.unlink()  # the record still knows: the notice stays acknowledged (late), not "not acknowledged"
+    proc = run("notice", "verify", str(notice))
+    assert proc.returncode == 2 and "acknowledged" in proc.stderr and "less than the lead time" in proc.stderr
+
+
+def test_ack_file_the_record_never_saw_is_refused(tmp_path: Path, _isolated_state: Path) -> None:
+    _isolated_state.mkdir(parents=True, exist_ok=True)
+    (_isolated_state / "config.toml").write_text('[notice]\nunit = "Unit A"\nlead_time = "1h"\n')
+    notice = _notice(tmp_path)
+    run("notice", "ack", str(notice), check=0)
+    (ack_file,) = (_isolated_state / "notices").glob("*.ack.json")
+    forged = ack_file.read_text()
+    # a fresh state (no record of that acknowledgement) with the file copied in
+    other = tmp_path / "other-state"
+    (other / "notices").mkdir(parents=True)
+    (other / "config.toml").write_text('[notice]\nunit = "Unit A"\nlead_time = "1h"\n')
+    (other / "notices" / ack_file.name).write_text(forged)
+    (other / "trusted-issuers.json").write_text((_isolated_state / "trusted-issuers.json").read_text())
+    proc = run("notice", "verify", str(notice), env={"PRECAUTION_HOME": str(other)})
+    assert proc.returncode == 2 and "is not in the signed inspection record" in proc.stderr
+
+
+def test_overrides_may_only_be_stricter(tmp_path: Path, _isolated_state: Path) -> None:
+    _isolated_state.mkdir(parents=True, exist_ok=True)
+    (_isolated_state / "config.toml").write_text('[notice]\nunit = "Unit A"\nlead_time = "24h"\n'
+                                                 '[netscan]\nown_networks = ["10.20.0.0/16"]\n')
+    notice = _notice(tmp_path, start="+30h", end="+31h")
+    line = one_error_line(run("notice", "verify", str(notice), "--lead-time", "0"))
+    assert "shorter than the configured minimum lead time of 1 d" in line
+    line = one_error_line(run("notice", "verify", str(notice), "--unit", "Unit B"))
+    assert "differs from the configured unit 'Unit A'" in line
+    lax = tmp_path / "lax.toml"
+    lax.write_text('[notice]\nunit = "Unit A"\nlead_time = "0s"\n[netscan]\nown_networks = ["10.0.0.0/8"]\n')
+    line = one_error_line(run("netscan", "10.20.0.1", "--config", str(lax)))
+    assert "is laxer than" in line and "lead_time 0s" in line and "adds 10.0.0.0/8" in line
+    strict = tmp_path / "strict.toml"
+    strict.write_text('[notice]\nunit = "Unit A"\nlead_time = "48h"\n')
+    run("scan", "--probe", "sysctl", "--no-baseline", "--json", "--config", str(strict))
+    last = record_entries(_isolated_state)[-1]
+    assert last["kind"] == "scan" and str(strict) in last["applied"]["overrides"]["config"]
+    run("notice", "verify", str(notice), "--lead-time", "48h")  # longer is fine (recorded as an override)
+    entry = record_entries(_isolated_state)[-1]
+    assert entry["applied"]["overrides"]["lead_time"] == "48h" and entry["applied"]["lead_time_s"] == 48 * 3600
+
+
+def test_netscan_without_notice_says_it_needs_one_and_loopback_scope_is_accepted(_isolated_state: Path) -> None:
+    line = one_error_line(run("netscan", "10.231.250.1", "--ports", "22"))
+    assert "needs an advance notice (--notice FILE" in line and "outside the notified scope" not in line
+    proc = run("netscan", "127.0.0.1", "--scope", "127.0.0.0/8", "--ports", "1", "--json")
+    assert proc.returncode in (0, 1), proc.stderr
