@@ -124,7 +124,7 @@ def ensure_state_dir(path: Path | None = None) -> Path:
     path = path or state_dir()
     try:
         st = os.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         try:
             os.makedirs(path, mode=DIR_MODE, exist_ok=True)
             os.chmod(path, DIR_MODE)

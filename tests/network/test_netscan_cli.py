@@ -174,7 +174,7 @@ def test_baseline_capture_hook(lab: Lab, _isolated_state: Path) -> None:
 
 
 BAD_INPUT = [
-    (["10.231.1.11"], "outside the notified scope"),  # default scope is loopback only
+    (["10.231.1.11"], "needs an advance notice (--notice FILE"),  # default scope is loopback only: say why
     (["127.0.0.1", "--scope", "10.0.0.0/33"], "bad network"),
     (["127.0.0.1", "--scope", "10.1.2.3/8"], "bad network"),
     (["127.0.0.1", "--ports", "0"], "out of range"),
