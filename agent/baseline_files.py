@@ -208,7 +208,7 @@ class BaselineFiles:
 
     def _record_recovered(self, meta: BaselineMeta, digest: str) -> None:
         from agent.record import Recorder
-        from agent.wire.record import BaselineAcceptContent, BaselineCaptureContent, BaselineScopeDoc, BaselineSummary
+        from agent.wire.contents import BaselineAcceptContent, BaselineCaptureContent, BaselineScopeDoc, BaselineSummary
 
         content = BaselineCaptureContent if meta.action == "capture" else BaselineAcceptContent
         Recorder(self.state).write(content(

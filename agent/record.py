@@ -6,7 +6,7 @@ One line per entry::
 
 The chain logic (line format, links, verification) is pure and lives in ``agent.wire.chain`` so that the
 collector can verify records it receives; this module is the file side: the one typed write path
-(``Recorder.write(content)`` with a content model from ``agent.wire.record``), reading and verifying the file.
+(``Recorder.write(content)`` with a content model from ``agent.wire.contents``), reading and verifying the file.
 
 ``record.head`` (seq and link of the last entry) catches entries cut off the end, which the chain alone cannot.
 Writers take an exclusive ``fcntl`` lock on ``record.lock``, append one line, fsync, then update the head.
@@ -52,7 +52,7 @@ from baselines.ed25519 import fingerprint
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-    from agent.wire.record import EntryContent, InspectorDoc, RecordRecoverySummary
+    from agent.wire.contents import EntryContent, InspectorDoc, RecordRecoverySummary
 
 __all__ = ["GENESIS", "Entry", "Inspector", "Recorder", "VerifyResult", "link_of", "verify"]
 
@@ -81,7 +81,7 @@ class Inspector:
         return {"name": self.name, "id": self.id}
 
     def to_doc(self) -> InspectorDoc:
-        from agent.wire.record import InspectorDoc
+        from agent.wire.contents import InspectorDoc
 
         return InspectorDoc(name=self.name, id=self.id)
 
@@ -236,7 +236,7 @@ def _continuation(state: Path, path: Path, key_existed: bool) -> _Continuation:
     """Compare the file's last entry with the head file. Anything but agreement (or the head one entry behind:
     a crash before its update) is a break: the chain continues from the best knowledge (the head, when it
     says more) and the break is written into the record; never a silent restart."""
-    from agent.wire.record import RecordRecoverySummary
+    from agent.wire.contents import RecordRecoverySummary
 
     last, complete_end, torn = _last_line(path)
     head, head_state = _read_head_state(state / HEAD_FILE)
@@ -331,7 +331,7 @@ def _write_line(state: Path, path: Path, line: bytes) -> None:
 
 class Recorder:
     """The one write path into the record: every action, refusal and host-key event goes through ``write``
-    with a typed content model (``agent.wire.record.*Content``)."""
+    with a typed content model (``agent.wire.contents.*Content``)."""
 
     def __init__(self, state: StateDir, actor: str | None = None, config_override: str | None = None) -> None:
         self.state = state
@@ -352,7 +352,7 @@ class Recorder:
         ``record-recovery`` (a torn tail beyond the head, set aside). A key created while a record exists is
         written as an ``agent-key`` replacement."""
         from agent.keys import KEY_FILE, agent_signing_key
-        from agent.wire.record import (
+        from agent.wire.contents import (
             AgentKeyContent,
             AgentKeySummary,
             Applied,
@@ -410,7 +410,7 @@ class Recorder:
         """The agent key for a writer that signs before it records (a baseline): created through the record,
         so that a key never exists without an entry signed by it."""
         from agent.keys import load_agent_key
-        from agent.wire.record import AgentKeyContent, AgentKeySummary
+        from agent.wire.contents import AgentKeyContent, AgentKeySummary
 
         key = load_agent_key(self.state)
         if key is None:

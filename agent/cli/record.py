@@ -70,7 +70,7 @@ def _acknowledge(args: argparse.Namespace) -> int:
     if not args.by.strip() or len(args.reason.strip()) < 3:
         raise UserError("--by and --reason must say who acknowledges and why",
                         "--by 与 --reason 须写明确认人及原因")
-    from agent.wire.record import RecordAcknowledgementContent, RecordAcknowledgementSummary
+    from agent.wire.contents import RecordAcknowledgementContent, RecordAcknowledgementSummary
 
     before = record.verify(args.state.record)
     if before.ok and not before.problems:
