@@ -28,7 +28,7 @@ from agent.notice import (
     settings_from,
     sign_notice,
 )
-from agent.state import atomic_write
+from agent.state import write_output
 
 
 def add_notice_options(p: argparse.ArgumentParser) -> None:
@@ -121,7 +121,7 @@ def _issue(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     notice = Notice.from_json(data)  # the same validation a reader applies
     signed = sign_notice(notice, load_issuer_key(Path(args.key)))
-    atomic_write(Path(args.output), signed.to_document(), mode=0o644)
+    write_output(Path(args.output), signed.to_document(), "-o", mode=0o644)  # never replaces a device
     sys.stdout.write(f"notice {notice.id} signed and written to {args.output}\n")
     return 0
 
