@@ -229,8 +229,10 @@ class ScopeGuard:
     """Approves targets against a scope until ``deadline`` (the notice window's end, aware datetime)."""
 
     def __init__(self, scope: Scope, on_refusal: Callable[[Refusal], None] | None = None,
-                 deadline: dt.datetime | None = None, resolver: Resolver = resolve_hostname) -> None:
+                 deadline: dt.datetime | None = None, resolver: Resolver = resolve_hostname,
+                 scope_name: str = "the notified scope") -> None:
         self.scope = scope
+        self.scope_name = scope_name  # what to call it when refusing: a notice's, or this run's --scope
         self.on_refusal = on_refusal
         self.deadline = _aware(deadline) if deadline else None
         self.resolver = resolver
@@ -302,7 +304,7 @@ class ScopeGuard:
             refusals = [Refusal(item, kind, reason, _ranges(ips), len(ips)) for (item, reason), ips in refused.items()]
             if not partial or not approved:
                 detail = "; ".join(r.describe() for r in refusals)
-                raise self._refuse(refusals, f"refused (outside the notified scope, nothing approved): {detail}")
+                raise self._refuse(refusals, f"refused (outside {self.scope_name}, nothing approved): {detail}")
             self._refuse(refusals, "")
         return approved
 

@@ -206,7 +206,8 @@ def authorise(ctx: AgentContext, opts: NetScanOptions, notice: Path | None) -> t
         opts.scope = auths[0].scope
         return ScopeGuard(opts.scope, on_refusal=on_refusal, deadline=auths[0].deadline), notice_id
     require_own_networks(ctx, opts)
-    return ScopeGuard(opts.scope, on_refusal=on_refusal), None
+    return ScopeGuard(opts.scope, on_refusal=on_refusal,
+                      scope_name="this run's --scope (default: loopback only)"), None
 
 
 def require_own_networks(ctx: AgentContext, opts: NetScanOptions) -> None:
