@@ -8,18 +8,20 @@ history then holds a newer one (rolled back).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import hashlib
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.keys import agent_signing_key
-from agent.state import StateDir, atomic_write
+from agent.errors import UserError
+from agent.keys import load_agent_key
+from agent.state import StateDir, atomic_write, locked, open_state_file, read_state_file
 from baselines.diff import AttrMap, ObsKey
 from baselines.store import (
     Baseline,
@@ -68,6 +70,15 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedVersion:
+    """What the inspection record says is the current version of a scope."""
+
+    version: int
+    sha256: str | None  # None in entries written before the record held digests
+    seq: int
+
+
 class BaselineFiles:
     def __init__(self, state: StateDir) -> None:
         self.state = state
@@ -79,44 +90,132 @@ class BaselineFiles:
         return self.scope_dir(scope) / CURRENT
 
     def exists(self, scope: Scope) -> bool:
-        return self.current_path(scope).exists()
+        return self.current_path(scope).exists() or self.current_path(scope).is_symlink()
+
+    def _dir(self, scope: Scope, *more: str) -> Path:
+        """The scope's directory (or one below it), created 0700 and never through a link."""
+        return self.state.subdir("baselines", scope.kind, scope.id, *more)
+
+    @contextlib.contextmanager
+    def writing(self, scope: Scope) -> Iterator[None]:
+        """Hold the scope's writer lock: load, compare and save under it."""
+        with locked(self._dir(scope) / ".lock"):
+            yield
+
+    def recorded(self, scope: Scope) -> RecordedVersion | None:
+        from agent import record
+
+        needle = record.canonical({"baseline": scope.label})
+        entry = record.last_entry_with(self.state.record, needle)
+        if entry is None or not isinstance(entry.summary, dict) or entry.kind not in ("baseline-capture",
+                                                                                     "baseline-accept"):
+            return None
+        try:
+            version = int(entry.summary["version"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        sha = entry.summary.get("sha256")
+        return RecordedVersion(version, sha if isinstance(sha, str) else None, entry.seq)
 
     def load(self, scope: Scope, hostname: str, machine_id: str) -> Baseline:
         """The verified current baseline; BaselineMissing, or BaselineInvalid with the reason."""
         path = self.current_path(scope)
-        public = agent_signing_key(self.state).public_key()
         try:
-            with path.open("rb") as fh:
-                baseline = read_document(fh, public)  # verified while read; rows decoded only when used
+            fd = open_state_file(path, os.O_RDONLY)
         except FileNotFoundError:
+            self._check_absent(scope)
             raise BaselineMissing(f"no baseline for {scope.label} yet") from None
+        except UserError as exc:  # a link, FIFO or device planted in its place
+            raise BaselineInvalid("unreadable", str(exc)) from None
         except OSError as exc:
             raise BaselineInvalid("unreadable", f"{path}: {exc.strerror or exc}") from None
+        with os.fdopen(fd, "rb") as fh:
+            key = load_agent_key(self.state)
+            if key is None:
+                raise BaselineInvalid("foreign-key", f"the agent key ({self.state.path / 'agent.key'}) is missing: the "
+                                                     "baseline's signature cannot be checked")
+            baseline = read_document(fh, key.public_key())  # verified while read; rows decoded only when used
         digest = baseline.sha256
         check_identity(baseline.meta, scope, hostname, machine_id)
         newest = max((e.meta.version for e in self._history_names(scope)), default=0)
         if newest > baseline.meta.version:
             raise BaselineInvalid("rolled-back", f"current baseline is version {baseline.meta.version} but history "
                                                  f"holds version {newest}: an older baseline was put back")
+        self._check_recorded(scope, baseline)
         history = self._history_path(scope, baseline.meta.version, digest)
         if not history.exists():
-            data = path.read_bytes()
+            data = read_state_file(path)
             if body_sha256(data) == digest:  # the file is still the one just verified
                 log.info("re-writing history copy of %s version %d", scope.label, baseline.meta.version)
+                self._dir(scope, "history")
                 atomic_write(history, data)
         return baseline
 
+    def _check_absent(self, scope: Scope) -> None:
+        """No current.jsonl: fine only if no version was ever accepted for this scope."""
+        kept = max((e.meta.version for e in self._history_names(scope)), default=0)
+        recorded = self.recorded(scope)
+        if recorded is not None or kept:
+            version = max(kept, recorded.version if recorded else 0)
+            raise BaselineInvalid("missing", f"the current baseline of {scope.label} is gone, but "
+                                             f"{'the inspection record' if recorded else 'its history'} holds "
+                                             f"version {version}: it was deleted")
+
+    def _check_recorded(self, scope: Scope, baseline: Baseline) -> None:
+        recorded = self.recorded(scope)
+        if recorded is None:
+            return
+        meta = baseline.meta
+        if meta.version == recorded.version and recorded.sha256 in (None, baseline.sha256):
+            return
+        if meta.version == recorded.version + 1 and recorded.sha256 is not None \
+                and meta.parent_sha256 == recorded.sha256:
+            # Written, then interrupted before its record entry: complete the record and carry on.
+            log.warning("baseline %s version %d has no record entry (interrupted); recording it now",
+                        scope.label, meta.version)
+            self._record_recovered(meta, baseline.sha256)
+            return
+        if meta.version < recorded.version:
+            raise BaselineInvalid("rolled-back", f"current baseline is version {meta.version} but the inspection "
+                                                 f"record says version {recorded.version} was accepted "
+                                                 f"(entry {recorded.seq}): an older baseline was put back")
+        raise BaselineInvalid("altered", f"current baseline (version {meta.version}, {baseline.sha256[:16]}) is not "
+                                         f"the one the inspection record names (version {recorded.version}"
+                                         f"{', ' + recorded.sha256[:16] if recorded.sha256 else ''}, entry "
+                                         f"{recorded.seq})")
+
+    def next_version(self, scope: Scope) -> int:
+        recorded = self.recorded(scope)
+        return max(max((e.meta.version for e in self._history_names(scope)), default=0),
+                   recorded.version if recorded else 0) + 1
+
     def save(self, meta: BaselineMeta, entries: Mapping[ObsKey, AttrMap],
-             volatile: Mapping[str, frozenset[str]]) -> Path:
-        """Sign and store a new version; the previous one stays in history."""
-        key = agent_signing_key(self.state)
+             volatile: Mapping[str, frozenset[str]]) -> tuple[Path, str]:
+        """Sign and store a new version (the previous one stays in history): its path and body digest. The
+        caller records it next (the record entry names the digest); a crash in between is recovered by
+        ``load``."""
+        from agent.record import Recorder
+
+        key = Recorder(self.state).ensure_agent_key()
         body = encode_body(meta, entries, volatile)
         data = sign_body(body, key)
         digest = hashlib.sha256(body).hexdigest()
-        path = self.current_path(meta.scope)
+        path = self._dir(meta.scope) / CURRENT
         atomic_write(path, data)
+        self._dir(meta.scope, "history")
         atomic_write(self._history_path(meta.scope, meta.version, digest), data)
-        return path
+        return path, digest
+
+    def _record_recovered(self, meta: BaselineMeta, digest: str) -> None:
+        from agent.record import Recorder
+        from agent.wire.contents import BaselineAcceptContent, BaselineCaptureContent, BaselineScopeDoc, BaselineSummary
+
+        content = BaselineCaptureContent if meta.action == "capture" else BaselineAcceptContent
+        Recorder(self.state).write(content(
+            scope=BaselineScopeDoc(baseline=meta.scope.label), tests=list(meta.probes),
+            summary=BaselineSummary(version=meta.version, items=meta.accepted_items, note=meta.note, sha256=digest,
+                                    recovered="record entry written after an interrupted save")),
+            results=meta.to_json(), actor=meta.accepted_by)
 
     def history(self, scope: Scope) -> list[HistoryEntry]:
         """Every stored version, oldest first (headers only; each is verified when loaded as current)."""
@@ -129,7 +228,7 @@ class BaselineFiles:
         folder = self.scope_dir(scope) / "history"
         try:
             names = os.listdir(folder)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         out: list[HistoryEntry] = []
         for name in names:
@@ -138,10 +237,10 @@ class BaselineFiles:
                 continue
             path = folder / name
             try:
-                with path.open("rb") as fh:
+                with os.fdopen(open_state_file(path, os.O_RDONLY), "rb") as fh:
                     header = read_header(fh.readline())
                 meta = BaselineMeta.from_json(header.get("meta") or {})
-            except (OSError, BaselineInvalid) as exc:
+            except (OSError, UserError, BaselineInvalid) as exc:
                 log.warning("unreadable baseline history file %s: %s", path, exc)
                 continue
             out.append(HistoryEntry(meta, path, m.group(2)))

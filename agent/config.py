@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agent.errors import UserError
 from agent.state import StateDir
+from baselines.input_file import InputFileError, read_input_text
+from baselines.waivers import DEFAULT_MAX_DAYS
 
 CONFIG_FILE = "config.toml"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -64,16 +66,40 @@ class NetscanConfig(_Closed):
 
     @field_validator("own_networks")
     @classmethod
-    def _cidrs(cls, values: list[str]) -> list[str]:
-        bad = []
+    def _specific(cls, values: list[str]) -> list[str]:
+        problems = []
         for value in values:
             try:
-                ipaddress.ip_network(value, strict=False)
-            except ValueError:
-                bad.append(value)
-        if bad:
-            raise ValueError(f"not a network (CIDR): {', '.join(map(repr, bad))}")
+                check_own_network(value)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
         return values
+
+
+# Private and shared address space: a unit's internal networks. Anything else must be a declared public range
+# of at most a /16 (IPv4) or /32 (IPv6); a larger one reaches other people's networks.
+_PRIVATE = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10"))
+_MAX_PUBLIC_PREFIX = {4: 16, 6: 32}
+
+
+def check_own_network(entry: str) -> None:
+    """A declared own network must be one specific range: never the world, multicast or reserved space."""
+    try:
+        net = ipaddress.ip_network(entry.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{entry!r} is not a network (expected a CIDR such as 10.20.0.0/16)") from None
+    if net.prefixlen == 0:
+        raise ValueError(f"{entry!r} is every address: own networks must be the unit's specific ranges")
+    if net.is_multicast or net.is_unspecified or net.is_reserved or net.network_address.is_unspecified:
+        raise ValueError(f"{entry!r} is not a unit network (multicast, reserved or unspecified space)")
+    if net.is_loopback or any(net.version == p.version and net.subnet_of(p) for p in _PRIVATE):  # type: ignore[arg-type]
+        return
+    if net.prefixlen < _MAX_PUBLIC_PREFIX[net.version]:
+        raise ValueError(f"{entry!r} reaches beyond private address space and is larger than a "
+                         f"/{_MAX_PUBLIC_PREFIX[net.version]}: declare the unit's own public ranges one by one")
 
 
 class AgentConfig(_Closed):
@@ -82,6 +108,7 @@ class AgentConfig(_Closed):
     profile: str | None = None
     waivers: str | None = None
     fail_on: str = "high"
+    waiver_max_days: int = Field(default=DEFAULT_MAX_DAYS, ge=1, le=3650)  # how far ahead a waiver may expire
     notice: NoticeConfig = Field(default_factory=NoticeConfig)
     netscan: NetscanConfig = Field(default_factory=NetscanConfig)
 
@@ -209,12 +236,10 @@ def load_config(path: str | Path | None, state: StateDir) -> AgentConfig:
     """Load the given file, or config.toml in the state dir when it exists, else defaults."""
     explicit = path is not None
     file = Path(path) if path else state.config
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        if explicit:
-            raise UserError(f"{file}: config file not found") from None
+    if not explicit and not file.exists() and not file.is_symlink():
         return AgentConfig()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{file}: cannot read config: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        text = read_input_text(file, "config", 1024 * 1024)  # a directory, FIFO, device or bad UTF-8: one line
+    except InputFileError as exc:
+        raise UserError(exc.message, exc.zh) from None
     return parse_config(text, file)

@@ -6,12 +6,15 @@ from probes.i18n import Localized
 
 
 class UserError(Exception):
-    """Bad input or an environment the user must fix; the message is shown as is, in the command's language
-    when it is a catalogue message (probes.i18n)."""
+    """Bad input or an environment the user must fix; the message is shown as is, in the command's language:
+    a catalogue message (probes.i18n) renders itself, a plain string may carry its Chinese text in ``zh``."""
 
-    def __init__(self, message: str | Localized) -> None:
+    def __init__(self, message: str | Localized, zh: str | None = None) -> None:
         super().__init__(message if isinstance(message, str) else message.get("en"))
         self.localized = message
+        self.zh = zh
 
     def text(self, lang: str = "en") -> str:
-        return self.localized if isinstance(self.localized, str) else self.localized.get(lang)
+        if not isinstance(self.localized, str):
+            return self.localized.get(lang)
+        return self.zh if lang == "zh-CN" and self.zh else self.localized

@@ -350,11 +350,19 @@ NOT_NOTIFIED_ENDPOINT = message("refusal.endpoint", "{endpoint} is not a notifie
 JUMP_OUTSIDE = message("remote.jump-outside", "jump host {host} is outside the notice's scope; nothing was run",
                        "跳板机 {host} 超出通知范围；未执行任何检测。")
 PARALLEL_AT_LEAST_ONE = message("remote.parallel", "--parallel must be at least 1", "--parallel 至少为 1。")
-HOST_KEY_REFUSED = message("remote.host-key", "host key {reason}: {detail}", "主机密钥{reason}：{detail}")
-HOST_KEY_REASON = {
-    "unknown": message("host-key-reason.unknown", "unknown", "未知（首次连接请核对指纹后使用 --accept-new-host-key）"),
-    "changed": message("host-key-reason.changed", "changed", "已变更"),
-}
+HOST_KEY_UNKNOWN = message(
+    "remote.host-key-unknown",
+    "host key unknown for {host} ({fingerprint}): compare the fingerprint with the host's "
+    "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it), then run again with --accept-new-host-key to "
+    "record it",
+    "{host} 的主机密钥未知（{fingerprint}）：请在该主机上用 `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` "
+    "核对指纹，无误后加 --accept-new-host-key 重新运行以登记该密钥")
+HOST_KEY_CHANGED = message(
+    "remote.host-key-changed",
+    "host key changed for {host} ({fingerprint}, known_hosts has {expected}): always refused; if the host was "
+    "reinstalled, check the new key and remove the old line from known_hosts in the state directory",
+    "{host} 的主机密钥已变更（{fingerprint}，known_hosts 中为 {expected}）：一律拒绝；如该主机已重装，请核对新密钥，"
+    "并从状态目录的 known_hosts 中删除旧记录")
 OUTSIDE_NOTICE = message("remote.outside-notice", "outside the notified scope", "超出通知范围")
 NOT_STARTED = message("remote.not-started", "not started: the notice window closed", "未开始：通知检测时段已结束")
 HOST_HEADING = message("remote.host-heading", "{target} ({address}): {status}", "{target}（{address}）：{status}")

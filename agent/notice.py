@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent import messages as msg
+from agent.duration import MAX_DURATION
 from agent.duration import parse_duration as parse_duration
 from agent.errors import UserError
-from agent.state import StateDir, atomic_write
+from agent.state import StateDir, atomic_write, read_state_file
 from baselines import ed25519
 from baselines.canonical_json import canonical_json
 from baselines.model import Text
@@ -49,8 +50,8 @@ ACK_DIR = "notices"
 class NoticeError(UserError):
     """A notice that cannot be used; ``code`` names the reason (for the record and tests)."""
 
-    def __init__(self, code: str, message: str | Localized) -> None:
-        super().__init__(message)
+    def __init__(self, code: str, message: str | Localized, zh: str | None = None) -> None:
+        super().__init__(message, zh)
         self.code = code
 
 
@@ -111,10 +112,10 @@ class Notice:
                 targets=tuple(body.targets), kinds=tuple(body.kinds), window_start=parse_time(body.window.start),
                 window_end=parse_time(body.window.end),
                 rate=RateLimits(body.rate_limits.packets_per_second, body.rate_limits.max_parallel),
-                lead_time=dt.timedelta(seconds=body.lead_time_s), issued_at=parse_time(body.issued_at),
+                lead_time=_lead_time(body.lead_time_s), issued_at=parse_time(body.issued_at),
                 basis=body.basis,
             )
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise NoticeError("malformed", f"notice: {exc}") from None
         if notice.window_end <= notice.window_start:
             raise NoticeError("malformed", "notice: the window ends before it starts")
@@ -221,6 +222,12 @@ def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def _lead_time(seconds: int) -> dt.timedelta:
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"lead_time_s {seconds} is more than ten years")
+    return dt.timedelta(seconds=seconds)
+
+
 def parse_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
     """ISO 8601 (a time without zone is UTC), or relative to now: "now", "+2h", "-30m"."""
     text = text.strip()
@@ -229,7 +236,12 @@ def parse_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
         if text == "now":
             return base
         delta = parse_duration(text[1:])
-        return base + delta if text[0] == "+" else base - delta
+        try:
+            return base + delta if text[0] == "+" else base - delta
+        except OverflowError:
+            raise ValueError(f"time {text!r} is out of range") from None
+    if len(text) > 64:
+        raise ValueError(f"not a time: {text[:64]!r}...")
     value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
@@ -273,6 +285,8 @@ def parse_document(data: bytes) -> SignedNotice:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise NoticeError("malformed", f"notice file is not JSON: {exc}") from None
+    except RecursionError:
+        raise NoticeError("malformed", "notice file is nested too deeply to be a notice") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("notice"), dict):
         raise NoticeError("malformed", "notice file has no \"notice\" object")
     notice = Notice.from_json(doc["notice"])
@@ -404,10 +418,12 @@ def chinese_number(n: int) -> str:
 
 
 def load_signed(path: Path) -> SignedNotice:
+    from baselines.input_file import InputFileError, read_input_bytes
+
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise NoticeError("malformed", f"{path}: cannot read notice: {exc.strerror or exc}") from None
+        data = read_input_bytes(path, "notice", 1024 * 1024)  # never blocks on a FIFO, refuses devices
+    except InputFileError as exc:
+        raise NoticeError("malformed", exc.message, exc.zh) from None
     return parse_document(data)
 
 
@@ -430,10 +446,12 @@ def load_issuer_key(path: Path) -> Ed25519PrivateKey:
 
 def load_public_key_file(path: Path) -> Ed25519PublicKey:
     """A public key file: base64 raw (as `notice keygen` writes), PEM public, or a PEM private key."""
+    from baselines.input_file import InputFileError, read_input_bytes
+
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read key: {exc.strerror or exc}") from None
+        data = read_input_bytes(path, "key", 64 * 1024)
+    except InputFileError as exc:
+        raise UserError(exc.message, exc.zh) from None
     if b"PRIVATE KEY" in data:
         return load_issuer_key(path).public_key()
     try:
@@ -445,7 +463,7 @@ def load_public_key_file(path: Path) -> Ed25519PublicKey:
 def load_trusted(state: StateDir) -> list[TrustedIssuer]:
     path = state.path / TRUST_FILE
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_state_file(path))
         return [TrustedIssuer(str(i["name"]), str(i["public_key"]), str(i["fingerprint"]), str(i["added"]))
                 for i in data["issuers"]]
     except FileNotFoundError:
@@ -465,35 +483,82 @@ def add_trusted(name: str, key: Ed25519PublicKey, state: StateDir) -> TrustedIss
     return entry
 
 
+def remove_trusted(name_or_fingerprint: str, state: StateDir) -> TrustedIssuer:
+    """Stop trusting an issuer, named by its name or key fingerprint; UserError when none matches."""
+    issuers = load_trusted(state)
+    gone = [i for i in issuers if name_or_fingerprint in (i.name, i.fingerprint)]
+    if not gone:
+        known = ", ".join(f"{i.name} ({i.fingerprint})" for i in issuers) or "none"
+        raise UserError(f"no trusted issuer named {name_or_fingerprint!r} (trusted: {known})",
+                        f"信任列表中没有“{name_or_fingerprint}”（已信任：{known}）")
+    kept = [i for i in issuers if i not in gone]
+    doc = {"issuers": [{"name": i.name, "public_key": i.public_key, "fingerprint": i.fingerprint, "added": i.added}
+                       for i in kept]}
+    atomic_write(state.path / TRUST_FILE, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+    return gone[0]
+
+
 def _ack_path(state: StateDir, notice_id: str) -> Path:
     safe = hashlib.sha256(notice_id.encode()).hexdigest()[:32]
     return state.path / ACK_DIR / f"{safe}.ack.json"
 
 
-def load_ack(notice_id: str, state: StateDir) -> Acknowledgement | None:
-    path = _ack_path(state, notice_id)
-    try:
-        data = json.loads(path.read_bytes())
-        return Acknowledgement(str(data["notice_id"]), str(data["digest"]),
-                               parse_time(data["acknowledged_at"]), str(data["actor"]))
-    except FileNotFoundError:
+def _recorded_ack(notice_id: str, state: StateDir) -> Acknowledgement | None:
+    """The acknowledgement as the signed inspection record holds it (the newest entry for this notice id)."""
+    from agent import record
+
+    entry = record.last_entry_with(state.record, b'"kind":"acknowledgement"',
+                                   lambda e: e.kind == "acknowledgement" and e.notice_id == notice_id)
+    if entry is None or not isinstance(entry.summary, dict):
         return None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: damaged acknowledgement: {exc}") from None
+    try:
+        when = parse_time(str(entry.summary["acknowledged_at"]))
+        return Acknowledgement(notice_id, str(entry.summary["digest"]), when, entry.actor)
+    except (KeyError, ValueError):
+        return None
 
 
-def save_ack(signed: SignedNotice, actor: str, now: dt.datetime, state: StateDir) -> Acknowledgement:
-    """Record the subject's acknowledgement. A first acknowledgement stands: acknowledging again later must not
-    move the delivery time (nor, so, the lead time)."""
-    state.ensure()
-    existing = load_ack(signed.notice.id, state)
+def load_ack(notice_id: str, state: StateDir) -> Acknowledgement | None:
+    """The acknowledgement of a notice. Its time comes from the signed record: the file in notices/ is a
+    convenience copy, and one that disagrees with the record (or that the record never saw) is tampering."""
+    path = _ack_path(state, notice_id)
+    recorded = _recorded_ack(notice_id, state)
+    try:
+        data = json.loads(read_state_file(path))
+        on_file = Acknowledgement(str(data["notice_id"]), str(data["digest"]),
+                                  parse_time(data["acknowledged_at"]), str(data["actor"]))
+    except FileNotFoundError:
+        return recorded
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NoticeError("tampered-ack", f"{path}: damaged acknowledgement: {exc}",
+                          f"{path}：通知确认文件已损坏") from None
+    if recorded is None or recorded.digest != on_file.digest:
+        raise NoticeError("tampered-ack", f"{path}: the acknowledgement of notice {notice_id} is not in the signed "
+                          "inspection record: it was not made by `precaution notice ack` on this agent",
+                          f"{path}：通知 {notice_id} 的确认不在已签名的检查记录中，并非本机确认")
+    if recorded.acknowledged_at != on_file.acknowledged_at:
+        raise NoticeError("tampered-ack", f"{path}: acknowledgement time {_fmt(on_file.acknowledged_at)} differs from "
+                          f"the signed record ({_fmt(recorded.acknowledged_at)}): the file was altered",
+                          f"{path}：确认时间 {_fmt(on_file.acknowledged_at)} 与已签名记录"
+                          f"（{_fmt(recorded.acknowledged_at)}）不符，文件被篡改")
+    return recorded
+
+
+def planned_ack(signed: SignedNotice, actor: str, now: dt.datetime, state: StateDir) -> Acknowledgement:
+    """The acknowledgement to record: the one the record already holds for this signed notice (a first
+    acknowledgement stands: acknowledging again later must not move the delivery time, nor the lead time), else
+    a new one at ``now``."""
+    existing = _recorded_ack(signed.notice.id, state)
     if existing is not None and existing.digest == signed.digest:
         return existing
-    ack = Acknowledgement(signed.notice.id, signed.digest, now, actor)
-    path = _ack_path(state, signed.notice.id)
+    return Acknowledgement(signed.notice.id, signed.digest, now, actor)
+
+
+def write_ack_file(signed: SignedNotice, ack: Acknowledgement, state: StateDir) -> None:
+    """The convenience copy in notices/, written after the record entry (which is what counts)."""
+    path = state.subdir(ACK_DIR) / _ack_path(state, signed.notice.id).name
     atomic_write(path, (json.dumps({**ack.to_json(), "notice": json.loads(signed.to_document())}, indent=2,
                                    ensure_ascii=False) + "\n").encode())
-    return ack
 
 
 def check_file(
@@ -511,13 +576,37 @@ def check_file(
 
 
 def settings_from(config: Any, unit: str | None = None, lead_time: str | None = None) -> NoticeSettings:
-    """Options first, then the config's [notice] table (``unit``, ``lead_time``) when the config has one."""
+    """The config's [notice] table (``unit``, ``lead_time``), with --unit / --lead-time applied.
+
+    An override may only make the agent stricter: --lead-time may lengthen the configured minimum, never
+    shorten it; --unit may name the unit when none is configured, never a different one. Either would let a
+    notice through that the operator's configuration refuses. Every override used is recorded with the run
+    (``applied.overrides`` of its record entry)."""
     section = getattr(config, "notice", None)
     cfg_unit = getattr(section, "unit", None) if section is not None else None
     cfg_lead = getattr(section, "lead_time", None) if section is not None else None
-    lead_text = lead_time if lead_time is not None else cfg_lead
     try:
-        lead = parse_duration(str(lead_text)) if lead_text is not None else DEFAULT_LEAD_TIME
+        configured = parse_duration(str(cfg_lead)) if cfg_lead is not None else DEFAULT_LEAD_TIME
+        lead = parse_duration(str(lead_time)) if lead_time is not None else configured
     except ValueError as exc:
-        raise UserError(f"lead time: {exc}") from None
+        raise UserError(f"lead time: {exc}", f"提前通知期：{exc}") from None
+    if lead < configured:
+        raise UserError(f"--lead-time {lead_time} is shorter than the configured minimum lead time of "
+                        f"{_duration_text(configured)} ([notice] lead_time in config.toml): an override may lengthen "
+                        "it, never shorten it",
+                        f"--lead-time {lead_time} 短于配置的最短提前通知期 {_duration_text(configured)}"
+                        "（config.toml 中的 [notice] lead_time）：只能延长，不能缩短")
+    if unit is not None and cfg_unit is not None and _norm(unit) != _norm(cfg_unit):
+        raise UserError(f"--unit {unit!r} differs from the configured unit {cfg_unit!r} ([notice] unit in "
+                        "config.toml): notices addressed to another unit are never accepted",
+                        f"--unit “{unit}” 与配置的本单位“{cfg_unit}”（config.toml 中的 [notice] unit）不符："
+                        "不接受发给其他单位的通知")
     return NoticeSettings(unit=unit or cfg_unit, lead_time=lead)
+
+
+def _duration_text(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for size, name in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {name}"
+    return f"{delta.total_seconds():g} s"

@@ -193,7 +193,9 @@ class Scope:
             if nets is None:
                 raise UserError(msg.DENY_HOSTNAME(entry=entry))
             deny_nets.extend(nets)
-        size = _size(networks)
+        # Loopback is this machine, not a network of others: 127.0.0.0/8 (the default) does not count towards
+        # the limit. What one request may expand to is capped separately (expand_target).
+        size = _size([n for n in networks if not n.is_loopback])
         if size > max_addresses:
             raise UserError(msg.SCOPE_TOO_LARGE(size=size, limit=max_addresses))
         try:
@@ -237,8 +239,10 @@ class ScopeGuard:
     """Approves targets against a scope until ``deadline`` (the notice window's end, aware datetime)."""
 
     def __init__(self, scope: Scope, on_refusal: Callable[[Refusal], None] | None = None,
-                 deadline: dt.datetime | None = None, resolver: Resolver = resolve_hostname) -> None:
+                 deadline: dt.datetime | None = None, resolver: Resolver = resolve_hostname,
+                 scope_name: str = "the notified scope") -> None:
         self.scope = scope
+        self.scope_name = scope_name  # what to call it when refusing: a notice's, or this run's --scope
         self.on_refusal = on_refusal
         self.deadline = _aware(deadline) if deadline else None
         self.resolver = resolver

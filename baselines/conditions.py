@@ -26,6 +26,7 @@ class ConditionError(ValueError):
 
 
 _MISSING = object()
+MAX_DEPTH = 16  # all/any/not nesting; a deeper condition is refused, not compiled (nor recursed into)
 
 
 def _value(obs: Observation, attr: str) -> Any:
@@ -78,7 +79,9 @@ def _cmp(op: str, expected: Any, path: tuple[str | int, ...]) -> Callable[[Any],
     raise ConditionError(path, f"unknown operator '{op}'")
 
 
-def compile_condition(spec: Any, path: tuple[str | int, ...] = ()) -> Predicate:
+def compile_condition(spec: Any, path: tuple[str | int, ...] = (), depth: int = 0) -> Predicate:
+    if depth > MAX_DEPTH:
+        raise ConditionError(path, f"condition nested more than {MAX_DEPTH} levels deep (all/any/not)")
     if not isinstance(spec, Mapping) or not spec:
         raise ConditionError(path, "a condition is a non-empty mapping")
     parts: list[Predicate] = []
@@ -87,11 +90,11 @@ def compile_condition(spec: Any, path: tuple[str | int, ...] = ()) -> Predicate:
         if key in ("all", "any"):
             if not isinstance(value, list) or not value:
                 raise ConditionError(here, f"'{key}' takes a non-empty list of conditions")
-            subs = [compile_condition(v, (*here, i)) for i, v in enumerate(value)]
+            subs = [compile_condition(v, (*here, i), depth + 1) for i, v in enumerate(value)]
             parts.append((lambda s: lambda o: all(p(o) for p in s))(subs) if key == "all"
                          else (lambda s: lambda o: any(p(o) for p in s))(subs))
         elif key == "not":
-            parts.append(_negate(compile_condition(value, here)))
+            parts.append(_negate(compile_condition(value, here, depth + 1)))
         else:
             parts.append(_attr_test(str(key), value, here))
     return parts[0] if len(parts) == 1 else (lambda o: all(p(o) for p in parts))

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from baselines.conditions import ConditionError, Predicate, compile_condition
+from baselines.input_file import InputFileError, read_input_text
 from baselines.model import ActionKind, Remediation, Severity, Text
 from probes.observation import AttrValue, Observation
 
@@ -28,6 +29,18 @@ _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 class ProfileError(Exception):
     """A profile that cannot be used; the message names file, line and reason for every problem."""
+
+    def __init__(self, message: str, zh: str | None = None) -> None:
+        super().__init__(message)
+        self.zh = zh
+
+
+# What a profile may contain. The default profile is 130 KB, 6k YAML nodes, 8 levels deep; the limits leave
+# room for far larger ones while refusing a document that expands (through YAML aliases) or nests without
+# bound: a 716-byte profile of nested aliases would otherwise take minutes and gigabytes to compile.
+MAX_PROFILE_BYTES = 4 * 1024 * 1024
+MAX_PROFILE_NODES = 200_000  # YAML nodes with every alias expanded
+MAX_PROFILE_DEPTH = 48  # nesting of mappings and sequences
 
 
 class _Strict(BaseModel):
@@ -278,13 +291,66 @@ def default_profile_path() -> Path:
 def load_profile(path: str | Path | None = None) -> Profile:
     path = Path(path) if path else default_profile_path()
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read profile: {exc.strerror or exc}") from None
+        text = read_input_text(path, "profile", MAX_PROFILE_BYTES)
+    except InputFileError as exc:
+        raise ProfileError(exc.message, exc.zh) from None
     return parse_profile(text, str(path))
 
 
+def check_bounds(text: str, source: str = "<profile>") -> None:
+    """Refuse a profile that is too large, too deep or expands to too many nodes, before it is loaded.
+
+    One pass over the YAML event stream (iterative, so no recursion limit): the expanded size and depth of
+    every anchored node are remembered, so an alias costs what it would expand to."""
+    if len(text) > MAX_PROFILE_BYTES:
+        raise ProfileError(f"{source}: profile refused: larger than {MAX_PROFILE_BYTES // 1024} KiB",
+                           f"{source}：检查策略被拒绝：超过 {MAX_PROFILE_BYTES // 1024} KiB")
+    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (expanded nodes, depth)
+    stack: list[list[Any]] = []  # [anchor, nodes, depth below]
+    total = 0
+
+    def refuse(event: yaml.Event, en: str, zh: str) -> ProfileError:
+        line = event.start_mark.line + 1 if event.start_mark else 1
+        return ProfileError(f"{source}:{line}: profile refused: {en}", f"{source}:{line}：检查策略被拒绝：{zh}")
+
+    def add(nodes: int, depth: int, event: yaml.Event) -> None:
+        nonlocal total
+        total += nodes
+        if total > MAX_PROFILE_NODES:
+            raise refuse(event, f"it expands to more than {MAX_PROFILE_NODES} nodes (nested aliases?)",
+                         f"展开后超过 {MAX_PROFILE_NODES} 个节点（是否嵌套引用别名？）")
+        if len(stack) + depth > MAX_PROFILE_DEPTH:
+            raise refuse(event, f"nested more than {MAX_PROFILE_DEPTH} levels deep",
+                         f"嵌套超过 {MAX_PROFILE_DEPTH} 层")
+        if stack:
+            stack[-1][1] += nodes
+            stack[-1][2] = max(stack[-1][2], depth)
+
+    try:
+        for event in yaml.parse(text, Loader=_LOADER):
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                add(1, 1, event)
+                stack.append([event.anchor, 0, 0])
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                anchor, nodes, depth = stack.pop()
+                if stack:
+                    stack[-1][1] += nodes
+                    stack[-1][2] = max(stack[-1][2], depth + 1)
+                if anchor:
+                    sizes[anchor] = (nodes + 1, depth + 1)
+            elif isinstance(event, yaml.ScalarEvent):
+                add(1, 0, event)
+                if event.anchor:
+                    sizes[event.anchor] = (1, 0)
+            elif isinstance(event, yaml.AliasEvent):
+                nodes, depth = sizes.get(event.anchor or "", (1, 0))
+                add(nodes, depth, event)
+    except yaml.YAMLError:
+        return  # the loader names the syntax error with its line
+
+
 def parse_profile(text: str, source: str = "<profile>") -> Profile:
+    check_bounds(text, source)
     try:
         data = yaml.load(text, Loader=_LOADER)  # a safe loader (CSafeLoader or SafeLoader)
         root = yaml.compose(text, Loader=_LOADER)

@@ -53,7 +53,7 @@ ScopeKind = Literal["host", "network"]
 _SCOPE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 Reason = Literal["unsigned", "altered", "bad-signature", "foreign-key", "corrupt", "foreign-host", "wrong-scope",
-                 "rolled-back", "unreadable", "old-format"]
+                 "rolled-back", "unreadable", "old-format", "missing"]
 
 
 class BaselineInvalid(Exception):

@@ -214,7 +214,8 @@ def test_waiver_applies_then_expires_by_itself(bad_root: Path, tmp_path: Path):
     waivers = tmp_path / "waivers.yaml"
     tomorrow = dt.date.today() + dt.timedelta(days=1)
     waivers.write_text(f"waivers:\n  - rule: PC-PERS-001\n    subject: /etc/ld.so.*\n"
-                       f"    justification: vendor agent needs it, ticket 42\n    expires: {tomorrow}\n")
+                       f"    justification: vendor agent needs it, ticket 42\n    approved_by: ciso\n"
+                       f"    expires: {tomorrow}\n")
     code, data = scan_json(bad_root, "--waivers", str(waivers))
     assert code == 0
     (finding,) = data["findings"]

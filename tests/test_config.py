@@ -49,7 +49,7 @@ def test_every_problem_with_its_line(tmp_path: Path) -> None:
     assert err.value.problems == [
         f"{file}:2: profile: Input should be a valid string",
         f"{file}:6: notice.lead_time: not a duration: 'banana' (use e.g. 90s, 30m, 24h, 2d)",
-        f"{file}:9: netscan.own_networks: not a network (CIDR): '10.300.0.0/16'",
+        f"{file}:9: netscan.own_networks: '10.300.0.0/16' is not a network (expected a CIDR such as 10.20.0.0/16)",
         f"{file}:14: probes.flies: unknown table",
         f"{file}:19: probes.files.colour: unknown key",
         f"{file}:20: probes.files.workers: Input should be a valid integer",

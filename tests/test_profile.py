@@ -141,7 +141,7 @@ def test_malformed_profiles(text, message):
 
 
 def test_missing_profile_file(tmp_path):
-    with pytest.raises(ProfileError, match="cannot read profile"):
+    with pytest.raises(ProfileError, match="profile file not found"):
         load_profile(tmp_path / "nope.yaml")
 
 

@@ -63,14 +63,15 @@ def register(sub: Any) -> None:
 
     q = cmds.add_parser("show", help="metadata and observation counts of the current baseline")
     common(q)
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.add_argument("--network-scope", metavar="CIDR[,CIDR...]", help="the network baseline of this scope")
     q.set_defaults(handler=handle_show)
 
     q = cmds.add_parser("diff", help="drift since the baseline (exit 0 none, 1 drift, 2 error)")
     common(q)
     q.add_argument("--probe", action="append", default=[], metavar="ID", help="compare only this probe")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
+    q.add_argument("--lang", choices=("en", "zh-CN"), default="en", help="language of the output (default en)")
     q.set_defaults(handler=handle_diff)
 
     q = cmds.add_parser("accept", help="accept drift items into a new baseline version")
@@ -79,12 +80,12 @@ def register(sub: Any) -> None:
     q.add_argument("--all", action="store_true", help="accept every drift item")
     q.add_argument("--by", metavar="NAME", help="who accepts (default: login user)")
     q.add_argument("--note", metavar="TEXT", help="why the drift is accepted")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.set_defaults(handler=handle_accept)
 
     q = cmds.add_parser("history", help="every stored version: who accepted what, when")
     common(q)
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
     q.add_argument("--network-scope", metavar="CIDR[,CIDR...]", help="the network baseline of this scope")
     q.set_defaults(handler=handle_history)
 

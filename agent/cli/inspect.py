@@ -23,12 +23,13 @@ def register(sub: Any) -> None:
     p.add_argument("--inspector", action="append", default=[], metavar="NAME:ID",
                    help="inspector and identification number (at least two, repeatable)")
     p.add_argument("--notice", metavar="FILE", help="the notice or order the inspection runs under, if any")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--lang", choices=LANGS, default="en")
-    p.add_argument("--fail-on", default=None, metavar="SEVERITY")
-    p.add_argument("--profile", metavar="FILE")
-    p.add_argument("--waivers", metavar="FILE")
-    p.add_argument("--probe", action="append", default=[], metavar="ID")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--lang", choices=LANGS, default="en", help="language of the table (default en)")
+    p.add_argument("--fail-on", default=None, metavar="SEVERITY",
+                   help="exit 1 when a finding is at or above this severity (default high)")
+    p.add_argument("--profile", metavar="FILE", help="policy profile (default: the built-in default profile)")
+    p.add_argument("--waivers", metavar="FILE", help="waivers file (default: waivers.yaml in the state directory)")
+    p.add_argument("--probe", action="append", default=[], metavar="ID", help="run only this probe (repeatable)")
     add_notice_options(p)
     p.set_defaults(handler=handle)
 

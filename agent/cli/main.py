@@ -98,6 +98,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         line = msg.INTERNAL_ERROR(error=f"{type(exc).__name__}: {exc}")
         sys.stderr.write(_in(line, getattr(args, "lang", "en")) + "\n")
         return EXIT_ERROR
+    finally:
+        _show_record_warnings()
+
+
+def _show_record_warnings() -> None:
+    """Breaks and key changes the record wrote during this run: said once, on stderr, whatever the output."""
+    record = sys.modules.get("agent.record")
+    for text in getattr(record, "WARNINGS", ()):
+        sys.stderr.write(f"precaution: warning: {text}\n")
+    if record is not None:
+        record.WARNINGS.clear()
 
 
 def _in(text: Localized, lang: str) -> str:

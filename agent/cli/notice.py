@@ -27,10 +27,11 @@ from agent.notice import (
     load_trusted,
     parse_duration,
     parse_time,
+    remove_trusted,
     settings_from,
     sign_notice,
 )
-from agent.state import atomic_write
+from agent.state import write_output
 from probes.i18n import LocalTime, Message
 
 
@@ -82,7 +83,7 @@ def register(sub: Any) -> None:
     ver.add_argument("file")
     ver.add_argument("--lang", choices=("en", "zh-CN", "both"), default="both",
                      help="language of the description and messages (default both)")
-    ver.add_argument("--json", action="store_true")
+    ver.add_argument("--json", action="store_true", help="print the result as JSON")
     add_notice_options(ver)
     ver.set_defaults(handler=_verify)
 
@@ -100,6 +101,10 @@ def register(sub: Any) -> None:
     add.add_argument("--name", required=True, help="the issuing body's name")
     _lang_option(add)
     add.set_defaults(handler=_trust_add)
+    rm = ts.add_parser("remove", help="stop trusting an issuer (notices it signed are refused from now on)")
+    rm.add_argument("issuer", metavar="NAME|FINGERPRINT", help="the issuer's name or key fingerprint (see list)")
+    rm.add_argument("--lang", choices=("en", "zh-CN"), default="en", help="language of the output (default en)")
+    rm.set_defaults(handler=_trust_remove)
     ls = ts.add_parser("list", help="list trusted issuers")
     _lang_option(ls)
     ls.set_defaults(handler=_trust_list)
@@ -136,7 +141,7 @@ def _issue(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     notice = Notice.from_json(data)  # the same validation a reader applies
     signed = sign_notice(notice, load_issuer_key(Path(args.key)))
-    atomic_write(Path(args.output), signed.to_document(), mode=0o644)
+    write_output(Path(args.output), signed.to_document(), "-o", mode=0o644)  # never replaces a device
     _say(msg.NOTICE_ISSUED(id=notice.id, path=args.output), args.lang)
     return 0
 
@@ -193,6 +198,14 @@ def _trust_add(args: argparse.Namespace) -> int:
     key = load_public_key_file(Path(args.keyfile))
     entry = add_trusted(args.name, key, args.state)
     _say(msg.TRUSTING(name=entry.name, fingerprint=entry.fingerprint), args.lang)
+    return 0
+
+
+def _trust_remove(args: argparse.Namespace) -> int:
+    gone = remove_trusted(args.issuer, args.state)
+    zh = args.lang == "zh-CN"
+    sys.stdout.write((f"已不再信任 {gone.name}：{gone.fingerprint}" if zh else
+                      f"no longer trusting {gone.name}: {gone.fingerprint}") + "\n")
     return 0
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from agent import messages as msg
 from agent import record
+from agent.errors import UserError
 from agent.i18n import LANGS, word
 from agent.report.wrap import WrappedText
 from probes.i18n import Joined, Localized, LocalTime, Message
@@ -24,14 +25,30 @@ def register(sub: Any) -> None:
     ps = p.add_subparsers(dest="record_command", metavar="ACTION")
     ps.required = True
     v = ps.add_parser("verify", help="check every entry's hash, the chain and the signatures (exit 2 if broken)")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--json", action="store_true", help="print the result as JSON")
     v.add_argument("--lang", choices=LANGS, default="en", help="language of the output (default en)")
     v.set_defaults(handler=_verify)
+    a = ps.add_parser("acknowledge", help="acknowledge the problems `record verify` reports (written into the "
+                                          "record; verify then passes until a new problem appears)")
+    a.add_argument("--by", required=True, metavar="NAME", help="the operator who checked and acknowledges them")
+    a.add_argument("--reason", required=True, metavar="TEXT", help="what was found and why it is acknowledged")
+    a.add_argument("--lang", choices=LANGS, default="en", help="language of the output (default en)")
+    a.set_defaults(handler=_acknowledge)
     s = ps.add_parser("show", help="print the record")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--lang", choices=LANGS, default="en", help="language of the table (default en)")
-    s.add_argument("--last", type=int, metavar="N", help="only the last N entries")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.add_argument("--lang", choices=LANGS, default="en", help="language of the output (default en)")
+    s.add_argument("--last", type=_positive, metavar="N", help="only the last N entries (N >= 1)")
     s.set_defaults(handler=_show)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of entries")
+    return value
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -109,6 +126,31 @@ def summary(entry: record.Entry) -> Localized | str:
     if parts:
         return Joined(parts, "; ", "；")
     return json.dumps(entry.summary, ensure_ascii=False)[:200] if entry.summary else ""
+
+
+def _acknowledge(args: argparse.Namespace) -> int:
+    zh = args.lang == "zh-CN"
+    if not args.by.strip() or len(args.reason.strip()) < 3:
+        raise UserError("--by and --reason must say who acknowledges and why",
+                        "--by 与 --reason 须写明确认人及原因")
+    from agent.wire.contents import RecordAcknowledgementContent, RecordAcknowledgementSummary
+
+    before = record.verify(args.state.record)
+    if before.ok and not before.problems:
+        sys.stdout.write(("记录完整，无需确认。" if zh else "record intact: nothing to acknowledge") + "\n")
+        return 0
+    recorder = record.Recorder(args.state, f"{args.by.strip()} ({record.local_actor()})")
+    entry = recorder.write(RecordAcknowledgementContent(summary=RecordAcknowledgementSummary(
+        message=args.reason.strip(), by=args.by.strip(), problems=list(before.problems))))
+    after = record.verify(args.state.record)
+    if not after.ok:
+        sys.stderr.write(f"precaution: record damaged: {after.message()}\n")
+        return 2
+    count = len(before.problems)
+    sys.stdout.write((f"已确认 {count} 个问题（记录第 {entry.seq} 条），确认人：{args.by.strip()}"
+                      if zh else f"acknowledged {count} problem(s) as entry {entry.seq} by {args.by.strip()}") + "\n")
+    return 0
+
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -16,30 +16,44 @@ from agent.cli.notice import add_notice_options
 from agent.i18n import LANGS
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} out of range 1-65535")
+    return value
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("remote", help="inspect agentless hosts over SSH under a notice",
                        description="Run the host probes on remote hosts over SSH. Needs a signed, acknowledged "
                                    "notice whose window is open and whose scope names each host. Exit 0 clean, "
                                    "1 findings at or above --fail-on, 2 refusal or error.")
     p.add_argument("hosts", nargs="+", metavar="HOST", help="HOST, USER@HOST or USER@HOST:PORT")
-    p.add_argument("--notice", required=True, metavar="FILE")
+    p.add_argument("--notice", required=True, metavar="FILE",
+                   help="the signed, acknowledged notice authorising this test (Art. 25)")
     p.add_argument("--user", default="root", help="SSH user (default root)")
     p.add_argument("--key", metavar="FILE", help="private key file (default: ssh-agent)")
-    p.add_argument("--port", type=int, default=22)
+    p.add_argument("--port", type=_port, default=22, help="SSH port when a HOST names none (default 22)")
     p.add_argument("--jump", metavar="HOST", help="jump host (USER@HOST:PORT), like ssh -J")
     p.add_argument("--sudo", action="store_true", help="run reads and commands through sudo -n")
     p.add_argument("--accept-new-host-key", action="store_true",
                    help="record an unknown host key (it is written to the record); changed keys are still refused")
     p.add_argument("--parallel", type=int, default=8, metavar="N", help="hosts at once (default 8)")
     p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="per-host limit (default 300 s)")
-    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
-    p.add_argument("--retries", type=int, default=2)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                   help="give up connecting to a host after S seconds (default 10)")
+    p.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="connection attempts after the first (default 2)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (docs/notice-and-record.md)")
     p.add_argument("--observations", action="store_true", help="include observations in --json")
-    p.add_argument("--lang", choices=LANGS, default="en")
-    p.add_argument("--fail-on", default=None, metavar="SEVERITY")
-    p.add_argument("--profile", metavar="FILE")
-    p.add_argument("--waivers", metavar="FILE")
+    p.add_argument("--lang", choices=LANGS, default="en", help="language of the table (default en)")
+    p.add_argument("--fail-on", default=None, metavar="SEVERITY",
+                   help="exit 1 when a finding is at or above this severity (default high)")
+    p.add_argument("--profile", metavar="FILE", help="policy profile (default: the built-in default profile)")
+    p.add_argument("--waivers", metavar="FILE", help="waivers file (default: waivers.yaml in the state directory)")
     p.add_argument("--probe", action="append", default=[], metavar="ID", help="run only this probe (repeatable)")
     add_notice_options(p)
     p.set_defaults(handler=handle)

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent import messages as msg
 from agent.errors import UserError
 from agent.i18n import LANGS
-from agent.state import atomic_write
+from agent.state import check_output, write_output
 
 
 def register(sub: Any) -> None:
@@ -44,6 +43,9 @@ def handle(args: argparse.Namespace) -> int:
     from agent.services import scan as scan_service
     from agent.services.context import AgentContext
 
+    if args.observations and not (args.json or args.output):
+        raise UserError("--observations goes with --json or --output (the table does not show observations)",
+                        "--observations 须与 --json 或 --output 一起使用（表格不显示观测项）")
     ctx = AgentContext.load(args.state, args.config)
     request = scan_service.ScanRequest(root=args.root, probes=tuple(args.probe), profile=args.profile,
                                        waivers=args.waivers, fail_on=args.fail_on, full=args.full,
@@ -51,8 +53,8 @@ def handle(args: argparse.Namespace) -> int:
     html_path = Path(args.html) if args.html else None
     output_path = Path(args.output) if args.output else None
     for option, path in (("--html", html_path), ("--output", output_path)):
-        if path and not path.parent.is_dir():
-            raise UserError(msg.NO_DIRECTORY(option=option, path=path, parent=path.parent))
+        if path:
+            check_output(path, option)  # before anything runs: a directory that exists, never a device or FIFO
 
     from rich.console import Console
 
@@ -73,10 +75,11 @@ def handle(args: argparse.Namespace) -> int:
     if html_path:
         from agent.report.html import render_html
 
-        atomic_write(html_path, render_html(result, args.lang).encode("utf-8"), mode=0o644)
+        write_output(html_path, render_html(result, args.lang).encode("utf-8"), "--html", mode=0o644)
     document = outcome.document(include_observations=args.observations).to_json()
     if output_path:
-        atomic_write(output_path, json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8"), mode=0o640)
+        write_output(output_path, json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8"), "--output",
+                     mode=0o640)
     if args.json:
         sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
     else:

@@ -26,10 +26,11 @@ from agent.wire.contents import (
 )
 from baselines.diff import Diff, DriftItem, apply, index, volatile_of
 from baselines.drift import DriftFinding, item_id
-from baselines.profile import Profile, ProfileError, load_profile
+from baselines.profile import Profile
 from baselines.store import Baseline, BaselineInvalid, BaselineMeta, Scope
 from probes.base import Probe, ProbeSettings
 from probes.i18n import Joined
+from probes.observation import Observation
 from probes.transport import LocalTransport
 
 
@@ -58,12 +59,10 @@ class BaselineSession:
 
 
 def open_session(ctx: AgentContext, target: BaselineTarget) -> BaselineSession:
-    try:
-        profile = load_profile(target.profile or ctx.config.profile)
-    except ProfileError as exc:
-        raise UserError(str(exc)) from None
-    if not Path(target.root).is_dir():
-        raise UserError(msg.ROOT_NOT_DIR(path=target.root))
+    from agent.services.context import check_root, load_profile_or_refuse
+
+    profile = load_profile_or_refuse(target.profile or ctx.config.profile)
+    check_root(target.root)
     transport = LocalTransport(root=target.root)
     scope = host_scope(target.root)
     if target.network_scope:
@@ -110,7 +109,7 @@ def _run(session: BaselineSession, probes: list[Probe]) -> list[ProbeRun]:  # ty
 
 
 def _next_version(session: BaselineSession) -> int:
-    return max((e.meta.version for e in session.files.history(session.scope)), default=0) + 1
+    return session.files.next_version(session.scope)
 
 
 # --- capture ----------------------------------------------------------------------------------------------------
@@ -148,6 +147,8 @@ class CaptureOutcome:
 
 def capture(session: BaselineSession, req: CaptureRequest) -> CaptureOutcome:
     runs: list[ProbeRun] = []
+    observations: list[Observation] = []
+    probe_ids: tuple[str, ...] = ()
     if req.network:
         from agent.services.netscan import BASELINE_PROBES, network_scope_id, observations_for_baseline, ran_probes
         from baselines.netdrift import PROBE_COVERAGE
@@ -161,6 +162,13 @@ def capture(session: BaselineSession, req: CaptureRequest) -> CaptureOutcome:
         probe_ids = tuple(sorted(tested | {o.probe for o in observations} | {PROBE_COVERAGE}))
     elif req.scope or req.ports or not req.services or req.iface or not req.discovery or req.allow_empty:
         raise UserError(msg.NETWORK_OPTIONS_ERR(options=NETWORK_ONLY))
+    with session.files.writing(session.scope):  # one writer per scope: the version number and the file agree
+        return _capture(session, req, runs, observations if req.network else None,
+                        probe_ids if req.network else ())
+
+
+def _capture(session: BaselineSession, req: CaptureRequest, runs: list[ProbeRun],
+             network_observations: list[Observation] | None, probe_ids: tuple[str, ...]) -> CaptureOutcome:
     previous: Baseline | None = None
     if session.files.exists(session.scope):
         try:
@@ -170,7 +178,9 @@ def capture(session: BaselineSession, req: CaptureRequest) -> CaptureOutcome:
                 raise UserError(msg.EXISTING_INVALID_ERR(scope=session.scope.label, reason=exc.localized)) from None
         if previous is not None and not req.force:
             raise UserError(msg.EXISTS_ERR(scope=session.scope.label, version=previous.meta.version))
-    if not req.network:
+    if network_observations is not None:
+        observations = network_observations
+    else:
         runs = _run(session, select_probes(req.probes, settings=session.settings))
         ran = [r for r in runs if r.ran]
         if not ran:
@@ -184,15 +194,16 @@ def capture(session: BaselineSession, req: CaptureRequest) -> CaptureOutcome:
                         hostname=session.host.hostname, machine_id=session.host.machine_id,
                         profile_id=session.profile.id, probes=probe_ids,
                         parent_sha256=previous.sha256 if previous else None, note=req.note)
-    path = session.files.save(meta, index(observations), volatile_of(observations))
-    entry = _record(session, BaselineCaptureContent, meta, len(observations), who, req.probes, req.network, req.force)
+    path, digest = session.files.save(meta, index(observations), volatile_of(observations))
+    entry = _record(session, BaselineCaptureContent, meta, len(observations), who, digest, req.probes, req.network,
+                    req.force)
     return CaptureOutcome(path, meta, len(observations), probe_ids, [r for r in runs if not r.ran],
                           [r for r in runs if r.status == "limited"], entry)
 
 
 def _record(session: BaselineSession, content: type[BaselineCaptureContent] | type[BaselineAcceptContent],
-            meta: BaselineMeta, items: int, who: str, probes: Sequence[str] = (), network: Sequence[str] = (),
-            force: bool = False) -> Entry:
+            meta: BaselineMeta, items: int, who: str, digest: str, probes: Sequence[str] = (),
+            network: Sequence[str] = (), force: bool = False) -> Entry:
     overrides = dict(session.overrides)
     if probes:
         overrides["probe"] = ",".join(probes)
@@ -202,7 +213,7 @@ def _record(session: BaselineSession, content: type[BaselineCaptureContent] | ty
         overrides["force"] = "true"
     return session.ctx.recorder.write(
         content(scope=BaselineScopeDoc(baseline=session.scope.label), tests=list(meta.probes),
-                summary=BaselineSummary(version=meta.version, items=items, note=meta.note),
+                summary=BaselineSummary(version=meta.version, items=items, note=meta.note, sha256=digest),
                 applied=Applied(profile=session.profile.id, overrides=overrides)),
         results=meta.to_json(), actor=who)
 
@@ -253,6 +264,11 @@ def accept(session: BaselineSession, req: AcceptRequest) -> AcceptOutcome:
         raise UserError(msg.ACCEPT_WHAT_ERR())
     if req.all and req.ids:
         raise UserError(msg.ACCEPT_BOTH_ERR())
+    with session.files.writing(session.scope):  # one writer per scope: the version number and the file agree
+        return _accept(session, req)
+
+
+def _accept(session: BaselineSession, req: AcceptRequest) -> AcceptOutcome:
     current = diff(session)
     baseline, result = current.baseline, current.diff
     if req.all:
@@ -275,8 +291,8 @@ def accept(session: BaselineSession, req: AcceptRequest) -> AcceptOutcome:
     meta = dataclasses.replace(baseline.meta, version=_next_version(session), accepted_at=when, accepted_by=who,
                                action="accept", accepted_items=len(chosen), tool_version=__version__,
                                parent_sha256=baseline.sha256, note=req.note)
-    path = session.files.save(meta, entries, dict(baseline.volatile))
-    entry = _record(session, BaselineAcceptContent, meta, meta.accepted_items, who)
+    path, digest = session.files.save(meta, entries, dict(baseline.volatile))
+    entry = _record(session, BaselineAcceptContent, meta, meta.accepted_items, who, digest)
     return AcceptOutcome(len(result.items), chosen, path, meta, entry, current.limited)
 
 

@@ -27,7 +27,48 @@ class AgentContext:
     @classmethod
     def load(cls, state: StateDir, config_path: str | Path | None = None, actor: str | None = None) -> AgentContext:
         """Validate the config (``config.toml`` in the state dir, or ``config_path``) and open the record."""
-        return cls(state, load_config(config_path, state), Recorder(state, actor))
+        config = load_config(config_path, state)
+        if config_path is None:
+            return cls(state, config, Recorder(state, actor))
+        # --config: another file than the operator's config.toml. It may not weaken that one, and every entry of
+        # this run names it (path and digest), so the record shows which configuration a run was held to.
+        check_not_weaker(config, config_path, state)
+        import hashlib
+
+        from baselines.input_file import read_input_bytes
+
+        digest = hashlib.sha256(read_input_bytes(config_path, "config", 1024 * 1024)).hexdigest()
+        return cls(state, config, Recorder(state, actor, config_override=f"{config_path} (sha256 {digest[:16]})"))
+
+
+def check_not_weaker(config: AgentConfig, config_path: str | Path, state: StateDir) -> None:
+    """Refuse a --config that is laxer than the state directory's config.toml: another unit, a shorter lead
+    time, own networks beyond the configured ones, longer waivers."""
+    import ipaddress
+
+    from agent.duration import parse_duration
+
+    if not state.config.exists() or Path(config_path).resolve() == state.config.resolve():
+        return
+    base = load_config(None, state)
+    problems: list[str] = []
+    if base.notice.unit and config.notice.unit != base.notice.unit:
+        problems.append(f"[notice] unit {config.notice.unit!r} is not the configured {base.notice.unit!r}")
+    if parse_duration(config.notice.lead_time) < parse_duration(base.notice.lead_time):
+        problems.append(f"[notice] lead_time {config.notice.lead_time} is shorter than the configured "
+                        f"{base.notice.lead_time}")
+    own = [ipaddress.ip_network(n, strict=False) for n in base.netscan.own_networks]
+    wider = [n for n in config.netscan.own_networks
+             if not any(ipaddress.ip_network(n, strict=False).version == o.version
+                        and ipaddress.ip_network(n, strict=False).subnet_of(o) for o in own)]  # type: ignore[arg-type]
+    if wider:
+        problems.append(f"[netscan] own_networks adds {', '.join(wider)}")
+    if config.waiver_max_days > base.waiver_max_days:
+        problems.append(f"waiver_max_days {config.waiver_max_days} is more than the configured {base.waiver_max_days}")
+    if problems:
+        raise UserError(f"--config {config_path} is laxer than {state.config}: {'; '.join(problems)} (an override "
+                        "may only be stricter)",
+                        f"--config {config_path} 比 {state.config} 宽松：{'；'.join(problems)}（覆盖配置只能更严格）")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,20 +103,37 @@ def judging(ctx: AgentContext, *, profile: str | None = None, waivers: str | Non
     overrides = {name: value for name, value in (("profile", profile), ("waivers", waivers), ("fail_on", fail_on))
                  if value is not None}
     threshold = parse_fail_on(fail_on or ctx.config.fail_on)
-    try:
-        loaded = load_profile(profile or ctx.config.profile)
-    except ProfileError as exc:
-        raise UserError(str(exc)) from None
+    loaded = load_profile_or_refuse(profile or ctx.config.profile)
     specs: list[WaiverSpec] = []
     if use_waivers:
         path = waivers or ctx.config.waivers
         candidate = Path(path) if path else ctx.state.waivers
-        if path or candidate.exists():
+        if path or candidate.exists() or candidate.is_symlink():
             try:
-                specs = load_waivers(candidate)
+                specs = load_waivers(candidate, ctx.config.waiver_max_days)
             except WaiverError as exc:
-                raise UserError(str(exc)) from None
+                raise UserError(str(exc), exc.zh) from None
     return Judging(loaded, specs, threshold, overrides)
+
+
+def load_profile_or_refuse(path: str | Path | None) -> Profile:
+    try:
+        return load_profile(path)
+    except ProfileError as exc:
+        raise UserError(str(exc), exc.zh) from None
+
+
+def check_root(root: str) -> None:
+    """--root must be a directory this user can read."""
+    import os
+
+    path = Path(root)
+    if not path.exists():
+        raise UserError(f"--root {root}: no such directory", f"--root {root}：目录不存在")
+    if not path.is_dir():
+        raise UserError(f"--root {root}: not a directory", f"--root {root}：不是目录")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise UserError(f"--root {root}: not readable by this user", f"--root {root}：当前用户无读取权限")
 
 
 def exit_code(probe_errors: int, worst_rank: int | None, fail_on: Severity) -> int:

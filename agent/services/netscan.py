@@ -222,18 +222,37 @@ def authorise(ctx: AgentContext, opts: NetScanOptions, notice: Path | None) -> t
         opts.scope = auths[0].scope
         return ScopeGuard(opts.scope, on_refusal=on_refusal, deadline=auths[0].deadline), notice_id
     require_own_networks(ctx, opts)
-    return ScopeGuard(opts.scope, on_refusal=on_refusal), None
+    return ScopeGuard(opts.scope, on_refusal=on_refusal,
+                      scope_name="this run's --scope (default: loopback only)"), None
 
 
 def require_own_networks(ctx: AgentContext, opts: NetScanOptions) -> None:
     """Without a notice, the scope must be loopback or inside the unit's own networks; else refuse (recorded)."""
     own = ctx.config.netscan.own_networks
     foreign = [e for e in opts.scope.entries() if not _within(e, own)]
+    # A target that is neither loopback nor one of the unit's own networks needs a notice whatever --scope says
+    # ("outside the notified scope" would wrongly suggest there was a notice). Host names are judged by the scope
+    # guard once resolved.
+    foreign += [t for t in opts.targets if _is_network(t) and not _within(t, own)
+                and not _in_scope(t, opts.scope) and t not in foreign]
     if foreign:
         message = msg.NEEDS_NOTICE(targets=Joined(foreign))
         ctx.recorder.write(RefusalContent(tests=opts.kinds(), summary=RefusalSummary(
             code="no-notice", message=message.en, targets=list(opts.targets))))
         raise UserError(message)
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _in_scope(target: str, scope: Scope) -> bool:
+    net = ipaddress.ip_network(target, strict=False)
+    return any(net.version == n.version and net.subnet_of(n) for n in scope.networks)  # type: ignore[arg-type]
 
 
 def _within(entry: str, own_networks: Sequence[str]) -> bool:

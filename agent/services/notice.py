@@ -17,8 +17,9 @@ from agent.notice import (
     load_ack,
     load_signed,
     load_trusted,
-    save_ack,
+    planned_ack,
     settings_from,
+    write_ack_file,
 )
 from agent.record import Entry
 from agent.services.context import AgentContext
@@ -110,10 +111,12 @@ def acknowledge(ctx: AgentContext, req: NoticeRequest, now: dt.datetime | None =
         ctx.recorder.write(RefusalContent(notice_id=signed.notice.id, applied=applied, summary=RefusalSummary(
             code=first.code, message=first.en, file=str(req.path), action="ack")))
         raise NoticeError(first.code, msg.NOTICE_NOT_ACKED(id=signed.notice.id, problem=first.message))
-    ack = save_ack(signed, ctx.recorder.actor, now, ctx.state)
+    # The signed record holds the acknowledgement (and its time) first; the file in notices/ is a copy.
+    ack = planned_ack(signed, ctx.recorder.actor, now, ctx.state)
     entry = ctx.recorder.write(AcknowledgementContent(
         notice_id=signed.notice.id, scope=_body(signed), applied=applied,
         summary=AcknowledgementSummary(acknowledged_at=ack.acknowledged_at.isoformat(), digest=ack.digest)))
+    write_ack_file(signed, ack, ctx.state)
     late = check(signed, now=now, trusted=load_trusted(ctx.state), settings=settings, ack=ack)
     delivery = [p for p in late.problems if p.code == "late-delivery"]
     if delivery:

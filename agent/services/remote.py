@@ -226,10 +226,7 @@ def _run_host(endpoint: SSHEndpoint, text: str, options: SSHOptions, auth: Autho
         try:
             transport.connect()
         except HostKeyRejected as exc:
-            reason = msg.HOST_KEY_REASON.get(exc.reason)
-            return HostOutcome(text, endpoint.host, "refused",
-                               msg.HOST_KEY_REFUSED(reason=reason() if reason else exc.reason, detail=str(exc)),
-                               new_keys=new_keys)
+            return HostOutcome(text, endpoint.host, "refused", host_key_message(exc), new_keys=new_keys)
         except SSHConnectError as exc:
             if watchdog.fired:
                 why = _why(deadline, auth, timeout)
@@ -251,3 +248,10 @@ def _why(deadline: dt.datetime, auth: Authorization, timeout: float) -> Message:
     if deadline == auth.deadline:
         return msg.WINDOW_CLOSED(time=LocalTime(auth.deadline))
     return msg.HOST_LIMIT(limit=Duration(timeout))
+
+
+def host_key_message(exc: Any) -> Message:
+    """One sentence that says what was refused and what the operator can do about it."""
+    if exc.reason == "unknown":
+        return msg.HOST_KEY_UNKNOWN(host=exc.host, fingerprint=exc.fingerprint)
+    return msg.HOST_KEY_CHANGED(host=exc.host, fingerprint=exc.fingerprint, expected=exc.expected or "-")

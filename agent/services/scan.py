@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.errors import UserError
 from agent.runner import ProgressFn
 from agent.scan import ScanResult, run_scan, select_probes
-from agent.services.context import AgentContext, Judging, exit_code, judging
+from agent.services.context import AgentContext, Judging, check_root, exit_code, judging
 from probes.base import ProbeSettings
 
 if TYPE_CHECKING:
@@ -46,7 +44,7 @@ def probe_settings(ctx: AgentContext, full: bool = False) -> ProbeSettings:
     options = dict(ctx.config.probes)
     if full:
         options["files"] = {**options.get("files", {}), "full": True}
-    return ProbeSettings(cache_dir=ctx.state.cache, options=options)
+    return ProbeSettings(cache_dir=ctx.state.subdir("cache"), options=options)  # 0700, never through a link
 
 
 def scan_exit_code(result: ScanResult, judged: Judging) -> int:
@@ -60,8 +58,7 @@ def run(ctx: AgentContext, request: ScanRequest, progress: ProgressFn | None = N
     from probes.transport import LocalTransport
 
     judged = judging(ctx, profile=request.profile, waivers=request.waivers, fail_on=request.fail_on)
-    if not Path(request.root).is_dir():
-        raise UserError(f"--root {request.root}: not a directory")
+    check_root(request.root)
     probes = select_probes(request.probes, settings=probe_settings(ctx, request.full))
     transport = LocalTransport(root=request.root)
     result = run_scan(transport, judged.profile, judged.waivers, probes, progress=progress,

@@ -42,10 +42,14 @@ class VerifyResult:
     bad_seq: int | None = None  # the seq the bad entry claims (or should have had)
     bad_line: int | None = None  # 1-based line number
     reason: str | None = None  # bad hash | bad signature | broken chain | truncated line | reordered seq | ...
+    acknowledged: tuple[str, ...] = ()  # problems an operator acknowledged (a record-acknowledgement entry)
+    problems: tuple[str, ...] = ()  # every problem not acknowledged, first first
 
     def message(self) -> str:
         if self.ok:
-            return f"record intact: {self.entries} entries, chain and signature verified"
+            acked = (f"; {len(self.acknowledged)} earlier problem(s) acknowledged by an operator"
+                     if self.acknowledged else "")
+            return f"record intact: {self.entries} entries, chain and signature verified{acked}"
         where = f"entry {self.bad_seq}" if self.bad_seq is not None else "record"
         line = f" (line {self.bad_line})" if self.bad_line is not None else ""
         return f"{where}{line}: {self.reason}"
@@ -83,10 +87,24 @@ class _Checked:
     seq: int
     hash: str
     sig: str
+    key: str
+
+
+@dataclass(slots=True)
+class _Problem:
+    seq: int | None
+    line: int | None
+    reason: str
+    acknowledged_by: int | None = None  # seq of the acknowledgement entry that covers it
+
+    def text(self) -> str:
+        where = f"entry {self.seq}" if self.seq is not None else "record"
+        line = f" (line {self.line})" if self.line is not None else ""
+        return f"{where}{line}: {self.reason}"
 
 
 def verify_record(data: bytes, public_key: Ed25519PublicKey, head: Head | None = None) -> VerifyResult:
-    """Check a whole record (the bytes of record.jsonl) and name the first bad entry."""
+    """Check a whole record (the bytes of record.jsonl) and name the first problem nobody acknowledged."""
     lines = data.split(b"\n")
     trailing = lines.pop()  # b"" when the data ends with a newline, as every complete record does
     return verify_lines(lines, public_key, head, unterminated=trailing or None)
@@ -94,46 +112,94 @@ def verify_record(data: bytes, public_key: Ed25519PublicKey, head: Head | None =
 
 def verify_lines(lines: Sequence[bytes], public_key: Ed25519PublicKey, head: Head | None = None,
                  unterminated: bytes | None = None) -> VerifyResult:
-    """Check complete lines (no newlines) in order; ``unterminated`` is a last line without its line end."""
+    """Check complete lines (no newlines) in order; ``unterminated`` is a last line without its line end.
+
+    Every problem is collected, not only the first: a discontinuity the agent itself found and declared (a
+    ``record-break`` entry, written instead of silently restarting the chain) starts a new segment, and a
+    ``record-acknowledgement`` entry (an operator's ``record acknowledge``) covers every problem before it.
+    A replaced agent key (``agent-key`` entry, event replaced) leaves earlier entries unverifiable: that too is
+    a problem until acknowledged. ``head`` with seq 0 stands for a damaged head file."""
     fp = fingerprint(public_key)
+    problems: list[_Problem] = []
     checked: list[_Checked] = []
-    prev, expected_seq = GENESIS, 1
+    segment_ends: list[_Checked] = []
+    prev, expected_seq, resync = GENESIS, 1, False
+    replaced: dict[str, int] = {}  # old key fingerprint -> seq of the entry that recorded its replacement
+
+    def sig_ok(c: _Checked) -> bool:
+        return _verify(public_key, c.sig, c.hash.encode("ascii"))
+
     for index, raw in enumerate(lines, start=1):
         try:
             body_raw, hash_hex, sig = parse_line(raw)
             body = json.loads(body_raw)
-            seq = body["seq"]
+            seq, kind, summary = int(body["seq"]), str(body["kind"]), body.get("summary")
         except (ValueError, KeyError, TypeError):
-            return VerifyResult(False, len(checked), expected_seq, index, "truncated or malformed line")
+            problems.append(_Problem(expected_seq, index, "truncated or malformed line"))
+            resync = True
+            continue
         if hashlib.sha256(body_raw).hexdigest() != hash_hex:
-            return VerifyResult(False, len(checked), expected_seq, index,
-                                "bad hash (the entry was changed after it was written)")
-        if seq != expected_seq:
-            return VerifyResult(False, len(checked), expected_seq, index,
-                                f"reordered or missing entry (found seq {seq}, expected {expected_seq})")
-        if body.get("prev") != prev:
-            # Either the entry before had its signature changed (its link no longer matches) or this one
-            # points elsewhere: the previous signature decides which.
-            if checked and not _verify(public_key, checked[-1].sig, checked[-1].hash.encode("ascii")):
-                return VerifyResult(False, len(checked) - 1, checked[-1].seq, checked[-1].number, "bad signature")
-            return VerifyResult(False, len(checked), seq, index, "broken chain (prev does not match the entry before)")
-        if body.get("key") != fp:
-            return VerifyResult(False, len(checked), seq, index,
-                                f"signed by another key ({body.get('key')}, agent key is {fp})")
-        checked.append(_Checked(index, seq, hash_hex, sig))
-        prev, expected_seq = link_of(hash_hex, sig), expected_seq + 1
-    if unterminated is not None:
-        return VerifyResult(False, len(checked), expected_seq, len(lines) + 1, "truncated line (no line end)")
-    if checked and not _verify(public_key, checked[-1].sig, checked[-1].hash.encode("ascii")):
-        # The last signature covers the chain; find the first entry whose own signature fails.
-        for line in checked:
-            if not _verify(public_key, line.sig, line.hash.encode("ascii")):
-                return VerifyResult(False, line.seq - 1, line.seq, line.number, "bad signature")
-    if head is not None:
-        if head.seq > len(checked):
-            return VerifyResult(False, len(checked), len(checked) + 1, len(checked) + 1,
-                                f"truncated record: entries {len(checked) + 1}..{head.seq} are missing")
-        if head.seq == len(checked) and checked and head.link != prev:
-            return VerifyResult(False, len(checked), checked[-1].seq, checked[-1].number,
-                                "last entry differs from the one the head file recorded")
-    return VerifyResult(True, len(checked))
+            problems.append(_Problem(seq, index, "bad hash (the entry was changed after it was written)"))
+        is_break = kind == "record-break"
+        if seq != expected_seq or body.get("prev") != prev:
+            if checked:
+                segment_ends.append(checked[-1])
+            if is_break or resync:
+                pass  # declared by the agent (its message says what), or reported already (the bad line before)
+            elif seq != expected_seq:
+                problems.append(_Problem(expected_seq, index,
+                                         f"reordered or missing entry (found seq {seq}, expected {expected_seq})"))
+            elif checked and checked[-1].key == fp and not sig_ok(checked[-1]):
+                # the entry before had its signature changed, so its link no longer matches
+                problems.append(_Problem(checked[-1].seq, checked[-1].number, "bad signature"))
+            else:
+                problems.append(_Problem(seq, index, "broken chain (prev does not match the entry before)"))
+        resync = False
+        message = str(summary.get("message", "")) if isinstance(summary, dict) else ""
+        if is_break:
+            problems.append(_Problem(seq, index, f"break found and recorded by the agent: {message}"))
+        if kind == "agent-key" and isinstance(summary, dict) and summary.get("event") == "replaced":
+            old = str(summary.get("previous") or "")
+            replaced[old] = seq
+            problems.append(_Problem(seq, index, f"agent key replaced ({message}): entries before are signed by "
+                                                 f"{old or 'an unknown key'}, which is no longer present"))
+        if kind == "record-acknowledgement":
+            for p in problems:
+                if p.acknowledged_by is None:
+                    p.acknowledged_by = seq
+        checked.append(_Checked(index, seq, hash_hex, sig, str(body.get("key"))))
+        prev, expected_seq = link_of(hash_hex, sig), seq + 1
+    if checked:
+        segment_ends.append(checked[-1])
+    # Entries of a key replaced later cannot be checked (a problem above); any other key is foreign.
+    for c in checked:
+        if c.key != fp and not (c.key in replaced and c.seq < replaced[c.key]):
+            problems.append(_Problem(c.seq, c.number, f"signed by another key ({c.key}, agent key is {fp})"))
+            break
+    if any(not sig_ok(c) for c in segment_ends if c.key == fp):
+        # Each segment's last signature covers the segment; name the first entry whose own signature fails.
+        for c in checked:
+            if c.key == fp and not sig_ok(c):
+                problems.append(_Problem(c.seq, c.number, "bad signature"))
+                break
+    last_seq = checked[-1].seq if checked else 0
+    if unterminated is not None and head is not None and head.seq > last_seq:
+        problems.append(_Problem(expected_seq, len(lines) + 1, "truncated line (no line end)"))
+    # (an unterminated line the head never acknowledged is a write cut short: the writer sets it aside)
+    if head is not None and head.seq == 0:
+        problems.append(_Problem(None, None, "the head file is damaged"))
+    elif head is not None:
+        if head.seq > last_seq and not (unterminated is not None and head.seq == last_seq + 1):
+            problems.append(_Problem(last_seq + 1, last_seq + 1,
+                                     f"truncated record: entries {last_seq + 1}..{head.seq} are missing"))
+        elif head.seq == last_seq and checked and head.link != prev:
+            problems.append(_Problem(checked[-1].seq, checked[-1].number,
+                                     "last entry differs from the one the head file recorded"))
+    problems.sort(key=lambda p: p.line if p.line is not None else 1 << 62)
+    open_problems = [p for p in problems if p.acknowledged_by is None]
+    acknowledged = tuple(p.text() for p in problems if p.acknowledged_by is not None)
+    if open_problems:
+        first = open_problems[0]
+        return VerifyResult(False, len(checked), first.seq, first.line, first.reason, acknowledged,
+                            tuple(p.text() for p in open_problems))
+    return VerifyResult(True, len(checked), acknowledged=acknowledged)

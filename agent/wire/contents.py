@@ -129,6 +129,40 @@ class BaselineSummary(WireModel):
     version: int
     items: int
     note: str | None = None
+    sha256: Sha256Hex | None = None  # body digest of this version: the record names the current baseline
+    recovered: str | None = None  # set when written after an interrupted save (the document was already there)
+
+
+class AgentKeySummary(WireModel):
+    event: Literal["created", "replaced"]
+    message: str
+    previous: str | None = None  # fingerprint of the key that signed the entries before (replaced)
+    new: str | None = None
+
+
+class RecordBreakSummary(WireModel):
+    """A discontinuity the writer found (record deleted or cut, head damaged or disagreeing): written instead
+    of silently restarting the chain; tampering until an operator acknowledges it."""
+
+    message: str
+    problems: list[str]
+
+
+class RecordRecoverySummary(WireModel):
+    """A torn last line the head never acknowledged (a crash or full disk mid-write), set aside."""
+
+    message: str
+    torn_bytes: int
+    set_aside: str  # file name in the state dir
+    sha256: Sha256Hex
+
+
+class RecordAcknowledgementSummary(WireModel):
+    """An operator checked the problems `record verify` reported and acknowledges them."""
+
+    message: str  # the operator's reason
+    by: str
+    problems: list[str]
 
 
 class HostKeySummary(WireModel):
@@ -209,7 +243,32 @@ class HostKeyContent(_Content):
     summary: HostKeySummary
 
 
+class AgentKeyContent(_Content):
+    kind: Literal["agent-key"] = "agent-key"
+    scope: None = None
+    summary: AgentKeySummary
+
+
+class RecordBreakContent(_Content):
+    kind: Literal["record-break"] = "record-break"
+    scope: None = None
+    summary: RecordBreakSummary
+
+
+class RecordRecoveryContent(_Content):
+    kind: Literal["record-recovery"] = "record-recovery"
+    scope: None = None
+    summary: RecordRecoverySummary
+
+
+class RecordAcknowledgementContent(_Content):
+    kind: Literal["record-acknowledgement"] = "record-acknowledgement"
+    scope: None = None
+    summary: RecordAcknowledgementSummary
+
+
 EntryContent = (ScanContent | InspectionContent | NetscanContent | RemoteContent | RefusalContent | NoticeContent
-                | AcknowledgementContent | BaselineCaptureContent | BaselineAcceptContent | HostKeyContent)
+                | AcknowledgementContent | BaselineCaptureContent | BaselineAcceptContent | HostKeyContent
+                | AgentKeyContent | RecordBreakContent | RecordRecoveryContent | RecordAcknowledgementContent)
 KINDS = ("scan", "inspection", "netscan", "remote", "refusal", "notice", "acknowledgement", "baseline-capture",
-         "baseline-accept", "host-key")
+         "baseline-accept", "host-key", "agent-key", "record-break", "record-recovery", "record-acknowledgement")

@@ -22,8 +22,8 @@ class NoticeWindow(WireModel):
 
 
 class RateLimitsDoc(WireModel):
-    packets_per_second: int | None = Field(default=None, gt=0)
-    max_parallel: int | None = Field(default=None, gt=0)  # hosts tested at once
+    packets_per_second: int | None = Field(default=None, ge=1, le=10**9)
+    max_parallel: int | None = Field(default=None, ge=1, le=10**6)  # hosts tested at once
 
 
 class NoticeBody(WireModel):
@@ -36,7 +36,7 @@ class NoticeBody(WireModel):
     kinds: list[NoticeKind] = Field(min_length=1)
     window: NoticeWindow
     rate_limits: RateLimitsDoc = Field(default_factory=RateLimitsDoc)
-    lead_time_s: int = Field(default=0, ge=0)
+    lead_time_s: int = Field(default=0, ge=0, le=10 * 366 * 86400)  # at most ten years
     issued_at: Timestamp
     basis: str = ""
 

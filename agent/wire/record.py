@@ -16,6 +16,8 @@ from agent.wire.contents import (
     KINDS,
     AcknowledgementContent,
     AcknowledgementSummary,
+    AgentKeyContent,
+    AgentKeySummary,
     Applied,
     BaselineAcceptContent,
     BaselineCaptureContent,
@@ -35,6 +37,12 @@ from agent.wire.contents import (
     NoticeContent,
     NoticeScope,
     NoticeSummary,
+    RecordAcknowledgementContent,
+    RecordAcknowledgementSummary,
+    RecordBreakContent,
+    RecordBreakSummary,
+    RecordRecoveryContent,
+    RecordRecoverySummary,
     RefusalContent,
     RefusalSummary,
     RemoteContent,
@@ -46,12 +54,50 @@ from agent.wire.contents import (
 )
 from agent.wire.contents import _Content as _Content
 
-__all__ = ["KINDS", "RECORD_ENTRY", "AcknowledgementContent", "AcknowledgementSummary", "Applied",
-    "BaselineAcceptContent", "BaselineCaptureContent", "BaselineScopeDoc", "BaselineSummary", "EntryContent",
-    "FailedTest", "HostKeyContent", "HostKeySummary", "HostScope", "InspectionContent", "InspectionSummary",
-    "InspectorDoc", "NetscanContent", "NetscanSummary", "NetworkScope", "NoticeContent", "NoticeScope",
-    "NoticeSummary", "RecordEntry", "RecordLine", "RefusalContent", "RefusalSummary", "RemoteContent",
-    "RemoteHostBrief", "RemoteSummary", "ScanContent", "ScanSummaryDoc", "SentTo", "parse_entry"]
+__all__ = [
+    "KINDS",
+    "RECORD_ENTRY",
+    "AcknowledgementContent",
+    "AcknowledgementSummary",
+    "AgentKeyContent",
+    "AgentKeySummary",
+    "Applied",
+    "BaselineAcceptContent",
+    "BaselineCaptureContent",
+    "BaselineScopeDoc",
+    "BaselineSummary",
+    "EntryContent",
+    "FailedTest",
+    "HostKeyContent",
+    "HostKeySummary",
+    "HostScope",
+    "InspectionContent",
+    "InspectionSummary",
+    "InspectorDoc",
+    "NetscanContent",
+    "NetscanSummary",
+    "NetworkScope",
+    "NoticeContent",
+    "NoticeScope",
+    "NoticeSummary",
+    "RecordAcknowledgementContent",
+    "RecordAcknowledgementSummary",
+    "RecordBreakContent",
+    "RecordBreakSummary",
+    "RecordEntry",
+    "RecordLine",
+    "RecordRecoveryContent",
+    "RecordRecoverySummary",
+    "RefusalContent",
+    "RefusalSummary",
+    "RemoteContent",
+    "RemoteHostBrief",
+    "RemoteSummary",
+    "ScanContent",
+    "ScanSummaryDoc",
+    "SentTo",
+    "parse_entry",
+]
 
 
 # -- whole entries: content + chain fields (what readers and the collector parse) -------------------------
@@ -106,9 +152,26 @@ class HostKeyEntry(HostKeyContent, _Chain):
     pass
 
 
+class AgentKeyEntry(AgentKeyContent, _Chain):
+    pass
+
+
+class RecordBreakEntry(RecordBreakContent, _Chain):
+    pass
+
+
+class RecordRecoveryEntry(RecordRecoveryContent, _Chain):
+    pass
+
+
+class RecordAcknowledgementEntry(RecordAcknowledgementContent, _Chain):
+    pass
+
+
 RecordEntry = Annotated[
     ScanEntry | InspectionEntry | NetscanEntry | RemoteEntry | RefusalEntry | NoticeEntry | AcknowledgementEntry
-    | BaselineCaptureEntry | BaselineAcceptEntry | HostKeyEntry,
+    | BaselineCaptureEntry | BaselineAcceptEntry | HostKeyEntry | AgentKeyEntry | RecordBreakEntry
+    | RecordRecoveryEntry | RecordAcknowledgementEntry,
     Field(discriminator="kind"),
 ]
 RECORD_ENTRY: TypeAdapter[RecordEntry] = TypeAdapter(RecordEntry)

@@ -38,6 +38,7 @@ from probes.base import GatherContext, Probe, ProbeSettings, Raw, Requirements
 from probes.errors import ProbeInputError
 from probes.observation import Row
 from probes.procfs import list_pids, parse_net_table, read_net_tables, read_socket_inodes
+from probes.redact import redact_args
 from probes.transport import text_of
 
 log = logging.getLogger(__name__)
@@ -130,10 +131,14 @@ def parse_status(text: str) -> dict[str, str]:
 
 
 def join_cmdline(raw_cmdline: str) -> str:
+    """The argv as one line, secrets redacted (probes.redact: before any output or baseline sees it), at most
+    CMDLINE_MAX characters."""
     args = raw_cmdline.split("\0")
     while args and args[-1] == "":
         args.pop()
-    joined = " ".join(args).rstrip()  # programs that rewrite argv pad it with blanks
+    if len(args) == 1 and " " in args[0]:
+        args = args[0].split(" ")  # a program that rewrote its argv into one string: judge its words
+    joined = " ".join(redact_args(args)).rstrip()  # programs that rewrite argv pad it with blanks
     return joined if len(joined) <= CMDLINE_MAX else joined[:CMDLINE_MAX - 3] + "..."
 
 

@@ -28,6 +28,10 @@ class PortSet:
             item = part.strip()
             if not item:
                 raise ProbeInputError(f"bad port list {text!r}: empty item")
+            if item.startswith("-"):
+                # nmap reads "-100" as 1-100, but "-1" is also how a negative number looks: never guess
+                raise ProbeInputError(f"bad port {item!r} in {text!r}: ports are 1-{MAX_PORT}; write a range from "
+                                      f"port 1 as 1{item}")
             lo_s, sep, hi_s = item.partition("-")
             try:
                 lo = int(lo_s) if lo_s.strip() else MIN_PORT

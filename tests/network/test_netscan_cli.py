@@ -195,7 +195,8 @@ def test_baseline_capture_hook(lab: Lab, _isolated_state: Path) -> None:
 
 
 BAD_INPUT = [
-    (["10.231.1.11"], "outside the notified scope"),  # default scope is loopback only
+    (["10.231.0.99"], "needs an advance notice (--notice FILE"),  # not the unit's own network: say why
+    (["{lab}.11"], "outside this run's --scope (default: loopback only)"),  # own network, but not in --scope
     (["127.0.0.1", "--scope", "10.0.0.0/33"], "bad network"),
     (["127.0.0.1", "--scope", "10.1.2.3/8"], "bad network"),
     (["127.0.0.1", "--ports", "0"], "out of range"),
@@ -213,8 +214,10 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize(("argv", "message"), BAD_INPUT, ids=[m for _, m in BAD_INPUT])
-def test_bad_input_one_line_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(capsys, *argv)
+def test_bad_input_one_line_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
+                                   lab: Lab) -> None:
+    prefix = str(lab.network.network_address).rsplit(".", 1)[0]
+    code, out, err = _run(capsys, *[a.replace("{lab}", prefix) for a in argv])
     assert code == 2 and out == ""
     assert err.startswith("precaution: error: ") and err.count("\n") == 1, err
     assert message in err

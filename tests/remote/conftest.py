@@ -165,6 +165,10 @@ class Issuer:
 def issuer(tmp_path: Path, _isolated_state: Path) -> Issuer:
     """An issuing body whose key this agent trusts."""
     key = tmp_path / "issuer.key"
+    # The operator's policy: this unit, and no minimum lead time (tests open their windows a second after issue).
+    # --unit / --lead-time may only be stricter than this (agent.notice.settings_from).
+    _isolated_state.mkdir(parents=True, exist_ok=True)
+    (_isolated_state / "config.toml").write_text(f'[notice]\nunit = "{UNIT}"\nlead_time = "0s"\n')
     assert main(["notice", "keygen", str(key)]) == 0
     add_trusted("State Security Bureau (test)", load_issuer_key(key).public_key(), StateDir(_isolated_state))
     return Issuer(key, _isolated_state)

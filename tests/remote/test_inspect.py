@@ -48,10 +48,15 @@ def test_two_inspectors_run_and_are_recorded(_isolated_state: Path, capsys: pyte
 
 def test_inspection_under_a_notice(issuer: Issuer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     notice = issuer.notice(tmp_path / "n.json", ["10.231.1.11"], kinds=("host",))
+    elsewhere = issuer.notice(tmp_path / "b.json", ["10.231.1.11"], kinds=("host",), unit="Unit B")
     argv = ["inspect", "--on-site", "--inspector", "Li Ming:GA-0001", "--inspector", "Wang Fang:GA-0002",
-            "--probe", "accounts", "--notice", str(notice), "--lead-time", "0"]
-    assert main([*argv, "--unit", "Unit B"]) == 2  # a notice addressed elsewhere is refused
+            "--probe", "accounts", "--lead-time", "0"]
+    assert main([*argv, "--notice", str(elsewhere)]) == 2  # a notice addressed elsewhere is refused
     assert _entries(issuer.state)[-1].summary["code"] == "wrong-subject"
+    # and --unit cannot make this agent another unit than the configured one
+    assert main([*argv, "--notice", str(notice), "--unit", "Unit B"]) == 2
+    assert "differs from the configured unit" in capsys.readouterr().err
+    argv += ["--notice", str(notice)]
     assert main([*argv, "--unit", UNIT, "--lang", "zh-CN"]) in (0, 1)
     assert "现场检查人员" in capsys.readouterr().out
     assert _entries(issuer.state)[-1].notice_id == "N-2026-001"

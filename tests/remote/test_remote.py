@@ -148,7 +148,9 @@ def test_remote_end_to_end_and_host_key_change(ssh_lab: SshLab, issuer: Issuer, 
     # Unknown host key, not accepted: refused, nothing written to known_hosts.
     assert main(_remote(ssh_lab, notice, host.ip)) == 2
     out = json.loads(capsys.readouterr().out)
-    assert out["hosts"][0]["status"] == "refused" and "unknown" in out["hosts"][0]["message"]
+    message = out["hosts"][0]["message"]
+    assert out["hosts"][0]["status"] == "refused" and "unknown" in message
+    assert "--accept-new-host-key" in message and message.count("host key") == 1  # says what to do, once
     assert not (issuer.state / "known_hosts").exists()
 
     code = main(_remote(ssh_lab, notice, f"root@{host.ip}:22", extra=("--accept-new-host-key",)))
