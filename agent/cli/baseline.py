@@ -71,7 +71,6 @@ def register(sub: Any) -> None:
     common(q)
     q.add_argument("--probe", action="append", default=[], metavar="ID", help="compare only this probe")
     q.add_argument("--json", action="store_true", help="print the result as JSON")
-    q.add_argument("--lang", choices=("en", "zh-CN"), default="en", help="language of the output (default en)")
     q.set_defaults(handler=handle_diff)
 
     q = cmds.add_parser("accept", help="accept drift items into a new baseline version")
