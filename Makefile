@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Debian packages the tests and benchmarks drive for real (installed only when missing and running as root).
 DEB_PACKAGES := nmap openssh-server openssh-client lynis aide tcpdump iproute2 nftables iputils-ping sudo samba prometheus
 
-.PHONY: all setup deps demo scan test lint bench clean
+.PHONY: all setup deps demo scan test lint bench clean schema
 
 all: test
 
@@ -43,9 +43,13 @@ scan: setup
 lint: setup
 	$(BIN)/ruff check agent probes baselines collector tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: setup lint
 	$(BIN)/pytest -q -ra
+
+schema: setup
+	$(BIN)/python -m agent.wire.export
 
 bench: setup
 	$(BIN)/python -m bench.run

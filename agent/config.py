@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import UserError
-from agent.state import state_dir
+from agent.state import StateDir
 
 CONFIG_FILE = "config.toml"
 
@@ -47,10 +47,10 @@ class AgentConfig(BaseModel):
     netscan: NetscanConfig = Field(default_factory=NetscanConfig)
 
 
-def load_config(path: str | Path | None = None) -> AgentConfig:
+def load_config(path: str | Path | None, state: StateDir) -> AgentConfig:
     """Load the given file, or config.toml in the state dir when it exists, else defaults."""
     explicit = path is not None
-    file = Path(path) if path else state_dir() / CONFIG_FILE
+    file = Path(path) if path else state.config
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.errors import UserError
-from agent.state import atomic_write, ensure_state_dir
+from agent.state import StateDir, atomic_write
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -16,12 +14,12 @@ if TYPE_CHECKING:
 KEY_FILE = "agent.key"
 
 
-def agent_signing_key(state: Path | None = None) -> Ed25519PrivateKey:
+def agent_signing_key(state: StateDir) -> Ed25519PrivateKey:
     """Load the agent key, creating it (mode 0600, atomically) on first use."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    path = ensure_state_dir(state) / KEY_FILE
+    path = state.ensure() / KEY_FILE
     if path.exists():
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -54,7 +52,6 @@ def load_public_key_b64(text: str) -> Ed25519PublicKey:
 
 
 def key_fingerprint(key: Ed25519PublicKey) -> str:
-    from cryptography.hazmat.primitives import serialization
+    from agent.wire.signatures import fingerprint
 
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")
+    return fingerprint(key)

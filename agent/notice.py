@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import UserError
-from agent.state import atomic_write, ensure_state_dir, state_dir
+from agent.state import StateDir, atomic_write
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -89,33 +89,30 @@ class Notice:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Notice:
-        """Raises NoticeError("malformed") naming the bad field."""
+        """Validated against the wire model (``agent.wire.notice.NoticeBody``: strict, closed); raises
+        NoticeError("malformed") naming every bad field."""
+        from pydantic import ValidationError
+
+        from agent.wire.notice import NoticeBody
+
         try:
-            if data.get("schema") != SCHEMA:
-                raise ValueError(f"schema is {data.get('schema')!r}, expected {SCHEMA}")
-            kinds = tuple(str(k) for k in data["kinds"])
-            bad = [k for k in kinds if k not in TEST_KINDS]
-            if bad:
-                raise ValueError(f"unknown test kind(s) {', '.join(bad)} (known: {', '.join(TEST_KINDS)})")
-            targets = tuple(str(t) for t in data["targets"])
-            for target in targets:
+            body = NoticeBody.model_validate(dict(data))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'notice'}: {e['msg']}" for e in exc.errors())
+            raise NoticeError("malformed", f"notice: {problems}") from None
+        try:
+            for target in body.targets:
                 parse_target(target)
-            rate = data.get("rate_limits") or {}
             notice = cls(
-                id=_nonempty(data, "id"), issuer=_nonempty(data, "issuer"),
-                subject_unit=_nonempty(data, "subject_unit"), contact=str(data.get("contact", "")),
-                targets=targets, kinds=kinds, window_start=parse_time(data["window"]["start"]),
-                window_end=parse_time(data["window"]["end"]),
-                rate=RateLimits(_opt_int(rate.get("packets_per_second")), _opt_int(rate.get("max_parallel"))),
-                lead_time=dt.timedelta(seconds=int(data.get("lead_time_s", 0))),
-                issued_at=parse_time(data["issued_at"]), basis=str(data.get("basis", "")),
+                id=body.id, issuer=body.issuer, subject_unit=body.subject_unit, contact=body.contact,
+                targets=tuple(body.targets), kinds=tuple(body.kinds), window_start=parse_time(body.window.start),
+                window_end=parse_time(body.window.end),
+                rate=RateLimits(body.rate_limits.packets_per_second, body.rate_limits.max_parallel),
+                lead_time=dt.timedelta(seconds=body.lead_time_s), issued_at=parse_time(body.issued_at),
+                basis=body.basis,
             )
-        except KeyError as exc:
-            raise NoticeError("malformed", f"notice: missing field {exc.args[0]!r}") from None
-        except (ValueError, TypeError, AttributeError) as exc:
+        except ValueError as exc:
             raise NoticeError("malformed", f"notice: {exc}") from None
-        if not notice.targets or not notice.kinds:
-            raise NoticeError("malformed", "notice: names no targets or no test kinds")
         if notice.window_end <= notice.window_start:
             raise NoticeError("malformed", "notice: the window ends before it starts")
         return notice
@@ -208,7 +205,9 @@ class CheckResult:
 
 
 def canonical(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    from agent.wire.signatures import canonical_json
+
+    return canonical_json(data)
 
 
 def _iso(value: dt.datetime) -> str:
@@ -310,15 +309,13 @@ def sign_notice(notice: Notice, key: Ed25519PrivateKey) -> SignedNotice:
 
 
 def _signature_valid(signed: SignedNotice, key_b64: str) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from agent.wire.signatures import ed25519_valid, public_key_from_b64
 
     try:
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(key_b64, validate=True))
-        key.verify(base64.b64decode(signed.signature or "", validate=True), signed.body)
-    except (InvalidSignature, ValueError):
+        key = public_key_from_b64(key_b64)
+    except ValueError:
         return False
-    return True
+    return ed25519_valid(key, signed.signature or "", signed.body)
 
 
 def _p(code: str, en: str, zh: str) -> Problem:
@@ -502,8 +499,8 @@ def load_public_key_file(path: Path) -> Ed25519PublicKey:
     return load_public_key_b64(data.decode("ascii", errors="replace").strip())
 
 
-def load_trusted(state: Path | None = None) -> list[TrustedIssuer]:
-    path = (state or state_dir()) / TRUST_FILE
+def load_trusted(state: StateDir) -> list[TrustedIssuer]:
+    path = state.path / TRUST_FILE
     try:
         data = json.loads(path.read_bytes())
         return [TrustedIssuer(str(i["name"]), str(i["public_key"]), str(i["fingerprint"]), str(i["added"]))
@@ -514,26 +511,26 @@ def load_trusted(state: Path | None = None) -> list[TrustedIssuer]:
         raise UserError(f"{path}: damaged trusted-issuers file: {exc}") from None
 
 
-def add_trusted(name: str, key: Ed25519PublicKey, state: Path | None = None) -> TrustedIssuer:
+def add_trusted(name: str, key: Ed25519PublicKey, state: StateDir) -> TrustedIssuer:
     from agent.keys import key_fingerprint, public_key_b64
 
-    state = ensure_state_dir(state)
+    state.ensure()
     issuers = [i for i in load_trusted(state) if i.public_key != public_key_b64(key) and i.name != name]
     entry = TrustedIssuer(name, public_key_b64(key), key_fingerprint(key), _iso(dt.datetime.now(dt.UTC)))
     issuers.append(entry)
     doc = {"issuers": [{"name": i.name, "public_key": i.public_key, "fingerprint": i.fingerprint, "added": i.added}
                        for i in issuers]}
-    atomic_write(state / TRUST_FILE, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+    atomic_write(state.path / TRUST_FILE, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
     return entry
 
 
-def _ack_path(state: Path, notice_id: str) -> Path:
+def _ack_path(state: StateDir, notice_id: str) -> Path:
     safe = hashlib.sha256(notice_id.encode()).hexdigest()[:32]
-    return state / ACK_DIR / f"{safe}.ack.json"
+    return state.path / ACK_DIR / f"{safe}.ack.json"
 
 
-def load_ack(notice_id: str, state: Path | None = None) -> Acknowledgement | None:
-    path = _ack_path(state or state_dir(), notice_id)
+def load_ack(notice_id: str, state: StateDir) -> Acknowledgement | None:
+    path = _ack_path(state, notice_id)
     try:
         data = json.loads(path.read_bytes())
         return Acknowledgement(str(data["notice_id"]), str(data["digest"]),
@@ -544,10 +541,10 @@ def load_ack(notice_id: str, state: Path | None = None) -> Acknowledgement | Non
         raise UserError(f"{path}: damaged acknowledgement: {exc}") from None
 
 
-def save_ack(signed: SignedNotice, actor: str, now: dt.datetime, state: Path | None = None) -> Acknowledgement:
+def save_ack(signed: SignedNotice, actor: str, now: dt.datetime, state: StateDir) -> Acknowledgement:
     """Record the subject's acknowledgement. A first acknowledgement stands: acknowledging again later must not
     move the delivery time (nor, so, the lead time)."""
-    state = ensure_state_dir(state)
+    state.ensure()
     existing = load_ack(signed.notice.id, state)
     if existing is not None and existing.digest == signed.digest:
         return existing
@@ -565,7 +562,7 @@ def check_file(
     now: dt.datetime | None = None,
     require_ack: bool = True,
     require_open: bool = False,
-    state: Path | None = None,
+    state: StateDir,
 ) -> CheckResult:
     signed = load_signed(path)
     return check(signed, now=now or dt.datetime.now(dt.UTC), trusted=load_trusted(state), settings=settings,

@@ -78,7 +78,7 @@ def test_table_output(bad_root: Path):
 def test_json_schema_and_both_languages(bad_root: Path):
     code, data = scan_json(bad_root)
     assert code == 1
-    assert data["schema"] == "precaution.scan/v1"
+    assert data["schema"] == "precaution.scan/v2"
     assert data["summary"]["findings"]["critical"] == 1 and data["summary"]["findings"]["medium"] == 1
     assert {p["id"] for p in data["probes"]} == {"startup_files", "cron"}
     assert all(p["status"] == "ok" for p in data["probes"])
@@ -120,7 +120,7 @@ def test_output_file_written_whole_with_table_on_stdout(bad_root: Path, tmp_path
     proc = run("scan", "--root", str(bad_root), *PERS, "--output", str(out))
     assert proc.returncode == 1 and "PC-PERS-001" in proc.stdout
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert data["schema"] == "precaution.scan/v1"
+    assert data["schema"] == "precaution.scan/v2"
     assert any(f["rule_id"] == "PC-PERS-001" for f in data["findings"])
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".last-scan")] == []  # no temp file left
     proc = run("scan", "--root", str(bad_root), *PERS, "--output", str(tmp_path / "nope" / "x.json"))

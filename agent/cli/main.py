@@ -11,6 +11,7 @@ from types import ModuleType
 
 from agent import __version__
 from agent.errors import UserError
+from probes.errors import ProbeInputError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -73,9 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        from agent.state import StateDir
+
+        # The one place the environment decides where state lives; everything below gets the object.
+        args.state = StateDir.from_environment()
         code: int = args.handler(args)
         return code
-    except UserError as exc:
+    except (UserError, ProbeInputError) as exc:  # a probe's input error is the user's, like ours
         sys.stderr.write(f"precaution: error: {exc}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:

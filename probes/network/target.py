@@ -55,9 +55,10 @@ class ApprovedTarget:
         return self.ip.version
 
 
-def _issue(ip: IPAddress, kind: str, ports: PortSet | None, hostname: str | None,
-           deadline: dt.datetime | None) -> ApprovedTarget:
-    """For agent.scope only."""
+def issue_target(ip: IPAddress, kind: str, ports: PortSet | None, hostname: str | None,
+                 deadline: dt.datetime | None) -> ApprovedTarget:
+    """Seal a target. Public so that the scope guard (agent.scope, a layer above) can call it; only the guard
+    does, after checking the address against the scope and the advance notice."""
     return ApprovedTarget(ip, kind, ports, hostname, deadline, _seal(ip, kind, ports, hostname, deadline))
 
 

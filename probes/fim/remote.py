@@ -11,8 +11,8 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 
-from baselines.fim import ALWAYS_PRUNED, FileEntry, FimOptions, FimResult, FimStats, needs_full, normalise_paths
-from baselines.fim_cache import Cached, HashCache
+from probes.fim.cache import Cached, HashCache
+from probes.fim.model import ALWAYS_PRUNED, FileEntry, FimOptions, FimResult, FimStats, needs_full, normalise_paths
 from probes.transport import CommandUnavailable, Transport
 
 log = logging.getLogger(__name__)
