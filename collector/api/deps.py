@@ -42,6 +42,7 @@ def signed_agent(request: Request, body: bytes = Depends(raw_body),
         agent, conflict = authenticate(session, signed, request.method, path_qs, body, now=utcnow(),
                                        skew_s=ctx.settings.clock_skew_s,
                                        rate_per_minute=ctx.settings.rate_limit_per_minute)
+        session.flush()
         session.expunge(agent)
     if conflict is not None:
         raise conflict
