@@ -61,7 +61,7 @@ def finding(fid: str, *, host: str = "db01", probe: str = "sshd", severity: str 
 
 
 def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def run(run_id: str, findings: list[dict[str, Any]], *, host: str = "db01", probes: dict[str, str] | None = None,
