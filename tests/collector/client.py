@@ -94,6 +94,7 @@ class AgentSim:
     link: str = GENESIS
     lines: list[str] = field(default_factory=list)
     http: httpx.Client | None = None
+    enrolment: dict[str, Any] = field(default_factory=dict)
 
     def client(self) -> httpx.Client:
         if self.http is None:
@@ -118,7 +119,7 @@ class AgentSim:
     def enrol(self, token: str, unit: str) -> httpx.Response:
         response = self.client().post("/api/v1/enroll", json=self.enrol_request(token, unit))
         if response.status_code == 200:
-            self.agent_id, self.unit = response.json()["agent_id"], unit
+            self.agent_id, self.unit, self.enrolment = response.json()["agent_id"], unit, response.json()
         return response
 
     def signed_headers(self, method: str, path_qs: str, body: bytes, *, when: float | None = None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from tests.collector.client import AgentSim, finding, run
+from tests.collector.client import finding, run
 from tests.collector.conftest import Collector, unit_name
 
 
@@ -119,11 +119,10 @@ def test_entry_signed_by_another_key_is_refused(collector: Collector) -> None:
     sim.record_key = Ed25519PrivateKey.generate()
     r = sim.ingest(sim.batch(record=[sim.record_scan()])).json()
     assert r["items"][0]["reason"] == "record-tampered" and r["record_head"] == 0
-    edited = AgentSim(collector.url, collector.ca)
-    line = sim.lines[0].replace('"scan"', '"scan" ', 1)
-    _ = edited
-    r2 = sim.ingest(sim.batch(record=[line])).json()
-    assert r2["items"][0]["status"] == "rejected"
+    edited = sim.lines[0].replace('"tests":["host"]', '"tests":["host","portscan"]', 1)
+    assert edited != sim.lines[0]
+    r2 = sim.ingest(sim.batch(record=[edited])).json()
+    assert r2["items"][0]["reason"].startswith("bad hash")
 
 
 def test_bad_input_is_a_clear_4xx_and_stores_nothing(collector: Collector) -> None:
