@@ -28,7 +28,7 @@ from collector.core.errors import CollectorUserError
 from collector.core.paths import CONFIG_FILE, ISSUER_KEY, ensure_home, read_private, write_private
 from collector.core.security import new_secret
 from collector.core.settings import CollectorSettings, load_settings, parse_listen
-from collector.crud import identity, lifecycle, people, schedules, work
+from collector.crud import identity, lifecycle, people, work
 from collector.models import Batch, Run
 from collector.models.people import ALL_UNITS
 
@@ -119,6 +119,8 @@ def maintain(ctx: AppContext, now: dt.datetime | None = None) -> None:
         lifecycle.expire_acceptances(session, now)
         work.expire_tasks(session, now)
         identity.prune(session, now, ctx.settings.retention_nonces_s)
+    from collector.crud import schedules  # croniter and dateutil: only the serving process needs them
+
     with ctx.db.write() as session:
         schedules.run_schedules(session, ctx.issuer_key, ctx.issuer_name, now)
     cutoff = now - dt.timedelta(days=ctx.settings.retention_runs_days)
