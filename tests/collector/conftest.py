@@ -199,7 +199,8 @@ def collector(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     tmp = tmp_path_factory.mktemp(f"collector-{request.param}")
     with running_collector(tmp, request.param, FAST_ENV) as c:
         yield c
-    shutil.rmtree(tmp, ignore_errors=True)
+    if not request.session.testsfailed:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def unit_name() -> str:
