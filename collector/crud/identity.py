@@ -83,7 +83,8 @@ def enrol(session: Session, req: EnrolRequest, authority: ca_mod.Authority, cert
     return Enrolled(agent, cert)
 
 
-def renew(session: Session, agent: Agent, csr_pem: str, authority: ca_mod.Authority, cert_days: int) -> ca_mod.ClientCert:
+def renew(session: Session, agent: Agent, csr_pem: str, authority: ca_mod.Authority,
+          cert_days: int) -> ca_mod.ClientCert:
     try:
         csr = ca_mod.parse_csr(csr_pem)
     except ValueError as exc:
@@ -123,7 +124,8 @@ def authenticate(session: Session, h: SignedHeaders, method: str, path_qs: str, 
     try:
         sent = dt.datetime.fromtimestamp(int(h.timestamp), dt.UTC)
     except (ValueError, OverflowError, OSError):
-        raise _refuse(401, "bad-time", "X-Precaution-Time is not a unix time", "X-Precaution-Time 不是 Unix 时间")
+        raise _refuse(401, "bad-time", "X-Precaution-Time is not a unix time",
+                      "X-Precaution-Time 不是 Unix 时间") from None
     if abs((now - sent).total_seconds()) > skew_s:
         raise _refuse(401, "clock-skew", f"request time is more than {skew_s} s away from the collector's clock",
                       f"请求时间与采集端时钟相差超过 {skew_s} 秒")

@@ -123,6 +123,7 @@ def complete_task(session: Session, agent: Agent, task_id: str, status: str, run
     if task.state in ("done", "failed"):
         return task
     if task.state != "leased":
-        raise ApiError(409, "task-not-leased", f"task is {task.state}, not leased", f"任务状态为 {task.state}，未被领取")
+        raise ApiError(409, "task-not-leased", f"task is {task.state}, not leased",
+                       f"任务状态为 {task.state}，未被领取")
     task.state, task.completed_at, task.run_id, task.message = status, now, run_id, message
     return task

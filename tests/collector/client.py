@@ -113,7 +113,8 @@ class AgentSim:
 
     def enrol_request(self, token: str, unit: str) -> dict[str, Any]:
         return {"schema": "precaution.collector.enrol/v1", "token": token, "unit": unit,
-                "csr_pem": make_csr(self.identity), "record_public_key": b64(raw_public_key(self.record_key.public_key())),
+                "csr_pem": make_csr(self.identity),
+                "record_public_key": b64(raw_public_key(self.record_key.public_key())),
                 "host": self.host, "agent_version": "test"}
 
     def enrol(self, token: str, unit: str) -> httpx.Response:

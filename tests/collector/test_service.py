@@ -38,6 +38,10 @@ def test_metrics_are_protected_and_pass_promtool(collector: Collector) -> None:
     unit = unit_name()
     sim = collector.agent(unit)
     sim.ingest(sim.batch(runs=[run("r1", [finding("m1", severity="critical"), finding("m2")])]))
+    with collector.login() as admin:
+        summary = admin.get("/api/v1/findings/summary", params={"unit": unit}).json()
+    assert summary == {"unit": unit, "active": {"critical": 1, "high": 1, "medium": 0, "low": 0, "info": 0},
+                       "overdue": 0}
     with collector.http() as http:
         assert http.get("/metrics").status_code == 401
         assert http.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
