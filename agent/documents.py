@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent import __version__
 from agent.wire.base import SeverityCounts, Text
@@ -23,6 +23,7 @@ from agent.wire.scan import (
 if TYPE_CHECKING:
     from agent.runner import ProbeRun
     from agent.scan import BaselineComparison, ScanResult
+    from agent.wire.netscan import NetscanDocument
     from baselines.model import Finding
     from baselines.model import Text as DomainText
     from probes.observation import Observation
@@ -99,3 +100,35 @@ def scan_document(result: ScanResult, include_observations: bool = False) -> Sca
 
 def findings_docs(findings: Sequence[Finding]) -> list[dict[str, Any]]:
     return [finding(f).to_json() for f in findings]
+
+
+class NetscanResultLike(Protocol):
+    result: ScanResult
+    targets: list[str]
+    scope: list[str]
+    engine: str
+    hosts_up: list[str]
+    notes: list[str]
+
+
+def netscan_document(outcome: NetscanResultLike, include_observations: bool = False) -> NetscanDocument:
+    """Hosts, open ports and services always; every observation only when asked."""
+    from agent.wire.netscan import NetHost, NetscanDocument, NetscanInfo, OpenPort, ServiceDoc
+
+    observations = outcome.result.observations
+    hosts = [NetHost(ip=str(a["ip"]), mac=str(a.get("mac") or ""), vendor=str(a.get("vendor") or ""),
+                     method=str(a.get("method") or "")) for a in (o.attrs for o in observations if o.probe == "hosts")]
+    port_rows = [o.attrs for o in observations
+                 if o.probe == "ports" and str(o.attrs.get("state", "")).startswith("open")]
+    ports = [OpenPort.model_validate({k: plain(a.get(k, "" if k != "cpe" else [])) for k in OpenPort.model_fields})
+             for a in port_rows]
+    services = [ServiceDoc.model_validate({k: plain(a.get(k)) for k in ServiceDoc.model_fields})
+                for a in (o.attrs for o in observations if o.probe == "services")]
+    return NetscanDocument.model_validate({
+        **{k: v for k, v in scan_fields(outcome.result, include_observations).items()},
+        "schema": "precaution.netscan/v2",
+        "netscan": NetscanInfo(targets=list(outcome.targets), scope=list(outcome.scope), engine=outcome.engine,
+                               hosts_up=list(outcome.hosts_up)),
+        "notes": [*outcome.result.notes, *outcome.notes],
+        "hosts": hosts, "open_ports": ports, "services": services,
+    })

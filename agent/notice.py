@@ -9,20 +9,23 @@ issuer keys) follows below it.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import ipaddress
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.duration import parse_duration as parse_duration
 from agent.errors import UserError
 from agent.state import StateDir, atomic_write
+from baselines import ed25519
+from baselines.canonical_json import canonical_json
+from probes.endpoint import EndpointError, parse_endpoint
+from probes.test_kinds import TEST_KINDS as TEST_KINDS
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -32,15 +35,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEMA = "precaution.notice/v1"
-TEST_KINDS = ("host", "discovery", "portscan", "service", "passive")
 DEFAULT_LEAD_TIME = dt.timedelta(hours=24)
 CLOCK_SKEW = dt.timedelta(minutes=5)  # an issued-at this far ahead of our clock is still accepted
 TRUST_FILE = "trusted-issuers.json"
 ACK_DIR = "notices"
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_SSH_RE = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d+))?$")
 
 
 class NoticeError(UserError):
@@ -204,29 +203,11 @@ class CheckResult:
 # ------------------------------------------------------------------------------------------------ pure
 
 
-def canonical(data: Any) -> bytes:
-    from agent.wire.signatures import canonical_json
-
-    return canonical_json(data)
+canonical = canonical_json  # baselines/canonical_json.py: the bytes that are hashed and signed
 
 
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _nonempty(data: Mapping[str, Any], key: str) -> str:
-    value = str(data[key]).strip()
-    if not value:
-        raise ValueError(f"field {key!r} is empty")
-    return value
-
-
-def _opt_int(value: Any) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or value <= 0:
-        raise ValueError(f"rate limit must be a positive integer, got {value!r}")
-    return value
 
 
 def parse_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
@@ -240,14 +221,6 @@ def parse_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
         return base + delta if text[0] == "+" else base - delta
     value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """"90s", "30m", "24h", "2d", a bare number of seconds."""
-    m = _DURATION_RE.match(text)
-    if not m:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 24h, 2d)")
-    return dt.timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,19 +241,19 @@ def parse_target(text: str) -> Target:
         return Target(text, str(net.network_address) if net.num_addresses == 1 else text, net)
     except ValueError:
         pass
-    m = _SSH_RE.match(text)
-    if not m:
-        raise ValueError(f"target {text!r}: expected a host, a CIDR or user@host:port")
-    host = m.group("host").strip("[]")
-    port = int(m.group("port")) if m.group("port") else None
-    if port is not None and not 0 < port < 65536:
-        raise ValueError(f"target {text!r}: port out of range")
+    try:
+        endpoint = parse_endpoint(text)  # the same rule as the remote test's SSH endpoints
+    except EndpointError as exc:
+        if exc.reason == "port":
+            raise ValueError(f"target {text!r}: port out of range") from None
+        raise ValueError(f"target {text!r}: expected a host, a CIDR or user@host:port") from None
+    host, port = endpoint.host, endpoint.port
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
     try:
         network = ipaddress.ip_network(host)
     except ValueError:
         network = None  # a host name: matched by name only
-    return Target(text, host, network, m.group("user"), port)
+    return Target(text, host, network, endpoint.user, port)
 
 
 def parse_document(data: bytes) -> SignedNotice:
@@ -301,21 +274,16 @@ def parse_document(data: bytes) -> SignedNotice:
 
 
 def sign_notice(notice: Notice, key: Ed25519PrivateKey) -> SignedNotice:
-    from agent.keys import public_key_b64
-
     body = canonical(notice.to_json())
-    return SignedNotice(notice, body, base64.b64encode(key.sign(body)).decode("ascii"),
-                        public_key_b64(key.public_key()))
+    return SignedNotice(notice, body, ed25519.sign_b64(key, body), ed25519.public_b64(key.public_key()))
 
 
 def _signature_valid(signed: SignedNotice, key_b64: str) -> bool:
-    from agent.wire.signatures import ed25519_valid, public_key_from_b64
-
     try:
-        key = public_key_from_b64(key_b64)
-    except ValueError:
+        key = ed25519.load_public_b64(key_b64)
+    except ed25519.KeyFormatError:
         return False
-    return ed25519_valid(key, signed.signature or "", signed.body)
+    return ed25519.verify_b64(key, signed.signature or "", signed.body)
 
 
 def _p(code: str, en: str, zh: str) -> Problem:
@@ -447,56 +415,33 @@ def load_signed(path: Path) -> SignedNotice:
 
 def generate_issuer_key(path: Path) -> str:
     """Write a new issuer private key (PEM, 0600) and PATH.pub (base64); return the public key."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from agent.keys import public_key_b64
-
     if path.exists():
         raise UserError(f"{path} exists; not overwriting a key")
-    key = Ed25519PrivateKey.generate()
-    atomic_write(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption()), mode=0o600)
-    pub = public_key_b64(key.public_key())
+    key = ed25519.generate()
+    atomic_write(path, ed25519.private_pem(key), mode=0o600)
+    pub = ed25519.public_b64(key.public_key())
     atomic_write(Path(f"{path}.pub"), (pub + "\n").encode(), mode=0o644)
     return pub
 
 
 def load_issuer_key(path: Path) -> Ed25519PrivateKey:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from agent.keys import load_private_key_file
 
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise UserError(f"{path}: cannot load an issuer key: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise UserError(f"{path}: not an Ed25519 key")
-    return key
+    return load_private_key_file(path, "an issuer key")
 
 
 def load_public_key_file(path: Path) -> Ed25519PublicKey:
     """A public key file: base64 raw (as `notice keygen` writes), PEM public, or a PEM private key."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    from agent.keys import load_public_key_b64
-
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"{path}: cannot read key: {exc.strerror or exc}") from None
     if b"PRIVATE KEY" in data:
         return load_issuer_key(path).public_key()
-    if b"PUBLIC KEY" in data:
-        try:
-            key = serialization.load_pem_public_key(data)
-        except ValueError as exc:
-            raise UserError(f"{path}: {exc}") from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise UserError(f"{path}: not an Ed25519 key")
-        return key
-    return load_public_key_b64(data.decode("ascii", errors="replace").strip())
+    try:
+        return ed25519.load_public(data)
+    except ed25519.KeyFormatError as exc:
+        raise UserError(f"{path}: {exc}" if b"PUBLIC KEY" in data else str(exc)) from None
 
 
 def load_trusted(state: StateDir) -> list[TrustedIssuer]:
@@ -512,11 +457,9 @@ def load_trusted(state: StateDir) -> list[TrustedIssuer]:
 
 
 def add_trusted(name: str, key: Ed25519PublicKey, state: StateDir) -> TrustedIssuer:
-    from agent.keys import key_fingerprint, public_key_b64
-
     state.ensure()
-    issuers = [i for i in load_trusted(state) if i.public_key != public_key_b64(key) and i.name != name]
-    entry = TrustedIssuer(name, public_key_b64(key), key_fingerprint(key), _iso(dt.datetime.now(dt.UTC)))
+    issuers = [i for i in load_trusted(state) if i.public_key != ed25519.public_b64(key) and i.name != name]
+    entry = TrustedIssuer(name, ed25519.public_b64(key), ed25519.fingerprint(key), _iso(dt.datetime.now(dt.UTC)))
     issuers.append(entry)
     doc = {"issuers": [{"name": i.name, "public_key": i.public_key, "fingerprint": i.fingerprint, "added": i.added}
                        for i in issuers]}

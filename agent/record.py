@@ -14,7 +14,6 @@ Writers take an exclusive ``fcntl`` lock on ``record.lock``, append one line, fs
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
 import fcntl
@@ -30,13 +29,15 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import UserError
 from agent.state import StateDir, atomic_write
 from agent.wire.chain import GENESIS, LINE_PREFIX, Head, VerifyResult, link_of, parse_line, verify_record
-from agent.wire.record import KINDS, EntryContent, InspectorDoc
-from agent.wire.signatures import canonical_json, fingerprint
+from baselines import ed25519
+from baselines.canonical_json import canonical_json
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-__all__ = ["GENESIS", "KINDS", "Entry", "Inspector", "Recorder", "VerifyResult", "link_of", "verify"]
+    from agent.wire.record import EntryContent, InspectorDoc
+
+__all__ = ["GENESIS", "Entry", "Inspector", "Recorder", "VerifyResult", "link_of", "verify"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class Inspector:
         return {"name": self.name, "id": self.id}
 
     def to_doc(self) -> InspectorDoc:
+        from agent.wire.record import InspectorDoc
+
         return InspectorDoc(name=self.name, id=self.id)
 
 
@@ -133,7 +136,7 @@ def seal(body: dict[str, Any], key: Ed25519PrivateKey) -> tuple[bytes, Entry]:
     """Hash and sign a body (which already holds seq, prev and key); return the line and the entry. Pure."""
     raw = canonical_json(body)
     hash_hex = hashlib.sha256(raw).hexdigest()
-    sig = base64.b64encode(key.sign(hash_hex.encode("ascii"))).decode("ascii")
+    sig = ed25519.sign_b64(key, hash_hex.encode("ascii"))
     line = LINE_PREFIX + raw + f',"hash":"{hash_hex}","sig":"{sig}"}}\n'.encode("ascii")
     return line, Entry.from_body(body, hash_hex, sig)
 
@@ -193,12 +196,12 @@ class Recorder:
     def path(self) -> Path:
         return self.state.record
 
-    def write(self, content: EntryContent, results: Any = None) -> Entry:
-        """Append one entry durably. Concurrent writers (several runs at once) serialise on the lock file."""
+    def write(self, content: EntryContent, results: Any = None, actor: str | None = None) -> Entry:
+        """Append one entry durably. Concurrent writers (several runs at once) serialise on the lock file.
+        ``actor`` names someone else than the recorder's actor when the action was theirs (who accepted a
+        baseline)."""
         from agent.keys import agent_signing_key
 
-        if content.kind not in KINDS:  # pragma: no cover - the content models name only known kinds
-            raise ValueError(f"unknown record kind {content.kind!r}")
         state = self.state.ensure()
         key = agent_signing_key(self.state)
         path = state / RECORD_FILE
@@ -212,7 +215,7 @@ class Recorder:
                     seq, prev = int(json.loads(body_raw)["seq"]) + 1, link_of(hash_hex, sig)
                 except (ValueError, KeyError, TypeError):
                     raise UserError(f"{path}: the last entry is damaged; run `precaution record verify`") from None
-            body = make_body(seq, prev, fingerprint(key.public_key()), self.actor, content,
+            body = make_body(seq, prev, ed25519.fingerprint(key.public_key()), actor or self.actor, content,
                              time=dt.datetime.now(dt.UTC), results=results)
             line, entry = seal(body, key)
             new = not path.exists()

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from agent.runner import ProbeRun, ProgressFn, run_probes
 from baselines.diff import Diff, diff_observations, volatile_of
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "precaution.scan/v2"
 
 
 @dataclass(slots=True)
@@ -101,12 +100,6 @@ class ScanResult:
         for f in self.active_findings:
             out[f.severity.value] += 1
         return out
-
-    def to_json(self, include_observations: bool = False) -> dict[str, Any]:
-        """The ``precaution.scan/v2`` document (agent.wire.scan.ScanDocument)."""
-        from agent.documents import scan_document
-
-        return scan_document(self, include_observations).to_json()
 
 
 def sorted_findings(findings: Sequence[Finding]) -> list[Finding]:

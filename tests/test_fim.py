@@ -309,7 +309,8 @@ def test_command_fallback_reports_unreadable(tmp_path):
     tree = make_tree(tmp_path)
     res = scan(LocalTransport(), FimOptions(paths=(str(tree), f"{tmp_path}/absent")), None, via_commands=True)
     assert res.stats.errors == 0 and len(res.entries) == 9
-    from probes.fim.remote import parse_find_errors, parse_sum_errors, stamp_ns
+    from probes.fim.remote import parse_find_errors, parse_sum_errors
+    from probes.find_stamp import stamp_ns
 
     assert parse_find_errors("find: '/root/x': Permission denied\n") == {"/root/x": "permission denied"}
     assert parse_sum_errors("sha256sum", "sha256sum: /a: b: No such file or directory\n") == {
@@ -413,7 +414,8 @@ def test_find_walk_under_fixture_root_maps_paths_and_prunes(tmp_path):
 
 
 def test_find_output_parsing():
-    from probes.fim.walk import find_argv, parse_find_output, stamp_ns
+    from probes.fim.walk import find_argv, parse_find_output
+    from probes.find_stamp import stamp_ns
 
     data = (b"d 5 4096 755 0 0 1700000000.1234567890 1700000001.0000000000\0/r/x\0\0"
             b"f 6 3 4755 1 2 -1.5000000000 12.5\0/r/x/a\nb\0\0"

@@ -13,7 +13,9 @@ from agent.wire import export
 from agent.wire.chain import GENESIS, Head, verify_record
 from agent.wire.notice import NoticeBody, NoticeDocument
 from agent.wire.record import HostKeyEntry, RecordLine, parse_entry
-from agent.wire.signatures import canonical_json, fingerprint, notice_signature_valid
+from agent.wire.signatures import notice_signature_valid
+from baselines.canonical_json import canonical_json
+from baselines.ed25519 import fingerprint
 
 NOTICE: dict[str, Any] = {
     "schema": "precaution.notice/v1", "id": "N-1", "issuer": "Bureau", "subject_unit": "Unit A", "contact": "",
@@ -49,6 +51,9 @@ def test_notice_targets_must_be_a_list() -> None:
     {"kinds": ["host", "teleport"]},            # unknown test kind
     {"issued_at": "yesterday"},                 # not a timestamp
     {"schema": "precaution.notice/v0"},         # other schema version
+    {"id": "  "},                               # blank
+    {"rate_limits": {"packets_per_second": 0}}, # a rate limit is positive
+    {"targets": []},                            # names no target
 ])
 def test_notice_is_strict(change: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
@@ -58,7 +63,7 @@ def test_notice_is_strict(change: dict[str, Any]) -> None:
 def test_notice_signature_verification_is_pure() -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from agent.wire.signatures import raw_public_key
+    from baselines.ed25519 import public_raw as raw_public_key
 
     key = Ed25519PrivateKey.generate()
     body = canonical_json(NOTICE)

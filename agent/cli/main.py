@@ -11,7 +11,6 @@ from types import ModuleType
 
 from agent import __version__
 from agent.errors import UserError
-from probes.errors import ProbeInputError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -73,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+    from probes.errors import ProbeInputError  # here, not at the top: --version stays light
+
     try:
         from agent.state import StateDir
 

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent.wire.signatures import ed25519_valid, fingerprint
+from baselines.ed25519 import fingerprint
+from baselines.ed25519 import verify_b64 as _verify
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -113,7 +114,7 @@ def verify_lines(lines: Sequence[bytes], public_key: Ed25519PublicKey, head: Hea
         if body.get("prev") != prev:
             # Either the entry before had its signature changed (its link no longer matches) or this one
             # points elsewhere: the previous signature decides which.
-            if checked and not ed25519_valid(public_key, checked[-1].sig, checked[-1].hash.encode("ascii")):
+            if checked and not _verify(public_key, checked[-1].sig, checked[-1].hash.encode("ascii")):
                 return VerifyResult(False, len(checked) - 1, checked[-1].seq, checked[-1].number, "bad signature")
             return VerifyResult(False, len(checked), seq, index, "broken chain (prev does not match the entry before)")
         if body.get("key") != fp:
@@ -123,10 +124,10 @@ def verify_lines(lines: Sequence[bytes], public_key: Ed25519PublicKey, head: Hea
         prev, expected_seq = link_of(hash_hex, sig), expected_seq + 1
     if unterminated is not None:
         return VerifyResult(False, len(checked), expected_seq, len(lines) + 1, "truncated line (no line end)")
-    if checked and not ed25519_valid(public_key, checked[-1].sig, checked[-1].hash.encode("ascii")):
+    if checked and not _verify(public_key, checked[-1].sig, checked[-1].hash.encode("ascii")):
         # The last signature covers the chain; find the first entry whose own signature fails.
         for line in checked:
-            if not ed25519_valid(public_key, line.sig, line.hash.encode("ascii")):
+            if not _verify(public_key, line.sig, line.hash.encode("ascii")):
                 return VerifyResult(False, line.seq - 1, line.seq, line.number, "bad signature")
     if head is not None:
         if head.seq > len(checked):

@@ -15,7 +15,7 @@ from agent.wire.netscan import NetscanDocument
 from agent.wire.notice import AcknowledgementDoc, NoticeDocument
 from agent.wire.record import RECORD_ENTRY, RecordLine
 from agent.wire.remote import RemoteDocument
-from agent.wire.scan import ScanDocument
+from agent.wire.scan import InspectionDocument, ScanDocument
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "docs" / "schema"
 BASE_URI = "https://precaution.invalid/schema/"
@@ -23,6 +23,7 @@ BASE_URI = "https://precaution.invalid/schema/"
 # file name -> model (or adapter); one file per document the agent emits and the collector ingests
 DOCUMENTS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "scan.schema.json": ScanDocument,
+    "inspection.schema.json": InspectionDocument,
     "netscan.schema.json": NetscanDocument,
     "remote.schema.json": RemoteDocument,
     "notice.schema.json": NoticeDocument,

@@ -97,6 +97,8 @@ class RemoteHostBrief(WireModel):
     message: str | None = None
     findings: SeverityCounts | None = None
     probe_errors: int | None = None
+    host: str | None = None  # the host name the target reported
+    host_key: str | None = None  # fingerprint of its host key
 
 
 class RemoteSummary(WireModel):
@@ -212,7 +214,8 @@ EntryContent = (ScanContent | InspectionContent | NetscanContent | RemoteContent
 KINDS = ("scan", "inspection", "netscan", "remote", "refusal", "notice", "acknowledgement", "baseline-capture",
          "baseline-accept", "host-key")
 
-# -- whole entries: content + chain fields -----------------------------------------------------------------
+
+# -- whole entries: content + chain fields (what readers and the collector parse) -------------------------
 
 
 class _Chain(WireModel):

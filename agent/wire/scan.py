@@ -88,3 +88,21 @@ class ScanDocument(WireModel):
     notes: list[str]
     baseline: BaselineComparisonDoc | None
     observations: list[ObservationDoc] | None = None  # only with --observations
+
+
+class InspectorRef(WireModel):
+    name: str
+    id: str  # the identification presented (warrant card, badge number)
+
+
+class InspectionInfo(WireModel):
+    on_site: Literal[True]
+    inspectors: list[InspectorRef]
+    notice: str | None
+    started: Timestamp
+
+
+class InspectionDocument(ScanDocument):
+    """`precaution inspect --on-site --json`: the scan document plus who inspected (Art. 25 ¶1)."""
+
+    inspection: InspectionInfo

@@ -1,50 +1,22 @@
-"""Pure signature checks the collector can run without the agent's host I/O: canonical JSON, Ed25519 public
-keys and fingerprints, notice signatures. ``cryptography`` is imported only when a check runs."""
+"""Pure notice-signature verification the collector can run without the agent's host I/O. Canonical JSON and
+Ed25519 themselves are ``baselines.canonical_json`` and ``baselines.ed25519`` (one implementation each);
+``cryptography`` is imported only when a check runs."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from baselines import ed25519
+from baselines.canonical_json import canonical_json as canonical_json
+
+# The collector's names for the one implementation in baselines.ed25519 (aliases, not copies).
+public_key_from_b64 = ed25519.load_public_b64  # raises KeyFormatError (a ValueError)
+raw_public_key = ed25519.public_raw
+fingerprint = ed25519.fingerprint
+ed25519_valid = ed25519.verify_b64  # (key, signature_b64, message) -> bool
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     from agent.wire.notice import NoticeDocument
-
-
-def canonical_json(data: Any) -> bytes:
-    """The bytes that are hashed and signed: sorted keys, no spaces, UTF-8 (not escaped)."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def public_key_from_b64(text: str) -> Ed25519PublicKey:
-    """A raw Ed25519 public key from base64; ValueError when it is not one."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
-
-
-def raw_public_key(key: Ed25519PublicKey) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def fingerprint(key: Ed25519PublicKey) -> str:
-    """``SHA256:<base64, unpadded>`` of the raw key, as OpenSSH writes them."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(raw_public_key(key)).digest()).decode().rstrip("=")
-
-
-def ed25519_valid(key: Ed25519PublicKey, signature_b64: str, message: bytes) -> bool:
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        key.verify(base64.b64decode(signature_b64, validate=True), message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
 
 
 def notice_signature_valid(document: NoticeDocument, signed_body: bytes | None = None,
@@ -57,7 +29,7 @@ def notice_signature_valid(document: NoticeDocument, signed_body: bytes | None =
         return False
     body = signed_body if signed_body is not None else canonical_json(document.notice.to_json())
     try:
-        key = public_key_from_b64(public_key_b64 or sig.public_key)
-    except ValueError:
+        key = ed25519.load_public_b64(public_key_b64 or sig.public_key)
+    except ed25519.KeyFormatError:
         return False
-    return ed25519_valid(key, sig.value, body)
+    return ed25519.verify_b64(key, sig.value, body)

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from probes.network.ports import PortSet
+from probes.test_kinds import TEST_KINDS
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Test kinds, shared with advance notices (agent/notice): what a notice may allow and a guard approves.
-KINDS: tuple[str, ...] = ("host", "discovery", "portscan", "service", "passive")
+KINDS = TEST_KINDS  # probes/test_kinds.py: what a notice may allow and a guard approves
 
 _KEY = secrets.token_bytes(32)
 
