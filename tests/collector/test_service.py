@@ -39,6 +39,9 @@ def test_metrics_are_protected_and_pass_promtool(collector: Collector) -> None:
     unit = unit_name()
     sim = collector.agent(unit)
     sim.ingest(sim.batch(runs=[run("r1", [finding("m1", severity="critical"), finding("m2")])]))
+    odd = 'quote " backslash \\ newline \n ' + "长" * 150  # a huge, hostile label value (unit names <= 200)
+    odd_sim = collector.agent(odd)
+    odd_sim.ingest(odd_sim.batch(runs=[run("r1", [finding("m3", subject="s" * 50_000)])]))
     with collector.login() as admin:
         summary = admin.get("/api/v1/findings/summary", params={"unit": unit}).json()
     assert summary == {"unit": unit, "active": {"critical": 1, "high": 1, "medium": 0, "low": 0, "info": 0},
