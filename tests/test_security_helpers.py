@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,41 @@ def test_find_stamp_agrees_with_stat(tmp_path: Path) -> None:
     path.write_text("x")
     out = subprocess.run(["find", str(path), "-printf", "%T@"], capture_output=True, check=True).stdout
     assert stamp_ns(out) == path.stat().st_mtime_ns
+
+
+def test_ed25519_plain_pkcs8_fast_path_matches_cryptography() -> None:
+    """The agent key's PEM is read without cryptography's serialization package: same key as its parser gives,
+    anything else (other line breaks, an encrypted key) still goes through that parser."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = ed25519.generate()
+    pem = ed25519.private_pem(key)
+    ours = ed25519.load_private_pem(pem)
+    theirs = serialization.load_pem_private_key(pem, password=None)
+    assert ours.private_bytes_raw() == theirs.private_bytes_raw() == key.private_bytes_raw()  # type: ignore[union-attr]
+    message = b"record entry"
+    assert ours.sign(message) == key.sign(message)
+    folded = pem.replace(b"\n", b"\r\n")  # CRLF line ends: the same key
+    assert ed25519.load_private_pem(folded).private_bytes_raw() == key.private_bytes_raw()
+    encrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.BestAvailableEncryption(b"pw"))
+    with pytest.raises(ed25519.KeyFormatError) as bad:
+        ed25519.load_private_pem(encrypted)  # needs a password: the full parser's error
+    assert bad.value.reason == "unreadable"
+    truncated = pem.replace(pem.splitlines()[1], pem.splitlines()[1][:-4])
+    with pytest.raises(ed25519.KeyFormatError):
+        ed25519.load_private_pem(truncated)
+
+
+def test_signing_with_the_agent_key_skips_cryptography_serialization(tmp_path: Path) -> None:
+    """Loading the agent key and signing (every scan does) leaves cryptography's serialization package
+    (SSH formats, bcrypt, ciphers: ~3 MB) unimported."""
+    key_file = tmp_path / "agent.key"
+    key_file.write_bytes(ed25519.private_pem(ed25519.generate()))
+    code = ("import sys; from baselines import ed25519; "
+            f"k = ed25519.load_private_pem(open({str(key_file)!r}, 'rb').read()); "
+            "ed25519.sign_b64(k, b'x'); ed25519.fingerprint(k.public_key()); "
+            "print(sorted(m for m in sys.modules if m.startswith(('cryptography.hazmat.primitives.serialization', "
+            "'bcrypt'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
