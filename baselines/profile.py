@@ -327,7 +327,8 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
         try:
             ignore.append(_compile_ignore(ispec))
         except ConditionError as exc:
-            problems.append(f"{source}:{_line_of(nodes.root, ('ignore', index, *exc.path))}: ignore rule: {exc.message}")
+            line = _line_of(nodes.root, ("ignore", index, *exc.path))
+            problems.append(f"{source}:{line}: ignore rule: {exc.message}")
     if problems:
         raise ProfileError("\n".join(problems))
     meta = doc.profile
