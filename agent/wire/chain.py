@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +77,20 @@ def decode_line(raw: bytes) -> tuple[dict[str, Any], str, str]:
     return body, hash_hex, sig
 
 
+def _json_loads() -> Callable[[bytes], Any]:
+    """orjson's parser (5x faster than json's on record bodies, most of a verify), falling back to json's
+    for what orjson refuses and json accepts (NaN, integers beyond 64 bits): the same bodies pass as before."""
+    import orjson
+
+    def loads(data: bytes) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return json.loads(data)
+
+    return loads
+
+
 @dataclass(frozen=True, slots=True)
 class _Checked:
     number: int
@@ -98,14 +112,16 @@ def verify_lines(lines: Sequence[bytes], public_key: Ed25519PublicKey, head: Hea
     fp = fingerprint(public_key)
     checked: list[_Checked] = []
     prev, expected_seq = GENESIS, 1
+    loads = _json_loads()
+    sha256 = hashlib.sha256
     for index, raw in enumerate(lines, start=1):
         try:
             body_raw, hash_hex, sig = parse_line(raw)
-            body = json.loads(body_raw)
+            body = loads(body_raw)
             seq = body["seq"]
         except (ValueError, KeyError, TypeError):
             return VerifyResult(False, len(checked), expected_seq, index, "truncated or malformed line")
-        if hashlib.sha256(body_raw).hexdigest() != hash_hex:
+        if sha256(body_raw).hexdigest() != hash_hex:
             return VerifyResult(False, len(checked), expected_seq, index,
                                 "bad hash (the entry was changed after it was written)")
         if seq != expected_seq:
@@ -121,7 +137,7 @@ def verify_lines(lines: Sequence[bytes], public_key: Ed25519PublicKey, head: Hea
             return VerifyResult(False, len(checked), seq, index,
                                 f"signed by another key ({body.get('key')}, agent key is {fp})")
         checked.append(_Checked(index, seq, hash_hex, sig))
-        prev, expected_seq = link_of(hash_hex, sig), expected_seq + 1
+        prev, expected_seq = sha256(f"{hash_hex}{sig}".encode("ascii")).hexdigest(), expected_seq + 1  # link_of
     if unterminated is not None:
         return VerifyResult(False, len(checked), expected_seq, len(lines) + 1, "truncated line (no line end)")
     if checked and not _verify(public_key, checked[-1].sig, checked[-1].hash.encode("ascii")):
