@@ -28,9 +28,8 @@ from probes.endpoint import EndpointError, parse_endpoint
 from probes.test_kinds import TEST_KINDS as TEST_KINDS
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
     from agent.scope import Scope
+    from baselines.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 log = logging.getLogger(__name__)
 

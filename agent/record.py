@@ -33,9 +33,8 @@ from baselines import ed25519
 from baselines.canonical_json import canonical_json
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
     from agent.wire.contents import EntryContent, InspectorDoc
+    from baselines.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 __all__ = ["GENESIS", "Entry", "Inspector", "Recorder", "VerifyResult", "link_of", "verify"]
 

@@ -20,7 +20,7 @@ from baselines.ed25519 import fingerprint
 from baselines.ed25519 import verify_b64 as _verify
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from baselines.ed25519 import Ed25519PublicKey
 
 GENESIS = "0" * 64
 LINE_PREFIX = b'{"entry":'
