@@ -113,3 +113,20 @@ def test_state_dir_is_read_only_at_the_entry_point() -> None:
         if "PRECAUTION_HOME" in text or re.search(r"\bstate_dir\(", text) or "from_environment(" in text:
             offenders.append(rel)
     assert offenders == []
+
+
+def test_every_probe_with_options_is_validated_by_its_own_model(tmp_path: Path) -> None:
+    """[probes.<id>] is checked by each probe's options_model (files, processes, and any probe that adds
+    one): a known key loads, a misspelt one or a wrong value is a file:line problem."""
+    from probes.registry import all_probes
+
+    with_options = sorted(c.id for c in all_probes() if c.options_model is not None)
+    assert {"files", "processes"} <= set(with_options)
+    config = parse_config("[probes.processes]\nmin_age_s = 30\n", tmp_path / "c.toml")
+    assert config.probes == {"processes": {"min_age_s": 30}}
+    with pytest.raises(ConfigError) as bad:
+        parse_config("[probes.processes]\nmin_age = 30\n[probes.usb]\nx = 1\n", tmp_path / "c.toml")
+    assert "c.toml:2: probes.processes.min_age: unknown key" in str(bad.value)
+    assert "c.toml:4: probes.usb.x: unknown key" in str(bad.value)
+    with pytest.raises(ConfigError):
+        parse_config("[probes.processes]\nmin_age_s = -1\n", tmp_path / "c.toml")

@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from baselines.ed25519 import fingerprint
 from baselines.ed25519 import verify_b64 as _verify
 
@@ -74,6 +72,8 @@ def parse_line(raw: bytes) -> tuple[bytes, str, str]:
 def loads_body(data: bytes) -> Any:
     """An entry body parsed by orjson (5x faster than json on record bodies: most of a verify's time), or by
     json where orjson refuses what json accepts (NaN, integers beyond 64 bits): the same bodies pass as before."""
+    import orjson  # here: `record --help` and the collector's import of this module stay light
+
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:

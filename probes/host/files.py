@@ -200,6 +200,7 @@ class FilesProbe(Probe[FileRow]):
     title = "File integrity (hashes, permissions, owners, package digests)"
     requires = Requirements(root=True)
     timeout = 900.0  # the first full hash of a large tree; later scans reuse cached digests
+    options_model = FilesOptions
 
     def __init__(self, options: FilesOptions | None = None, cache_dir: Path | None = None) -> None:
         self.options = options or FilesOptions()

@@ -238,6 +238,7 @@ class ProcessesProbe(Probe[Row]):
     id = "processes"
     title = "Running processes"
     requires = Requirements(root=True, paths_any=("/proc/self/status",))
+    options_model = ProcessesOptions
 
     def __init__(self, options: ProcessesOptions | None = None) -> None:
         self.options = options or ProcessesOptions(min_age_s=DEFAULT_MIN_AGE_S)
