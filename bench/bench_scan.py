@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TITLE = "Full local self-inspection (precaution scan vs Lynis quick audit)"
-RUNS = 5
+RUNS = 7
 LYNIS_RUNS = 1
 BUDGET_WALL_S = 1.0  # issue 8 "Keep": precaution scan <= 1 s, <= 60 MB peak RSS on this machine
 BUDGET_RSS_MB = 60.0
@@ -102,11 +102,18 @@ def run() -> str:
     before: list[Sample] = []
     same_path: list[Sample] = []
     try:
-        ours = series([precaution, "scan"], env, RUNS)
+        argvs = [[precaution, "scan"]]
+        if before_tree:  # the same launch path for both trees (python -S -c), both warm
+            argvs += [_before_argv(str(Path(__file__).resolve().parent.parent)), _before_argv(before_tree)]
+        for argv in argvs:
+            measure(argv, env)  # warm-up: page cache, bytecode, the file-integrity cache
+        # Rounds alternate between the trees, so that a change of load on the shared machine hits each alike.
+        rounds = [[measure(argv, env) for argv in argvs] for _ in range(RUNS)]
+        ours = [r[0] for r in rounds]
+        if before_tree:
+            same_path = [r[1] for r in rounds]
+            before = [r[2] for r in rounds]
         slowest = _probe_times(precaution, env)
-        if before_tree:  # the same launch path for both trees (python -S -c), one after the other, both warm
-            same_path = series(_before_argv(str(Path(__file__).resolve().parent.parent)), env, RUNS)
-            before = series(_before_argv(before_tree), env, RUNS)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     lynis = shutil.which("lynis") or ("/usr/sbin/lynis" if os.path.exists("/usr/sbin/lynis") else None)
@@ -160,11 +167,12 @@ def run() -> str:
         f"Slowest probes in one run: {slowest}.",
         "",
         "Method: console script, table output to /dev/null, fresh empty state directory (no baseline), "
-        "one warm-up run first (Lynis: one run after precaution's, no separate warm-up); peak RSS from "
+        "one warm-up run of each first (Lynis: one run after precaution's, no separate warm-up); peak RSS from "
         "GNU time -v. The two tools do not check the same things: "
         "Lynis runs some 250 shell tests, precaution its host probes and profile rules."
         + (f" The before row runs the tree in ${BEFORE_ENV} the same way but through `python -S -c` (the editable"
-           " install would otherwise import this tree), right after this tree's runs." if before else ""),
+           " install would otherwise import this tree); the three rows' runs alternate round by round."
+           if before else ""),
     ]
     return "\n".join(lines)
 
