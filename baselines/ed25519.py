@@ -3,17 +3,20 @@ advance notices and the agent key. Pure (bytes in, bytes out; the callers read a
 
 Signing and verifying are libsodium's (PyNaCl): every scan loads the agent key and signs its record entry, and
 libsodium costs ~2 MB where ``cryptography`` costs ~12 MB of the scan's 60 MB budget. ``cryptography`` still
-reads and writes the PEM files other than the plain PKCS#8 form this module writes itself (imported only then).
-Ed25519 signatures are deterministic (RFC 8032): both libraries give the same bytes for the same key and
-message. Keys are the small classes below; a ``cryptography`` key object works wherever a key is taken (the
-protocols name what is used of it)."""
+generates keys (x509 certificate requests take only its objects), writes PEM, and reads the PEM forms other
+than the plain PKCS#8 one read here (imported only then). Ed25519 signatures are deterministic (RFC 8032): both
+libraries give the same bytes for the same key and message. Loaded keys are the small classes below; a
+``cryptography`` key object works wherever a key is taken (the protocols name what is used of it)."""
 
 from __future__ import annotations
 
 import base64
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from probes.key_fingerprint import sha256_fingerprint
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey as CryptographyPrivateKey
 
 RAW_KEY_BYTES = 32
 
@@ -86,10 +89,12 @@ class PrivateKey:
         return f"PrivateKey(public {fingerprint(self.public_key())})"
 
 
-def generate() -> PrivateKey:
-    from nacl.signing import SigningKey
+def generate() -> CryptographyPrivateKey:
+    """A new key, as a ``cryptography`` object: new keys get written as PEM, and x509 (certificate requests)
+    takes only those. Loading is what every scan does, and that gives the light PrivateKey."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519 as crypto_ed25519
 
-    return PrivateKey(bytes(SigningKey.generate()))
+    return crypto_ed25519.Ed25519PrivateKey.generate()
 
 
 def private_pem(key: Ed25519PrivateKey) -> bytes:
