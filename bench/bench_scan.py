@@ -29,6 +29,8 @@ GNU_TIME = "/usr/bin/time"
 # A checkout of the tree before a change (e.g. `git archive BASE | tar -x -C DIR`): its `precaution scan` is
 # measured in the same run, from the same venv, with the editable install bypassed (python -S).
 BEFORE_ENV = "PRECAUTION_BENCH_BEFORE"
+# Optionally a second tree measured the same way (e.g. main before a performance change).
+REFERENCE_ENV = "PRECAUTION_BENCH_REFERENCE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +101,16 @@ def run() -> str:
     env = {**os.environ, "PRECAUTION_HOME": home}
     before_tree = os.environ.get(BEFORE_ENV)
     load_start = os.getloadavg()[0]
+    reference_tree = os.environ.get(REFERENCE_ENV) if before_tree else None
     before: list[Sample] = []
     same_path: list[Sample] = []
+    reference: list[Sample] = []
     try:
         argvs = [[precaution, "scan"]]
         if before_tree:  # the same launch path for both trees (python -S -c), both warm
             argvs += [_before_argv(str(Path(__file__).resolve().parent.parent)), _before_argv(before_tree)]
+            if reference_tree:
+                argvs.append(_before_argv(reference_tree))
         for argv in argvs:
             measure(argv, env)  # warm-up: page cache, bytecode, the file-integrity cache
         # Rounds alternate between the trees, so that a change of load on the shared machine hits each alike.
@@ -113,6 +119,7 @@ def run() -> str:
         if before_tree:
             same_path = [r[1] for r in rounds]
             before = [r[2] for r in rounds]
+            reference = [r[3] for r in rounds] if reference_tree else []
         slowest = _probe_times(precaution, env)
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -143,7 +150,16 @@ def run() -> str:
         lines.append(f"| same, tree before the change (`{BEFORE_ENV}`: {Path(before_tree or '').name}) | {RUNS} | "
                      f"{bw:.2f} s (min {min(s.wall_s for s in before):.2f}, max {max(s.wall_s for s in before):.2f})"
                      f" | {br:.1f} MB | {', '.join(sorted({str(s.returncode) for s in before}))} |")
+        if reference:
+            fw = statistics.median(s.wall_s for s in reference)
+            fr = statistics.median(s.rss_mb for s in reference)
+            lines.append(f"| same, reference tree (`{REFERENCE_ENV}`: {Path(reference_tree or '').name}) | {RUNS} | "
+                         f"{fw:.2f} s (min {min(s.wall_s for s in reference):.2f}, "
+                         f"max {max(s.wall_s for s in reference):.2f}) | {fr:.1f} MB | "
+                         f"{', '.join(sorted({str(s.returncode) for s in reference}))} |")
         lines.append(f"| after / before (both through `python -S -c`) | | {sw / bw:.2f}x | {sr / br:.2f}x | |")
+        if reference:
+            lines.append(f"| after / reference (both through `python -S -c`) | | {sw / fw:.2f}x | {sr / fr:.2f}x | |")
     if theirs:
         lw = statistics.median(s.wall_s for s in theirs)
         lr = statistics.median(s.rss_mb for s in theirs)
@@ -171,7 +187,7 @@ def run() -> str:
         "GNU time -v. The two tools do not check the same things: "
         "Lynis runs some 250 shell tests, precaution its host probes and profile rules."
         + (f" The before row runs the tree in ${BEFORE_ENV} the same way but through `python -S -c` (the editable"
-           " install would otherwise import this tree); the three rows' runs alternate round by round."
+           " install would otherwise import this tree); the rows' runs alternate round by round."
            if before else ""),
     ]
     return "\n".join(lines)
