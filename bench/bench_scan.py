@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -38,19 +39,27 @@ class Sample:
     wall_s: float
     rss_mb: float
     returncode: int
+    cpu_s: float = float("nan")  # user + system of the child: far less sensitive to the machine's load than wall
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(argv: list[str], env: dict[str, str]) -> Sample:
     """Wall time by the clock around the child; peak RSS from GNU time, or by polling when it is absent."""
     if os.path.exists(GNU_TIME):
         with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+            cpu = _children_cpu()
             started = time.perf_counter()
             proc = subprocess.run([GNU_TIME, "-v", "-o", report.name, *argv], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env, check=False)
             wall = time.perf_counter() - started
+            cpu = _children_cpu() - cpu
             match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report.read())
         rss = int(match.group(1)) / 1024 if match else float("nan")
-        return Sample(wall, rss, proc.returncode)
+        return Sample(wall, rss, proc.returncode, cpu)
     return _measure_polling(argv, env)
 
 
@@ -133,11 +142,11 @@ def run() -> str:
     rss = statistics.median(s.rss_mb for s in ours)
     ok_wall, ok_rss = wall <= BUDGET_WALL_S, rss <= BUDGET_RSS_MB
     lines = [
-        "| | runs | wall (median) | peak RSS (median) | exit |",
-        "|---|---|---|---|---|",
+        "| | runs | wall (median) | CPU user+sys (median) | peak RSS (median) | exit |",
+        "|---|---|---|---|---|---|",
         f"| `precaution scan` (all host probes, default profile) | {RUNS} | {wall:.2f} s "
-        f"(min {min(s.wall_s for s in ours):.2f}, max {max(s.wall_s for s in ours):.2f}) | {rss:.1f} MB | "
-        f"{', '.join(sorted({str(s.returncode) for s in ours}))} |",
+        f"(min {min(s.wall_s for s in ours):.2f}, max {max(s.wall_s for s in ours):.2f}) | {_cpu(ours):.2f} s | "
+        f"{rss:.1f} MB | {', '.join(sorted({str(s.returncode) for s in ours}))} |",
     ]
     if before:
         bw = statistics.median(s.wall_s for s in before)
@@ -146,25 +155,29 @@ def run() -> str:
         sr = statistics.median(s.rss_mb for s in same_path)
         lines.append(f"| same, this tree through `python -S -c` (as the before row) | {RUNS} | {sw:.2f} s "
                      f"(min {min(s.wall_s for s in same_path):.2f}, max {max(s.wall_s for s in same_path):.2f}) | "
-                     f"{sr:.1f} MB | {', '.join(sorted({str(s.returncode) for s in same_path}))} |")
+                     f"{_cpu(same_path):.2f} s | {sr:.1f} MB | "
+                     f"{', '.join(sorted({str(s.returncode) for s in same_path}))} |")
         lines.append(f"| same, tree before the change (`{BEFORE_ENV}`: {Path(before_tree or '').name}) | {RUNS} | "
                      f"{bw:.2f} s (min {min(s.wall_s for s in before):.2f}, max {max(s.wall_s for s in before):.2f})"
-                     f" | {br:.1f} MB | {', '.join(sorted({str(s.returncode) for s in before}))} |")
+                     f" | {_cpu(before):.2f} s | {br:.1f} MB | "
+                     f"{', '.join(sorted({str(s.returncode) for s in before}))} |")
         if reference:
             fw = statistics.median(s.wall_s for s in reference)
             fr = statistics.median(s.rss_mb for s in reference)
             lines.append(f"| same, reference tree (`{REFERENCE_ENV}`: {Path(reference_tree or '').name}) | {RUNS} | "
                          f"{fw:.2f} s (min {min(s.wall_s for s in reference):.2f}, "
-                         f"max {max(s.wall_s for s in reference):.2f}) | {fr:.1f} MB | "
+                         f"max {max(s.wall_s for s in reference):.2f}) | {_cpu(reference):.2f} s | {fr:.1f} MB | "
                          f"{', '.join(sorted({str(s.returncode) for s in reference}))} |")
-        lines.append(f"| after / before (both through `python -S -c`) | | {sw / bw:.2f}x | {sr / br:.2f}x | |")
+        lines.append(f"| after / before (both through `python -S -c`) | | {sw / bw:.2f}x | "
+                     f"{_cpu(same_path) / _cpu(before):.2f}x | {sr / br:.2f}x | |")
         if reference:
-            lines.append(f"| after / reference (both through `python -S -c`) | | {sw / fw:.2f}x | {sr / fr:.2f}x | |")
+            lines.append(f"| after / reference (both through `python -S -c`) | | {sw / fw:.2f}x | "
+                         f"{_cpu(same_path) / _cpu(reference):.2f}x | {sr / fr:.2f}x | |")
     if theirs:
         lw = statistics.median(s.wall_s for s in theirs)
         lr = statistics.median(s.rss_mb for s in theirs)
         lines.append(f"| `lynis audit system --quick` (Lynis {_lynis_version(lynis)}) | {LYNIS_RUNS} | {lw:.1f} s | "
-                     f"{lr:.1f} MB (largest single process) | "
+                     f"{_cpu(theirs):.1f} s | {lr:.1f} MB (largest single process) | "
                      f"{', '.join(sorted({str(s.returncode) for s in theirs}))} |")
         ratio = f"precaution takes {wall / lw * 100:.1f} % of Lynis' wall time ({lw / wall:.0f}x faster)."
     else:
@@ -184,13 +197,18 @@ def run() -> str:
         "",
         "Method: console script, table output to /dev/null, fresh empty state directory (no baseline), "
         "one warm-up run of each first (Lynis: one run after precaution's, no separate warm-up); peak RSS from "
-        "GNU time -v. The two tools do not check the same things: "
+        "GNU time -v, CPU from the children's rusage (user + system, the child's own threads and commands). "
+        "The two tools do not check the same things: "
         "Lynis runs some 250 shell tests, precaution its host probes and profile rules."
         + (f" The before row runs the tree in ${BEFORE_ENV} the same way but through `python -S -c` (the editable"
            " install would otherwise import this tree); the rows' runs alternate round by round."
            if before else ""),
     ]
     return "\n".join(lines)
+
+
+def _cpu(samples: list[Sample]) -> float:
+    return statistics.median(s.cpu_s for s in samples)
 
 
 def _lynis_version(lynis: str | None) -> str:
