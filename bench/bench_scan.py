@@ -144,35 +144,20 @@ def run() -> str:
     lines = [
         "| | runs | wall (median) | CPU user+sys (median) | peak RSS (median) | exit |",
         "|---|---|---|---|---|---|",
-        f"| `precaution scan` (all host probes, default profile) | {RUNS} | {wall:.2f} s "
-        f"(min {min(s.wall_s for s in ours):.2f}, max {max(s.wall_s for s in ours):.2f}) | {_cpu(ours):.2f} s | "
-        f"{rss:.1f} MB | {', '.join(sorted({str(s.returncode) for s in ours}))} |",
+        _row("`precaution scan` (all host probes, default profile)", ours),
     ]
     if before:
-        bw = statistics.median(s.wall_s for s in before)
-        br = statistics.median(s.rss_mb for s in before)
-        sw = statistics.median(s.wall_s for s in same_path)
-        sr = statistics.median(s.rss_mb for s in same_path)
-        lines.append(f"| same, this tree through `python -S -c` (as the before row) | {RUNS} | {sw:.2f} s "
-                     f"(min {min(s.wall_s for s in same_path):.2f}, max {max(s.wall_s for s in same_path):.2f}) | "
-                     f"{_cpu(same_path):.2f} s | {sr:.1f} MB | "
-                     f"{', '.join(sorted({str(s.returncode) for s in same_path}))} |")
-        lines.append(f"| same, tree before the change (`{BEFORE_ENV}`: {Path(before_tree or '').name}) | {RUNS} | "
-                     f"{bw:.2f} s (min {min(s.wall_s for s in before):.2f}, max {max(s.wall_s for s in before):.2f})"
-                     f" | {_cpu(before):.2f} s | {br:.1f} MB | "
-                     f"{', '.join(sorted({str(s.returncode) for s in before}))} |")
+        compared = [("before", before)] + ([("reference", reference)] if reference else [])
+        lines.append(_row("same, this tree through `python -S -c` (as the before row)", same_path))
+        lines.append(_row(f"same, tree before the change (`{BEFORE_ENV}`: {Path(before_tree or '').name})", before))
         if reference:
-            fw = statistics.median(s.wall_s for s in reference)
-            fr = statistics.median(s.rss_mb for s in reference)
-            lines.append(f"| same, reference tree (`{REFERENCE_ENV}`: {Path(reference_tree or '').name}) | {RUNS} | "
-                         f"{fw:.2f} s (min {min(s.wall_s for s in reference):.2f}, "
-                         f"max {max(s.wall_s for s in reference):.2f}) | {_cpu(reference):.2f} s | {fr:.1f} MB | "
-                         f"{', '.join(sorted({str(s.returncode) for s in reference}))} |")
-        lines.append(f"| after / before (both through `python -S -c`) | | {sw / bw:.2f}x | "
-                     f"{_cpu(same_path) / _cpu(before):.2f}x | {sr / br:.2f}x | |")
-        if reference:
-            lines.append(f"| after / reference (both through `python -S -c`) | | {sw / fw:.2f}x | "
-                         f"{_cpu(same_path) / _cpu(reference):.2f}x | {sr / fr:.2f}x | |")
+            lines.append(_row(f"same, reference tree (`{REFERENCE_ENV}`: {Path(reference_tree or '').name})",
+                              reference))
+        for name, other in compared:
+            lines.append(f"| after / {name} (both through `python -S -c`) | | "
+                         f"{_median(same_path, 'wall_s') / _median(other, 'wall_s'):.2f}x | "
+                         f"{_median(same_path, 'cpu_s') / _median(other, 'cpu_s'):.2f}x | "
+                         f"{_median(same_path, 'rss_mb') / _median(other, 'rss_mb'):.2f}x | |")
     if theirs:
         lw = statistics.median(s.wall_s for s in theirs)
         lr = statistics.median(s.rss_mb for s in theirs)
@@ -208,7 +193,18 @@ def run() -> str:
 
 
 def _cpu(samples: list[Sample]) -> float:
-    return statistics.median(s.cpu_s for s in samples)
+    return _median(samples, "cpu_s")
+
+
+def _median(samples: list[Sample], what: str) -> float:
+    return float(statistics.median(getattr(s, what) for s in samples))
+
+
+def _row(label: str, samples: list[Sample]) -> str:
+    walls = [s.wall_s for s in samples]
+    return (f"| {label} | {len(samples)} | {_median(samples, 'wall_s'):.2f} s (min {min(walls):.2f}, max "
+            f"{max(walls):.2f}) | {_cpu(samples):.2f} s | {_median(samples, 'rss_mb'):.1f} MB | "
+            f"{', '.join(sorted({str(s.returncode) for s in samples}))} |")
 
 
 def _lynis_version(lynis: str | None) -> str:
