@@ -121,12 +121,13 @@ class AgentConfig(_Closed):
 
 
 def _probe_options_model() -> type[BaseModel]:
-    """One closed table per host probe: its own options model, or no keys at all for probes without options."""
+    """One closed table per host probe: its own options model (``Probe.options_model``), or no keys at all for
+    probes without options."""
     from probes.registry import all_probes
 
     empty = create_model("NoOptions", __config__=ConfigDict(extra="forbid"))
-    fields: dict[str, Any] = {c.id: ((c.options_model or empty) | None, None)
-                              for c in all_probes() if c.kind == "host"}
+    fields: dict[str, Any] = {c.id: ((c.options_model or empty) | None, None) for c in all_probes()
+                              if c.kind == "host"}
     return create_model("ProbesConfig", __config__=ConfigDict(extra="forbid"), **fields)
 
 

@@ -19,7 +19,7 @@ from baselines.ed25519 import fingerprint as key_fingerprint
 from baselines.ed25519 import public_b64 as public_key_b64
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+    from baselines.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 __all__ = [
     "KEY_FILE",

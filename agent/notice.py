@@ -33,9 +33,8 @@ from probes.i18n import Duration, Joined, Localized, LocalTime, Message
 from probes.test_kinds import TEST_KINDS as TEST_KINDS
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
     from agent.scope import Scope
+    from baselines.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 log = logging.getLogger(__name__)
 

@@ -50,9 +50,8 @@ from baselines.canonical_json import canonical_json
 from baselines.ed25519 import fingerprint
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
     from agent.wire.contents import EntryContent, InspectorDoc, RecordRecoverySummary
+    from baselines.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 __all__ = ["GENESIS", "Entry", "Inspector", "Recorder", "VerifyResult", "link_of", "verify"]
 

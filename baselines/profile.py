@@ -353,20 +353,22 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
     check_bounds(text, source)
     try:
         data = yaml.load(text, Loader=_LOADER)  # a safe loader (CSafeLoader or SafeLoader)
-        root = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise ProfileError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise ProfileError(f"{source}:1: a profile is a mapping with 'profile' and 'rules'")
+    # The node tree (for line numbers) is composed only when there is a problem to place: on the default
+    # profile it costs as much as the load itself, on every scan.
+    nodes = _Nodes(text)
     try:
         doc = ProfileDoc.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             err_loc = tuple(err["loc"])
-            lines.append(f"{source}:{_line_of(root, err_loc)}: {_loc_text(data, err_loc)}: {err['msg']}")
+            lines.append(f"{source}:{_line_of(nodes.root, err_loc)}: {_loc_text(data, err_loc)}: {err['msg']}")
         raise ProfileError("\n".join(lines)) from None
     rules: list[Rule] = []
     problems: list[str] = []
@@ -376,14 +378,14 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
         except ConditionError as exc:
             mode = next(m for m in ("forbid", "expect", "require", "where") if getattr(spec, m) is not None)
             loc: tuple[str | int, ...] = ("rules", index, mode, *exc.path)
-            problems.append(f"{source}:{_line_of(root, loc)}: rule {spec.id}: {exc.message}")
+            problems.append(f"{source}:{_line_of(nodes.root, loc)}: rule {spec.id}: {exc.message}")
     drift: list[DriftRule] = []
     for index, dspec in enumerate(doc.drift):
         try:
             drift.append(_compile_drift(dspec))
         except ConditionError as exc:
             loc = ("drift", index, *exc.path)  # exc.path starts with "where" or "where_old"
-            problems.append(f"{source}:{_line_of(root, loc)}: drift rule {dspec.id}: {exc.message}")
+            problems.append(f"{source}:{_line_of(nodes.root, loc)}: drift rule {dspec.id}: {exc.message}")
     if problems:
         raise ProfileError("\n".join(problems))
     ignore: list[IgnoreRule] = []
@@ -391,11 +393,26 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
         try:
             ignore.append(_compile_ignore(ispec))
         except ConditionError as exc:
-            problems.append(f"{source}:{_line_of(root, ('ignore', index, *exc.path))}: ignore rule: {exc.message}")
+            line = _line_of(nodes.root, ("ignore", index, *exc.path))
+            problems.append(f"{source}:{line}: ignore rule: {exc.message}")
     if problems:
         raise ProfileError("\n".join(problems))
     meta = doc.profile
     return Profile(meta.id, meta.title.text(), meta.version, tuple(rules), source, tuple(drift), tuple(ignore))
+
+
+class _Nodes:
+    """The YAML node tree of a profile that parsed, composed on first use."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._root: yaml.Node | None = None
+
+    @property
+    def root(self) -> yaml.Node | None:
+        if self._root is None:
+            self._root = yaml.compose(self._text, Loader=_LOADER)
+        return self._root
 
 
 def _compile_drift(spec: DriftRuleSpec) -> DriftRule:

@@ -44,7 +44,7 @@ from probes.key_fingerprint import sha256_fingerprint
 from probes.observation import Observation
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+    from baselines.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 FORMAT = "precaution.baseline/v2"
 OLD_FORMATS = ("precaution.baseline/v1",)

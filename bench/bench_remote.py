@@ -1,9 +1,8 @@
-"""Remote host tests over SSH (10 namespace test hosts, parallel vs sequential) and the inspection record
-(append and verify rates, verify of 100k entries)."""
+"""Remote host tests over SSH (10 namespace test hosts, parallel vs sequential). The inspection record's
+figures are bench/bench_record.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 import multiprocessing
 import os
 import statistics
@@ -16,10 +15,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from baselines.profile import Profile
 
-TITLE = "Remote SSH inspection and inspection record"
+TITLE = "Remote SSH inspection"
 
 N_HOSTS = 10
-VERIFY_ENTRIES = 100_000
 # The budget is measured on the host-configuration probes; "files" (file integrity over the dpkg database,
 # hundreds of reads) and "processes"/"connections" (every /proc entry of the shared PID namespace, so ~10x the
 # work when 10 namespace hosts share one kernel) are timed once on one host beside it.
@@ -151,64 +149,5 @@ def _openssh_version() -> str:
     return (out.stderr or out.stdout).split(",")[0].strip()
 
 
-def _record_section() -> list[str]:
-    from agent import record
-    from agent.keys import agent_signing_key, key_fingerprint
-    from agent.state import StateDir
-    from agent.wire.base import SeverityCounts
-    from agent.wire.record import HostScope, ScanContent, ScanSummaryDoc
-
-    def content(high: int) -> ScanContent:
-        return ScanContent(scope=HostScope(host="bench"), tests=["accounts", "listeners"], summary=ScanSummaryDoc(
-            findings=SeverityCounts(info=0, low=0, medium=1, high=high, critical=0), probe_errors=0, baseline=None))
-
-    state = Path(tempfile.mkdtemp(prefix="precaution-bench-record-"))
-    recorder = record.Recorder(StateDir(state), "bench")
-    n_append = 300
-    t0 = time.perf_counter()
-    for i in range(n_append):
-        recorder.write(content(i % 3), results={"i": i})
-    append_rate = n_append / (time.perf_counter() - t0)
-    path = state / record.RECORD_FILE
-    t0 = time.perf_counter()
-    assert record.verify(path).ok
-    small_verify = time.perf_counter() - t0
-
-    # A 100k-entry record, built with the same seal() the appender uses (one write, not 100k fsyncs).
-    big = Path(tempfile.mkdtemp(prefix="precaution-bench-record-"))
-    key = agent_signing_key(StateDir(big))
-    fp = key_fingerprint(key.public_key())
-    prev = record.GENESIS
-    now = dt.datetime.now(dt.UTC)
-    t0 = time.perf_counter()
-    with open(big / record.RECORD_FILE, "wb") as fh:
-        for seq in range(1, VERIFY_ENTRIES + 1):
-            body = record.make_body(seq, prev, fp, "bench", content(seq % 3), time=now, results={"seq": seq})
-            line, entry = record.seal(body, key)
-            fh.write(line)
-            prev = entry.link
-    build = time.perf_counter() - t0
-    size_mb = os.path.getsize(big / record.RECORD_FILE) / 2**20
-    t0 = time.perf_counter()
-    result = record.verify(big / record.RECORD_FILE)
-    verify_big = time.perf_counter() - t0
-    assert result.ok and result.entries == VERIFY_ENTRIES, result.message()
-    verdict = "within budget" if verify_big <= 5.0 else "OVER budget"
-    return [
-        "",
-        "| record operation | figure |",
-        "|---|---|",
-        f"| append (hash, Ed25519 sign, fsync, head update, flock) | {append_rate:.0f} entries/s |",
-        f"| verify {n_append} entries | {small_verify * 1000:.1f} ms |",
-        f"| sign-and-chain without fsync (building the 100k record) | {VERIFY_ENTRIES / build:.0f} entries/s |",
-        f"| verify {VERIFY_ENTRIES:,} entries ({size_mb:.0f} MiB) | {verify_big:.2f} s "
-        f"({VERIFY_ENTRIES / verify_big:.0f} entries/s) |",
-        "",
-        f"Budget: verify of {VERIFY_ENTRIES:,} entries <= 5 s: **{verdict}**. Every hash, link and sequence number "
-        "is checked; one Ed25519 verification (the last entry's) covers the chain, individual signatures are "
-        "checked only to name a bad entry.",
-    ]
-
-
 def run() -> str:
-    return "\n".join(_ssh_section() + _record_section())
+    return "\n".join(_ssh_section())

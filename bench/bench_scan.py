@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TITLE = "Full local self-inspection (precaution scan vs Lynis quick audit)"
-RUNS = 5
+RUNS = 7
 LYNIS_RUNS = 1
 BUDGET_WALL_S = 1.0  # issue 8 "Keep": precaution scan <= 1 s, <= 60 MB peak RSS on this machine
 BUDGET_RSS_MB = 60.0
@@ -29,6 +30,8 @@ GNU_TIME = "/usr/bin/time"
 # A checkout of the tree before a change (e.g. `git archive BASE | tar -x -C DIR`): its `precaution scan` is
 # measured in the same run, from the same venv, with the editable install bypassed (python -S).
 BEFORE_ENV = "PRECAUTION_BENCH_BEFORE"
+# Optionally a second tree measured the same way (e.g. main before a performance change).
+REFERENCE_ENV = "PRECAUTION_BENCH_REFERENCE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +39,27 @@ class Sample:
     wall_s: float
     rss_mb: float
     returncode: int
+    cpu_s: float = float("nan")  # user + system of the child: far less sensitive to the machine's load than wall
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(argv: list[str], env: dict[str, str]) -> Sample:
     """Wall time by the clock around the child; peak RSS from GNU time, or by polling when it is absent."""
     if os.path.exists(GNU_TIME):
         with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+            cpu = _children_cpu()
             started = time.perf_counter()
             proc = subprocess.run([GNU_TIME, "-v", "-o", report.name, *argv], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env, check=False)
             wall = time.perf_counter() - started
+            cpu = _children_cpu() - cpu
             match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report.read())
         rss = int(match.group(1)) / 1024 if match else float("nan")
-        return Sample(wall, rss, proc.returncode)
+        return Sample(wall, rss, proc.returncode, cpu)
     return _measure_polling(argv, env)
 
 
@@ -99,14 +110,26 @@ def run() -> str:
     env = {**os.environ, "PRECAUTION_HOME": home}
     before_tree = os.environ.get(BEFORE_ENV)
     load_start = os.getloadavg()[0]
+    reference_tree = os.environ.get(REFERENCE_ENV) if before_tree else None
     before: list[Sample] = []
     same_path: list[Sample] = []
+    reference: list[Sample] = []
     try:
-        ours = series([precaution, "scan"], env, RUNS)
+        argvs = [[precaution, "scan"]]
+        if before_tree:  # the same launch path for both trees (python -S -c), both warm
+            argvs += [_before_argv(str(Path(__file__).resolve().parent.parent)), _before_argv(before_tree)]
+            if reference_tree:
+                argvs.append(_before_argv(reference_tree))
+        for argv in argvs:
+            measure(argv, env)  # warm-up: page cache, bytecode, the file-integrity cache
+        # Rounds alternate between the trees, so that a change of load on the shared machine hits each alike.
+        rounds = [[measure(argv, env) for argv in argvs] for _ in range(RUNS)]
+        ours = [r[0] for r in rounds]
+        if before_tree:
+            same_path = [r[1] for r in rounds]
+            before = [r[2] for r in rounds]
+            reference = [r[3] for r in rounds] if reference_tree else []
         slowest = _probe_times(precaution, env)
-        if before_tree:  # the same launch path for both trees (python -S -c), one after the other, both warm
-            same_path = series(_before_argv(str(Path(__file__).resolve().parent.parent)), env, RUNS)
-            before = series(_before_argv(before_tree), env, RUNS)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     lynis = shutil.which("lynis") or ("/usr/sbin/lynis" if os.path.exists("/usr/sbin/lynis") else None)
@@ -119,29 +142,27 @@ def run() -> str:
     rss = statistics.median(s.rss_mb for s in ours)
     ok_wall, ok_rss = wall <= BUDGET_WALL_S, rss <= BUDGET_RSS_MB
     lines = [
-        "| | runs | wall (median) | peak RSS (median) | exit |",
-        "|---|---|---|---|---|",
-        f"| `precaution scan` (all host probes, default profile) | {RUNS} | {wall:.2f} s "
-        f"(min {min(s.wall_s for s in ours):.2f}, max {max(s.wall_s for s in ours):.2f}) | {rss:.1f} MB | "
-        f"{', '.join(sorted({str(s.returncode) for s in ours}))} |",
+        "| | runs | wall (median) | CPU user+sys (median) | peak RSS (median) | exit |",
+        "|---|---|---|---|---|---|",
+        _row("`precaution scan` (all host probes, default profile)", ours),
     ]
     if before:
-        bw = statistics.median(s.wall_s for s in before)
-        br = statistics.median(s.rss_mb for s in before)
-        sw = statistics.median(s.wall_s for s in same_path)
-        sr = statistics.median(s.rss_mb for s in same_path)
-        lines.append(f"| same, this tree through `python -S -c` (as the before row) | {RUNS} | {sw:.2f} s "
-                     f"(min {min(s.wall_s for s in same_path):.2f}, max {max(s.wall_s for s in same_path):.2f}) | "
-                     f"{sr:.1f} MB | {', '.join(sorted({str(s.returncode) for s in same_path}))} |")
-        lines.append(f"| same, tree before the change (`{BEFORE_ENV}`: {Path(before_tree or '').name}) | {RUNS} | "
-                     f"{bw:.2f} s (min {min(s.wall_s for s in before):.2f}, max {max(s.wall_s for s in before):.2f})"
-                     f" | {br:.1f} MB | {', '.join(sorted({str(s.returncode) for s in before}))} |")
-        lines.append(f"| after / before (both through `python -S -c`) | | {sw / bw:.2f}x | {sr / br:.2f}x | |")
+        compared = [("before", before)] + ([("reference", reference)] if reference else [])
+        lines.append(_row("same, this tree through `python -S -c` (as the before row)", same_path))
+        lines.append(_row(f"same, tree before the change (`{BEFORE_ENV}`: {Path(before_tree or '').name})", before))
+        if reference:
+            lines.append(_row(f"same, reference tree (`{REFERENCE_ENV}`: {Path(reference_tree or '').name})",
+                              reference))
+        for name, other in compared:
+            lines.append(f"| after / {name} (both through `python -S -c`) | | "
+                         f"{_median(same_path, 'wall_s') / _median(other, 'wall_s'):.2f}x | "
+                         f"{_median(same_path, 'cpu_s') / _median(other, 'cpu_s'):.2f}x | "
+                         f"{_median(same_path, 'rss_mb') / _median(other, 'rss_mb'):.2f}x | |")
     if theirs:
         lw = statistics.median(s.wall_s for s in theirs)
         lr = statistics.median(s.rss_mb for s in theirs)
         lines.append(f"| `lynis audit system --quick` (Lynis {_lynis_version(lynis)}) | {LYNIS_RUNS} | {lw:.1f} s | "
-                     f"{lr:.1f} MB (largest single process) | "
+                     f"{_cpu(theirs):.1f} s | {lr:.1f} MB (largest single process) | "
                      f"{', '.join(sorted({str(s.returncode) for s in theirs}))} |")
         ratio = f"precaution takes {wall / lw * 100:.1f} % of Lynis' wall time ({lw / wall:.0f}x faster)."
     else:
@@ -160,13 +181,30 @@ def run() -> str:
         f"Slowest probes in one run: {slowest}.",
         "",
         "Method: console script, table output to /dev/null, fresh empty state directory (no baseline), "
-        "one warm-up run first (Lynis: one run after precaution's, no separate warm-up); peak RSS from "
-        "GNU time -v. The two tools do not check the same things: "
+        "one warm-up run of each first (Lynis: one run after precaution's, no separate warm-up); peak RSS from "
+        "GNU time -v, CPU from the children's rusage (user + system, the child's own threads and commands). "
+        "The two tools do not check the same things: "
         "Lynis runs some 250 shell tests, precaution its host probes and profile rules."
         + (f" The before row runs the tree in ${BEFORE_ENV} the same way but through `python -S -c` (the editable"
-           " install would otherwise import this tree), right after this tree's runs." if before else ""),
+           " install would otherwise import this tree); the rows' runs alternate round by round."
+           if before else ""),
     ]
     return "\n".join(lines)
+
+
+def _cpu(samples: list[Sample]) -> float:
+    return _median(samples, "cpu_s")
+
+
+def _median(samples: list[Sample], what: str) -> float:
+    return float(statistics.median(getattr(s, what) for s in samples))
+
+
+def _row(label: str, samples: list[Sample]) -> str:
+    walls = [s.wall_s for s in samples]
+    return (f"| {label} | {len(samples)} | {_median(samples, 'wall_s'):.2f} s (min {min(walls):.2f}, max "
+            f"{max(walls):.2f}) | {_cpu(samples):.2f} s | {_median(samples, 'rss_mb'):.1f} MB | "
+            f"{', '.join(sorted({str(s.returncode) for s in samples}))} |")
 
 
 def _lynis_version(lynis: str | None) -> str:

@@ -63,9 +63,9 @@ class Probe(Generic[RowT]):
     kind: ClassVar[str] = "host"  # host | network | remote
     requires: ClassVar[Requirements] = Requirements()
     timeout: ClassVar[float] = 20.0
-    # The pydantic model of this probe's ``[probes.<id>]`` table in config.toml (None: the probe takes no options).
-    # The agent's config validation collects these, so a probe's options are declared once, beside the probe.
-    options_model: ClassVar[type[Any] | None] = None
+    # The pydantic model of its [probes.<id>] table in config.toml (None: the probe takes no options); the
+    # agent validates the config with it, configured() builds the probe from it.
+    options_model: ClassVar[Any] = None
 
     @classmethod
     def configured(cls, settings: ProbeSettings) -> Self:

@@ -208,9 +208,9 @@ class LocalTransport:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore the flag.
         fd = os.open(self.host_path(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            if stat_mod.S_ISREG(os.fstat(fd).st_mode):
-                with os.fdopen(fd, "rb", closefd=False) as fh:
-                    return fh.read(max_bytes)
+            st = os.fstat(fd)
+            if stat_mod.S_ISREG(st.st_mode):
+                return _read_regular(fd, st.st_size, max_bytes)
             return _read_special(fd, max_bytes, token)
         finally:
             os.close(fd)
@@ -288,6 +288,23 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _read_regular(fd: int, size: int, max_bytes: int) -> bytes:
+    """Up to ``max_bytes`` of a regular file. A read of ``max_bytes`` at once would allocate that much (8 MB
+    by default) for every small file and /proc entry; read the stat size (+1, to see growth) or, for /proc's
+    size 0, 64 KiB pieces instead."""
+    chunks: list[bytes] = []
+    total = 0
+    want = size + 1 if size else 65536
+    while total < max_bytes:
+        chunk = os.read(fd, min(want, max_bytes - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        want = max(65536, want)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _read_special(fd: int, max_bytes: int, token: cancel.CancelToken) -> bytes:

@@ -115,18 +115,18 @@ def test_state_dir_is_read_only_at_the_entry_point() -> None:
     assert offenders == []
 
 
-def test_every_probe_options_model_is_part_of_the_config(tmp_path: Path) -> None:
-    """A probe's own [probes.<id>] options (declared beside the probe) are accepted, unknown keys refused."""
+def test_every_probe_with_options_is_validated_by_its_own_model(tmp_path: Path) -> None:
+    """[probes.<id>] is checked by each probe's options_model (files, processes, and any probe that adds
+    one): a known key loads, a misspelt one or a wrong value is a file:line problem."""
     from probes.registry import all_probes
 
-    with_options = {c.id: c.options_model for c in all_probes() if c.options_model is not None}
+    with_options = sorted(c.id for c in all_probes() if c.options_model is not None)
     assert {"files", "processes"} <= set(with_options)
-    good = tmp_path / "good.toml"
-    good.write_text("[probes.processes]\nmin_age_s = 60\n\n[probes.files]\nfull = true\n")
-    cfg = load_config(good, StateDir(tmp_path / "state"))
-    assert cfg.probes["processes"] == {"min_age_s": 60}
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[probes.processes]\nmin_age_s = -1\nmin_age = 5\n")
-    with pytest.raises(ConfigError) as err:
-        load_config(bad, StateDir(tmp_path / "state"))
-    assert "bad.toml:2" in str(err.value) and "bad.toml:3" in str(err.value)
+    config = parse_config("[probes.processes]\nmin_age_s = 30\n", tmp_path / "c.toml")
+    assert config.probes == {"processes": {"min_age_s": 30}}
+    with pytest.raises(ConfigError) as bad:
+        parse_config("[probes.processes]\nmin_age = 30\n[probes.usb]\nx = 1\n", tmp_path / "c.toml")
+    assert "c.toml:2: probes.processes.min_age: unknown key" in str(bad.value)
+    assert "c.toml:4: probes.usb.x: unknown key" in str(bad.value)
+    with pytest.raises(ConfigError):
+        parse_config("[probes.processes]\nmin_age_s = -1\n", tmp_path / "c.toml")

@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,67 @@ def test_find_stamp_agrees_with_stat(tmp_path: Path) -> None:
     path.write_text("x")
     out = subprocess.run(["find", str(path), "-printf", "%T@"], capture_output=True, check=True).stdout
     assert stamp_ns(out) == path.stat().st_mtime_ns
+
+
+def test_ed25519_plain_pkcs8_fast_path_matches_cryptography() -> None:
+    """The agent key's PEM is read without cryptography's serialization package: same key as its parser gives,
+    anything else (other line breaks, an encrypted key) still goes through that parser."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = ed25519.generate()
+    pem = ed25519.private_pem(key)
+    ours = ed25519.load_private_pem(pem)
+    theirs = serialization.load_pem_private_key(pem, password=None)
+    assert ours.private_bytes_raw() == theirs.private_bytes_raw() == key.private_bytes_raw()  # type: ignore[union-attr]
+    message = b"record entry"
+    assert ours.sign(message) == key.sign(message) == theirs.sign(message)  # type: ignore[union-attr]
+    folded = pem.replace(b"\n", b"\r\n")  # CRLF line ends: the same key
+    assert ed25519.load_private_pem(folded).private_bytes_raw() == key.private_bytes_raw()
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    encrypted = Ed25519PrivateKey.from_private_bytes(key.private_bytes_raw()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw"))
+    with pytest.raises(ed25519.KeyFormatError) as bad:
+        ed25519.load_private_pem(encrypted)  # needs a password: the full parser's error
+    assert bad.value.reason == "unreadable"
+    truncated = pem.replace(pem.splitlines()[1], pem.splitlines()[1][:-4])
+    with pytest.raises(ed25519.KeyFormatError):
+        ed25519.load_private_pem(truncated)
+
+
+def test_signing_with_the_agent_key_skips_cryptography(tmp_path: Path) -> None:
+    """Loading the agent key, signing and verifying (every scan does) leave cryptography (~12 MB) unimported."""
+    key_file = tmp_path / "agent.key"
+    key_file.write_bytes(ed25519.private_pem(ed25519.generate()))
+    code = ("import sys; from baselines import ed25519; "
+            f"k = ed25519.load_private_pem(open({str(key_file)!r}, 'rb').read()); "
+            "s = ed25519.sign_b64(k, b'x'); ed25519.fingerprint(k.public_key()); "
+            "assert ed25519.verify_b64(k.public_key(), s, b'x'); "
+            "print(sorted(m for m in sys.modules if m.startswith(('cryptography', 'bcrypt'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_ed25519_libsodium_and_cryptography_agree() -> None:
+    """Signatures made by either library verify with the other's key (RFC 8032 is deterministic), tampered
+    ones fail, and cryptography key objects are accepted wherever a key is taken."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    theirs = Ed25519PrivateKey.generate()
+    ours = ed25519.PrivateKey(theirs.private_bytes_raw())
+    message = b"chain head"
+    assert ed25519.sign_b64(ours, message) == ed25519.sign_b64(theirs, message)
+    theirs.public_key().verify(ours.sign(message), message)  # raises if not valid
+    assert ed25519.verify_b64(theirs.public_key(), ed25519.sign_b64(ours, message), message)
+    assert ed25519.verify_b64(ours.public_key(), ed25519.sign_b64(theirs, message), message)
+    assert ed25519.fingerprint(ours.public_key()) == ed25519.fingerprint(theirs.public_key())
+    bad = ed25519.sign_b64(ours, message)
+    assert not ed25519.verify_b64(ours.public_key(), bad, message + b"!")
+    assert not ed25519.verify_b64(ours.public_key(), bad[:-4] + "AAA=", message)
+    assert not ed25519.verify_b64(ours.public_key(), "not base64!", message)
+    assert not ed25519.verify_b64(ours.public_key(), base64.b64encode(b"short").decode(), message)
+    other = ed25519.generate()
+    assert not ed25519.verify_b64(other.public_key(), bad, message)
+    assert ed25519.load_public_b64(ed25519.public_b64(ours.public_key())) == ours.public_key()
+    with pytest.raises(ed25519.KeyFormatError):
+        ed25519.load_public_b64(base64.b64encode(b"x" * 31).decode())

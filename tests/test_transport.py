@@ -53,3 +53,21 @@ def test_unusable_state_dir_is_a_user_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(UserError, match="cannot create state directory"):
         ensure_state_dir(blocker / "sub")
+
+
+def test_reads_are_whole_truncated_at_max_bytes_and_cover_proc(tmp_path):
+    """Regular files are read in pieces of their stat size (not one max_bytes buffer each): contents stay
+    exact, max_bytes still cuts, and /proc's size-0 files read whole."""
+    t = LocalTransport()
+    big = tmp_path / "big"
+    big.write_bytes(bytes(range(256)) * 1000)  # 256,000 bytes
+    assert t.read_bytes(str(big)) == big.read_bytes()
+    assert t.read_bytes(str(big), max_bytes=1000) == big.read_bytes()[:1000]
+    assert t.read_bytes(str(big), max_bytes=100_000) == big.read_bytes()[:100_000]
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    assert t.read_bytes(str(empty)) == b""
+    with open("/proc/self/status", "rb") as fh:
+        expected_first = fh.readline()
+    assert t.read_bytes("/proc/self/status").startswith(expected_first)
+    assert t.read_text("/proc/self/maps").count("\n") > 5  # larger than one small read, size 0 in stat

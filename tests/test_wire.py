@@ -126,3 +126,28 @@ def test_chain_verification_over_bytes() -> None:
     assert (res.ok, res.bad_seq, res.reason and res.reason.split(" (")[0]) == (False, 2, "bad hash")
     res = verify_record(data, Ed25519PrivateKey.generate().public_key())
     assert not res.ok and "another key" in (res.reason or "")
+
+
+def test_chain_verification_accepts_what_json_accepts_and_orjson_refuses() -> None:
+    """The fast parser (orjson) falls back to json's: a body with an integer beyond 64 bits or a NaN (both
+    written by canonical_json) verifies as before; a body that is not JSON at all is still malformed."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.wire.chain import link_of
+
+    key = Ed25519PrivateKey.generate()
+    fp = fingerprint(key.public_key())
+
+    def line(raw: bytes) -> tuple[bytes, str]:
+        h = hashlib.sha256(raw).hexdigest()
+        sig = base64.b64encode(key.sign(h.encode())).decode()
+        return b'{"entry":' + raw + f',"hash":"{h}","sig":"{sig}"}}'.encode(), link_of(h, sig)
+
+    first, prev = line(canonical_json(_entry(1, GENESIS, fp, big=2**70)))
+    second, prev = line(canonical_json(_entry(2, prev, fp, ratio=float("nan"))))
+    assert verify_record(first + b"\n" + second + b"\n", key.public_key()).ok
+    third, _ = line(canonical_json(_entry(3, prev, fp))[:-1] + b",}")  # a trailing comma: neither parser's JSON
+    res = verify_record(b"\n".join((first, second, third)) + b"\n", key.public_key())
+    assert (res.ok, res.bad_seq, res.reason) == (False, 3, "truncated or malformed line")
