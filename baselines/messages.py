@@ -29,6 +29,8 @@ INVALID = {
     "unreadable": message("baseline-invalid.unreadable", "{detail}", "基线文件不可读"),
     "old-format": message("baseline-invalid.old-format", "{detail}",
                           "基线为旧格式：请使用 `precaution baseline capture --force` 重新采集"),
+    "missing": message("baseline-invalid.missing", "{detail}",
+                       "当前基线已被删除，但检查记录或历史版本表明曾接受过基线"),
 }
 
 # waivers

@@ -125,11 +125,17 @@ def test_host_key_messages_say_what_to_do_once() -> None:
     from agent.services.remote import host_key_message
     from probes.remote.ssh_transport import HostKeyRejected
 
-    unknown = host_key_message(HostKeyRejected("10.231.1.12", "unknown", "SHA256:abc"))
+    unknown_msg = host_key_message(HostKeyRejected("10.231.1.12", "unknown", "SHA256:abc"))
+    unknown = unknown_msg.get("en")
     assert unknown.startswith("host key unknown for 10.231.1.12 (SHA256:abc)")
     assert "--accept-new-host-key" in unknown and unknown.count("host key") == 1
-    changed = host_key_message(HostKeyRejected("h", "changed", "SHA256:new", "SHA256:old"))
+    unknown_zh = unknown_msg.get("zh-CN")
+    assert "10.231.1.12" in unknown_zh and "SHA256:abc" in unknown_zh and unknown_zh.count("--accept-new-host-key") == 1
+    changed_msg = host_key_message(HostKeyRejected("h", "changed", "SHA256:new", "SHA256:old"))
+    changed = changed_msg.get("en")
     assert "host key changed" in changed and "SHA256:old" in changed and "--accept-new-host-key" not in changed
+    changed_zh = changed_msg.get("zh-CN")
+    assert "SHA256:old" in changed_zh and "--accept-new-host-key" not in changed_zh
 
 
 @pytest.mark.parametrize("command", ["remote", "inspect", "scan", "netscan", "baseline capture", "record show",
