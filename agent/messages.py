@@ -226,6 +226,16 @@ NETSCAN_HEAD = message("netscan.head", "netscan  targets: {targets}  scope: {sco
 # --- `precaution record`
 RECORD_INTACT = message("record.intact", "record intact: {entries} entries, chain and signature verified",
                         "检查检测记录完整：共 {entries} 条，哈希链与签名均已核验。")
+RECORD_ACKED_EARLIER = message("record.acked-earlier",
+                               "record intact: {entries} entries, chain and signature verified; {count} earlier "
+                               "problem(s) acknowledged by an operator",
+                               "检查检测记录完整：共 {entries} 条，哈希链与签名均已核验；此前 {count} 个问题已由操作员确认。")
+RECORD_NOTHING_TO_ACK = message("record.nothing-to-ack", "record intact: nothing to acknowledge",
+                                "检查检测记录完整，无需确认。")
+RECORD_ACK_NEEDS_WHO = message("record.ack-needs-who", "--by and --reason must say who acknowledges and why",
+                               "--by 与 --reason 须写明确认人及原因")
+RECORD_ACK_WRITTEN = message("record.ack-written", "acknowledged {count} problem(s) as entry {seq} by {by}",
+                             "已确认 {count} 个问题（记录第 {seq} 条），确认人：{by}")
 RECORD_DAMAGED = message("record.damaged", "precaution: record damaged: {where}: {reason}",
                          "precaution：检查检测记录已损坏：{where}：{reason}")
 RECORD_WHERE_ENTRY = message("record.where-entry", "entry {seq}", "第 {seq} 条")
@@ -244,6 +254,11 @@ RECORD_REASON = {
     "truncated record": message("record-reason.truncated-record", "{reason}", "记录被截短：末尾条目缺失"),
     "last entry differs": message("record-reason.last-differs", "{reason}", "最后一条与头文件记载的不一致"),
     "record file missing": message("record-reason.file-missing", "{reason}", "记录文件缺失（头文件表明曾写入条目）"),
+    "break found and recorded by the agent": message("record-reason.break", "{reason}",
+                                                     "代理发现并记录了记录中断（文件被删除、截短或头文件损坏）"),
+    "agent key replaced": message("record-reason.key-replaced", "{reason}",
+                                  "代理密钥已被替换：此前的条目由已不存在的旧密钥签名"),
+    "the head file is damaged": message("record-reason.head-damaged", "{reason}", "头文件已损坏"),
 }
 RECORD_REASON_OTHER = message("record-reason.other", "{reason}", "记录未通过校验")
 RECORD_TITLE = message("record.title", "Inspection record", "检查检测记录")

@@ -56,6 +56,9 @@ def _verify(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps({"ok": result.ok, "entries": result.entries, "bad_seq": result.bad_seq,
                                      "bad_line": result.bad_line, "reason": result.reason}) + "\n")
+    elif result.ok and result.acknowledged:
+        sys.stdout.write(msg.RECORD_ACKED_EARLIER(entries=result.entries, count=len(result.acknowledged))
+                         .get(args.lang) + "\n")
     elif result.ok:
         sys.stdout.write(msg.RECORD_INTACT(entries=result.entries).get(args.lang) + "\n")
     if not result.ok:
@@ -129,28 +132,24 @@ def summary(entry: record.Entry) -> Localized | str:
 
 
 def _acknowledge(args: argparse.Namespace) -> int:
-    zh = args.lang == "zh-CN"
     if not args.by.strip() or len(args.reason.strip()) < 3:
-        raise UserError("--by and --reason must say who acknowledges and why",
-                        "--by 与 --reason 须写明确认人及原因")
+        raise UserError(msg.RECORD_ACK_NEEDS_WHO())
     from agent.wire.contents import RecordAcknowledgementContent, RecordAcknowledgementSummary
 
     before = record.verify(args.state.record)
     if before.ok and not before.problems:
-        sys.stdout.write(("记录完整，无需确认。" if zh else "record intact: nothing to acknowledge") + "\n")
+        sys.stdout.write(msg.RECORD_NOTHING_TO_ACK().get(args.lang) + "\n")
         return 0
     recorder = record.Recorder(args.state, f"{args.by.strip()} ({record.local_actor()})")
     entry = recorder.write(RecordAcknowledgementContent(summary=RecordAcknowledgementSummary(
         message=args.reason.strip(), by=args.by.strip(), problems=list(before.problems))))
     after = record.verify(args.state.record)
     if not after.ok:
-        sys.stderr.write(f"precaution: record damaged: {after.message()}\n")
+        sys.stderr.write(damage(after).get(args.lang) + "\n")
         return 2
-    count = len(before.problems)
-    sys.stdout.write((f"已确认 {count} 个问题（记录第 {entry.seq} 条），确认人：{args.by.strip()}"
-                      if zh else f"acknowledged {count} problem(s) as entry {entry.seq} by {args.by.strip()}") + "\n")
+    sys.stdout.write(msg.RECORD_ACK_WRITTEN(count=len(before.problems), seq=entry.seq, by=args.by.strip())
+                     .get(args.lang) + "\n")
     return 0
-
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -45,12 +45,21 @@ def scope_dir(state: Path) -> Path:
     return path
 
 
+EN_ERROR, ZH_ERROR = "precaution: error: ", "precaution：错误："
+
+
 def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    """Exit 2, one line on stderr, never an internal error."""
+    """Exit 2, one line on stderr, never an internal error; the English line is returned.
+
+    Commands whose output defaults to ``--lang both`` (notice) print the error once in each language: the
+    English line, then the Chinese one, which must be a translation rather than the English line again."""
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     lines = [x for x in proc.stderr.splitlines()
              if x.strip() and not x.startswith(("usage:", " "))]  # argparse's usage block, then its one line
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    if len(lines) == 2 and lines[0].startswith(EN_ERROR) and lines[1].startswith(ZH_ERROR):
+        assert lines[1][len(ZH_ERROR):] != lines[0][len(EN_ERROR):], f"not translated: {proc.stderr}"
+        return lines[0]
     assert len(lines) == 1, proc.stderr
     return lines[0]
 
