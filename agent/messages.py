@@ -93,6 +93,20 @@ NOTICE_LATE = message("notice.late-delivery", "notice was acknowledged {acked}, 
 NOTICE_NOT_OPEN = message("notice.not-open", "the notice window opens {time}; testing before then is not permitted",
                           "检测时段自 {time} 开始，此前不得检测。")
 
+# a notice file that cannot be read as a notice; the English line keeps the parser's detail
+NOTICE_NOT_JSON = message("notice.not-json", "notice file is not JSON: {detail}", "通知文件不是有效的 JSON")
+NOTICE_TOO_DEEP = message("notice.too-deep", "notice file is nested too deeply to be a notice",
+                          "通知文件嵌套层级过深，不是通知文件")
+NOTICE_NO_OBJECT = message("notice.no-object", "notice file has no \"notice\" object",
+                           "通知文件缺少 \"notice\" 对象")
+NOTICE_BAD_SIGNATURE_FIELD = message("notice.bad-signature-field",
+                                     "notice signature: expected {{\"algorithm\": \"ed25519\", ...}}",
+                                     "通知签名格式错误：应为 {{\"algorithm\": \"ed25519\", ...}}")
+NOTICE_MALFORMED = message("notice.malformed", "notice: {problems}", "通知内容不合规：{problems}")
+NOTICE_FIELD_PROBLEM = message("notice.field-problem", "{field}: {detail}", "字段 {field} 的格式或取值错误")
+NOTICE_BAD_VALUE = message("notice.bad-value", "notice: {detail}", "通知中的目标、时间或提前通知期无效")
+NOTICE_WINDOW_REVERSED = message("notice.window-reversed", "notice: the window ends before it starts",
+                                 "通知的检测时段结束早于开始")
 NOTICE_DESCRIPTION = message(
     "notice.describe",
     "Notice of remote technical testing {id}\n"

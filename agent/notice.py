@@ -101,8 +101,9 @@ class Notice:
         try:
             body = NoticeBody.model_validate(dict(data))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'notice'}: {e['msg']}" for e in exc.errors())
-            raise NoticeError("malformed", f"notice: {problems}") from None
+            problems = [msg.NOTICE_FIELD_PROBLEM(field=".".join(map(str, e["loc"])) or "notice", detail=e["msg"])
+                        for e in exc.errors()]
+            raise NoticeError("malformed", msg.NOTICE_MALFORMED(problems=Joined(problems, "; ", "；"))) from None
         try:
             for target in body.targets:
                 parse_target(target)
@@ -115,9 +116,9 @@ class Notice:
                 basis=body.basis,
             )
         except (ValueError, OverflowError) as exc:
-            raise NoticeError("malformed", f"notice: {exc}") from None
+            raise NoticeError("malformed", msg.NOTICE_BAD_VALUE(detail=exc)) from None
         if notice.window_end <= notice.window_start:
-            raise NoticeError("malformed", "notice: the window ends before it starts")
+            raise NoticeError("malformed", msg.NOTICE_WINDOW_REVERSED())
         return notice
 
     def to_scope(self) -> Scope:
@@ -283,17 +284,17 @@ def parse_document(data: bytes) -> SignedNotice:
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise NoticeError("malformed", f"notice file is not JSON: {exc}") from None
+        raise NoticeError("malformed", msg.NOTICE_NOT_JSON(detail=exc)) from None
     except RecursionError:
-        raise NoticeError("malformed", "notice file is nested too deeply to be a notice") from None
+        raise NoticeError("malformed", msg.NOTICE_TOO_DEEP()) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("notice"), dict):
-        raise NoticeError("malformed", "notice file has no \"notice\" object")
+        raise NoticeError("malformed", msg.NOTICE_NO_OBJECT())
     notice = Notice.from_json(doc["notice"])
     sig = doc.get("signature")
     if sig is None:
         return SignedNotice(notice, canonical(doc["notice"]), None, None)
     if not isinstance(sig, dict) or sig.get("algorithm") != "ed25519":
-        raise NoticeError("malformed", "notice signature: expected {\"algorithm\": \"ed25519\", ...}")
+        raise NoticeError("malformed", msg.NOTICE_BAD_SIGNATURE_FIELD())
     return SignedNotice(notice, canonical(doc["notice"]), str(sig.get("value", "")), str(sig.get("public_key", "")))
 
 

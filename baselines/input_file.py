@@ -42,20 +42,20 @@ def read_input_bytes(path: str | Path, what: str, limit: int = DEFAULT_LIMIT) ->
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise InputFileError(f"{path}: {what} file not found", f"{path}：{wz} 文件不存在") from None
+        raise InputFileError(f"{path}: {what} file not found", f"{path}：{wz}文件不存在") from None
     except IsADirectoryError:
-        raise InputFileError(f"{path}: {what} file is a directory", f"{path}：{wz} 文件是目录") from None
+        raise InputFileError(f"{path}: {what} file is a directory", f"{path}：{wz}文件是目录") from None
     except PermissionError:
         raise InputFileError(f"{path}: cannot read {what} file: permission denied",
-                             f"{path}：无权读取 {wz} 文件") from None
+                             f"{path}：无权读取{wz}文件") from None
     except OSError as exc:
         raise InputFileError(f"{path}: cannot read {what} file: {exc.strerror or exc}",
-                             f"{path}：无法读取 {wz} 文件：{exc.strerror or exc}") from None
+                             f"{path}：无法读取{wz}文件：{exc.strerror or exc}") from None
     try:
         mode = os.fstat(fd).st_mode
         for test, en, zh in _KINDS:
             if test(mode):
-                raise InputFileError(f"{path}: {what} file {en}", f"{path}：{wz} 文件{zh}")
+                raise InputFileError(f"{path}: {what} file {en}", f"{path}：{wz}文件{zh}")
         os.set_blocking(fd, True)
         chunks: list[bytes] = []
         total = 0
@@ -64,15 +64,15 @@ def read_input_bytes(path: str | Path, what: str, limit: int = DEFAULT_LIMIT) ->
                 chunk = os.read(fd, 1 << 20)
             except OSError as exc:
                 if exc.errno == errno.EISDIR:
-                    raise InputFileError(f"{path}: {what} file is a directory", f"{path}：{wz} 文件是目录") from None
+                    raise InputFileError(f"{path}: {what} file is a directory", f"{path}：{wz}文件是目录") from None
                 raise InputFileError(f"{path}: cannot read {what} file: {exc.strerror or exc}",
-                                     f"{path}：无法读取 {wz} 文件：{exc.strerror or exc}") from None
+                                     f"{path}：无法读取{wz}文件：{exc.strerror or exc}") from None
             if not chunk:
                 break
             total += len(chunk)
             if total > limit:
                 raise InputFileError(f"{path}: {what} file is larger than the limit of {limit // 1024} KiB",
-                                     f"{path}：{wz} 文件超过 {limit // 1024} KiB 上限")
+                                     f"{path}：{wz}文件超过 {limit // 1024} KiB 上限")
             chunks.append(chunk)
     finally:
         os.close(fd)
@@ -86,5 +86,5 @@ def read_input_text(path: str | Path, what: str, limit: int = DEFAULT_LIMIT) -> 
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputFileError(f"{Path(path)}: {what} file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                             f"{exc.start})", f"{Path(path)}：{wz} 文件不是 UTF-8 文本（偏移 {exc.start} 处字节 "
+                             f"{exc.start})", f"{Path(path)}：{wz}文件不是 UTF-8 文本（偏移 {exc.start} 处字节 "
                              f"0x{data[exc.start]:02x}）") from None
