@@ -98,10 +98,10 @@ NOTICE_NOT_JSON = message("notice.not-json", "notice file is not JSON: {detail}"
 NOTICE_TOO_DEEP = message("notice.too-deep", "notice file is nested too deeply to be a notice",
                           "通知文件嵌套层级过深，不是通知文件")
 NOTICE_NO_OBJECT = message("notice.no-object", "notice file has no \"notice\" object",
-                           "通知文件缺少 \"notice\" 对象")
+                           "通知文件缺少通知正文对象")
 NOTICE_BAD_SIGNATURE_FIELD = message("notice.bad-signature-field",
                                      "notice signature: expected {{\"algorithm\": \"ed25519\", ...}}",
-                                     "通知签名格式错误：应为 {{\"algorithm\": \"ed25519\", ...}}")
+                                     "通知签名格式错误：须为 Ed25519 签名对象")
 NOTICE_MALFORMED = message("notice.malformed", "notice: {problems}", "通知内容不合规：{problems}")
 NOTICE_FIELD_PROBLEM = message("notice.field-problem", "{field}: {detail}", "字段 {field} 的格式或取值错误")
 NOTICE_BAD_VALUE = message("notice.bad-value", "notice: {detail}", "通知中的目标、时间或提前通知期无效")
@@ -287,6 +287,11 @@ RECORD_KIND = {
     "baseline-capture": message("record-kind.baseline-capture", "baseline-capture", "基线采集"),
     "baseline-accept": message("record-kind.baseline-accept", "baseline-accept", "基线确认"),
     "host-key": message("record-kind.host-key", "host-key", "主机密钥登记"),
+    "record-break": message("record-kind.record-break", "record-break", "记录中断"),
+    "record-recovery": message("record-kind.record-recovery", "record-recovery", "记录恢复"),
+    "record-acknowledgement": message("record-kind.record-acknowledgement", "record-acknowledgement",
+                                      "记录问题确认"),
+    "agent-key": message("record-kind.agent-key", "agent-key", "代理密钥"),
 }
 RECORD_HEAD = [
     message("record-head.seq", "seq", "序号"), message("record-head.time", "time ({zone})", "时间（{zone}）"),
@@ -305,6 +310,19 @@ SUMMARY_ACKNOWLEDGED = message("record-summary.acknowledged", "acknowledged at {
 SUMMARY_VERSION = message("record-summary.version", "version {version}, {items} item(s)",
                           "第 {version} 版，{items} 项")
 SUMMARY_NOTE = message("record-summary.note", "note: {note}", "备注：{note}")
+SUMMARY_RECORD_BREAK = message("record-summary.record-break", "{count} problem(s): {message}",
+                               "代理发现 {count} 个记录问题，须由操作员核查并确认")
+SUMMARY_RECORD_RECOVERY = message("record-summary.record-recovery",
+                                  "torn last line ({torn_bytes} bytes) set aside as {set_aside}",
+                                  "写入中断的最后一行（{torn_bytes} 字节）已另存为 {set_aside}")
+SUMMARY_RECORD_ACK = message("record-summary.record-acknowledgement",
+                             "{count} problem(s) acknowledged by {by}: {reason}",
+                             "{by} 确认了 {count} 个记录问题：{reason}")
+SUMMARY_AGENT_KEY = {
+    "created": message("record-summary.agent-key-created", "agent key created ({new})", "已生成代理密钥（{new}）"),
+    "replaced": message("record-summary.agent-key-replaced", "agent key replaced: {previous} -> {new}",
+                        "代理密钥已替换：{previous} → {new}"),
+}
 SUMMARY_HOST_KEY = message("record-summary.host-key", "{host}: {key_type} {fingerprint} ({event})",
                            "{host}：{key_type} {fingerprint}（{event}）")
 HOST_KEY_EVENT = {
@@ -355,8 +373,12 @@ REFUSAL_WHAT = message("scope.refusal-what", "{target} [{addresses}{more}]", "{t
 REFUSAL_MORE = message("scope.refusal-more", " (+{count} more)", "（另有 {count} 个）")
 REFUSAL_LINE = message("scope.refusal-line", "{what}: {reason}", "{what}：{reason}")
 REFUSED_TARGET = message("scope.refused-target", "refused {target}: {reason}", "已拒绝 {target}：{reason}")
-REFUSED_NOTHING_APPROVED = message("scope.refused-all", "refused (outside the notified scope, nothing approved): "
-                                   "{detail}", "已拒绝（超出通知范围，未批准任何目标）：{detail}")
+REFUSED_NOTHING_APPROVED = message("scope.refused-all", "refused (outside {scope}, nothing approved): {detail}",
+                                   "已拒绝（超出{scope}，未批准任何目标）：{detail}")
+# {scope} above: what the guard enforces, a notice's scope or (no notice) this run's own --scope
+SCOPE_NAME_NOTICE = message("scope.name-notice", "the notified scope", "通知范围")
+SCOPE_NAME_RUN = message("scope.name-run", "this run's --scope (default: loopback only)",
+                         "本次运行的 --scope 范围（默认仅限回环地址）")
 REFUSED_TOO_MANY = message("scope.refused-too-many", "refused {target}: more addresses than the limit {limit} in one "
                            "request", "已拒绝 {target}：单次请求的地址数超过上限 {limit}")
 TARGET_TOO_LARGE = message("scope.target-too-large", "target {target} has {size} addresses, more than the limit "

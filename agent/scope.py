@@ -240,9 +240,9 @@ class ScopeGuard:
 
     def __init__(self, scope: Scope, on_refusal: Callable[[Refusal], None] | None = None,
                  deadline: dt.datetime | None = None, resolver: Resolver = resolve_hostname,
-                 scope_name: str = "the notified scope") -> None:
+                 scope_name: Message | None = None) -> None:
         self.scope = scope
-        self.scope_name = scope_name  # what to call it when refusing: a notice's, or this run's --scope
+        self.scope_name = scope_name or msg.SCOPE_NAME_NOTICE()  # what to call it when refusing: a notice's, or this run's --scope
         self.on_refusal = on_refusal
         self.deadline = _aware(deadline) if deadline else None
         self.resolver = resolver
@@ -315,7 +315,7 @@ class ScopeGuard:
                         for (item, reason), ips in refused.items()]
             if not partial or not approved:
                 detail = Joined([r.text() for r in refusals], "; ", "；")
-                raise self._refuse(refusals, msg.REFUSED_NOTHING_APPROVED(detail=detail))
+                raise self._refuse(refusals, msg.REFUSED_NOTHING_APPROVED(scope=self.scope_name, detail=detail))
             self._refuse(refusals, "")
         return approved
 

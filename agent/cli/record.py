@@ -121,6 +121,16 @@ def summary(entry: record.Entry) -> Localized | str:
         parts.append(msg.SUMMARY_HOST_KEY(host=str(s.get("host", "")), key_type=str(s.get("key_type", "")),
                                           fingerprint=str(s["fingerprint"]),
                                           event=event() if event else str(s.get("event"))))
+    elif kind == "record-break" and isinstance(s.get("problems"), list):
+        parts.append(msg.SUMMARY_RECORD_BREAK(count=len(s["problems"]), message=str(s.get("message", ""))))
+    elif kind == "record-recovery" and "set_aside" in s:
+        parts.append(msg.SUMMARY_RECORD_RECOVERY(torn_bytes=s.get("torn_bytes", 0), set_aside=str(s["set_aside"])))
+    elif kind == "record-acknowledgement" and isinstance(s.get("problems"), list):
+        parts.append(msg.SUMMARY_RECORD_ACK(count=len(s["problems"]), by=str(s.get("by", "")),
+                                            reason=str(s.get("message", ""))))
+    elif kind == "agent-key" and str(s.get("event")) in msg.SUMMARY_AGENT_KEY:
+        parts.append(msg.SUMMARY_AGENT_KEY[str(s["event"])](previous=str(s.get("previous") or "-"),
+                                                             new=str(s.get("new") or "-")))
     elif kind == "remote" and isinstance(s.get("hosts"), dict):
         for target, brief in s["hosts"].items():
             status = msg.REMOTE_STATUS.get(str(brief.get("status")))

@@ -223,7 +223,7 @@ def authorise(ctx: AgentContext, opts: NetScanOptions, notice: Path | None) -> t
         return ScopeGuard(opts.scope, on_refusal=on_refusal, deadline=auths[0].deadline), notice_id
     require_own_networks(ctx, opts)
     return ScopeGuard(opts.scope, on_refusal=on_refusal,
-                      scope_name="this run's --scope (default: loopback only)"), None
+                      scope_name=msg.SCOPE_NAME_RUN()), None
 
 
 def require_own_networks(ctx: AgentContext, opts: NetScanOptions) -> None:
