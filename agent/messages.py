@@ -243,7 +243,8 @@ RECORD_INTACT = message("record.intact", "record intact: {entries} entries, chai
 RECORD_ACKED_EARLIER = message("record.acked-earlier",
                                "record intact: {entries} entries, chain and signature verified; {count} earlier "
                                "problem(s) acknowledged by an operator",
-                               "检查检测记录完整：共 {entries} 条，哈希链与签名均已核验；此前 {count} 个问题已由操作员确认。")
+                               "检查检测记录完整：共 {entries} 条，哈希链与签名均已核验；"
+                               "此前 {count} 个问题已由操作员确认。")
 RECORD_NOTHING_TO_ACK = message("record.nothing-to-ack", "record intact: nothing to acknowledge",
                                 "检查检测记录完整，无需确认。")
 RECORD_ACK_NEEDS_WHO = message("record.ack-needs-who", "--by and --reason must say who acknowledges and why",

@@ -242,7 +242,8 @@ class ScopeGuard:
                  deadline: dt.datetime | None = None, resolver: Resolver = resolve_hostname,
                  scope_name: Message | None = None) -> None:
         self.scope = scope
-        self.scope_name = scope_name or msg.SCOPE_NAME_NOTICE()  # what to call it when refusing: a notice's, or this run's --scope
+        # what to call it when refusing: a notice's scope, or this run's --scope
+        self.scope_name = scope_name or msg.SCOPE_NAME_NOTICE()
         self.on_refusal = on_refusal
         self.deadline = _aware(deadline) if deadline else None
         self.resolver = resolver
