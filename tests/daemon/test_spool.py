@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.daemon.spool import Pressure, Priority, Spool, SpoolItem, SpoolRefused, priority_for
+from tests.conftest import needs_root
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def item(key: str, prio: Priority, size: int = 100, group: str | None = None, kind: str = "finding") -> SpoolItem:
+    return SpoolItem(key, kind, {"key": key, "pad": "x" * size}, prio, group=group)
+
+
+def test_priority_policy() -> None:
+    assert priority_for("record_entry") is Priority.KEEP
+    assert priority_for("finding", "critical") is Priority.KEEP
+    assert priority_for("finding", "high") is Priority.KEEP
+    assert priority_for("finding", "medium") is Priority.NORMAL
+    assert priority_for("finding", "low") is Priority.NORMAL
+    assert priority_for("finding", "info") is Priority.BULK
+    assert priority_for("observation") is Priority.BULK
+    assert priority_for("refusal") is Priority.KEEP
+
+
+def test_put_is_idempotent_and_ack_deletes_only_acked(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db", min_free_bytes=1)
+    assert spool.put(item("a", Priority.NORMAL))
+    assert not spool.put(item("a", Priority.NORMAL))  # same idempotency key: stored once
+    spool.put(item("b", Priority.KEEP))
+    spool.put(item("c", Priority.BULK))
+    batch = spool.batch()
+    assert [q.key for q in batch] == ["b", "a", "c"]  # KEEP first, then spool order
+    assert batch[0].body == {"key": "b", "pad": "x" * 100}
+    assert spool.ack(["a", "zz"]) == 1
+    assert spool.keys() == {"b", "c"}
+    assert spool.stats().depth == 2
+
+
+def test_bodies_are_json_on_disk(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db", min_free_bytes=1)
+    spool.put(SpoolItem("k", "finding", {"title": "开放端口", "n": 1}, Priority.NORMAL))
+    spool.close()
+    raw = sqlite3.connect(tmp_path / "spool.db").execute("SELECT body FROM items").fetchone()[0]
+    assert json.loads(raw) == {"title": "开放端口", "n": 1}
+
+
+def test_files_are_private(tmp_path: Path) -> None:
+    os.umask(0o022)
+    Spool(tmp_path / "state" / "spool.db", min_free_bytes=1).put(item("a", Priority.NORMAL))
+    assert (tmp_path / "state" / "spool.db").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+
+
+def test_bound_summarises_info_first_then_drops_normal_never_keep(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db", max_bytes=20_000, min_free_bytes=1)
+    for i in range(40):
+        spool.put(item(f"info{i}", Priority.BULK, 200, group=f"run1:probe{i % 2}"))
+    for i in range(10):
+        spool.put(item(f"keep{i}", Priority.KEEP, 500))
+    for i in range(10):
+        spool.put(item(f"med{i}", Priority.NORMAL, 500))
+    before = spool.keys()
+    assert not any(k.startswith("summary:") for k in before)
+    # 3 more KEEP items push it over the bound: info items are summarised first, nothing else goes
+    for i in range(10, 13):
+        spool.put(item(f"keep{i}", Priority.KEEP, 500))
+    keys = spool.keys()
+    assert {f"keep{i}" for i in range(13)} <= keys
+    assert {f"med{i}" for i in range(10)} <= keys
+    summaries = [q for q in spool.batch(1000) if q.kind == "summary"]
+    assert summaries and all(q.body["items"] == 20 for q in summaries)
+    assert sum(q.body["items"] for q in summaries) + sum(k.startswith("info") for k in keys) == 40
+    # Far more KEEP data: medium items are dropped oldest first and the drop is reported; KEEP all stay
+    for i in range(13, 60):
+        spool.put(item(f"keep{i}", Priority.KEEP, 500))
+    keys = spool.keys()
+    assert {f"keep{i}" for i in range(60)} <= keys
+    assert "med0" not in keys
+    events = [q.body for q in spool.batch(1000) if q.kind == "spool_event"]
+    assert events and all(e["event"] == "items_dropped" for e in events)
+    stats = spool.stats()
+    assert stats.dropped_total == sum(e["items"] for e in events) > 0
+    assert stats.summarised_total == 40
+    assert stats.bytes > 20_000  # KEEP accepted past the bound
+    assert stats.pressure is Pressure.OVER_BOUND
+    # with only KEEP items left, low-priority data is refused with a reason
+    with pytest.raises(SpoolRefused) as refused:
+        spool.put(item("late-medium", Priority.NORMAL, 500))
+    assert refused.value.reason == "spool_full"
+    assert "late-medium" not in spool.keys()
+    assert spool.stats().refused_total == 1
+
+
+def test_damaged_spool_is_set_aside_and_reported(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    spool = Spool(path, min_free_bytes=1)
+    for i in range(200):
+        spool.put(item(f"k{i}", Priority.NORMAL, 300))
+    spool.close()
+    for side in ("-wal", "-shm"):
+        Path(str(path) + side).unlink(missing_ok=True)
+    data = bytearray(path.read_bytes())
+    data[0:16] = b"garbage garbage!"  # the header: not a database any more
+    path.write_bytes(bytes(data))
+    reopened = Spool(path, min_free_bytes=1)
+    aside = reopened.damaged_files()
+    assert len(aside) == 1 and aside[0].read_bytes()[:16] == b"garbage garbage!"
+    events = [q for q in reopened.batch(1000) if q.kind == "spool_event"]
+    assert len(events) == 1 and events[0].body["event"] == "spool_damaged"
+    assert events[0].priority is Priority.KEEP
+    assert reopened.stats().damaged_files == 1
+    assert reopened.put(item("after", Priority.NORMAL))  # keeps working
+
+
+def test_damaged_page_salvages_readable_rows(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    spool = Spool(path, min_free_bytes=1)
+    for i in range(400):
+        spool.put(item(f"k{i}", Priority.NORMAL, 1000))
+    spool.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    spool.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    middle = (len(data) // page) // 2
+    data[middle * page:(middle + 1) * page] = os.urandom(page)
+    path.write_bytes(bytes(data))
+    reopened = Spool(path, min_free_bytes=1)
+    assert len(reopened.damaged_files()) == 1
+    event = next(q for q in reopened.batch(1000) if q.kind == "spool_event")
+    salvaged = event.body["salvaged_items"]
+    assert 0 < salvaged < 400
+    assert len(reopened.keys()) == salvaged + 1
+
+
+def test_kill_9_at_random_points_loses_nothing_committed(tmp_path: Path) -> None:
+    """A real writer process killed 25 times at random moments: every item it reported committed is there,
+    every item it reported acknowledged is gone, and the file always opens clean."""
+    path = tmp_path / "spool.db"
+    rng = random.Random(1234)
+    put: set[str] = set()
+    acked: set[str] = set()
+    acking: set[str] = set()
+    start = 0
+    for _ in range(25):
+        log = tmp_path / f"writer-{start}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "tests.daemon.spool_writer", str(path), str(start)],
+                                    cwd=ROOT, stdout=out)
+        while proc.poll() is None and log.stat().st_size == 0:  # writing has begun
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for line in log.read_text().split("\n")[:-1]:  # the last piece is a line cut off by the kill
+            verb, key = line.split()
+            {"PUT": put, "ACKING": acking, "ACK": acked}[verb].add(key)
+        start += 100_000
+        spool = Spool(path, max_bytes=1024**3, min_free_bytes=1)
+        assert spool.damaged_files() == []
+        assert spool.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        keys = spool.keys()
+        assert (put - acking) <= keys, sorted((put - acking) - keys)[:5]
+        assert not (acked & keys)
+        spool.close()
+    assert len(put) > 200 and acked
+
+
+@needs_root()
+def test_small_tmpfs_fills_up(tmp_path: Path) -> None:
+    """On an 8 MiB tmpfs: low-priority data is refused with a clear reason once the disk is nearly full,
+    KEEP items are still stored (using the reserve), and acknowledging frees space again."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mnt)], check=True)
+    try:
+        spool = Spool(mnt / "spool.db", max_bytes=1024**3, min_free_bytes=512 * 1024)
+        assert spool.reserve.exists()
+        filler = mnt / "other-data"
+        with filler.open("wb") as fh:  # something else on the host fills the disk
+            try:
+                while True:
+                    fh.write(b"\0" * 65536)
+                    fh.flush()
+            except OSError:
+                pass
+        refused = None
+        n = 0
+        for n in range(5000):
+            try:
+                spool.put(item(f"m{n}", Priority.NORMAL, 2000))
+            except SpoolRefused as exc:
+                refused = exc
+                break
+        assert refused is not None and refused.reason == "disk_full"
+        assert "disk full" in str(refused)
+        assert spool.stats().pressure is Pressure.DISK_FULL
+        for i in range(20):  # never-dropped items still go in
+            assert spool.put(item(f"keep{i}", Priority.KEEP, 2000))
+        assert {f"keep{i}" for i in range(20)} <= spool.keys()
+        assert not spool.reserve.exists()
+        spool.close()
+        reopened = Spool(mnt / "spool.db", max_bytes=1024**3, min_free_bytes=512 * 1024)
+        assert reopened.damaged_files() == []
+        assert {f"keep{i}" for i in range(20)} <= reopened.keys()
+        filler.unlink()
+        assert reopened.put(item("after", Priority.NORMAL))
+        assert reopened.stats().pressure is Pressure.NONE
+        assert reopened.reserve.exists()
+        reopened.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
