@@ -6,12 +6,15 @@ record entry seq, ...). An item leaves the spool only when the collector acknowl
 
 Bounded by ``max_bytes`` with this policy, in order:
 
-1. ``BULK`` items (info findings, observations) are summarised first: all rows of one group (a run's info
-   items of one probe) become one summary item that keeps their count, time span and keys.
-2. Then the oldest ``NORMAL`` items (low/medium findings, run summaries) are dropped, and the loss is itself
-   spooled as a ``KEEP`` event, so the collector sees how much was dropped and why.
-3. ``KEEP`` items (record entries, critical/high findings, refusals, spool events) are never dropped: they are
-   accepted past the bound (the pressure metric says so) until the disk itself is full.
+1. Info is summarised first: an item stored with ``shrinkable`` (a run report holding info findings) is
+   rewritten by the shrink function of its kind (``Spool.shrinkers``), oldest first. For a run report that
+   drops the info findings and marks their probes ``limited`` with a count, so the collector never takes the
+   missing findings as resolved.
+2. Then ``BULK`` items (standalone observations), then the oldest ``NORMAL`` items (runs with at most medium
+   findings) are dropped, and the loss is itself spooled as a ``KEEP`` event, so the collector sees how much
+   was dropped and why.
+3. ``KEEP`` items (record entries, runs with critical/high findings, refusals, spool events) are never
+   dropped: they are accepted past the bound (the pressure metric says so) until the disk itself is full.
 
 A full disk (free space under ``min_free_bytes``, or SQLite reporting it full) stops low-priority data: those
 puts raise :class:`SpoolRefused` with a clear message, while ``KEEP`` items may use a small reserve file that
@@ -43,9 +46,9 @@ SCHEMA_VERSION = 1
 
 
 class Priority(enum.IntEnum):
-    KEEP = 0  # record entries, critical/high findings, refusals, spool events: never dropped
-    NORMAL = 1  # low/medium findings, run summaries: dropped oldest-first only under pressure
-    BULK = 2  # info findings, observations: summarised first
+    KEEP = 0  # record entries, runs with critical/high findings, refusals, spool events: never dropped
+    NORMAL = 1  # runs with low/medium findings at most: dropped oldest-first only under pressure
+    BULK = 2  # standalone observations: dropped first
 
 
 class Pressure(enum.IntEnum):
@@ -54,17 +57,18 @@ class Pressure(enum.IntEnum):
     DISK_FULL = 2  # refusing low-priority items
 
 
-def priority_for(kind: str, severity: str | None = None) -> Priority:
-    """The policy in one place: what may be summarised or dropped."""
-    if kind in ("record_entry", "refusal", "spool_event", "task_result"):
+def priority_for(kind: str, severities: Sequence[str] = ()) -> Priority:
+    """The policy in one place: what may be dropped (a run by the worst of its findings)."""
+    if kind in ("record", "refusal", "spool_event", "acknowledgement", "task_result"):
         return Priority.KEEP
-    if kind == "finding":
-        if severity in ("critical", "high"):
-            return Priority.KEEP
-        return Priority.BULK if severity == "info" else Priority.NORMAL
+    if kind == "run":
+        return Priority.KEEP if {"critical", "high"} & set(severities) else Priority.NORMAL
     if kind == "observation":
         return Priority.BULK
     return Priority.NORMAL
+
+
+Shrinker = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class SpoolRefused(Exception):
@@ -81,7 +85,7 @@ class SpoolItem:
     kind: str
     body: dict[str, Any]
     priority: Priority = Priority.NORMAL
-    group: str | None = None  # BULK items of one group are summarised together
+    shrinkable: bool = False  # holds info that the shrinker of its kind can summarise under pressure
     created: float = field(default_factory=time.time)
 
     def encoded(self) -> str:
@@ -135,13 +139,14 @@ CREATE TABLE IF NOT EXISTS items (
   key TEXT NOT NULL UNIQUE,
   kind TEXT NOT NULL,
   priority INTEGER NOT NULL,
-  grp TEXT,
+  shrinkable INTEGER NOT NULL DEFAULT 0,
   created REAL NOT NULL,
   size INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
   body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_by_priority ON items (priority, seq);
+CREATE INDEX IF NOT EXISTS items_shrinkable ON items (shrinkable, seq);
 CREATE TABLE IF NOT EXISTS rejected (
   key TEXT PRIMARY KEY, kind TEXT NOT NULL, created REAL NOT NULL, reason TEXT NOT NULL, body TEXT NOT NULL
 );
@@ -155,6 +160,9 @@ END;
 CREATE TRIGGER IF NOT EXISTS items_del AFTER DELETE ON items BEGIN
   UPDATE counters SET value = value - OLD.size WHERE name = 'bytes';
 END;
+CREATE TRIGGER IF NOT EXISTS items_upd AFTER UPDATE OF size ON items BEGIN
+  UPDATE counters SET value = value - OLD.size + NEW.size WHERE name = 'bytes';
+END;
 """
 
 
@@ -167,8 +175,9 @@ def _is_full(exc: BaseException) -> bool:
 
 class Spool:
     def __init__(self, path: Path, max_bytes: int = 64 * 1024**2, min_free_bytes: int = 16 * 1024**2,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, shrinkers: dict[str, Shrinker] | None = None) -> None:
         self.path = path
+        self.shrinkers = shrinkers or {}
         self.max_bytes = max_bytes
         self.min_free_bytes = min_free_bytes
         self.clock = clock
@@ -236,7 +245,8 @@ class Spool:
         try:
             old = sqlite3.connect(f"file:{aside}?mode=ro", uri=True)
             try:
-                cursor = old.execute("SELECT key, kind, priority, grp, created, size, body FROM items ORDER BY seq")
+                cursor = old.execute("SELECT key, kind, priority, shrinkable, created, size, body FROM items "
+                                     "ORDER BY seq")
                 while True:
                     try:
                         row = cursor.fetchone()
@@ -248,8 +258,8 @@ class Spool:
                         json.loads(row[6])
                     except (TypeError, ValueError):
                         continue
-                    db.execute("INSERT OR IGNORE INTO items (key, kind, priority, grp, created, size, body) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+                    db.execute("INSERT OR IGNORE INTO items (key, kind, priority, shrinkable, created, size, "
+                               "body) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
                     count += 1
             finally:
                 old.close()
@@ -308,9 +318,10 @@ class Spool:
     def _insert(db: sqlite3.Connection, item: SpoolItem) -> bool:
         body = item.encoded()
         cur = db.execute(
-            "INSERT OR IGNORE INTO items (key, kind, priority, grp, created, size, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (item.key, item.kind, int(item.priority), item.group, item.created, len(body.encode()) + len(item.key),
-             body))
+            "INSERT OR IGNORE INTO items (key, kind, priority, shrinkable, created, size, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (item.key, item.kind, int(item.priority), int(item.shrinkable), item.created,
+             len(body.encode()) + len(item.key), body))
         return cur.rowcount == 1
 
     @contextlib.contextmanager
@@ -401,58 +412,47 @@ class Spool:
         return int(row[0]) if row else 0
 
     def _make_room(self, db: sqlite3.Connection, need: int) -> int:
-        """Summarise BULK groups, then drop the oldest NORMAL items, until ``need`` bytes are free."""
+        """Summarise shrinkable items, then drop BULK, then the oldest NORMAL items, until ``need`` bytes are
+        free. KEEP items are never dropped."""
         freed = 0
-        groups = db.execute("SELECT grp, MIN(seq) FROM items WHERE priority = ? GROUP BY grp ORDER BY MIN(seq)",
-                            (int(Priority.BULK),)).fetchall()
-        for group, first_seq in groups:
+        for seq, kind, body, size in db.execute("SELECT seq, kind, body, size FROM items WHERE shrinkable = 1 "
+                                                "ORDER BY seq").fetchall():
             if freed >= need:
                 break
-            freed += self._summarise(db, group, first_seq)
-        if freed < need:
-            dropped = 0
-            dropped_bytes = 0
+            shrink = self.shrinkers.get(kind)
+            if shrink is None:
+                continue
+            small = json.dumps(shrink(json.loads(body)), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+            new_size = size - len(body.encode()) + len(small.encode())
+            db.execute("UPDATE items SET body = ?, size = ?, shrinkable = 0 WHERE seq = ?", (small, new_size, seq))
+            db.execute("UPDATE counters SET value = value + 1 WHERE name = 'summarised'")
+            freed += size - new_size
+        summarised = freed
+        if summarised:
+            log.warning("spool over its bound: summarised info in spooled runs (%d bytes freed)", summarised)
+        dropped = dropped_bytes = 0
+        for prio in (Priority.BULK, Priority.NORMAL):
+            if freed >= need:
+                break
             for seq, size in db.execute("SELECT seq, size FROM items WHERE priority = ? ORDER BY seq",
-                                        (int(Priority.NORMAL),)).fetchall():
+                                        (int(prio),)).fetchall():
                 if freed >= need:
                     break
                 db.execute("DELETE FROM items WHERE seq = ?", (seq,))
                 freed += size
                 dropped += 1
                 dropped_bytes += size
-            if dropped:
-                db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (dropped,))
-                now = self.clock()
-                self._insert(db, SpoolItem(f"spool-dropped:{now:.6f}", "spool_event",
-                                           {"event": "items_dropped", "items": dropped, "bytes": dropped_bytes,
-                                            "reason": f"spool over {self.max_bytes} bytes",
-                                            "time": dt.datetime.fromtimestamp(now, dt.UTC).isoformat()},
-                                           Priority.KEEP, created=now))
-                log.warning("spool over its bound: dropped the %d oldest low/medium item(s) (%d bytes); "
-                            "the collector is told", dropped, dropped_bytes)
+        if dropped:
+            db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (dropped,))
+            now = self.clock()
+            self._insert(db, SpoolItem(f"spool-dropped:{now:.6f}", "spool_event",
+                                       {"event": "items_dropped", "items": dropped, "bytes": dropped_bytes,
+                                        "reason": f"spool over {self.max_bytes} bytes",
+                                        "time": dt.datetime.fromtimestamp(now, dt.UTC).isoformat()},
+                                       Priority.KEEP, created=now))
+            log.warning("spool over its bound: dropped the %d oldest low-priority item(s) (%d bytes); "
+                        "the collector is told", dropped, dropped_bytes)
         return self._counter(db, "bytes")
-
-    def _summarise(self, db: sqlite3.Connection, group: str | None, first_seq: int) -> int:
-        where, args = ("grp IS NULL", ()) if group is None else ("grp = ?", (group,))
-        rows = db.execute(f"SELECT seq, key, kind, created, size FROM items WHERE priority = {int(Priority.BULK)} "
-                          f"AND {where} ORDER BY seq", args).fetchall()
-        if not rows:
-            return 0
-        kinds: dict[str, int] = {}
-        for row in rows:
-            kinds[row[2]] = kinds.get(row[2], 0) + 1
-        summary = SpoolItem(f"summary:{group}:{first_seq}", "summary",
-                            {"group": group, "items": len(rows), "kinds": kinds,
-                             "first": dt.datetime.fromtimestamp(rows[0][3], dt.UTC).isoformat(),
-                             "last": dt.datetime.fromtimestamp(rows[-1][3], dt.UTC).isoformat(),
-                             "keys": [r[1] for r in rows]},
-                            Priority.NORMAL, created=rows[0][3])
-        freed = sum(int(r[4]) for r in rows)
-        db.execute(f"DELETE FROM items WHERE priority = {int(Priority.BULK)} AND {where}", args)
-        db.execute("UPDATE counters SET value = value + ? WHERE name = 'summarised'", (len(rows),))
-        self._insert(db, summary)
-        log.warning("spool over its bound: summarised %d info item(s) of group %s", len(rows), group)
-        return freed - (len(summary.encoded().encode()) + len(summary.key))
 
     # -- reading, acknowledging -----------------------------------------------------------------------------
     def batch(self, max_items: int = 500, max_bytes: int = 4 * 1024**2) -> list[QueuedItem]:

@@ -17,7 +17,7 @@ def main() -> None:
     n = start
     while True:
         batch = [SpoolItem(f"k{n + i}", "finding", {"n": n + i, "pad": "x" * rng.randrange(10, 4000)},
-                           Priority(rng.randrange(3)), group=f"g{(n + i) // 50}") for i in range(rng.randrange(1, 8))]
+                           Priority(rng.randrange(3))) for i in range(rng.randrange(1, 8))]
         spool.put_many(batch)
         sys.stdout.write("".join(f"PUT {item.key}\n" for item in batch))
         sys.stdout.flush()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,19 +19,30 @@ from tests.conftest import needs_root
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def item(key: str, prio: Priority, size: int = 100, group: str | None = None, kind: str = "finding") -> SpoolItem:
-    return SpoolItem(key, kind, {"key": key, "pad": "x" * size}, prio, group=group)
+def item(key: str, prio: Priority, size: int = 100, kind: str = "finding") -> SpoolItem:
+    return SpoolItem(key, kind, {"key": key, "pad": "x" * size}, prio)
+
+
+def run_item(key: str, infos: int, worst: str = "medium") -> SpoolItem:
+    findings = [{"severity": "info", "pad": "i" * 200} for _ in range(infos)] + [{"severity": worst, "pad": "m"}]
+    return SpoolItem(key, "run", {"findings": findings, "probes": [{"id": "p", "status": "ok"}]},
+                     priority_for("run", [f["severity"] for f in findings]), shrinkable=infos > 0)
+
+
+def drop_info(body: dict[str, Any]) -> dict[str, Any]:
+    kept = [f for f in body["findings"] if f["severity"] != "info"]
+    return {**body, "findings": kept, "summarised_info": len(body["findings"]) - len(kept)}
 
 
 def test_priority_policy() -> None:
-    assert priority_for("record_entry") is Priority.KEEP
-    assert priority_for("finding", "critical") is Priority.KEEP
-    assert priority_for("finding", "high") is Priority.KEEP
-    assert priority_for("finding", "medium") is Priority.NORMAL
-    assert priority_for("finding", "low") is Priority.NORMAL
-    assert priority_for("finding", "info") is Priority.BULK
+    assert priority_for("record") is Priority.KEEP
+    assert priority_for("run", ["info", "critical"]) is Priority.KEEP
+    assert priority_for("run", ["high"]) is Priority.KEEP
+    assert priority_for("run", ["medium", "low", "info"]) is Priority.NORMAL
+    assert priority_for("run", []) is Priority.NORMAL
     assert priority_for("observation") is Priority.BULK
     assert priority_for("refusal") is Priority.KEEP
+    assert priority_for("acknowledgement") is Priority.KEEP
 
 
 def test_put_is_idempotent_and_ack_deletes_only_acked(tmp_path: Path) -> None:
@@ -63,36 +75,39 @@ def test_files_are_private(tmp_path: Path) -> None:
 
 
 def test_bound_summarises_info_first_then_drops_normal_never_keep(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool.db", max_bytes=20_000, min_free_bytes=1)
-    for i in range(40):
-        spool.put(item(f"info{i}", Priority.BULK, 200, group=f"run1:probe{i % 2}"))
+    spool = Spool(tmp_path / "spool.db", max_bytes=40_000, min_free_bytes=1, shrinkers={"run": drop_info})
+    for i in range(5):
+        spool.put(run_item(f"run{i}", infos=20))  # ~4 KB each, mostly info
+    spool.put(run_item("critical-run", infos=10, worst="critical"))
     for i in range(10):
-        spool.put(item(f"keep{i}", Priority.KEEP, 500))
-    for i in range(10):
-        spool.put(item(f"med{i}", Priority.NORMAL, 500))
-    before = spool.keys()
-    assert not any(k.startswith("summary:") for k in before)
-    # 3 more KEEP items push it over the bound: info items are summarised first, nothing else goes
-    for i in range(10, 13):
-        spool.put(item(f"keep{i}", Priority.KEEP, 500))
+        spool.put(item(f"rec{i}", Priority.KEEP, 500, kind="record"))
+    for i in range(5):
+        spool.put(item(f"obs{i}", Priority.BULK, 300, kind="observation"))
+    assert spool.stats().summarised_total == 0
+    # More KEEP data pushes it over the bound: info is summarised first, nothing is dropped yet
+    for i in range(10, 40):
+        spool.put(item(f"rec{i}", Priority.KEEP, 500, kind="record"))
+    stats = spool.stats()
+    assert stats.summarised_total > 0 and stats.dropped_total == 0
+    bodies = {q.key: q.body for q in spool.batch(1000)}
+    shrunk = [k for k, b in bodies.items() if "summarised_info" in b]
+    assert shrunk[0] == "run0"  # oldest first
+    assert all(bodies[k]["summarised_info"] in (10, 20) for k in shrunk)
+    assert all(f["severity"] != "info" for k in shrunk for f in bodies[k]["findings"])
+    assert all(any(f["severity"] in ("medium", "critical") for f in bodies[k]["findings"]) for k in shrunk)
+    # Far more KEEP data: observations, then medium runs are dropped oldest first and the drop is reported
+    for i in range(40, 120):
+        spool.put(item(f"rec{i}", Priority.KEEP, 500, kind="record"))
     keys = spool.keys()
-    assert {f"keep{i}" for i in range(13)} <= keys
-    assert {f"med{i}" for i in range(10)} <= keys
-    summaries = [q for q in spool.batch(1000) if q.kind == "summary"]
-    assert summaries and all(q.body["items"] == 20 for q in summaries)
-    assert sum(q.body["items"] for q in summaries) + sum(k.startswith("info") for k in keys) == 40
-    # Far more KEEP data: medium items are dropped oldest first and the drop is reported; KEEP all stay
-    for i in range(13, 60):
-        spool.put(item(f"keep{i}", Priority.KEEP, 500))
-    keys = spool.keys()
-    assert {f"keep{i}" for i in range(60)} <= keys
-    assert "med0" not in keys
+    assert {f"rec{i}" for i in range(120)} <= keys
+    assert "critical-run" in keys
+    assert not any(k.startswith("obs") for k in keys)
+    assert "run0" not in keys
     events = [q.body for q in spool.batch(1000) if q.kind == "spool_event"]
     assert events and all(e["event"] == "items_dropped" for e in events)
     stats = spool.stats()
-    assert stats.dropped_total == sum(e["items"] for e in events) > 0
-    assert stats.summarised_total == 40
-    assert stats.bytes > 20_000  # KEEP accepted past the bound
+    assert stats.dropped_total == sum(e["items"] for e in events) >= 6
+    assert stats.bytes > 40_000  # KEEP accepted past the bound
     assert stats.pressure is Pressure.OVER_BOUND
     # with only KEEP items left, low-priority data is refused with a reason
     with pytest.raises(SpoolRefused) as refused:
@@ -100,6 +115,9 @@ def test_bound_summarises_info_first_then_drops_normal_never_keep(tmp_path: Path
     assert refused.value.reason == "spool_full"
     assert "late-medium" not in spool.keys()
     assert spool.stats().refused_total == 1
+    # byte accounting stays exact through updates and deletes
+    total = spool.db.execute("SELECT SUM(size) FROM items").fetchone()[0]
+    assert spool.stats().bytes == total
 
 
 def test_damaged_spool_is_set_aside_and_reported(tmp_path: Path) -> None:
