@@ -48,6 +48,8 @@ def next_due(plan: Plan, state: KindState, now: float) -> float:
     """The time the next run of this kind should start (``<= now`` means now)."""
     if state.last_started is None:
         return now  # never ran here: inspect at once rather than leave a new host unchecked for a day
+    if state.last_finished is None or state.last_finished < state.last_started:
+        return now  # interrupted (agent stopped or killed mid-run): run it again, once
     slot = latest_slot(plan, state.u, now)
     return slot if state.last_started < slot else slot + plan.interval
 
@@ -61,6 +63,7 @@ class Scheduler:
     states: dict[str, KindState] = field(default_factory=dict)
     running: set[str] = field(default_factory=set)
     skipped_slots: set[str] = field(default_factory=set)
+    on_skip: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self.states = self._load()
@@ -88,22 +91,23 @@ class Scheduler:
         atomic_write(self.path, data)
 
     def due(self) -> list[str]:
-        """Kinds to start now. A due kind that is still running is skipped (counted), not queued."""
+        """Kinds to start now. A kind still running at its next slot is skipped (counted once), not queued."""
         now = self.clock()
         out = []
         for kind, plan in self.plans.items():
             state = self.states[kind]
-            if next_due(plan, state, now) > now:
-                continue
             if kind in self.running:
                 slot = latest_slot(plan, state.u, now)
                 marker = f"{kind}:{slot}"
-                if marker not in self.skipped_slots:
+                if state.last_started is not None and slot > state.last_started and marker not in self.skipped_slots:
                     self.skipped_slots.add(marker)
                     state.skipped += 1
+                    if self.on_skip is not None:
+                        self.on_skip(kind)
                     log.warning("%s still running at its next slot: not started twice", kind)
                 continue
-            out.append(kind)
+            if next_due(plan, state, now) <= now:
+                out.append(kind)
         return out
 
     def started(self, kind: str) -> None:

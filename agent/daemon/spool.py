@@ -34,7 +34,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,7 +175,8 @@ def _is_full(exc: BaseException) -> bool:
 
 class Spool:
     def __init__(self, path: Path, max_bytes: int = 64 * 1024**2, min_free_bytes: int = 16 * 1024**2,
-                 clock: Callable[[], float] = time.time, shrinkers: dict[str, Shrinker] | None = None) -> None:
+                 clock: Callable[[], float] = time.time, shrinkers: Mapping[str, Shrinker] | None = None,
+                 check: bool = True) -> None:
         self.path = path
         self.shrinkers = shrinkers or {}
         self.max_bytes = max_bytes
@@ -184,7 +185,8 @@ class Spool:
         self._disk_full = False
         self.reserve = path.with_name(path.name + ".reserve")
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.db = self._open_checked()
+        # Only the daemon checks (and may set aside) the file; a run's child opens what the daemon checked.
+        self.db = self._open_checked() if check else self._open_unchecked()
         self._ensure_reserve()
 
     # -- opening, integrity ---------------------------------------------------------------------------------
@@ -217,6 +219,11 @@ class Spool:
         except sqlite3.DatabaseError as exc:
             problem = str(exc)
         return self._set_aside(problem)
+
+    def _open_unchecked(self) -> sqlite3.Connection:
+        db = self._connect()
+        db.executescript(_SCHEMA)
+        return db
 
     def _set_aside(self, problem: str) -> sqlite3.Connection:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")

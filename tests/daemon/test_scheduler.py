@@ -92,10 +92,26 @@ def test_next_due_pure() -> None:
     state = KindState(u=0.5, last_started=None)
     assert next_due(plan, state, 1000.0) == 1000.0
     assert latest_slot(plan, 0.5, 1000.0) == 925.0
-    state.last_started = 930.0
+    state.last_started, state.last_finished = 930.0, 931.0
     assert next_due(plan, state, 1000.0) == 1025.0
-    state.last_started = 900.0
+    state.last_started, state.last_finished = 900.0, 901.0
     assert next_due(plan, state, 1000.0) == 925.0
+    state.last_started, state.last_finished = 990.0, 901.0  # started, never finished
+    assert next_due(plan, state, 1000.0) == 1000.0
+
+
+def test_interrupted_run_runs_again_once(tmp_path: Path) -> None:
+    clock = FakeClock(30_000_000.0)
+    sched = make(tmp_path, clock)
+    sched.started("self_inspection")  # then the agent is killed
+    clock.now += 60
+    restarted = make(tmp_path, clock)
+    assert restarted.due() == ["self_inspection"]
+    restarted.started("self_inspection")
+    assert restarted.due() == []  # running: not started twice, and no slot was skipped
+    assert restarted.states["self_inspection"].skipped == 0
+    restarted.finished("self_inspection", ok=True)
+    assert restarted.due() == []
 
 
 def test_unreadable_state_starts_fresh(tmp_path: Path) -> None:
