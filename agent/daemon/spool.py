@@ -497,7 +497,7 @@ class Spool:
             db.execute("DELETE FROM items WHERE key = ?", (key,))
         log.error("collector rejected spool item %s: %s (kept in the spool's rejected table)", key, reason)
 
-    def keys(self) -> set[str]:
+    def spooled_keys(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT key FROM items")}
 
     def get_meta(self, name: str) -> str | None:

@@ -55,7 +55,7 @@ def test_put_is_idempotent_and_ack_deletes_only_acked(tmp_path: Path) -> None:
     assert [q.key for q in batch] == ["b", "a", "c"]  # KEEP first, then spool order
     assert batch[0].body == {"key": "b", "pad": "x" * 100}
     assert spool.ack(["a", "zz"]) == 1
-    assert spool.keys() == {"b", "c"}
+    assert spool.spooled_keys() == {"b", "c"}
     assert spool.stats().depth == 2
 
 
@@ -98,7 +98,7 @@ def test_bound_summarises_info_first_then_drops_normal_never_keep(tmp_path: Path
     # Far more KEEP data: observations, then medium runs are dropped oldest first and the drop is reported
     for i in range(40, 120):
         spool.put(item(f"rec{i}", Priority.KEEP, 500, kind="record"))
-    keys = spool.keys()
+    keys = spool.spooled_keys()
     assert {f"rec{i}" for i in range(120)} <= keys
     assert "critical-run" in keys
     assert not any(k.startswith("obs") for k in keys)
@@ -113,7 +113,7 @@ def test_bound_summarises_info_first_then_drops_normal_never_keep(tmp_path: Path
     with pytest.raises(SpoolRefused) as refused:
         spool.put(item("late-medium", Priority.NORMAL, 500))
     assert refused.value.reason == "spool_full"
-    assert "late-medium" not in spool.keys()
+    assert "late-medium" not in spool.spooled_keys()
     assert spool.stats().refused_total == 1
     # byte accounting stays exact through updates and deletes
     total = spool.db.execute("SELECT SUM(size) FROM items").fetchone()[0]
@@ -158,7 +158,7 @@ def test_damaged_page_salvages_readable_rows(tmp_path: Path) -> None:
     event = next(q for q in reopened.batch(1000) if q.kind == "spool_event")
     salvaged = event.body["salvaged_items"]
     assert 0 < salvaged < 400
-    assert len(reopened.keys()) == salvaged + 1
+    assert len(reopened.spooled_keys()) == salvaged + 1
 
 
 def test_kill_9_at_random_points_loses_nothing_committed(tmp_path: Path) -> None:
@@ -187,7 +187,7 @@ def test_kill_9_at_random_points_loses_nothing_committed(tmp_path: Path) -> None
         spool = Spool(path, max_bytes=1024**3, min_free_bytes=1)
         assert spool.damaged_files() == []
         assert spool.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        keys = spool.keys()
+        keys = spool.spooled_keys()
         assert (put - acking) <= keys, sorted((put - acking) - keys)[:5]
         assert not (acked & keys)
         spool.close()
@@ -225,12 +225,12 @@ def test_small_tmpfs_fills_up(tmp_path: Path) -> None:
         assert spool.stats().pressure is Pressure.DISK_FULL
         for i in range(20):  # never-dropped items still go in
             assert spool.put(item(f"keep{i}", Priority.KEEP, 2000))
-        assert {f"keep{i}" for i in range(20)} <= spool.keys()
+        assert {f"keep{i}" for i in range(20)} <= spool.spooled_keys()
         assert not spool.reserve.exists()
         spool.close()
         reopened = Spool(mnt / "spool.db", max_bytes=1024**3, min_free_bytes=512 * 1024)
         assert reopened.damaged_files() == []
-        assert {f"keep{i}" for i in range(20)} <= reopened.keys()
+        assert {f"keep{i}" for i in range(20)} <= reopened.spooled_keys()
         filler.unlink()
         assert reopened.put(item("after", Priority.NORMAL))
         assert reopened.stats().pressure is Pressure.NONE
