@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEB_PACKAGES := nmap openssh-server openssh-client lynis aide tcpdump iproute2 nftables iputils-ping sudo samba \
   prometheus systemd
 
-.PHONY: all setup deps demo scan test lint bench clean install
+.PHONY: all setup deps demo scan test lint bench clean schema install
 
 all: test
 
@@ -44,9 +44,13 @@ scan: setup
 lint: setup
 	$(BIN)/ruff check agent probes baselines collector tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: setup lint
 	$(BIN)/pytest -q -ra
+
+schema: setup
+	$(BIN)/python -m agent.wire.export
 
 bench: setup
 	$(BIN)/python -m bench.run

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.keys import agent_signing_key
-from agent.state import atomic_write, state_dir
+from agent.state import StateDir, atomic_write
 from baselines.diff import AttrMap, ObsKey
 from baselines.store import (
     Baseline,
@@ -69,11 +69,11 @@ def now_iso() -> str:
 
 
 class BaselineFiles:
-    def __init__(self, state: Path | None = None) -> None:
-        self.state = state or state_dir()
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
 
     def scope_dir(self, scope: Scope) -> Path:
-        return self.state / "baselines" / scope.kind / scope.id
+        return self.state.path / "baselines" / scope.kind / scope.id
 
     def current_path(self, scope: Scope) -> Path:
         return self.scope_dir(scope) / CURRENT

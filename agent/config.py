@@ -1,44 +1,83 @@
-"""Agent configuration: TOML in the state directory (config.toml) or --config, validated at start-up.
+"""Agent configuration: TOML in the state directory (config.toml) or --config, validated at load.
 
-Every bad field is listed in one error, like DataDog integrations' config models.
+Unknown tables and keys, bad durations, bad CIDRs and wrong types are all reported at once, each as
+``file:line: reason`` (tomllib gives no positions, so ``key_lines`` finds each table header and key in the
+text). Each probe's own options model (``[probes.<id>]``) is part of the validation: a misspelt probe table or
+an unknown key in one is refused like any other.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from agent.errors import UserError
-from agent.state import state_dir
+from agent.state import StateDir
 
 CONFIG_FILE = "config.toml"
+SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
-class NoticeConfig(BaseModel):
+class ConfigError(UserError):
+    """Every problem of a config file, one ``file:line: reason`` per line."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NoticeConfig(_Closed):
     """The unit this agent belongs to (notices must name it) and the minimum notice lead time."""
-
-    model_config = ConfigDict(extra="forbid")
 
     unit: str | None = None
     lead_time: str = "24h"
 
+    @field_validator("lead_time")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from agent.duration import parse_duration
 
-class NetscanConfig(BaseModel):
+        parse_duration(value)  # ValueError names the problem
+        return value
+
+    def lead_time_seconds(self) -> int:
+        from agent.duration import parse_duration
+
+        return int(parse_duration(self.lead_time).total_seconds())
+
+
+class NetscanConfig(_Closed):
     """The unit's own networks: its self-inspection (Art. 9(9)) may test them without a notice. Any other
     non-loopback target needs an advance notice (Art. 25 para. 2)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     own_networks: list[str] = Field(default_factory=list)
 
+    @field_validator("own_networks")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        bad = []
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                bad.append(value)
+        if bad:
+            raise ValueError(f"not a network (CIDR): {', '.join(map(repr, bad))}")
+        return values
 
-class AgentConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-    # Per-probe options, validated by each probe's configured(); e.g. [probes.files] paths = [...]
+class AgentConfig(_Closed):
+    # [probes.<id>] tables, each validated by that probe's options model at load (see _probe_options_model)
     probes: dict[str, dict[str, Any]] = Field(default_factory=dict)
     profile: str | None = None
     waivers: str | None = None
@@ -46,23 +85,137 @@ class AgentConfig(BaseModel):
     notice: NoticeConfig = Field(default_factory=NoticeConfig)
     netscan: NetscanConfig = Field(default_factory=NetscanConfig)
 
+    @field_validator("fail_on")
+    @classmethod
+    def _severity(cls, value: str) -> str:
+        if value.lower() not in SEVERITIES:
+            raise ValueError(f"{value!r} is not a severity ({', '.join(SEVERITIES)})")
+        return value.lower()
 
-def load_config(path: str | Path | None = None) -> AgentConfig:
+
+def _probe_options_model() -> type[BaseModel]:
+    """One closed table per host probe: its own options model, or no keys at all for probes without options."""
+    from probes.host.files import FilesOptions
+    from probes.registry import all_probes
+
+    options: dict[str, type[BaseModel]] = {"files": FilesOptions}
+    empty = create_model("NoOptions", __config__=ConfigDict(extra="forbid"))
+    fields: dict[str, Any] = {c.id: (options.get(c.id, empty) | None, None) for c in all_probes() if c.kind == "host"}
+    return create_model("ProbesConfig", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
+
+
+_KEY_PART = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+))\s*(?:\.|$)')
+
+
+def _split_key(text: str) -> tuple[str, ...]:
+    """A dotted TOML key into its parts; quoted parts may hold dots."""
+    parts, pos = [], 0
+    while pos < len(text):
+        m = _KEY_PART.match(text, pos)
+        if not m or m.end() == pos:
+            return (text.strip(),)
+        parts.append(next(g for g in m.groups() if g is not None))
+        pos = m.end()
+    return tuple(parts)
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """1-based line of every table header and ``key =`` line, by its full dotted path. Lines inside multi-line
+    strings and arrays are not keys; values spanning lines keep the line where their key is."""
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    in_string: str | None = None
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if in_string:
+            if in_string in line:
+                in_string = None
+            continue
+        if depth == 0:
+            header = _HEADER.match(line)
+            if header:
+                table = _split_key(header.group(1))
+                lines.setdefault(table, number)
+                continue
+            key = _KEY.match(line)
+            if key:
+                path = table + _split_key(key.group(1))
+                lines.setdefault(path, number)
+                for i in range(len(table) + 1, len(path)):
+                    lines.setdefault(path[:i], number)
+                value = line[key.end():]
+                for quote in ('"""', "'''"):
+                    if value.count(quote) == 1:
+                        in_string = quote
+        depth += line.count("[") - line.count("]") if not _HEADER.match(line) else 0
+        depth = max(depth, 0)
+    return lines
+
+
+def _line_of(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return 1
+
+
+def _problems(file: Path, exc: ValidationError, lines: dict[tuple[str, ...], int],
+              prefix: tuple[str, ...] = ()) -> list[tuple[int, str]]:
+    out = []
+    for e in exc.errors():
+        loc = prefix + tuple(str(p) for p in e["loc"] if not isinstance(p, int))
+        name = ".".join(loc) or "(top level)"
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = f"unknown {'table' if loc in lines and _is_table(loc, lines) else 'key'}"
+        out.append((_line_of(loc, lines), f"{name}: {message}"))
+    return out
+
+
+def _is_table(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> bool:
+    return any(len(k) > len(loc) and k[:len(loc)] == loc for k in lines)
+
+
+def parse_config(text: str, file: Path) -> AgentConfig:
+    """Validate config text; ConfigError lists every problem as ``file:line: reason``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        where = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        line = where.group(1) if where else "1"
+        raise ConfigError([f"{file}:{line}: not valid TOML: {str(exc).split(' (at line')[0]}"]) from None
+    lines = key_lines(text)
+    problems: list[tuple[int, str]] = []
+    config = AgentConfig()
+    try:
+        config = AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        problems += _problems(file, exc, lines)
+    probes = data.get("probes")
+    if isinstance(probes, dict) and probes:
+        try:
+            _probe_options_model().model_validate(probes, strict=True)
+        except ValidationError as exc:
+            problems += _problems(file, exc, lines, ("probes",))
+    if problems:
+        raise ConfigError([f"{file}:{line}: {reason}" for line, reason in sorted(set(problems))])
+    return config
+
+
+def load_config(path: str | Path | None, state: StateDir) -> AgentConfig:
     """Load the given file, or config.toml in the state dir when it exists, else defaults."""
     explicit = path is not None
-    file = Path(path) if path else state_dir() / CONFIG_FILE
+    file = Path(path) if path else state.config
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         if explicit:
             raise UserError(f"{file}: config file not found") from None
         return AgentConfig()
-    except OSError as exc:
-        raise UserError(f"{file}: cannot read config: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{file}: not valid TOML: {exc}") from None
-    try:
-        return AgentConfig.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(f"{file}: " + "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{file}: cannot read config: {getattr(exc, 'strerror', None) or exc}") from None
+    return parse_config(text, file)

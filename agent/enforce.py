@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent import record
 from agent.errors import UserError
 from agent.notice import NoticeError, NoticeSettings, SignedNotice, check_file, parse_target
+from agent.wire.record import NoticeScope, RefusalContent, RefusalSummary
 
 if TYPE_CHECKING:
+    from agent.record import Recorder
     from agent.scope import ApprovedTarget, Refusal, Scope
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,10 @@ class Authorization:
     def notice_id(self) -> str:
         return self.signed.notice.id
 
-    def scope_json(self) -> dict[str, object]:
+    def scope_doc(self) -> NoticeScope:
         n = self.signed.notice
-        return {"targets": list(n.targets), "kinds": list(n.kinds),
-                "window": [n.window_start.isoformat(), n.window_end.isoformat()]}
+        return NoticeScope(targets=list(n.targets), kinds=list(n.kinds),
+                           window=[n.window_start.isoformat(), n.window_end.isoformat()])
 
     def seconds_left(self, now: dt.datetime | None = None) -> float:
         return (self.deadline - (now or dt.datetime.now(dt.UTC))).total_seconds()
@@ -61,11 +62,11 @@ def is_local(target: str) -> bool:
         return False
 
 
-def refuse(actor: str, code: str, message: str, *, notice_id: str | None = None, targets: Sequence[str] = (),
-           kind: str | None = None, state: Path | None = None) -> NoticeError:
+def refuse(recorder: Recorder, code: str, message: str, *, notice_id: str | None = None,
+           targets: Sequence[str] = (), kind: str | None = None) -> NoticeError:
     """Record a refusal and return the error to raise."""
-    record.append("refusal", actor, notice_id=notice_id, tests=(kind,) if kind else (),
-                  summary={"code": code, "message": message, "targets": list(targets)}, state=state)
+    recorder.write(RefusalContent(notice_id=notice_id, tests=[kind] if kind else [],
+                                  summary=RefusalSummary(code=code, message=message, targets=list(targets))))
     return NoticeError(code, message)
 
 
@@ -74,26 +75,26 @@ def authorize(
     settings: NoticeSettings,
     *,
     kind: str,
-    actor: str,
+    recorder: Recorder,
     targets: Sequence[str] = (),
-    state: Path | None = None,
     now: dt.datetime | None = None,
 ) -> Authorization:
     """Check the notice for a test of ``kind`` now; refuse (recorded, exit 2) with the first reason."""
     try:
-        result = check_file(notice_path, settings, now=now, require_ack=True, require_open=True, state=state)
+        result = check_file(notice_path, settings, now=now, require_ack=True, require_open=True,
+                            state=recorder.state)
     except NoticeError as exc:
         message = str(exc) if str(notice_path) in str(exc) else f"{notice_path}: {exc}"
-        raise refuse(actor, exc.code, message, targets=targets, kind=kind, state=state) from None
+        raise refuse(recorder, exc.code, message, targets=targets, kind=kind) from None
     notice = result.signed.notice
     if result.problems:
         first = result.problems[0]
         more = f" (and {len(result.problems) - 1} more problem(s))" if len(result.problems) > 1 else ""
-        raise refuse(actor, first.code, f"notice {notice.id}: {first.en}{more}", notice_id=notice.id,
-                     targets=targets, kind=kind, state=state)
+        raise refuse(recorder, first.code, f"notice {notice.id}: {first.en}{more}", notice_id=notice.id,
+                     targets=targets, kind=kind)
     if kind not in notice.kinds:
-        raise refuse(actor, "out-of-scope", f"notice {notice.id} does not allow {kind!r} tests (allows: "
-                     f"{', '.join(notice.kinds)})", notice_id=notice.id, targets=targets, kind=kind, state=state)
+        raise refuse(recorder, "out-of-scope", f"notice {notice.id} does not allow {kind!r} tests (allows: "
+                     f"{', '.join(notice.kinds)})", notice_id=notice.id, targets=targets, kind=kind)
     return Authorization(result.signed, notice.to_scope(), notice.deadline)
 
 
@@ -102,8 +103,7 @@ def approve(
     targets: Sequence[str],
     kind: str,
     *,
-    actor: str,
-    state: Path | None = None,
+    recorder: Recorder,
 ) -> tuple[list[ApprovedTarget], list[Refusal]]:
     """Targets inside the notice's scope; those outside are refused (and recorded), the rest go ahead."""
     from agent.scope import ScopeGuard, ScopeRefused
@@ -113,20 +113,21 @@ def approve(
     try:
         approved = guard.approve(list(targets), kind, partial=True)
     except ScopeRefused as exc:
-        _record_refusals(auth, exc.refusals or tuple(refusals), actor, state)
+        record_refusals(auth, exc.refusals or tuple(refusals), recorder)
         raise NoticeError("out-of-scope", f"notice {auth.notice_id}: {exc}") from None
     except UserError as exc:
-        raise refuse(actor, "bad-target", str(exc), notice_id=auth.notice_id, targets=targets, kind=kind,
-                     state=state) from None
+        raise refuse(recorder, "bad-target", str(exc), notice_id=auth.notice_id, targets=targets,
+                     kind=kind) from None
     if refusals:
-        _record_refusals(auth, refusals, actor, state)
+        record_refusals(auth, refusals, recorder)
     return approved, refusals
 
 
-def _record_refusals(auth: Authorization, refusals: Sequence[Refusal], actor: str, state: Path | None) -> None:
+def record_refusals(auth: Authorization, refusals: Sequence[Refusal], recorder: Recorder) -> None:
     for r in refusals:
-        record.append("refusal", actor, notice_id=auth.notice_id, scope=auth.scope_json(), tests=(r.kind,),
-                      summary={"code": "out-of-scope", "message": r.describe(), "targets": [r.target]}, state=state)
+        recorder.write(RefusalContent(notice_id=auth.notice_id, scope=auth.scope_doc(), tests=[r.kind],
+                                      summary=RefusalSummary(code="out-of-scope", message=r.describe(),
+                                                             targets=[r.target])))
 
 
 def endpoint_allowed(auth: Authorization, host: str, port: int, user: str) -> str | None:

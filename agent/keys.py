@@ -1,60 +1,50 @@
-"""The agent's Ed25519 signing key (baselines, inspection record), created on first use in the state dir."""
+"""The agent's Ed25519 signing key (baselines, inspection record), created on first use in the state dir.
+Key handling itself is baselines.ed25519; this module only keeps the key file."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.errors import UserError
-from agent.state import atomic_write, ensure_state_dir
+from agent.state import StateDir, atomic_write
+from baselines import ed25519
+from baselines.ed25519 import fingerprint as key_fingerprint
+from baselines.ed25519 import public_b64 as public_key_b64
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+__all__ = ["KEY_FILE", "agent_signing_key", "key_fingerprint", "load_private_key_file", "load_public_key_b64",
+           "public_key_b64"]
+
 KEY_FILE = "agent.key"
 
 
-def agent_signing_key(state: Path | None = None) -> Ed25519PrivateKey:
+def agent_signing_key(state: StateDir) -> Ed25519PrivateKey:
     """Load the agent key, creating it (mode 0600, atomically) on first use."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    path = ensure_state_dir(state) / KEY_FILE
+    path = state.ensure() / KEY_FILE
     if path.exists():
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: cannot load the agent key: {exc}") from None
-        if not isinstance(key, Ed25519PrivateKey):
-            raise UserError(f"{path}: not an Ed25519 key")
-        return key
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    atomic_write(path, pem, mode=0o600)
+        return load_private_key_file(path, "the agent key")
+    key = ed25519.generate()
+    atomic_write(path, ed25519.private_pem(key), mode=0o600)
     return key
 
 
-def public_key_b64(key: Ed25519PublicKey) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
+def load_private_key_file(path: Path, what: str) -> Ed25519PrivateKey:
+    """An Ed25519 PEM private key file; a UserError naming the file and ``what`` it should hold otherwise."""
+    try:
+        return ed25519.load_private_pem(path.read_bytes())
+    except ed25519.KeyFormatError as exc:
+        if exc.reason == "not-ed25519":
+            raise UserError(f"{path}: not an Ed25519 key") from None
+        raise UserError(f"{path}: cannot load {what}: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot load {what}: {exc}") from None
 
 
 def load_public_key_b64(text: str) -> Ed25519PublicKey:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     try:
-        return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
-    except ValueError as exc:
-        raise UserError(f"not a base64 Ed25519 public key: {exc}") from None
-
-
-def key_fingerprint(key: Ed25519PublicKey) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")
+        return ed25519.load_public_b64(text)
+    except ed25519.KeyFormatError as exc:
+        raise UserError(str(exc)) from None

@@ -9,20 +9,23 @@ issuer keys) follows below it.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import ipaddress
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.duration import parse_duration as parse_duration
 from agent.errors import UserError
-from agent.state import atomic_write, ensure_state_dir, state_dir
+from agent.state import StateDir, atomic_write
+from baselines import ed25519
+from baselines.canonical_json import canonical_json
+from probes.endpoint import EndpointError, parse_endpoint
+from probes.test_kinds import TEST_KINDS as TEST_KINDS
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -32,15 +35,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEMA = "precaution.notice/v1"
-TEST_KINDS = ("host", "discovery", "portscan", "service", "passive")
 DEFAULT_LEAD_TIME = dt.timedelta(hours=24)
 CLOCK_SKEW = dt.timedelta(minutes=5)  # an issued-at this far ahead of our clock is still accepted
 TRUST_FILE = "trusted-issuers.json"
 ACK_DIR = "notices"
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_SSH_RE = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d+))?$")
 
 
 class NoticeError(UserError):
@@ -89,33 +88,30 @@ class Notice:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Notice:
-        """Raises NoticeError("malformed") naming the bad field."""
+        """Validated against the wire model (``agent.wire.notice.NoticeBody``: strict, closed); raises
+        NoticeError("malformed") naming every bad field."""
+        from pydantic import ValidationError
+
+        from agent.wire.notice import NoticeBody
+
         try:
-            if data.get("schema") != SCHEMA:
-                raise ValueError(f"schema is {data.get('schema')!r}, expected {SCHEMA}")
-            kinds = tuple(str(k) for k in data["kinds"])
-            bad = [k for k in kinds if k not in TEST_KINDS]
-            if bad:
-                raise ValueError(f"unknown test kind(s) {', '.join(bad)} (known: {', '.join(TEST_KINDS)})")
-            targets = tuple(str(t) for t in data["targets"])
-            for target in targets:
+            body = NoticeBody.model_validate(dict(data))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'notice'}: {e['msg']}" for e in exc.errors())
+            raise NoticeError("malformed", f"notice: {problems}") from None
+        try:
+            for target in body.targets:
                 parse_target(target)
-            rate = data.get("rate_limits") or {}
             notice = cls(
-                id=_nonempty(data, "id"), issuer=_nonempty(data, "issuer"),
-                subject_unit=_nonempty(data, "subject_unit"), contact=str(data.get("contact", "")),
-                targets=targets, kinds=kinds, window_start=parse_time(data["window"]["start"]),
-                window_end=parse_time(data["window"]["end"]),
-                rate=RateLimits(_opt_int(rate.get("packets_per_second")), _opt_int(rate.get("max_parallel"))),
-                lead_time=dt.timedelta(seconds=int(data.get("lead_time_s", 0))),
-                issued_at=parse_time(data["issued_at"]), basis=str(data.get("basis", "")),
+                id=body.id, issuer=body.issuer, subject_unit=body.subject_unit, contact=body.contact,
+                targets=tuple(body.targets), kinds=tuple(body.kinds), window_start=parse_time(body.window.start),
+                window_end=parse_time(body.window.end),
+                rate=RateLimits(body.rate_limits.packets_per_second, body.rate_limits.max_parallel),
+                lead_time=dt.timedelta(seconds=body.lead_time_s), issued_at=parse_time(body.issued_at),
+                basis=body.basis,
             )
-        except KeyError as exc:
-            raise NoticeError("malformed", f"notice: missing field {exc.args[0]!r}") from None
-        except (ValueError, TypeError, AttributeError) as exc:
+        except ValueError as exc:
             raise NoticeError("malformed", f"notice: {exc}") from None
-        if not notice.targets or not notice.kinds:
-            raise NoticeError("malformed", "notice: names no targets or no test kinds")
         if notice.window_end <= notice.window_start:
             raise NoticeError("malformed", "notice: the window ends before it starts")
         return notice
@@ -207,8 +203,7 @@ class CheckResult:
 # ------------------------------------------------------------------------------------------------ pure
 
 
-def canonical(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+canonical = canonical_json  # baselines/canonical_json.py: the bytes that are hashed and signed
 
 
 def _iso(value: dt.datetime) -> str:
@@ -243,14 +238,6 @@ def parse_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def parse_duration(text: str) -> dt.timedelta:
-    """"90s", "30m", "24h", "2d", a bare number of seconds."""
-    m = _DURATION_RE.match(text)
-    if not m:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 24h, 2d)")
-    return dt.timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
-
-
 @dataclass(frozen=True, slots=True)
 class Target:
     """One notice target: an address, a network, or an SSH endpoint."""
@@ -269,19 +256,19 @@ def parse_target(text: str) -> Target:
         return Target(text, str(net.network_address) if net.num_addresses == 1 else text, net)
     except ValueError:
         pass
-    m = _SSH_RE.match(text)
-    if not m:
-        raise ValueError(f"target {text!r}: expected a host, a CIDR or user@host:port")
-    host = m.group("host").strip("[]")
-    port = int(m.group("port")) if m.group("port") else None
-    if port is not None and not 0 < port < 65536:
-        raise ValueError(f"target {text!r}: port out of range")
+    try:
+        endpoint = parse_endpoint(text)  # the same rule as the remote test's SSH endpoints
+    except EndpointError as exc:
+        if exc.reason == "port":
+            raise ValueError(f"target {text!r}: port out of range") from None
+        raise ValueError(f"target {text!r}: expected a host, a CIDR or user@host:port") from None
+    host, port = endpoint.host, endpoint.port
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
     try:
         network = ipaddress.ip_network(host)
     except ValueError:
         network = None  # a host name: matched by name only
-    return Target(text, host, network, m.group("user"), port)
+    return Target(text, host, network, endpoint.user, port)
 
 
 def parse_document(data: bytes) -> SignedNotice:
@@ -302,23 +289,16 @@ def parse_document(data: bytes) -> SignedNotice:
 
 
 def sign_notice(notice: Notice, key: Ed25519PrivateKey) -> SignedNotice:
-    from agent.keys import public_key_b64
-
     body = canonical(notice.to_json())
-    return SignedNotice(notice, body, base64.b64encode(key.sign(body)).decode("ascii"),
-                        public_key_b64(key.public_key()))
+    return SignedNotice(notice, body, ed25519.sign_b64(key, body), ed25519.public_b64(key.public_key()))
 
 
 def _signature_valid(signed: SignedNotice, key_b64: str) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     try:
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(key_b64, validate=True))
-        key.verify(base64.b64decode(signed.signature or "", validate=True), signed.body)
-    except (InvalidSignature, ValueError):
+        key = ed25519.load_public_b64(key_b64)
+    except ed25519.KeyFormatError:
         return False
-    return True
+    return ed25519.verify_b64(key, signed.signature or "", signed.body)
 
 
 def _p(code: str, en: str, zh: str) -> Problem:
@@ -450,60 +430,37 @@ def load_signed(path: Path) -> SignedNotice:
 
 def generate_issuer_key(path: Path) -> str:
     """Write a new issuer private key (PEM, 0600) and PATH.pub (base64); return the public key."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from agent.keys import public_key_b64
-
     if path.exists():
         raise UserError(f"{path} exists; not overwriting a key")
-    key = Ed25519PrivateKey.generate()
-    atomic_write(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption()), mode=0o600)
-    pub = public_key_b64(key.public_key())
+    key = ed25519.generate()
+    atomic_write(path, ed25519.private_pem(key), mode=0o600)
+    pub = ed25519.public_b64(key.public_key())
     atomic_write(Path(f"{path}.pub"), (pub + "\n").encode(), mode=0o644)
     return pub
 
 
 def load_issuer_key(path: Path) -> Ed25519PrivateKey:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from agent.keys import load_private_key_file
 
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise UserError(f"{path}: cannot load an issuer key: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise UserError(f"{path}: not an Ed25519 key")
-    return key
+    return load_private_key_file(path, "an issuer key")
 
 
 def load_public_key_file(path: Path) -> Ed25519PublicKey:
     """A public key file: base64 raw (as `notice keygen` writes), PEM public, or a PEM private key."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    from agent.keys import load_public_key_b64
-
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"{path}: cannot read key: {exc.strerror or exc}") from None
     if b"PRIVATE KEY" in data:
         return load_issuer_key(path).public_key()
-    if b"PUBLIC KEY" in data:
-        try:
-            key = serialization.load_pem_public_key(data)
-        except ValueError as exc:
-            raise UserError(f"{path}: {exc}") from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise UserError(f"{path}: not an Ed25519 key")
-        return key
-    return load_public_key_b64(data.decode("ascii", errors="replace").strip())
+    try:
+        return ed25519.load_public(data)
+    except ed25519.KeyFormatError as exc:
+        raise UserError(f"{path}: {exc}" if b"PUBLIC KEY" in data else str(exc)) from None
 
 
-def load_trusted(state: Path | None = None) -> list[TrustedIssuer]:
-    path = (state or state_dir()) / TRUST_FILE
+def load_trusted(state: StateDir) -> list[TrustedIssuer]:
+    path = state.path / TRUST_FILE
     try:
         data = json.loads(path.read_bytes())
         return [TrustedIssuer(str(i["name"]), str(i["public_key"]), str(i["fingerprint"]), str(i["added"]))
@@ -514,26 +471,24 @@ def load_trusted(state: Path | None = None) -> list[TrustedIssuer]:
         raise UserError(f"{path}: damaged trusted-issuers file: {exc}") from None
 
 
-def add_trusted(name: str, key: Ed25519PublicKey, state: Path | None = None) -> TrustedIssuer:
-    from agent.keys import key_fingerprint, public_key_b64
-
-    state = ensure_state_dir(state)
-    issuers = [i for i in load_trusted(state) if i.public_key != public_key_b64(key) and i.name != name]
-    entry = TrustedIssuer(name, public_key_b64(key), key_fingerprint(key), _iso(dt.datetime.now(dt.UTC)))
+def add_trusted(name: str, key: Ed25519PublicKey, state: StateDir) -> TrustedIssuer:
+    state.ensure()
+    issuers = [i for i in load_trusted(state) if i.public_key != ed25519.public_b64(key) and i.name != name]
+    entry = TrustedIssuer(name, ed25519.public_b64(key), ed25519.fingerprint(key), _iso(dt.datetime.now(dt.UTC)))
     issuers.append(entry)
     doc = {"issuers": [{"name": i.name, "public_key": i.public_key, "fingerprint": i.fingerprint, "added": i.added}
                        for i in issuers]}
-    atomic_write(state / TRUST_FILE, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+    atomic_write(state.path / TRUST_FILE, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
     return entry
 
 
-def _ack_path(state: Path, notice_id: str) -> Path:
+def _ack_path(state: StateDir, notice_id: str) -> Path:
     safe = hashlib.sha256(notice_id.encode()).hexdigest()[:32]
-    return state / ACK_DIR / f"{safe}.ack.json"
+    return state.path / ACK_DIR / f"{safe}.ack.json"
 
 
-def load_ack(notice_id: str, state: Path | None = None) -> Acknowledgement | None:
-    path = _ack_path(state or state_dir(), notice_id)
+def load_ack(notice_id: str, state: StateDir) -> Acknowledgement | None:
+    path = _ack_path(state, notice_id)
     try:
         data = json.loads(path.read_bytes())
         return Acknowledgement(str(data["notice_id"]), str(data["digest"]),
@@ -544,10 +499,10 @@ def load_ack(notice_id: str, state: Path | None = None) -> Acknowledgement | Non
         raise UserError(f"{path}: damaged acknowledgement: {exc}") from None
 
 
-def save_ack(signed: SignedNotice, actor: str, now: dt.datetime, state: Path | None = None) -> Acknowledgement:
+def save_ack(signed: SignedNotice, actor: str, now: dt.datetime, state: StateDir) -> Acknowledgement:
     """Record the subject's acknowledgement. A first acknowledgement stands: acknowledging again later must not
     move the delivery time (nor, so, the lead time)."""
-    state = ensure_state_dir(state)
+    state.ensure()
     existing = load_ack(signed.notice.id, state)
     if existing is not None and existing.digest == signed.digest:
         return existing
@@ -565,7 +520,7 @@ def check_file(
     now: dt.datetime | None = None,
     require_ack: bool = True,
     require_open: bool = False,
-    state: Path | None = None,
+    state: StateDir,
 ) -> CheckResult:
     signed = load_signed(path)
     return check(signed, now=now or dt.datetime.now(dt.UTC), trusted=load_trusted(state), settings=settings,

@@ -4,12 +4,9 @@ One line per entry::
 
     {"entry":<canonical JSON body>,"hash":"<64 hex>","sig":"<88 base64>"}
 
-``hash`` is SHA-256 over the exact body bytes; ``sig`` is the agent key's Ed25519 signature over the hash.
-The body holds ``prev``, the *link* of the entry before: SHA-256(hash || sig). Because each link commits to the
-previous entry's hash and signature, the signature on the last entry authenticates the whole chain, so
-``verify`` checks every hash, link and sequence number but only the last signature (Ed25519 verification costs
-~130 µs here: checking 100k signatures would take 13 s). When that signature, or any link, does not hold, the
-slow path checks signatures one by one to name the first bad entry.
+The chain logic (line format, links, verification) is pure and lives in ``agent.wire.chain`` so that the
+collector can verify records it receives; this module is the file side: the one typed write path
+(``Recorder.write(content)`` with a content model from ``agent.wire.record``), reading and verifying the file.
 
 ``record.head`` (seq and link of the last entry) catches entries cut off the end, which the chain alone cannot.
 Writers take an exclusive ``fcntl`` lock on ``record.lock``, append one line, fsync, then update the head.
@@ -17,7 +14,6 @@ Writers take an exclusive ``fcntl`` lock on ``record.lock``, append one line, fs
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
 import fcntl
@@ -25,30 +21,29 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import UserError
-from agent.state import atomic_write, ensure_state_dir, state_dir
+from agent.state import StateDir, atomic_write
+from agent.wire.chain import GENESIS, LINE_PREFIX, Head, VerifyResult, link_of, parse_line, verify_record
+from agent.wire.record import KINDS, EntryContent, InspectorDoc
+from baselines import ed25519
+from baselines.canonical_json import canonical_json
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+__all__ = ["GENESIS", "KINDS", "Entry", "Inspector", "Recorder", "VerifyResult", "link_of", "verify"]
 
 log = logging.getLogger(__name__)
 
 RECORD_FILE = "record.jsonl"
 HEAD_FILE = "record.head"
 LOCK_FILE = "record.lock"
-GENESIS = "0" * 64
-KINDS = ("scan", "remote", "netscan", "inspection", "refusal", "notice", "acknowledgement", "baseline-capture",
-         "baseline-accept", "host-key")
-
-_PREFIX = b'{"entry":'
-_HASH_LEN = 64
-_SIG_LEN = 88  # base64 of a 64-byte Ed25519 signature
-_TAIL_LEN = len(',"hash":"') + _HASH_LEN + len('","sig":"') + _SIG_LEN + len('"}')
+canonical = canonical_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +62,14 @@ class Inspector:
     def to_json(self) -> dict[str, str]:
         return {"name": self.name, "id": self.id}
 
+    def to_doc(self) -> InspectorDoc:
+        return InspectorDoc(name=self.name, id=self.id)
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One entry as read back: its body (as written) and its hash and signature."""
+
     seq: int
     time: str
     kind: str
@@ -84,6 +84,7 @@ class Entry:
     prev: str
     hash: str
     sig: str
+    applied: Any = None
 
     @property
     def link(self) -> str:
@@ -93,8 +94,8 @@ class Entry:
         return {
             "seq": self.seq, "time": self.time, "kind": self.kind, "actor": self.actor,
             "inspectors": [i.to_json() for i in self.inspectors], "notice_id": self.notice_id, "scope": self.scope,
-            "tests": list(self.tests), "summary": self.summary, "results_sha256": self.results_sha256,
-            "key": self.key, "prev": self.prev,
+            "tests": list(self.tests), "summary": self.summary, "applied": self.applied,
+            "results_sha256": self.results_sha256, "key": self.key, "prev": self.prev,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -107,37 +108,13 @@ class Entry:
             inspectors=tuple(Inspector(str(i["name"]), str(i["id"])) for i in body.get("inspectors") or ()),
             notice_id=body.get("notice_id"), scope=body.get("scope"), tests=tuple(body.get("tests") or ()),
             summary=body.get("summary"), results_sha256=body.get("results_sha256"), key=str(body["key"]),
-            prev=str(body["prev"]), hash=hash_hex, sig=sig,
+            prev=str(body["prev"]), hash=hash_hex, sig=sig, applied=body.get("applied"),
         )
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    ok: bool
-    entries: int
-    bad_seq: int | None = None  # the seq the bad entry claims (or should have had)
-    bad_line: int | None = None  # 1-based line number
-    reason: str | None = None  # bad hash | bad signature | broken chain | truncated line | reordered seq | ...
-
-    def message(self) -> str:
-        if self.ok:
-            return f"record intact: {self.entries} entries, chain and signature verified"
-        where = f"entry {self.bad_seq}" if self.bad_seq is not None else "record"
-        line = f" (line {self.bad_line})" if self.bad_line is not None else ""
-        return f"{where}{line}: {self.reason}"
-
-
-def canonical(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
 def results_digest(results: Any) -> str:
-    raw = results if isinstance(results, bytes) else canonical(results)
+    raw = results if isinstance(results, bytes) else canonical_json(results)
     return hashlib.sha256(raw).hexdigest()
-
-
-def link_of(hash_hex: str, sig: str) -> str:
-    return hashlib.sha256(f"{hash_hex}{sig}".encode("ascii")).hexdigest()
 
 
 def local_actor() -> str:
@@ -152,46 +129,23 @@ def local_actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def record_path(state: Path | None = None) -> Path:
-    return (state or state_dir()) / RECORD_FILE
-
-
-def _fingerprint(key: Ed25519PublicKey) -> str:
-    from agent.keys import key_fingerprint
-
-    return key_fingerprint(key)
-
-
 def seal(body: dict[str, Any], key: Ed25519PrivateKey) -> tuple[bytes, Entry]:
     """Hash and sign a body (which already holds seq, prev and key); return the line and the entry. Pure."""
-    raw = canonical(body)
+    raw = canonical_json(body)
     hash_hex = hashlib.sha256(raw).hexdigest()
-    sig = base64.b64encode(key.sign(hash_hex.encode("ascii"))).decode("ascii")
-    line = _PREFIX + raw + f',"hash":"{hash_hex}","sig":"{sig}"}}\n'.encode("ascii")
+    sig = ed25519.sign_b64(key, hash_hex.encode("ascii"))
+    line = LINE_PREFIX + raw + f',"hash":"{hash_hex}","sig":"{sig}"}}\n'.encode("ascii")
     return line, Entry.from_body(body, hash_hex, sig)
 
 
-def make_body(
-    seq: int, prev: str, key_fp: str, kind: str, actor: str, *, time: dt.datetime,
-    inspectors: Sequence[Inspector] = (), notice_id: str | None = None, scope: Any = None,
-    tests: Sequence[str] = (), summary: Any = None, results: Any = None,
-) -> dict[str, Any]:
-    if kind not in KINDS:
-        raise ValueError(f"unknown record kind {kind!r}")
+def make_body(seq: int, prev: str, key_fp: str, actor: str, content: EntryContent, *, time: dt.datetime,
+              results: Any = None) -> dict[str, Any]:
+    """The body of an entry: the typed content plus the chain fields. Pure."""
     return {
-        "seq": seq, "time": time.astimezone(dt.UTC).isoformat(timespec="microseconds"), "kind": kind,
-        "actor": actor, "inspectors": [i.to_json() for i in inspectors], "notice_id": notice_id,
-        "scope": _jsonable(scope), "tests": list(tests), "summary": _jsonable(summary),
-        "results_sha256": None if results is None else results_digest(results), "key": key_fp, "prev": prev,
+        **content.to_json(), "seq": seq, "time": time.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        "actor": actor, "results_sha256": None if results is None else results_digest(results), "key": key_fp,
+        "prev": prev,
     }
-
-
-def _jsonable(value: Any) -> Any:
-    """Scope and summary come as plain JSON values or objects with to_json() (a Scope, say)."""
-    to_json = getattr(value, "to_json", None)
-    if callable(to_json):
-        return to_json()
-    return value
 
 
 @contextlib.contextmanager
@@ -227,68 +181,58 @@ def _last_line(path: Path) -> bytes | None:
             chunk *= 4
 
 
-def _parse_line(raw: bytes) -> tuple[bytes, str, str]:
-    """(body bytes, hash, sig); ValueError when the line does not have the record's shape."""
-    if not raw.startswith(_PREFIX) or len(raw) < len(_PREFIX) + _TAIL_LEN + 2:
-        raise ValueError("not a record line")
-    tail = raw[-_TAIL_LEN:]
-    if not (tail.startswith(b',"hash":"') and tail.endswith(b'"}')):
-        raise ValueError("not a record line")
-    hash_hex = tail[9:9 + _HASH_LEN].decode("ascii")
-    if tail[9 + _HASH_LEN:9 + _HASH_LEN + 9] != b'","sig":"':
-        raise ValueError("not a record line")
-    sig = tail[9 + _HASH_LEN + 9:-2].decode("ascii")
-    return raw[len(_PREFIX):-_TAIL_LEN], hash_hex, sig
+class Recorder:
+    """The one write path into the record: every action, refusal and host-key event goes through ``write``
+    with a typed content model (``agent.wire.record.*Content``)."""
 
+    def __init__(self, state: StateDir, actor: str | None = None) -> None:
+        self.state = state
+        self.actor = actor or local_actor()
 
-def append(
-    kind: str,
-    actor: str,
-    *,
-    inspectors: Sequence[Inspector] = (),
-    notice_id: str | None = None,
-    scope: Any = None,
-    tests: Sequence[str] = (),
-    summary: Any = None,
-    results: Any = None,
-    state: Path | None = None,
-) -> Entry:
-    """Append one entry durably. Concurrent writers (several runs at once) serialise on the lock file."""
-    from agent.keys import agent_signing_key
+    @property
+    def path(self) -> Path:
+        return self.state.record
 
-    state = ensure_state_dir(state)
-    key = agent_signing_key(state)
-    path = state / RECORD_FILE
-    with _locked(state):
-        last = _last_line(path)
-        if last is None:
-            seq, prev = 1, GENESIS
-        else:
+    def write(self, content: EntryContent, results: Any = None, actor: str | None = None) -> Entry:
+        """Append one entry durably. Concurrent writers (several runs at once) serialise on the lock file.
+        ``actor`` names someone else than the recorder's actor when the action was theirs (who accepted a
+        baseline)."""
+        from agent.keys import agent_signing_key
+
+        if content.kind not in KINDS:  # pragma: no cover - the content models name only known kinds
+            raise ValueError(f"unknown record kind {content.kind!r}")
+        state = self.state.ensure()
+        key = agent_signing_key(self.state)
+        path = state / RECORD_FILE
+        with _locked(state):
+            last = _last_line(path)
+            if last is None:
+                seq, prev = 1, GENESIS
+            else:
+                try:
+                    body_raw, hash_hex, sig = parse_line(last)
+                    seq, prev = int(json.loads(body_raw)["seq"]) + 1, link_of(hash_hex, sig)
+                except (ValueError, KeyError, TypeError):
+                    raise UserError(f"{path}: the last entry is damaged; run `precaution record verify`") from None
+            body = make_body(seq, prev, ed25519.fingerprint(key.public_key()), actor or self.actor, content,
+                             time=dt.datetime.now(dt.UTC), results=results)
+            line, entry = seal(body, key)
+            new = not path.exists()
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                body_raw, hash_hex, sig = _parse_line(last)
-                seq, prev = int(json.loads(body_raw)["seq"]) + 1, link_of(hash_hex, sig)
-            except (ValueError, KeyError, TypeError):
-                raise UserError(f"{path}: the last entry is damaged; run `precaution record verify`") from None
-        body = make_body(seq, prev, _fingerprint(key.public_key()), kind, actor, time=dt.datetime.now(dt.UTC),
-                         inspectors=inspectors, notice_id=notice_id, scope=scope, tests=tests, summary=summary,
-                         results=results)
-        line, entry = seal(body, key)
-        new = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if new:
-            dir_fd = os.open(state, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
+                os.write(fd, line)
+                os.fsync(fd)
             finally:
-                os.close(dir_fd)
-        atomic_write(state / HEAD_FILE, canonical({"seq": entry.seq, "link": entry.link}) + b"\n")
-    log.debug("record: appended %s entry %d", kind, entry.seq)
-    return entry
+                os.close(fd)
+            if new:
+                dir_fd = os.open(state, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+            atomic_write(state / HEAD_FILE, canonical_json({"seq": entry.seq, "link": entry.link}) + b"\n")
+        log.debug("record: appended %s entry %d", content.kind, entry.seq)
+        return entry
 
 
 def read_entries(path: Path) -> list[Entry]:
@@ -302,7 +246,7 @@ def read_entries(path: Path) -> list[Entry]:
         if not raw:
             continue
         try:
-            body_raw, hash_hex, sig = _parse_line(raw)
+            body_raw, hash_hex, sig = parse_line(raw)
             out.append(Entry.from_body(json.loads(body_raw), hash_hex, sig))
         except (ValueError, KeyError, TypeError):
             break
@@ -314,97 +258,28 @@ def _public_key(state: Path) -> Ed25519PublicKey:
 
     if not (state / KEY_FILE).exists():
         raise UserError(f"{state / KEY_FILE}: agent key missing; the record's signatures cannot be checked")
-    return agent_signing_key(state).public_key()
+    return agent_signing_key(StateDir(state)).public_key()
 
 
-def _sig_ok(key: Ed25519PublicKey, hash_hex: str, sig: str) -> bool:
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        key.verify(base64.b64decode(sig, validate=True), hash_hex.encode("ascii"))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
-@dataclass(frozen=True, slots=True)
-class _Line:
-    number: int
-    seq: int
-    hash: str
-    sig: str
-
-
-def verify(path: Path | None = None, public_key: Ed25519PublicKey | None = None) -> VerifyResult:
-    """Check the whole record; name the first bad entry."""
-    path = path or record_path()
-    if not path.exists():
-        # No record is fine only if none was ever written: the head file remembers the last entry.
-        head = _read_head(path.parent / HEAD_FILE)
-        if head is not None:
-            return VerifyResult(False, 0, head[0] or None, None, "record file missing (the head says entries "
-                                "were written)")
-        return VerifyResult(True, 0)
-    if public_key is None:
-        public_key = _public_key(path.parent)
-    fp = _fingerprint(public_key)
+def verify(path: Path, public_key: Ed25519PublicKey | None = None) -> VerifyResult:
+    """Check the record file (and its head file); name the first bad entry."""
+    head = _read_head(path.parent / HEAD_FILE)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return VerifyResult(False, 0, None, None, "record file vanished while reading")
-    lines = data.split(b"\n")
-    trailing = lines.pop()  # b"" when the file ends with a newline, as every complete record does
-    parsed: list[_Line] = []
-    prev, expected_seq = GENESIS, 1
-    count = len(lines) + (1 if trailing else 0)
-    for index, raw in enumerate(lines + ([trailing] if trailing else []), start=1):
-        if index == count and trailing:
-            return VerifyResult(False, len(parsed), expected_seq, index, "truncated line (no line end)")
-        try:
-            body_raw, hash_hex, sig = _parse_line(raw)
-            body = json.loads(body_raw)
-            seq = body["seq"]
-        except (ValueError, KeyError, TypeError):
-            return VerifyResult(False, len(parsed), expected_seq, index, "truncated or malformed line")
-        if hashlib.sha256(body_raw).hexdigest() != hash_hex:
-            return VerifyResult(False, len(parsed), expected_seq, index,
-                                "bad hash (the entry was changed after it was written)")
-        if seq != expected_seq:
-            return VerifyResult(False, len(parsed), expected_seq, index,
-                                f"reordered or missing entry (found seq {seq}, expected {expected_seq})")
-        if body.get("prev") != prev:
-            # Either the entry before had its signature changed (its link no longer matches) or this one
-            # points elsewhere: the previous signature decides which.
-            if parsed and not _sig_ok(public_key, parsed[-1].hash, parsed[-1].sig):
-                return VerifyResult(False, len(parsed) - 1, parsed[-1].seq, parsed[-1].number, "bad signature")
-            return VerifyResult(False, len(parsed), seq, index, "broken chain (prev does not match the entry before)")
-        if body.get("key") != fp:
-            return VerifyResult(False, len(parsed), seq, index,
-                                f"signed by another key ({body.get('key')}, agent key is {fp})")
-        parsed.append(_Line(index, seq, hash_hex, sig))
-        prev, expected_seq = link_of(hash_hex, sig), expected_seq + 1
-    if parsed and not _sig_ok(public_key, parsed[-1].hash, parsed[-1].sig):
-        # The last signature covers the chain; find the first entry whose own signature fails.
-        for line in parsed:
-            if not _sig_ok(public_key, line.hash, line.sig):
-                return VerifyResult(False, line.seq - 1, line.seq, line.number, "bad signature")
-    head = _read_head(path.parent / HEAD_FILE)
-    if head is not None:
-        head_seq, head_link = head
-        if head_seq > len(parsed):
-            return VerifyResult(False, len(parsed), len(parsed) + 1, len(parsed) + 1,
-                                f"truncated record: entries {len(parsed) + 1}..{head_seq} are missing")
-        if head_seq == len(parsed) and parsed and head_link != prev:
-            return VerifyResult(False, len(parsed), parsed[-1].seq, parsed[-1].number,
-                                "last entry differs from the one the head file recorded")
-    return VerifyResult(True, len(parsed))
+        # No record is fine only if none was ever written: the head file remembers the last entry.
+        if head is not None:
+            return VerifyResult(False, 0, head.seq or None, None, "record file missing (the head says entries "
+                                "were written)")
+        return VerifyResult(True, 0)
+    return verify_record(data, public_key or _public_key(path.parent), head)
 
 
-def _read_head(path: Path) -> tuple[int, str] | None:
+def _read_head(path: Path) -> Head | None:
     try:
         data = json.loads(path.read_bytes())
-        return int(data["seq"]), str(data["link"])
+        return Head(int(data["seq"]), str(data["link"]))
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError):
-        return (0, "")
+        return Head(0, "")

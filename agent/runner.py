@@ -1,5 +1,12 @@
 """Runs probes concurrently. The one catch-all per probe lives here: a probe that fails or times out becomes
-a probe-error entry and never aborts the run."""
+a probe-error entry and never aborts the run.
+
+A probe that overruns its timeout is stopped, not abandoned: each run has a CancelToken (probes/cancel.py)
+bound to its worker thread; on timeout the runner cancels it, which kills the command the probe has in flight
+(its whole process group) and makes the probe's next or current transport call raise ProbeCancelled, so the
+worker returns. run_probes then waits up to ``grace`` seconds for those workers, so that a long-running
+process (the daemon) does not gain a thread per cycle.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +18,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from probes.base import GatherContext, Probe
+from probes.cancel import CancelToken, bound_to
+from probes.errors import ProbeCancelled
 from probes.observation import Observation
 from probes.transport import Transport
 
 log = logging.getLogger(__name__)
 
 Status = Literal["ok", "limited", "error", "timeout", "skipped"]
+GRACE_S = 2.0  # how long a cancelled probe may take to unwind before run_probes returns without it
 
 
 @dataclass(slots=True)
@@ -38,16 +48,23 @@ class ProbeRun:
 ProgressFn = Callable[[ProbeRun], None]
 
 
-def _run_one(probe: Probe, transport: Transport) -> ProbeRun:  # type: ignore[type-arg]
+def _run_one(probe: Probe, transport: Transport, token: CancelToken) -> ProbeRun:  # type: ignore[type-arg]
     started = time.perf_counter()
-    ctx = GatherContext(transport)
+    ctx = GatherContext(transport, cancel=token)
     try:
-        unmet = probe.unmet(transport)
-        if unmet:
-            return ProbeRun(probe.id, probe.title, "skipped", 0.0, message=unmet)
-        if probe.requires.root and not transport.is_root:
-            ctx.limited("not root: results limited to what this user can read")
-        observations = probe.observe(ctx)
+        with bound_to(token):
+            unmet = probe.unmet(transport)
+            if unmet:
+                return ProbeRun(probe.id, probe.title, "skipped", 0.0, message=unmet)
+            if probe.requires.root and not transport.is_root:
+                ctx.limited("not root: results limited to what this user can read")
+            missing = probe.missing_binaries(transport)
+            if missing:
+                ctx.limited(missing)
+            observations = probe.observe(ctx)
+    except ProbeCancelled:
+        return ProbeRun(probe.id, probe.title, "timeout", time.perf_counter() - started,
+                        message=f"no result within {probe.timeout:.0f} s")
     except Exception as exc:  # the one catch-all per probe run
         log.warning("probe %s failed", probe.id, exc_info=True)
         return ProbeRun(probe.id, probe.title, "error", time.perf_counter() - started,
@@ -62,14 +79,18 @@ def run_probes(
     transport: Transport,
     progress: ProgressFn | None = None,
     max_workers: int = 8,
+    grace: float = GRACE_S,
 ) -> list[ProbeRun]:
-    """Run every probe; results come back in the order of ``probes``."""
+    """Run every probe; results come back in the order of ``probes``. A probe still running at its timeout
+    (counted from the start of the run) is cancelled and reported as "timeout"."""
     results: dict[str, ProbeRun] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(probes))), thread_name_prefix="probe")
     started = time.monotonic()
+    tokens = {p.id: CancelToken(started + p.timeout) for p in probes}
     pending: dict[Future[ProbeRun], Probe] = {  # type: ignore[type-arg]
-        pool.submit(_run_one, p, transport): p for p in probes
+        pool.submit(_run_one, p, transport, tokens[p.id]): p for p in probes
     }
+    abandoned: list[Future[ProbeRun]] = []
     try:
         while pending:
             now = time.monotonic()
@@ -84,12 +105,20 @@ def run_probes(
             now = time.monotonic()
             for fut, probe in list(pending.items()):
                 if now >= started + probe.timeout:
-                    fut.cancel()
+                    tokens[probe.id].cancel()  # kills its command, wakes its reads
+                    if not fut.cancel():  # already running: it unwinds on its own
+                        abandoned.append(fut)
                     pending.pop(fut)
                     results[probe.id] = ProbeRun(probe.id, probe.title, "timeout", now - started,
                                                  message=f"no result within {probe.timeout:.0f} s")
                     if progress:
                         progress(results[probe.id])
     finally:
+        for token in tokens.values():
+            token.cancel()  # an exception above (KeyboardInterrupt) stops everything still running
         pool.shutdown(wait=False, cancel_futures=True)
+    if abandoned:
+        _, stuck = wait(abandoned, timeout=grace)
+        if stuck:  # a probe blocked outside the transport (a Python loop, a library call): it leaks a thread
+            log.warning("%d probe run(s) did not stop within %.1f s of their timeout", len(stuck), grace)
     return [results[p.id] for p in probes]

@@ -6,9 +6,8 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from agent import __version__
 from agent.runner import ProbeRun, ProgressFn, run_probes
 from baselines.diff import Diff, diff_observations, volatile_of
 from baselines.drift import DriftFinding, drift_findings, integrity_finding
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "precaution.scan/v1"
+SCHEMA = "precaution.scan/v2"
 
 
 @dataclass(slots=True)
@@ -64,11 +63,6 @@ class BaselineComparison:
     probes: tuple[str, ...] = ()  # compared
     counts: dict[str, int] = field(default_factory=dict)  # added / removed / changed
     ignored: dict[str, int] = field(default_factory=dict)  # ignore reason -> items
-
-    def to_json(self) -> dict[str, Any]:
-        return {"scope": self.scope, "status": self.status, "message": self.message, "version": self.version,
-                "accepted_by": self.accepted_by, "accepted_at": self.accepted_at, "probes": list(self.probes),
-                "drift": self.counts, "ignored": self.ignored}
 
 
 @dataclass(slots=True)
@@ -107,39 +101,6 @@ class ScanResult:
         for f in self.active_findings:
             out[f.severity.value] += 1
         return out
-
-    def to_json(self, lang: str | None = None, include_observations: bool = False) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "schema": SCHEMA,
-            "tool_version": __version__,
-            "host": {"hostname": self.host.hostname, "machine_id": self.host.machine_id},
-            "transport": self.transport,
-            "as_root": self.as_root,
-            "started": self.started.isoformat(),
-            "finished": self.finished.isoformat(),
-            "profile": self.profile_id,
-            "summary": {
-                "findings": self.counts(),
-                "waived": len(self.findings) - len(self.active_findings),
-                "probe_errors": len(self.probe_errors),
-                "unevaluated_rules": list(self.unevaluated_rules),
-            },
-            "probes": [
-                {"id": r.probe, "title": r.title, "status": r.status, "duration_s": round(r.duration_s, 4),
-                 "observations": len(r.observations), "message": r.message, "limitations": r.limitations}
-                for r in self.probes
-            ],
-            "findings": [f.to_json(lang) for f in sorted_findings(self.findings)],
-            "expired_waivers": [
-                {"rule": w.rule, "finding": w.finding, "subject": w.subject, "expires": w.expires.isoformat(),
-                 "justification": w.justification} for w in self.expired_waivers
-            ],
-            "notes": self.notes,
-            "baseline": self.baseline.to_json() if self.baseline else None,
-        }
-        if include_observations:
-            data["observations"] = [o.to_json() for o in self.observations]
-        return data
 
 
 def sorted_findings(findings: Sequence[Finding]) -> list[Finding]:
@@ -208,8 +169,14 @@ def run_scan(
 def compare_runs(baseline: Baseline, runs: Sequence[ProbeRun], profile: Profile,
                  host: str) -> tuple[Diff, list[DriftFinding]]:
     """Diff the probes that ran now and are in the baseline (a probe that did not run is not "removed")."""
-    compared = {r.probe for r in runs if r.ran} & set(baseline.meta.probes)
-    current_obs = [o for r in runs if r.probe in compared for o in r.observations]
+    current = [o for r in runs if r.ran for o in r.observations]
+    return compare_observations(baseline, {r.probe for r in runs if r.ran}, current, profile, host)
+
+
+def compare_observations(baseline: Baseline, ran: set[str], observations: Sequence[Observation], profile: Profile,
+                         host: str) -> tuple[Diff, list[DriftFinding]]:
+    compared = ran & set(baseline.meta.probes)
+    current_obs = [o for o in observations if o.probe in compared]
     volatile = dict(baseline.volatile)
     for probe, names in volatile_of(current_obs).items():
         volatile[probe] = volatile.get(probe, frozenset()) | names
@@ -220,33 +187,47 @@ def compare_runs(baseline: Baseline, runs: Sequence[ProbeRun], profile: Profile,
 def compare_with_baseline(files: BaselineFiles, scope: Scope, host: HostIdentity, runs: Sequence[ProbeRun],
                           profile: Profile) -> tuple[list[Finding], BaselineComparison, list[str]]:
     """Drift findings (or the critical integrity finding), the comparison summary and notes for the report."""
+    ran = {r.probe for r in runs if r.ran}
+    limited = {r.probe for r in runs if r.status == "limited"}
+    return compare_scope(files, scope, host, ran, [o for r in runs if r.ran for o in r.observations], limited,
+                         profile, host.hostname)
+
+
+def compare_scope(files: BaselineFiles, scope: Scope, host: HostIdentity, ran: set[str],
+                  observations: Sequence[Observation], limited: set[str], profile: Profile,
+                  finding_host: str) -> tuple[list[Finding], BaselineComparison, list[str]]:
+    """The one comparison path for host and network baselines: drift findings, or (baseline invalid) the
+    critical integrity finding; a missing baseline is a note, never an error."""
     from agent.baseline_files import BaselineMissing
     from baselines.store import BaselineInvalid
 
+    capture = "precaution baseline capture" + (" --network" if scope.kind == "network" else "")
     try:
         baseline = files.load(scope, host.hostname, host.machine_id)
     except BaselineMissing:
-        message = (f"no baseline for {scope.label} yet: drift not checked; run `precaution baseline capture` "
-                   "to record this host's known-good state")
+        what = "network baseline" if scope.kind == "network" else "baseline"
+        whose = "the network's" if scope.kind == "network" else "this host's"
+        message = (f"no {what} for {scope.label} yet: drift not checked; run `{capture}` "
+                   f"to record {whose} known-good state")
         return [], BaselineComparison(scope.label, "missing", message), [message]
     except BaselineInvalid as exc:
         path = str(files.current_path(scope))
         message = f"baseline {scope.label} NOT USED: {exc.message}"
-        return ([integrity_finding(host.hostname, scope.label, path, exc.message)],
+        return ([integrity_finding(finding_host, scope.label, path, exc.message)],
                 BaselineComparison(scope.label, "invalid", message), [message])
-    result, drift = compare_runs(baseline, runs, profile, host.hostname)
+    result, drift = compare_observations(baseline, ran, observations, profile, finding_host)
     meta = baseline.meta
     notes: list[str] = []
     missing = sorted(set(meta.probes) - set(result.probes))
     if missing:
         notes.append(f"baseline probes not compared (did not run now): {', '.join(missing)}")
-    new = sorted({r.probe for r in runs if r.ran} - set(meta.probes))
+    new = sorted(ran - set(meta.probes))
     if new:
         notes.append(f"probes not in baseline {scope.label} v{meta.version} (no drift check): {', '.join(new)}")
-    limited = sorted(r.probe for r in runs if r.status == "limited" and r.probe in result.probes)
-    if limited:
+    limited_compared = sorted(p for p in limited if p in result.probes)
+    if limited_compared:
         notes.append(f"limited probes compared with the baseline (drift may reflect missing permissions): "
-                     f"{', '.join(limited)}")
+                     f"{', '.join(limited_compared)}")
     total = len(result.items)
     message = (f"baseline {scope.label} v{meta.version} (accepted by {meta.accepted_by} {meta.accepted_at}): "
                f"{total} drift item(s) in {len(drift)} finding(s)")

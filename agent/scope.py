@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.errors import UserError
+from probes.errors import ProbeInputError
 from probes.network.ports import PortSet
-from probes.network.target import KINDS, ApprovedTarget, IPAddress, _issue
+from probes.network.target import KINDS, ApprovedTarget, IPAddress, issue_target
 
 __all__ = [
     "DEFAULT_MAX_ADDRESSES", "KINDS", "ApprovedTarget", "PortSet", "Refusal", "Scope", "ScopeGuard", "ScopeRefused",
@@ -184,7 +185,10 @@ class Scope:
         size = _size(networks)
         if size > max_addresses:
             raise UserError(f"scope too large: {size} addresses, the limit is {max_addresses}")
-        port_set = PortSet.parse(ports) if isinstance(ports, str) else ports
+        try:
+            port_set = PortSet.parse(ports) if isinstance(ports, str) else ports
+        except ProbeInputError as exc:  # the agent's own input, so the agent's error (notices catch it)
+            raise UserError(f"scope ports: {exc}") from None
         return cls(tuple(networks), tuple(hosts), port_set, frozenset(kinds), tuple(deny_nets), max_addresses)
 
     def entries(self) -> list[str]:
@@ -290,7 +294,7 @@ class ScopeGuard:
             if reason:
                 refused.setdefault((item, reason), []).append(ip)
             else:
-                approved.append(_issue(ip, kind, approved_ports, name, self.deadline))
+                approved.append(issue_target(ip, kind, approved_ports, name, self.deadline))
         if refused:
             refusals = [Refusal(item, kind, reason, _ranges(ips), len(ips)) for (item, reason), ips in refused.items()]
             if not partial or not approved:

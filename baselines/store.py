@@ -35,8 +35,10 @@ from itertools import accumulate, chain, compress, groupby, islice, repeat
 from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from baselines import ed25519
 from baselines.diff import AttrMap, ObsKey, no_gc
 from baselines.rowdigest import SCHEME, row_digests
+from probes.key_fingerprint import sha256_fingerprint
 from probes.observation import Observation
 
 if TYPE_CHECKING:
@@ -361,9 +363,8 @@ def _value_tuples(names: tuple[str, ...], rows: Sequence[AttrMap]) -> Iterator[t
 def sign_body(body: bytes, key: Ed25519PrivateKey) -> bytes:
     """The whole document: the body followed by its signature line."""
     digest = hashlib.sha256(body).digest()
-    signature = key.sign(SIGNATURE_CONTEXT + digest)
     trailer = {"signature": {"alg": "ed25519", "key": _raw_b64(key.public_key()), "sha256": digest.hex(),
-                             "sig": base64.b64encode(signature).decode()}}
+                             "sig": ed25519.sign_b64(key, SIGNATURE_CONTEXT + digest)}}
     return body + _encode(trailer).encode() + b"\n"
 
 
@@ -420,8 +421,6 @@ def _peek_header(line: bytes) -> dict[str, Any]:
 
 
 def _check_signature(last: bytes, digest: bytes, trusted: Ed25519PublicKey) -> None:
-    from cryptography.exceptions import InvalidSignature
-
     try:
         sig = json.loads(last)["signature"]
         alg, key_text, digest_hex, sig_b64 = sig["alg"], sig["key"], sig["sha256"], sig["sig"]
@@ -431,32 +430,19 @@ def _check_signature(last: bytes, digest: bytes, trusted: Ed25519PublicKey) -> N
         raise BaselineInvalid("bad-signature", f"unsupported signature algorithm {alg!r}")
     if key_text != _raw_b64(trusted):
         try:
-            other = fingerprint_of(base64.b64decode(str(key_text), validate=True))
+            other = sha256_fingerprint(base64.b64decode(str(key_text), validate=True))
         except ValueError:
             other = "unreadable key"
         raise BaselineInvalid("foreign-key", f"signed by another key ({other}), not this agent's "
                                              f"({key_fingerprint(trusted)})")
     if digest.hex() != digest_hex:
         raise BaselineInvalid("altered", "content altered after signing (digest mismatch)")
-    try:
-        trusted.verify(base64.b64decode(str(sig_b64), validate=True), SIGNATURE_CONTEXT + digest)
-    except (InvalidSignature, ValueError):
-        raise BaselineInvalid("bad-signature", "signature does not verify") from None
+    if not ed25519.verify_b64(trusted, str(sig_b64), SIGNATURE_CONTEXT + digest):
+        raise BaselineInvalid("bad-signature", "signature does not verify")
 
 
-def _raw_b64(key: Ed25519PublicKey) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    return base64.b64encode(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
-
-
-def fingerprint_of(raw: bytes) -> str:
-    """Same form as agent.keys.key_fingerprint (OpenSSH style)."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")
-
-
-def key_fingerprint(key: Ed25519PublicKey) -> str:
-    return fingerprint_of(base64.b64decode(_raw_b64(key)))
+_raw_b64 = ed25519.public_b64
+key_fingerprint = ed25519.fingerprint
 
 
 def read_header(line: bytes) -> dict[str, Any]:

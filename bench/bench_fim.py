@@ -1,4 +1,4 @@
-"""File-integrity baseline of /usr/lib: the engine (baselines/fim.py) side by side with coreutils sha256sum
+"""File-integrity baseline of /usr/lib: the engine (probes/fim/engine.py) side by side with coreutils sha256sum
 (two parallel xargs workers) and AIDE (sha256 only, same tree), page cache warm; then the unchanged re-check,
 the files probe's first and second run over its default paths, and `precaution scan` warm (what a repeat
 scan costs in wall time and peak memory, now that dpkg ownership is cached).
@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from baselines.fim import POOL_MIN_CPUS, FimOptions, scan
 from bench.bench_scan import measure
 from probes.base import GatherContext
+from probes.fim.engine import POOL_MIN_CPUS, FimOptions, scan
 from probes.host.files import FilesOptions, FilesProbe
 from probes.transport import LocalTransport
 

@@ -154,13 +154,20 @@ def _openssh_version() -> str:
 def _record_section() -> list[str]:
     from agent import record
     from agent.keys import agent_signing_key, key_fingerprint
+    from agent.state import StateDir
+    from agent.wire.base import SeverityCounts
+    from agent.wire.record import HostScope, ScanContent, ScanSummaryDoc
+
+    def content(high: int) -> ScanContent:
+        return ScanContent(scope=HostScope(host="bench"), tests=["accounts", "listeners"], summary=ScanSummaryDoc(
+            findings=SeverityCounts(info=0, low=0, medium=1, high=high, critical=0), probe_errors=0, baseline=None))
 
     state = Path(tempfile.mkdtemp(prefix="precaution-bench-record-"))
+    recorder = record.Recorder(StateDir(state), "bench")
     n_append = 300
     t0 = time.perf_counter()
     for i in range(n_append):
-        record.append("scan", "bench", tests=("accounts", "listeners"), summary={"findings": {"high": i % 3}},
-                      results={"i": i}, state=state)
+        recorder.write(content(i % 3), results={"i": i})
     append_rate = n_append / (time.perf_counter() - t0)
     path = state / record.RECORD_FILE
     t0 = time.perf_counter()
@@ -169,16 +176,14 @@ def _record_section() -> list[str]:
 
     # A 100k-entry record, built with the same seal() the appender uses (one write, not 100k fsyncs).
     big = Path(tempfile.mkdtemp(prefix="precaution-bench-record-"))
-    key = agent_signing_key(big)
+    key = agent_signing_key(StateDir(big))
     fp = key_fingerprint(key.public_key())
     prev = record.GENESIS
     now = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     with open(big / record.RECORD_FILE, "wb") as fh:
         for seq in range(1, VERIFY_ENTRIES + 1):
-            body = record.make_body(seq, prev, fp, "scan", "bench", time=now, tests=("accounts", "listeners"),
-                                    summary={"findings": {"high": seq % 3, "medium": 1}, "probe_errors": 0},
-                                    results={"seq": seq})
+            body = record.make_body(seq, prev, fp, "bench", content(seq % 3), time=now, results={"seq": seq})
             line, entry = record.seal(body, key)
             fh.write(line)
             prev = entry.link

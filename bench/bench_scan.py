@@ -26,6 +26,9 @@ LYNIS_RUNS = 1
 BUDGET_WALL_S = 2.0
 BUDGET_RSS_MB = 80.0
 GNU_TIME = "/usr/bin/time"
+# A checkout of the tree before a change (e.g. `git archive BASE | tar -x -C DIR`): its `precaution scan` is
+# measured in the same run, from the same venv, with the editable install bypassed (python -S).
+BEFORE_ENV = "PRECAUTION_BENCH_BEFORE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +84,26 @@ def _probe_times(precaution: str, env: dict[str, str]) -> str:
     return ", ".join(f"{p['id']} {p['duration_s'] * 1000:.0f} ms" for p in probes[:5])
 
 
+def _before_argv(tree: str) -> list[str]:
+    import sysconfig
+
+    site = sysconfig.get_paths()["purelib"]
+    code = (f"import sys; sys.path[:0] = [{tree!r}, {site!r}]; from agent.cli.main import main; "
+            "sys.exit(main(['scan']))")
+    return [sys.executable, "-S", "-c", code]
+
+
 def run() -> str:
     precaution = str(Path(sys.executable).parent / "precaution")
     home = tempfile.mkdtemp(prefix="bench-scan-")  # no baseline, no waivers: the plain first scan
     env = {**os.environ, "PRECAUTION_HOME": home}
+    before_tree = os.environ.get(BEFORE_ENV)
+    before: list[Sample] = []
     try:
         ours = series([precaution, "scan"], env, RUNS)
         slowest = _probe_times(precaution, env)
+        if before_tree:  # alternate-free: ours ran first, then the old tree, both warm
+            before = series(_before_argv(before_tree), env, RUNS)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     lynis = shutil.which("lynis") or ("/usr/sbin/lynis" if os.path.exists("/usr/sbin/lynis") else None)
@@ -106,6 +122,13 @@ def run() -> str:
         f"(min {min(s.wall_s for s in ours):.2f}, max {max(s.wall_s for s in ours):.2f}) | {rss:.1f} MB | "
         f"{', '.join(sorted({str(s.returncode) for s in ours}))} |",
     ]
+    if before:
+        bw = statistics.median(s.wall_s for s in before)
+        br = statistics.median(s.rss_mb for s in before)
+        lines.append(f"| same, tree before the change (`{BEFORE_ENV}`: {Path(before_tree or '').name}) | {RUNS} | "
+                     f"{bw:.2f} s (min {min(s.wall_s for s in before):.2f}, max {max(s.wall_s for s in before):.2f})"
+                     f" | {br:.1f} MB | {', '.join(sorted({str(s.returncode) for s in before}))} |")
+        lines.append(f"| after / before | | {wall / bw:.2f}x | {rss / br:.2f}x | |")
     if theirs:
         lw = statistics.median(s.wall_s for s in theirs)
         lr = statistics.median(s.rss_mb for s in theirs)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+from probes.cancel import NEVER, CancelToken
 from probes.observation import Observation, Row
 from probes.transport import Transport
 
@@ -39,10 +40,12 @@ class ProbeSettings:
 
 @dataclass(slots=True)
 class GatherContext:
-    """Given to gather(): the transport and a place to note what could not be read."""
+    """Given to gather(): the transport, a place to note what could not be read, and the run's cancel token
+    (transport calls honour it by themselves; a probe that loops long without one checks ``cancel.check()``)."""
 
     transport: Transport
     limitations: list[str] = field(default_factory=list)
+    cancel: CancelToken = NEVER
 
     def limited(self, reason: str) -> None:
         if reason not in self.limitations:
@@ -82,3 +85,11 @@ class Probe(Generic[RowT]):
         if req.paths_any and not any(transport.exists(p) for p in req.paths_any):
             return f"none of {', '.join(req.paths_any)} present"
         return None
+
+    def missing_binaries(self, transport: Transport) -> str | None:
+        """The limitation to note when none of ``requires.binaries_any`` is on the target (None: one is, or
+        none is needed). The probe still runs: it falls back to files, or reports what it could not see."""
+        names = self.requires.binaries_any
+        if not names or any(transport.which(n) for n in names):
+            return None
+        return f"none of {', '.join(names)} installed: results limited to what can be read without them"

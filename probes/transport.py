@@ -6,18 +6,28 @@ lets one probe run unchanged on this host, on a fixture root in tests, or on an 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import select
 import shutil
+import signal
 import stat as stat_mod
 import subprocess
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from probes import cancel
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+# A FIFO or device that never delivers gives up after this long even outside a probe run (no deadline).
+SPECIAL_READ_TIMEOUT = 10.0
+_POLL_SLICE_MS = 50  # how quickly a read of a FIFO/device notices cancellation
 
 
 class CommandUnavailable(Exception):
@@ -193,19 +203,30 @@ class LocalTransport:
         return self.root + path
 
     def read_bytes(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-        with open(self.host_path(path), "rb") as fh:
-            return fh.read(max_bytes)
+        token = cancel.current()
+        token.check()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore the flag.
+        fd = os.open(self.host_path(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if stat_mod.S_ISREG(os.fstat(fd).st_mode):
+                with os.fdopen(fd, "rb", closefd=False) as fh:
+                    return fh.read(max_bytes)
+            return _read_special(fd, max_bytes, token)
+        finally:
+            os.close(fd)
 
     def read_text(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
         return self.read_bytes(path, max_bytes).decode("utf-8", errors="replace")
 
     def list_dir(self, path: str) -> list[str]:
+        cancel.current().check()
         return sorted(os.listdir(self.host_path(path)))
 
     def exists(self, path: str) -> bool:
         return os.path.lexists(self.host_path(path))
 
     def stat(self, path: str, follow: bool = True) -> FileStat:
+        cancel.current().check()
         st = os.stat(self.host_path(path), follow_symlinks=follow)
         return FileStat(st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -236,12 +257,57 @@ class LocalTransport:
         if exe is None:
             raise CommandUnavailable(f"{argv[0]}: not installed")
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "LANG": "C"}
-        proc = subprocess.run(
-            [exe, *argv[1:]], capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL, check=False
-        )
+        token = cancel.current()
+        token.check()
+        # Its own process group, so that a timeout or a cancelled run kills the command and its children.
+        proc = subprocess.Popen([exe, *argv[1:]], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, start_new_session=True)
+        try:
+            with token.on_cancel(lambda: _kill_group(proc)):
+                stdout, stderr = proc.communicate(timeout=token.bound(timeout))
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()
+            token.check()  # the run's deadline, not the command's own timeout
+            raise subprocess.TimeoutExpired(argv, timeout) from None
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            raise
+        token.check()  # killed because the run was cancelled: its output is not a result
         return CommandResult(
             tuple(argv),
             proc.returncode,
-            proc.stdout.decode("utf-8", errors="replace"),
-            proc.stderr.decode("utf-8", errors="replace"),
+            stdout.decode("utf-8", errors="replace"),
+            stderr.decode("utf-8", errors="replace"),
         )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _read_special(fd: int, max_bytes: int, token: cancel.CancelToken) -> bytes:
+    """Read a FIFO or device without blocking past the run's deadline (or SPECIAL_READ_TIMEOUT)."""
+    give_up = time.monotonic() + token.bound(SPECIAL_READ_TIMEOUT)
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    chunks: list[bytes] = []
+    size = 0
+    while size < max_bytes:
+        try:
+            chunk = os.read(fd, min(65536, max_bytes - size))
+        except BlockingIOError:
+            token.check()
+            if time.monotonic() >= give_up:
+                raise TimeoutError(errno.ETIMEDOUT, "no data within the time allowed") from None
+            poller.poll(_POLL_SLICE_MS)
+            continue
+        if not chunk:  # EOF (for a FIFO: no writer left)
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

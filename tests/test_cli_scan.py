@@ -78,7 +78,7 @@ def test_table_output(bad_root: Path):
 def test_json_schema_and_both_languages(bad_root: Path):
     code, data = scan_json(bad_root)
     assert code == 1
-    assert data["schema"] == "precaution.scan/v1"
+    assert data["schema"] == "precaution.scan/v2"
     assert data["summary"]["findings"]["critical"] == 1 and data["summary"]["findings"]["medium"] == 1
     assert {p["id"] for p in data["probes"]} == {"startup_files", "cron"}
     assert all(p["status"] == "ok" for p in data["probes"])
@@ -92,6 +92,22 @@ def test_json_schema_and_both_languages(bad_root: Path):
     preload = next(f for f in data["findings"] if f["rule_id"] == "PC-PERS-001")
     assert preload["subject"] == "/etc/ld.so.preload" and preload["evidence"]["entries"] == ["/usr/lib/libhide.so"]
     assert preload["severity"] == "critical" and preload["waived"] is None
+    from agent.wire.scan import ScanDocument
+    from tests.schema_check import validate
+
+    validate("scan.schema.json", data)  # the generated JSON Schema
+    assert ScanDocument.model_validate(data).to_json() == data  # and the model, round trip
+
+
+def test_json_of_this_machine_validates_against_the_schema():
+    from agent.wire.scan import ScanDocument
+    from tests.schema_check import validate
+
+    proc = run("scan", "--json", "--observations")
+    assert proc.returncode in (0, 1), proc.stderr
+    data = json.loads(proc.stdout)
+    validate("scan.schema.json", data)
+    ScanDocument.model_validate(data)
 
 
 def test_json_observations_flag(clean_root: Path):
@@ -120,7 +136,7 @@ def test_output_file_written_whole_with_table_on_stdout(bad_root: Path, tmp_path
     proc = run("scan", "--root", str(bad_root), *PERS, "--output", str(out))
     assert proc.returncode == 1 and "PC-PERS-001" in proc.stdout
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert data["schema"] == "precaution.scan/v1"
+    assert data["schema"] == "precaution.scan/v2"
     assert any(f["rule_id"] == "PC-PERS-001" for f in data["findings"])
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".last-scan")] == []  # no temp file left
     proc = run("scan", "--root", str(bad_root), *PERS, "--output", str(tmp_path / "nope" / "x.json"))
@@ -228,13 +244,19 @@ def test_full_scan_of_this_machine():
 
 
 def test_full_flag_reaches_the_file_integrity_probe(tmp_path: Path):
-    from agent.cli.scan import probe_options
+    from agent.config import AgentConfig
+    from agent.record import Recorder
     from agent.scan import select_probes
-    from probes.base import ProbeSettings
+    from agent.services.context import AgentContext
+    from agent.services.scan import probe_settings
+    from agent.state import StateDir
 
     configured = {"files": {"paths": [str(tmp_path)]}}
+    state = StateDir(tmp_path / "state")
+    ctx = AgentContext(state, AgentConfig(probes=configured), Recorder(state, "tester"))
     for full in (False, True):
-        options = probe_options(configured, full)
-        [probe] = select_probes(["files"], settings=ProbeSettings(tmp_path / "cache", options))
+        settings = probe_settings(ctx, full)
+        assert settings.cache_dir == state.cache
+        [probe] = select_probes(["files"], settings=settings)
         assert probe.options.full is full and list(probe.options.paths) == [str(tmp_path)]  # type: ignore[attr-defined]
     assert configured == {"files": {"paths": [str(tmp_path)]}}  # the config itself is left alone

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import baselines.fim as fim
-from baselines.fim import FileEntry, FimOptions, parse_pseudo_mounts, scan
-from baselines.fim_cache import HashCache, cache_path
+import probes.fim.engine as fim
+from probes.fim.cache import HashCache, cache_path
+from probes.fim.engine import FileEntry, FimOptions, parse_pseudo_mounts, scan
 from probes.transport import LocalTransport
 from tests.conftest import needs_root
 
@@ -309,7 +309,8 @@ def test_command_fallback_reports_unreadable(tmp_path):
     tree = make_tree(tmp_path)
     res = scan(LocalTransport(), FimOptions(paths=(str(tree), f"{tmp_path}/absent")), None, via_commands=True)
     assert res.stats.errors == 0 and len(res.entries) == 9
-    from baselines.fim_remote import parse_find_errors, parse_sum_errors, stamp_ns
+    from probes.fim.remote import parse_find_errors, parse_sum_errors
+    from probes.find_stamp import stamp_ns
 
     assert parse_find_errors("find: '/root/x': Permission denied\n") == {"/root/x": "permission denied"}
     assert parse_sum_errors("sha256sum", "sha256sum: /a: b: No such file or directory\n") == {
@@ -329,7 +330,7 @@ def test_pseudo_mounts_parsed():
 
 def test_cache_round_trip():
     c = HashCache()
-    from baselines.fim_cache import Cached
+    from probes.fim.cache import Cached
 
     c.put("/a", Cached((1, 2, 3, 4), "a" * 64, None, True))
     c.put("/b", Cached((5, 6, 7, 8), None, None, None))
@@ -361,7 +362,7 @@ def odd_tree(root: Path) -> Path:
 
 
 def test_find_walk_equals_python_walk_on_odd_names(tmp_path):
-    from baselines import fim_walk
+    from probes.fim import walk as fim_walk
 
     tree = odd_tree(tmp_path)
     find = fim_walk.find_available()
@@ -413,7 +414,8 @@ def test_find_walk_under_fixture_root_maps_paths_and_prunes(tmp_path):
 
 
 def test_find_output_parsing():
-    from baselines.fim_walk import find_argv, parse_find_output, stamp_ns
+    from probes.fim.walk import find_argv, parse_find_output
+    from probes.find_stamp import stamp_ns
 
     data = (b"d 5 4096 755 0 0 1700000000.1234567890 1700000001.0000000000\0/r/x\0\0"
             b"f 6 3 4755 1 2 -1.5000000000 12.5\0/r/x/a\nb\0\0"
@@ -446,7 +448,7 @@ def many_files(root: Path) -> Path:
 
 
 def test_process_pool_gives_the_same_entries_as_threads(tmp_path, monkeypatch):
-    from baselines import fim_pool
+    from probes.fim import pool as fim_pool
 
     tree = many_files(tmp_path)
     md5 = frozenset({f"{tree}/many/huge", f"{tree}/many/d3/f7", f"{tree}/bin/tool"})
@@ -473,7 +475,7 @@ def test_process_pool_gives_the_same_entries_as_threads(tmp_path, monkeypatch):
 
 
 def test_process_pool_that_cannot_start_falls_back(tmp_path, monkeypatch):
-    from baselines import fim_pool
+    from probes.fim import pool as fim_pool
 
     tree = many_files(tmp_path)
     expected = run(tree, None, processes=False).entries
@@ -483,17 +485,17 @@ def test_process_pool_that_cannot_start_falls_back(tmp_path, monkeypatch):
 
 def test_process_pool_worker_dying_midway_falls_back(tmp_path, monkeypatch, caplog):
     """Real workers that exit after their first batch: the batches never answered are hashed in-process."""
-    from baselines import fim_pool
+    from probes.fim import pool as fim_pool
 
     tree = many_files(tmp_path)
     expected = run(tree, None, processes=False).entries
-    code = ("import sys, pickle; sys.path.insert(0, {p!r}); from baselines.fim_hash import hash_batch; "
+    code = ("import sys, pickle; sys.path.insert(0, {p!r}); from probes.fim.hashing import hash_batch; "
             "jobs = pickle.load(sys.stdin.buffer); pickle.dump(hash_batch(jobs, False), sys.stdout.buffer); "
             "sys.stdout.flush()")
     monkeypatch.setattr(fim_pool, "_start", lambda root_user: subprocess.Popen(
         [fim_pool.sys.executable, "-I", "-S", "-c", code.format(p=str(REPO))],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE))
     monkeypatch.setattr(fim, "BATCH_FILES", 16)
-    with caplog.at_level("WARNING", logger="baselines.fim"):
+    with caplog.at_level("WARNING", logger="probes.fim.engine"):
         assert run(tree, None, processes=True, workers=2).entries == expected
     assert "hashing the rest in this process" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baselines.fim_dpkg import (
+from probes.fim.dpkg import (
     Owned,
     build_ownership,
     canonical,

@@ -89,3 +89,22 @@ def test_root_requirement_limits_when_not_root():
 
     [run] = run_probes([NeedsRoot()], LocalTransport(euid=1000))
     assert run.status == "limited" and "not root" in run.limitations[0]
+
+
+class NeedsMissingTool(Good):
+    id = "needs_missing_tool"
+    requires = Requirements(binaries_any=("precaution-no-such-tool", "precaution-nor-this"))
+
+
+class NeedsShell(Good):
+    id = "needs_shell"
+    requires = Requirements(binaries_any=("precaution-no-such-tool", "sh"))
+
+
+def test_binaries_any_is_checked():
+    runs = {r.probe: r for r in run_probes([NeedsMissingTool(), NeedsShell()], LocalTransport())}
+    missing = runs["needs_missing_tool"]
+    assert missing.status == "limited" and missing.observations  # it still ran, and says what it lacked
+    assert missing.limitations == ["none of precaution-no-such-tool, precaution-nor-this installed: "
+                                   "results limited to what can be read without them"]
+    assert runs["needs_shell"].status == "ok" and runs["needs_shell"].limitations == []

@@ -6,26 +6,15 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from agent import __version__
-from agent.baseline_files import BaselineFiles, BaselineMissing, host_scope, login_user, now_iso
-from agent.config import load_config
-from agent.errors import UserError
-from agent.runner import ProbeRun, run_probes
-from agent.scan import HostIdentity, compare_runs, select_probes
-from agent.state import state_dir
-from baselines.diff import Diff, DriftItem, apply, index, volatile_of
-from baselines.drift import DriftFinding, item_id
-from baselines.profile import Profile, ProfileError, load_profile
-from baselines.store import Baseline, BaselineInvalid, BaselineMeta, Scope
-from probes.base import Probe, ProbeSettings
-from probes.observation import Observation
-from probes.transport import LocalTransport
+from agent.runner import ProbeRun
+from agent.services import baseline as service
+from agent.services.context import AgentContext
+from baselines.drift import item_id
 
 
 def register(sub: Any) -> None:
@@ -84,64 +73,15 @@ def register(sub: Any) -> None:
     q.set_defaults(handler=handle_history)
 
 
-@dataclasses.dataclass(slots=True)
-class _Context:
-    files: BaselineFiles
-    scope: Scope
-    transport: LocalTransport
-    host: HostIdentity
-    profile: Profile
-    settings: ProbeSettings
+def _session(args: argparse.Namespace) -> service.BaselineSession:
+    ctx = AgentContext.load(args.state, args.config)
+    return service.open_session(ctx, service.BaselineTarget(root=args.root, profile=args.profile,
+                                                            network_scope=getattr(args, "network_scope", None)))
 
 
-def _context(args: argparse.Namespace) -> _Context:
-    config = load_config(args.config)
-    try:
-        profile = load_profile(args.profile or config.profile)
-    except ProfileError as exc:
-        raise UserError(str(exc)) from None
-    if not Path(args.root).is_dir():
-        raise UserError(f"--root {args.root}: not a directory")
-    transport = LocalTransport(root=args.root)
-    scope = host_scope(args.root)
-    if getattr(args, "network_scope", None):
-        from agent.cli.netscan import network_scope_id
-        from agent.scope import Scope as NetScope
-
-        scope = Scope("network", network_scope_id(NetScope.parse(args.network_scope)))
-    return _Context(BaselineFiles(), scope, transport, HostIdentity.read(transport), profile,
-                    ProbeSettings(cache_dir=state_dir() / "cache", options=config.probes))
-
-
-def _load(ctx: _Context) -> Baseline:
-    try:
-        return ctx.files.load(ctx.scope, ctx.host.hostname, ctx.host.machine_id)
-    except BaselineMissing:
-        raise UserError(f"no baseline for {ctx.scope.label} yet: run `precaution baseline capture`") from None
-    except BaselineInvalid as exc:
-        raise UserError(f"baseline {ctx.scope.label} failed verification: {exc.message} "
-                        f"({ctx.files.current_path(ctx.scope)})") from None
-
-
-def _run(ctx: _Context, probes: list[Probe]) -> list[ProbeRun]:  # type: ignore[type-arg]
-    runs = run_probes(probes, ctx.transport)
-    failed = [r for r in runs if r.status in ("error", "timeout")]
-    if failed:
-        detail = "; ".join(f"{r.probe}: {r.message}" for r in failed)
-        raise UserError(f"probe(s) failed, baseline left unchanged: {detail}")
+def _warn_limited(runs: Sequence[ProbeRun]) -> None:
     for r in runs:
-        if r.status == "limited":
-            sys.stderr.write(f"precaution: warning: {r.probe} limited: {'; '.join(r.limitations)}\n")
-    return runs
-
-
-def _record(kind: str, who: str, ctx: _Context, meta: BaselineMeta, items: int) -> None:
-    """Baseline acceptance goes into the inspection record (Art. 25 para. 3): who accepted what, when."""
-    from agent import record
-
-    record.append(kind, who, scope={"baseline": ctx.scope.label},
-                  summary={"version": meta.version, "items": items, "note": meta.note},
-                  results=meta.to_json())
+        sys.stderr.write(f"precaution: warning: {r.probe} limited: {'; '.join(r.limitations)}\n")
 
 
 def _emit(data: Any) -> None:
@@ -149,69 +89,28 @@ def _emit(data: Any) -> None:
 
 
 def handle_capture(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    network_observations: list[Observation] | None = None
-    if args.network:
-        from agent.cli.netscan import network_scope_id, observations_for_baseline
-
-        net_scope, network_observations = observations_for_baseline(
-            args.network, args.scope, args.ports, services=not args.no_services, engine=args.engine)
-        ctx.scope = Scope("network", network_scope_id(net_scope))
-    elif args.scope or args.ports or args.no_services:
-        raise UserError("--scope, --ports and --no-services go with --network")
-    previous: Baseline | None = None
-    if ctx.files.exists(ctx.scope):
-        try:
-            previous = ctx.files.load(ctx.scope, ctx.host.hostname, ctx.host.machine_id)
-        except BaselineInvalid as exc:
-            if not args.force:
-                raise UserError(f"existing baseline {ctx.scope.label} failed verification ({exc.message}); "
-                                "check the host, then use --force to replace it") from None
-        if previous is not None and not args.force:
-            raise UserError(f"baseline {ctx.scope.label} exists (version {previous.meta.version}); use "
-                            "`baseline accept` for drift or `capture --force` to replace it")
-    if network_observations is not None:
-        runs: list[ProbeRun] = []
-        observations = network_observations
-        probe_ids = tuple(sorted({o.probe for o in observations}))
-    else:
-        runs = _run(ctx, select_probes(args.probe, settings=ctx.settings))
-        ran = [r for r in runs if r.ran]
-        if not ran:
-            raise UserError("no probe could run here, baseline left unchanged")
-        observations = [o for r in ran for o in r.observations]
-        probe_ids = tuple(r.probe for r in ran)
-    who, when = args.by or login_user(), now_iso()
-    version = _next_version(ctx)
-    meta = BaselineMeta(scope=ctx.scope, version=version, created_at=when, created_by=who, accepted_at=when,
-                        accepted_by=who, action="capture", accepted_items=0, tool_version=__version__,
-                        hostname=ctx.host.hostname, machine_id=ctx.host.machine_id, profile_id=ctx.profile.id,
-                        probes=probe_ids,
-                        parent_sha256=previous.sha256 if previous else None, note=args.note)
-    path = ctx.files.save(meta, index(observations), volatile_of(observations))
-    _record("baseline-capture", who, ctx, meta, len(observations))
-    skipped = [r for r in runs if not r.ran]
+    session = _session(args)
+    out = service.capture(session, service.CaptureRequest(
+        probes=tuple(args.probe), by=args.by, note=args.note, force=args.force, network=tuple(args.network or ()),
+        scope=args.scope, ports=args.ports, engine=args.engine, services=not args.no_services))
+    _warn_limited(out.limited)
     if args.json:
-        _emit({"path": str(path), "meta": meta.to_json(), "observations": len(observations),
-               "skipped": {r.probe: r.message for r in skipped}})
+        _emit({"path": str(out.path), "meta": out.meta.to_json(), "observations": out.observations,
+               "skipped": {r.probe: r.message for r in out.skipped}})
     else:
-        print(f"baseline {ctx.scope.label} version {version} captured: {len(observations)} observations from "
-              f"{len(probe_ids)} probe(s), accepted by {who} ({path})")
-        for r in skipped:
+        print(f"baseline {session.scope.label} version {out.meta.version} captured: {out.observations} observations "
+              f"from {len(out.probes)} probe(s), accepted by {out.meta.accepted_by} ({out.path})")
+        for r in out.skipped:
             print(f"  not captured: {r.probe} ({r.status}: {r.message})")
     return 0
 
 
-def _next_version(ctx: _Context) -> int:
-    return max((e.meta.version for e in ctx.files.history(ctx.scope)), default=0) + 1
-
-
 def handle_show(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    baseline = _load(ctx)
+    session = _session(args)
+    baseline = service.load(session)
     counts = baseline.counts()
     if args.json:
-        _emit({"path": str(ctx.files.current_path(ctx.scope)), "meta": baseline.meta.to_json(),
+        _emit({"path": str(session.files.current_path(session.scope)), "meta": baseline.meta.to_json(),
                "sha256": baseline.sha256, "key": baseline.key_fingerprint, "counts": counts,
                "observations": len(baseline.entries)})
         return 0
@@ -228,42 +127,32 @@ def handle_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare(ctx: _Context, baseline: Baseline, only: list[str]) -> tuple[Diff, list[DriftFinding]]:
-    known = {p.id for p in select_probes(settings=ctx.settings)}
-    wanted = [p for p in baseline.meta.probes if p in known and (not only or p in only)]
-    unknown = [p for p in only if p not in baseline.meta.probes]
-    if unknown:
-        raise UserError(f"probe(s) not in baseline {ctx.scope.label}: {', '.join(unknown)} "
-                        f"(baseline has: {', '.join(baseline.meta.probes)})")
-    runs = _run(ctx, select_probes(wanted, settings=ctx.settings)) if wanted else []
-    return compare_runs(baseline, runs, ctx.profile, ctx.host.hostname)
-
-
 def handle_diff(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    baseline = _load(ctx)
-    result, drift = _compare(ctx, baseline, args.probe)
+    session = _session(args)
+    out = service.diff(session, args.probe)
+    _warn_limited(out.limited)
+    result, drift = out.diff, out.drift
     if args.json:
-        _emit({"scope": ctx.scope.label, "baseline": baseline.meta.to_json(), "diff": result.to_json(),
-               "items": {item_id(ctx.host.hostname, i): i.to_json() for i in result.items},
+        _emit({"scope": session.scope.label, "baseline": out.baseline.meta.to_json(), "diff": result.to_json(),
+               "items": {item_id(session.host.hostname, i): i.to_json() for i in result.items},
                "findings": [d.finding.to_json() for d in drift]})
     else:
-        _print_diff(ctx, baseline, result, drift, args.lang)
+        _print_diff(session, out, args.lang)
     return 1 if not result.empty else 0
 
 
-def _print_diff(ctx: _Context, baseline: Baseline, result: Diff, drift: list[DriftFinding], lang: str) -> None:
-    m = baseline.meta
+def _print_diff(session: service.BaselineSession, out: service.DiffOutcome, lang: str) -> None:
+    m, result = out.baseline.meta, out.diff
     counts = result.counts()
     print(f"baseline {m.scope.label} version {m.version} (accepted {m.accepted_at} by {m.accepted_by}): "
           f"{counts['added']} added, {counts['removed']} removed, {counts['changed']} changed "
           f"in {', '.join(result.probes) or 'no probes'}")
     marks = {"added": "+", "removed": "-", "changed": "~"}
-    for d in drift:
+    for d in out.drift:
         f = d.finding
         print(f"{f.severity.value.upper():<8} {f.rule_id:<18} {f.id}  {f.title.get(lang)}")
         for item in d.items[:20]:
-            iid = item_id(ctx.host.hostname, item)
+            iid = item_id(session.host.hostname, item)
             print(f"   {marks[item.change]} {item.probe} {item.subject}  [{iid}]  {item.summary()}")
         if len(d.items) > 20:
             print(f"   ... and {len(d.items) - 20} more")
@@ -274,50 +163,23 @@ def _print_diff(ctx: _Context, baseline: Baseline, result: Diff, drift: list[Dri
 
 
 def handle_accept(args: argparse.Namespace) -> int:
-    if not args.all and not args.ids:
-        raise UserError("name the drift items to accept (ids from `baseline diff`) or use --all")
-    if args.all and args.ids:
-        raise UserError("give either --all or ids, not both")
-    ctx = _context(args)
-    baseline = _load(ctx)
-    result, drift = _compare(ctx, baseline, [])
-    if args.all:
-        chosen = list(result.items)
-    else:
-        by_id: dict[str, tuple[DriftItem, ...]] = {item_id(ctx.host.hostname, i): (i,) for i in result.items}
-        by_id.update({d.finding.id: d.items for d in drift})
-        unknown = [i for i in args.ids if i not in by_id]
-        if unknown:
-            raise UserError(f"no current drift item with id {', '.join(unknown)} (see `precaution baseline diff`)")
-        seen: dict[tuple[str, str, str], DriftItem] = {}
-        for ident in args.ids:
-            for item in by_id[ident]:
-                seen[(item.change, *item.key)] = item
-        chosen = list(seen.values())
-    if not chosen:
+    session = _session(args)
+    out = service.accept(session, service.AcceptRequest(ids=tuple(args.ids), all=args.all, by=args.by,
+                                                        note=args.note))
+    _warn_limited(out.limited)
+    if out.meta is None:
         print("no drift to accept; baseline unchanged")
         return 0
-    who, when = args.by or login_user(), now_iso()
-    entries = apply(baseline.entries, chosen)
-    volatile = dict(baseline.volatile)
-    meta = dataclasses.replace(baseline.meta, version=_next_version(ctx), accepted_at=when, accepted_by=who,
-                               action="accept", accepted_items=len(chosen), tool_version=__version__,
-                               parent_sha256=baseline.sha256, note=args.note)
-    path = ctx.files.save(meta, entries, volatile)
-    _record("baseline-accept", meta.accepted_by, ctx, meta, meta.accepted_items)
     if args.json:
-        _emit({"path": str(path), "meta": meta.to_json(), "accepted": [i.to_json() for i in chosen]})
+        _emit({"path": str(out.path), "meta": out.meta.to_json(), "accepted": [i.to_json() for i in out.chosen]})
     else:
-        print(f"accepted {len(chosen)} of {len(result.items)} drift item(s) into baseline {ctx.scope.label} "
-              f"version {meta.version} (by {who})")
+        print(f"accepted {len(out.chosen)} of {out.drift_items} drift item(s) into baseline {session.scope.label} "
+              f"version {out.meta.version} (by {out.meta.accepted_by})")
     return 0
 
 
 def handle_history(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    entries = ctx.files.history(ctx.scope)
-    if not entries:
-        raise UserError(f"no baseline for {ctx.scope.label} yet: run `precaution baseline capture`")
+    entries = service.history(_session(args))
     if args.json:
         _emit([{"path": str(e.path), "sha256_prefix": e.sha256_prefix, **e.meta.to_json()} for e in entries])
         return 0

@@ -73,10 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+    from probes.errors import ProbeInputError  # here, not at the top: --version stays light
+
     try:
+        from agent.state import StateDir
+
+        # The one place the environment decides where state lives; everything below gets the object.
+        args.state = StateDir.from_environment()
         code: int = args.handler(args)
         return code
-    except UserError as exc:
+    except (UserError, ProbeInputError) as exc:  # a probe's input error is the user's, like ours
         sys.stderr.write(f"precaution: error: {exc}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -9,28 +9,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent import record
 from agent.config import load_config
 from agent.errors import UserError
 from agent.notice import (
     TEST_KINDS,
     Notice,
-    NoticeError,
     NoticeSettings,
     RateLimits,
-    SignedNotice,
     add_trusted,
-    check,
     describe,
     generate_issuer_key,
-    load_ack,
     load_issuer_key,
     load_public_key_file,
-    load_signed,
     load_trusted,
     parse_duration,
     parse_time,
-    save_ack,
     settings_from,
     sign_notice,
 )
@@ -47,7 +40,7 @@ def add_notice_options(p: argparse.ArgumentParser) -> None:
 
 
 def notice_settings(args: argparse.Namespace) -> NoticeSettings:
-    return settings_from(load_config(args.config), args.unit, args.lead_time)
+    return settings_from(load_config(args.config, args.state), args.unit, args.lead_time)
 
 
 def register(sub: Any) -> None:
@@ -127,22 +120,18 @@ def _issue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_or_refuse(path: Path, actor: str) -> SignedNotice:
-    """A notice that cannot even be read (unsigned, tampered, not JSON) is a refusal for the record."""
-    try:
-        return load_signed(path)
-    except NoticeError as exc:
-        record.append("refusal", actor, summary={"code": exc.code, "message": str(exc), "file": str(path)})
-        raise
+def _request(args: argparse.Namespace) -> Any:
+    from agent.services.notice import NoticeRequest
+
+    return NoticeRequest(Path(args.file), args.unit, args.lead_time)
 
 
 def _verify(args: argparse.Namespace) -> int:
-    settings = notice_settings(args)
-    actor = record.local_actor()
-    path = Path(args.file)
-    signed = _load_or_refuse(path, actor)
-    result = check(signed, now=dt.datetime.now(dt.UTC), trusted=load_trusted(), settings=settings,
-                   ack=load_ack(signed.notice.id))
+    from agent.services import notice as service
+    from agent.services.context import AgentContext
+
+    outcome = service.verify(AgentContext.load(args.state, args.config), _request(args))
+    signed, result = outcome.signed, outcome.result
     if args.json:
         sys.stdout.write(json.dumps({"notice": signed.notice.to_json(), "signed": bool(signed.signature),
                                      "issuer": result.issuer.name if result.issuer else None,
@@ -155,55 +144,38 @@ def _verify(args: argparse.Namespace) -> int:
             sys.stdout.write(describe(signed, lang) + "\n\n")
         if result.issuer:
             sys.stdout.write(f"Signed by trusted issuer: {result.issuer.name} ({result.issuer.fingerprint})\n")
-    summary = {"codes": [p.code for p in result.problems], "file": str(path)}
     if result.ok:
-        record.append("notice", actor, notice_id=signed.notice.id, scope=signed.notice.to_json(),
-                      summary={**summary, "verdict": "valid"})
         if not args.json:
             sys.stdout.write("Notice is valid: signed by a trusted issuer, addressed to this unit, acknowledged in "
                              "time. / 通知有效。\n")
         return 0
-    record.append("refusal", actor, notice_id=signed.notice.id, summary={
-        **summary, "code": result.problems[0].code, "message": "; ".join(p.en for p in result.problems)})
     for p in result.problems:
         sys.stderr.write(f"precaution: notice {signed.notice.id}: {p.en} / {p.zh}\n")
     return 2
 
 
 def _ack(args: argparse.Namespace) -> int:
-    settings = notice_settings(args)
-    actor = record.local_actor()
-    path = Path(args.file)
-    signed = _load_or_refuse(path, actor)
-    now = dt.datetime.now(dt.UTC)
-    result = check(signed, now=now, trusted=load_trusted(), settings=settings, ack=None, require_ack=False)
-    if not result.ok:
-        first = result.problems[0]
-        record.append("refusal", actor, notice_id=signed.notice.id,
-                      summary={"code": first.code, "message": first.en, "file": str(path), "action": "ack"})
-        raise NoticeError(first.code, f"notice {signed.notice.id} not acknowledged: {first.en}")
-    ack = save_ack(signed, actor, now)
-    record.append("acknowledgement", actor, notice_id=signed.notice.id, scope=signed.notice.to_json(),
-                  summary={"acknowledged_at": ack.acknowledged_at.isoformat(), "digest": ack.digest})
-    sys.stdout.write(f"notice {signed.notice.id} acknowledged at {ack.acknowledged_at.isoformat()} by {actor}\n")
-    late = check(signed, now=now, trusted=load_trusted(), settings=settings, ack=ack)
-    delivery = [p for p in late.problems if p.code == "late-delivery"]
-    if delivery:
-        record.append("refusal", actor, notice_id=signed.notice.id,
-                      summary={"code": "late-delivery", "message": delivery[0].en, "file": str(path)})
-        sys.stderr.write(f"precaution: error: {delivery[0].en}; tests under this notice will be refused\n")
+    from agent.services import notice as service
+    from agent.services.context import AgentContext
+
+    ctx = AgentContext.load(args.state, args.config)
+    outcome = service.acknowledge(ctx, _request(args))
+    sys.stdout.write(f"notice {outcome.signed.notice.id} acknowledged at {outcome.acknowledged_at.isoformat()} "
+                     f"by {ctx.recorder.actor}\n")
+    if outcome.late:
+        sys.stderr.write(f"precaution: error: {outcome.late.en}; tests under this notice will be refused\n")
         return 2
     return 0
 
 
 def _trust_add(args: argparse.Namespace) -> int:
     key = load_public_key_file(Path(args.keyfile))
-    entry = add_trusted(args.name, key)
+    entry = add_trusted(args.name, key, args.state)
     sys.stdout.write(f"trusting {entry.name}: {entry.fingerprint}\n")
     return 0
 
 
 def _trust_list(args: argparse.Namespace) -> int:
-    for i in load_trusted():
+    for i in load_trusted(args.state):
         sys.stdout.write(f"{i.name}\t{i.fingerprint}\tadded {i.added}\n")
     return 0

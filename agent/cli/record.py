@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    result = record.verify(record.record_path())
+    result = record.verify(args.state.record)
     if args.json:
         sys.stdout.write(json.dumps({"ok": result.ok, "entries": result.entries, "bad_seq": result.bad_seq,
                                      "bad_line": result.bad_line, "reason": result.reason}) + "\n")
@@ -60,7 +60,7 @@ def _summary(entry: record.Entry) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    entries = record.read_entries(record.record_path())
+    entries = record.read_entries(args.state.record)
     if args.last:
         entries = entries[-args.last:]
     if args.json:

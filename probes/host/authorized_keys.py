@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 import posixpath
 import re
@@ -20,6 +19,7 @@ from typing import ClassVar
 
 from probes.base import GatherContext, Probe, Raw, Requirements
 from probes.host.sshd import authorized_keys_patterns, read_config_files
+from probes.key_fingerprint import sha256_fingerprint
 from probes.observation import Row
 from probes.transport import text_of
 
@@ -89,8 +89,7 @@ def key_bits(blob: bytes) -> tuple[str, int]:
     raise ValueError(f"unknown key type {name}")
 
 
-def fingerprint(blob: bytes) -> str:
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
+fingerprint = sha256_fingerprint  # probes/key_fingerprint.py: the one fingerprint form
 
 
 def split_options(text: str) -> list[str]:

@@ -2,7 +2,7 @@
 owner, inode, times, immutable flag and, where a package database knows it, the owning package and whether
 the content still matches the package's digest.
 
-The hashing engine is baselines/fim.py (incremental: unchanged files reuse cached digests). Options come from
+The hashing engine is probes/fim/engine.py (incremental: unchanged files reuse cached digests). Options come from
 ``[probes.files]`` in config.toml (docs/file-integrity.md). No field is volatile: a changed inode, mtime or
 ctime with the same digest is exactly what a careful replacement of a binary leaves behind, so baselines
 compare everything; noisy paths are for the profile's drift-ignore section.
@@ -20,9 +20,9 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agent.errors import UserError
-from baselines.fim import DEFAULT_PATHS, FileEntry, FimOptions, normalise_paths, scan
-from baselines.fim_dpkg import (
+from probes.base import GatherContext, Probe, ProbeSettings, Raw, Requirements
+from probes.errors import ProbeInputError
+from probes.fim.dpkg import (
     Owned,
     build_ownership,
     canonicaliser,
@@ -32,8 +32,8 @@ from baselines.fim_dpkg import (
     parse_md5sums,
     parse_status,
 )
-from baselines.fim_owners import fingerprint, load_owners, owners_cache_path, save_owners
-from probes.base import GatherContext, Probe, ProbeSettings, Raw, Requirements
+from probes.fim.engine import DEFAULT_PATHS, FileEntry, FimOptions, normalise_paths, scan
+from probes.fim.owners import fingerprint, load_owners, owners_cache_path, save_owners
 from probes.host._homes import read_homes
 from probes.observation import Row
 from probes.transport import FileStat, Transport
@@ -127,7 +127,7 @@ def read_dpkg_ownership(ctx: GatherContext, roots: Sequence[str],
     """Owners of the paths under ``roots`` (None: no dpkg database on the target).
 
     With ``cache_dir``, the map is kept there and re-used while the database's fingerprint (stat facts of
-    status, info/ and diversions, info/'s names) and ``roots`` stay the same (baselines/fim_owners.py)."""
+    status, info/ and diversions, info/'s names) and ``roots`` stay the same (probes/fim/owners.py)."""
     t = ctx.transport
     try:
         status_st = t.stat(f"{DPKG}/status", follow=False)
@@ -210,7 +210,7 @@ class FilesProbe(Probe[FileRow]):
         try:
             options = FilesOptions.model_validate(dict(settings.options))
         except ValidationError as exc:
-            raise UserError("probes.files: " + "; ".join(
+            raise ProbeInputError("probes.files: " + "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or '(table)'}: {e['msg']}" for e in exc.errors())) from None
         return cls(options, settings.cache_dir)
 

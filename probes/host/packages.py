@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from probes.base import GatherContext, Probe, Raw, Requirements
+from probes.base import GatherContext, Probe, Raw
 from probes.observation import Row
 from probes.transport import CommandUnavailable
 
@@ -39,7 +39,7 @@ class Package(Row):
 class PackagesProbe(Probe[Package]):
     id = "packages"
     title = "Installed packages"
-    requires = Requirements(binaries_any=("dpkg", "rpm"))
+    # No binaries_any: the dpkg database is read as a file; rpm is only the fallback where there is none.
 
     def gather(self, ctx: GatherContext) -> Raw:
         t = ctx.transport

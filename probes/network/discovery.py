@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from agent.errors import UserError
+from probes.errors import ProbeInputError
 from probes.network.target import ApprovedTarget, check_targets, earliest_deadline, seconds_left
 from probes.observation import Row
 
@@ -127,7 +127,7 @@ def iface_info(iface: str) -> IfaceInfo:
 
     addrs = psutil.net_if_addrs().get(iface)
     if addrs is None:
-        raise UserError(f"no network interface {iface!r}")
+        raise ProbeInputError(f"no network interface {iface!r}")
     mac = next((a.address for a in addrs if a.family == psutil.AF_LINK), "")
     nets = tuple(ipaddress.IPv4Interface(f"{a.address}/{a.netmask}") for a in addrs
                  if a.family == socket.AF_INET and a.netmask)
@@ -143,7 +143,7 @@ def discover(targets: Sequence[ApprovedTarget], iface: str | None = None, method
     echo (root) and TCP connect for the rest; ``timeout`` is the wait after each round, ``retries`` extra rounds."""
     check_targets(targets, DISCOVERY_KINDS)
     if method not in METHODS:
-        raise UserError(f"unknown discovery method {method!r}; use one of {', '.join(METHODS)}")
+        raise ProbeInputError(f"unknown discovery method {method!r}; use one of {', '.join(METHODS)}")
     root = os.geteuid() == 0
     end = earliest_deadline(targets, deadline)
     limitations: list[str] = []
@@ -156,7 +156,7 @@ def discover(targets: Sequence[ApprovedTarget], iface: str | None = None, method
     if method in ("auto", "arp") and iface is not None:
         if not root:
             if method == "arp":
-                raise UserError("ARP discovery needs root (raw packets)")
+                raise ProbeInputError("ARP discovery needs root (raw packets)")
             limitations.append("not root: no ARP sweep")
         else:
             info = iface_info(iface)
@@ -172,14 +172,14 @@ def discover(targets: Sequence[ApprovedTarget], iface: str | None = None, method
             done = {t.address for t in local}
             pending = [t for t in pending if t.address not in done]
     elif method == "arp":
-        raise UserError("ARP discovery needs the interface named (iface)")
+        raise ProbeInputError("ARP discovery needs the interface named (iface)")
     if pending and method in ("auto", "icmp") and not partial:
         if root:
             hits, partial = icmp_ping([t for t in pending if t.version == 4], timeout, retries, end)
             found.update(hits)
             pending = [t for t in pending if t.address not in found]
         elif method == "icmp":
-            raise UserError("ICMP echo discovery needs root (raw socket)")
+            raise ProbeInputError("ICMP echo discovery needs root (raw socket)")
         else:
             limitations.append("not root: TCP connect ping only")
     if pending and method in ("auto", "tcp") and not partial:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from agent.errors import UserError
+from probes.errors import ProbeInputError
 
 MIN_PORT = 1
 MAX_PORT = 65535
@@ -20,25 +20,25 @@ class PortSet:
     @classmethod
     def parse(cls, text: str) -> PortSet:
         if not text or not text.strip():
-            raise UserError("empty port list")
+            raise ProbeInputError("empty port list")
         if text.strip() in ("-", "all"):
             return cls.all()
         ranges: list[tuple[int, int]] = []
         for part in text.split(","):
             item = part.strip()
             if not item:
-                raise UserError(f"bad port list {text!r}: empty item")
+                raise ProbeInputError(f"bad port list {text!r}: empty item")
             lo_s, sep, hi_s = item.partition("-")
             try:
                 lo = int(lo_s) if lo_s.strip() else MIN_PORT
                 hi = (int(hi_s) if hi_s.strip() else MAX_PORT) if sep else lo
             except ValueError:
-                raise UserError(f"bad port {item!r} in {text!r}: not a number") from None
+                raise ProbeInputError(f"bad port {item!r} in {text!r}: not a number") from None
             for p in (lo, hi):
                 if not MIN_PORT <= p <= MAX_PORT:
-                    raise UserError(f"port {p} out of range {MIN_PORT}-{MAX_PORT} in {text!r}")
+                    raise ProbeInputError(f"port {p} out of range {MIN_PORT}-{MAX_PORT} in {text!r}")
             if lo > hi:
-                raise UserError(f"bad port range {item!r}: {lo} > {hi}")
+                raise ProbeInputError(f"bad port range {item!r}: {lo} > {hi}")
             ranges.append((lo, hi))
         return cls(_merge(ranges))
 
@@ -47,10 +47,10 @@ class PortSet:
         ranges = []
         for p in ports:
             if not MIN_PORT <= p <= MAX_PORT:
-                raise UserError(f"port {p} out of range {MIN_PORT}-{MAX_PORT}")
+                raise ProbeInputError(f"port {p} out of range {MIN_PORT}-{MAX_PORT}")
             ranges.append((p, p))
         if not ranges:
-            raise UserError("empty port list")
+            raise ProbeInputError("empty port list")
         return cls(_merge(ranges))
 
     @classmethod

@@ -21,14 +21,14 @@ import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-from agent.errors import UserError
+from probes.errors import ProbeFailedAfterSend, ProbeInputError, SentTraffic
+from probes.network.port_row import PortRow as PortRow
 from probes.network.ports import PortSet
 from probes.network.target import ApprovedTarget, check_targets, earliest_deadline, seconds_left
 from probes.network.udp_probes import UDP_DEFAULT_PORTS as UDP_DEFAULT_PORTS
 from probes.network.udp_probes import udp_scan
-from probes.observation import Row
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +41,6 @@ DEFAULT_TCP_PORTS = PortSet.parse(
     "2375-2376,3128,3306,3389,5000,5432,5900-5901,5985-5986,6379,6443,8000,8080-8081,8443,8888,9000,9090,9100,"
     "9200,10000,11211,20000,27017"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class PortRow(Row):
-    host: str
-    proto: str  # tcp | udp
-    port: int
-    state: str  # open | closed | filtered | open|filtered
-    service: str = ""
-    product: str = ""
-    version: str = ""
-    reason: str = ""  # syn-ack, reset, conn-refused, no-response, udp-response, port-unreach
-    cpe: tuple[str, ...] = ()
-    extrainfo: str = ""
-
-    KEY: ClassVar[tuple[str, ...]] = ("host", "proto", "port")
-    VOLATILE: ClassVar[frozenset[str]] = frozenset({"reason"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +77,9 @@ class ScanOptions:
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
-            raise UserError(f"unknown scan engine {self.engine!r}; use one of {', '.join(ENGINES)}")
+            raise ProbeInputError(f"unknown scan engine {self.engine!r}; use one of {', '.join(ENGINES)}")
         if not 0 <= self.timing <= 5:
-            raise UserError(f"nmap timing template must be 0-5, not {self.timing}")
+            raise ProbeInputError(f"nmap timing template must be 0-5, not {self.timing}")
 
 
 def nmap_path() -> str | None:
@@ -107,7 +90,8 @@ def choose_engine(engine: str) -> str:
     if engine == "auto":
         return "nmap" if nmap_path() else "builtin"
     if engine == "nmap" and nmap_path() is None:
-        raise UserError("engine nmap asked for but nmap is not installed (apt-get install nmap, or use engine builtin)")
+        raise ProbeInputError("engine nmap asked for but nmap is not installed "
+                              "(apt-get install nmap, or use engine builtin)")
     return engine
 
 
@@ -187,12 +171,19 @@ def _nmap_scan(targets: Sequence[ApprovedTarget], tcp_ports: dict[str, PortSet],
         ports = _nmap_ports(PortSet.parse(tcp_s), PortSet.parse(udp_s) if udp_s else None)
         command = ("nmap", "-oX", "-", *hosts, "-p", ports, *args)
         log.debug("running %s", " ".join(command))
+        sent = SentTraffic("nmap", tuple(hosts), command, ports)
         try:
             scanner.scan(hosts=" ".join(hosts), ports=ports, arguments=" ".join(args))
         except nmap.PortScannerError as exc:
-            raise UserError(f"nmap failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}") from None
+            # nmap had started: packets may have gone out, so this is a failed test, not a bad input.
+            text = str(getattr(exc, "value", exc)).strip()  # str(exc) is the repr of nmap's stderr
+            reason = text.splitlines()[0] if text else type(exc).__name__
+            raise ProbeFailedAfterSend(f"nmap failed: {reason}", sent) from None
         xml = scanner.get_nmap_last_output()
-        parsed = parse_nmap_xml(xml.decode() if isinstance(xml, bytes) else xml)
+        try:
+            parsed = parse_nmap_xml(xml.decode() if isinstance(xml, bytes) else xml)
+        except ValueError as exc:
+            raise ProbeFailedAfterSend(str(exc), sent) from None
         rows.extend(r for r in parsed.rows if r.state in opts.states)
         up.extend(parsed.hosts_up)
         partial = partial or bool(parsed.timed_out)
@@ -214,7 +205,7 @@ def _nmap_prototype() -> Any:
     try:
         return nmap.PortScanner()
     except nmap.PortScannerError as exc:
-        raise UserError(f"nmap unusable: {exc}") from None
+        raise ProbeInputError(f"nmap unusable: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +221,7 @@ def parse_nmap_xml(xml: str) -> NmapParsed:
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
-        raise UserError(f"nmap produced unreadable XML: {exc}") from None
+        raise ValueError(f"nmap produced unreadable XML: {exc}") from None
     rows: list[PortRow] = []
     up: list[str] = []
     down: list[str] = []

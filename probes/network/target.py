@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from probes.network.ports import PortSet
+from probes.test_kinds import TEST_KINDS
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Test kinds, shared with advance notices (agent/notice): what a notice may allow and a guard approves.
-KINDS: tuple[str, ...] = ("host", "discovery", "portscan", "service", "passive")
+KINDS = TEST_KINDS  # probes/test_kinds.py: what a notice may allow and a guard approves
 
 _KEY = secrets.token_bytes(32)
 
@@ -55,9 +55,10 @@ class ApprovedTarget:
         return self.ip.version
 
 
-def _issue(ip: IPAddress, kind: str, ports: PortSet | None, hostname: str | None,
-           deadline: dt.datetime | None) -> ApprovedTarget:
-    """For agent.scope only."""
+def issue_target(ip: IPAddress, kind: str, ports: PortSet | None, hostname: str | None,
+                 deadline: dt.datetime | None) -> ApprovedTarget:
+    """Seal a target. Public so that the scope guard (agent.scope, a layer above) can call it; only the guard
+    does, after checking the address against the scope and the advance notice."""
     return ApprovedTarget(ip, kind, ports, hostname, deadline, _seal(ip, kind, ports, hostname, deadline))
 
 

@@ -13,13 +13,10 @@ import socket
 import struct
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from probes.network.port_row import PortRow
 from probes.network.ports import PortSet
 from probes.network.target import ApprovedTarget, check_targets, seconds_left
-
-if TYPE_CHECKING:
-    from probes.network.portscan import PortRow
 
 UDP_DEFAULT_PORTS = PortSet.parse("53,67,69,123,137,161,500,514,520,1900,5353,47808")
 
@@ -33,8 +30,6 @@ PAYLOADS = {53: DNS_QUERY, 5353: DNS_QUERY, 123: NTP_QUERY, 161: SNMP_QUERY}
 def udp_scan(targets: Sequence[ApprovedTarget], ports: dict[str, PortSet], timeout: float = 1.0,
              retries: int = 1, deadline: dt.datetime | None = None) -> tuple[list[PortRow], bool]:
     """Probe each (target, port) once per try; returns rows and whether the deadline cut the scan."""
-    from probes.network.portscan import PortRow  # circular at import time only
-
     check_targets(targets, ("portscan",))
     pending: dict[tuple[str, int], tuple[int, int]] = {}  # (ip, port) -> (family, tries)
     for t in targets:

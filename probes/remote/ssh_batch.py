@@ -22,6 +22,7 @@ import shlex
 import stat as stat_mod
 from collections.abc import Sequence
 
+from probes.find_stamp import stamp_ns
 from probes.transport import FileStat
 
 # Errno names a script may report; anything else reads as EIO.
@@ -254,13 +255,6 @@ def parse_find_links(payload: bytes) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _ns(stamp: str) -> int:
-    """find's %T@ ("1700000000.1234567890") in nanoseconds."""
-    sec, _, frac = stamp.partition(".")
-    sign = -1 if sec.startswith("-") else 1
-    return int(sec) * 1_000_000_000 + sign * int((frac[:9] or "0").ljust(9, "0"))
-
-
 def parse_find_stats(payload: bytes) -> dict[str, tuple[str, FileStat]]:
     """path -> (type letter, FileStat) from the fast stat script's find output."""
     fields = payload.split(b"\0")
@@ -270,8 +264,8 @@ def parse_find_stats(payload: bytes) -> dict[str, tuple[str, FileStat]]:
         kind, mode, uid, gid, size, ino, mtime, ctime = (f.decode("ascii", errors="replace")
                                                          for f in fields[i + 1:i + 9])
         try:
-            st = FileStat(_FIND_TYPES.get(kind, 0) | int(mode, 8), int(uid), int(gid), int(size), int(ino), _ns(mtime),
-                          _ns(ctime))
+            st = FileStat(_FIND_TYPES.get(kind, 0) | int(mode, 8), int(uid), int(gid), int(size), int(ino),
+                          stamp_ns(mtime), stamp_ns(ctime))
         except ValueError:
             continue  # unexpected output for this path: the caller asks again one by one
         out[path] = (kind, st)

@@ -20,7 +20,6 @@ import errno
 import fcntl
 import logging
 import os
-import re
 import select
 import shlex
 import socket
@@ -32,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from probes.endpoint import parse_endpoint
+from probes.key_fingerprint import sha256_fingerprint
 from probes.remote import ssh_batch
 from probes.transport import DEFAULT_MAX_BYTES, CommandResult, CommandUnavailable, FileStat
 
@@ -48,7 +49,6 @@ BATCH_TIMEOUT = 60.0  # one batch script; the probe's own deadline usually ends 
 # SFTP clients, and batch shells, per target: every channel costs a start of the user's login shell (and its
 # rc files) on the target, often more CPU than the probes' own work; batched calls are short, so threads share.
 POOL_SIZE = 1
-_ENDPOINT_RE = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^:@\s\[\]]+)(?::(?P<port>\d+))?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +59,8 @@ class SSHEndpoint:
 
     @classmethod
     def parse(cls, text: str, default_user: str | None = None, default_port: int = 22) -> SSHEndpoint:
-        m = _ENDPOINT_RE.match(text.strip())
-        if not m:
-            raise ValueError(f"{text!r}: expected HOST, USER@HOST or USER@HOST:PORT")
-        port = int(m.group("port")) if m.group("port") else default_port
-        if not 0 < port < 65536:
-            raise ValueError(f"{text!r}: port out of range")
-        return cls(m.group("host").strip("[]"), port, m.group("user") or default_user)
+        ep = parse_endpoint(text)  # probes/endpoint.py: the same rule as the notice's SSH targets
+        return cls(ep.host, ep.port if ep.port is not None else default_port, ep.user or default_user)
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -112,10 +107,7 @@ class SSHConnectError(Exception):
 
 
 def fingerprint(key: paramiko.PKey) -> str:
-    import base64
-    import hashlib
-
-    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return sha256_fingerprint(key.asbytes())
 
 
 def _known_hosts_name(host: str, port: int) -> str:

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from agent.errors import UserError
 from agent.scope import Scope, ScopeGuard
+from probes.errors import ProbeInputError
 from probes.network.discovery import build_arp_request, discover, parse_arp_reply, vendor_for
 from tests.lab import Lab, Service
 from tests.network.nmapref import nmap_hosts_up
@@ -54,7 +54,7 @@ def test_ping_methods(lab: Lab, guard: ScopeGuard, method: str) -> None:
 
 
 def test_arp_needs_iface_and_kind(lab: Lab, guard: ScopeGuard) -> None:
-    with pytest.raises(UserError, match="interface"):
+    with pytest.raises(ProbeInputError, match="interface"):
         discover(guard.approve(lab.ips()[:1], "discovery"), method="arp")
     with pytest.raises(PermissionError):
         discover(guard.approve(lab.ips()[:1], "portscan"), iface=lab.bridge)

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from agent.cli.main import main
-from agent.cli.netscan import BASELINE_PROBES, baseline_observations, network_scope_id, observations_for_baseline
 from agent.scope import Scope
+from agent.services.context import AgentContext
+from agent.services.netscan import BASELINE_PROBES, baseline_observations, network_scope_id, observations_for_baseline
+from agent.state import StateDir
 from tests.lab import Lab
 from tests.remote.conftest import UNIT, Issuer, valid_notice
 
@@ -54,7 +56,7 @@ def test_lab_end_to_end_json(lab: Lab, capsys: pytest.CaptureFixture[str]) -> No
     code, data = _json(capsys, ip3, ip4, ip6, ip9, "--scope", str(lab.network), "--ports", "21,23,443,3306",
                        "--services", "--engine", "builtin", "--iface", lab.bridge, "--observations")
     assert code == 1  # telnet and FTP are high
-    assert data["schema"] == "precaution.netscan/v1"
+    assert data["schema"] == "precaution.netscan/v2"
     assert data["netscan"]["hosts_up"] == sorted([ip3, ip4, ip6, ip9])  # ip9 answers ARP, every port closed
     assert data["netscan"]["engine"] == "builtin"
     assert {p["id"]: p["status"] for p in data["probes"]} == {"discovery": "ok", "ports": "ok", "services": "ok"}
@@ -121,7 +123,12 @@ def test_passive_through_cli(lab: Lab, capsys: pytest.CaptureFixture[str]) -> No
     assert "link" in {p["id"] for p in data["probes"]}
 
 
-def test_compared_with_network_baseline(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+def _drift(data: dict[str, Any], change: str) -> set[tuple[str, str]]:
+    return {(f["probe"], f["subject"]) for f in data["findings"]
+            if f["kind"] == "drift" and f["evidence"].get("change") == change}
+
+
+def test_compared_with_network_baseline(lab: Lab, capsys: pytest.CaptureFixture[str], _isolated_state: Path) -> None:
     from agent.baseline_files import BaselineFiles, now_iso
     from baselines.diff import index, volatile_of
     from baselines.store import BaselineMeta
@@ -131,7 +138,7 @@ def test_compared_with_network_baseline(lab: Lab, capsys: pytest.CaptureFixture[
     scope = str(lab.network)
     argv = (ip4, "--scope", scope, "--ports", "21,23", "--engine", "builtin", "--services", "--observations")
     _, first = _json(capsys, *argv)
-    assert first["netscan"]["baseline"] is None
+    assert first["baseline"]["status"] == "missing"
     assert any("no network baseline" in n for n in first["notes"])
     from probes.observation import Observation
 
@@ -145,22 +152,22 @@ def test_compared_with_network_baseline(lab: Lab, capsys: pytest.CaptureFixture[
                         accepted_by="test", action="capture", accepted_items=0, tool_version="test",
                         hostname="", machine_id="", profile_id="default",
                         probes=("hosts", "ports", "services", "tls", "ssh_algos"))
-    BaselineFiles().save(meta, index(kept), volatile_of(kept))
+    BaselineFiles(StateDir(_isolated_state)).save(meta, index(kept), volatile_of(kept))
 
     code, second = _json(capsys, *argv)
     assert code == 1
-    base = second["netscan"]["baseline"]
-    assert base["scope"] == bscope.label and base["version"] == 1
-    added = {(i["probe"], i["subject"]) for i in base["added"]}
-    assert added == {("ports", f"{ip4}|tcp|23"), ("services", f"{ip4}|23")}
-    assert base["counts"]["removed"] == 0 and base["counts"]["changed"] == 0
+    base = second["baseline"]
+    assert base["scope"] == bscope.label and base["version"] == 1 and base["status"] == "compared"
+    assert _drift(second, "added") == {("ports", f"{ip4}|tcp|23"), ("services", f"{ip4}|23")}
+    assert base["drift"] == {"added": 2, "removed": 0, "changed": 0}
     drift = [f for f in second["findings"] if f["kind"] == "drift"]
     assert {f["subject"] for f in drift} >= {f"{ip4}|tcp|23"}
 
 
-def test_baseline_capture_hook(lab: Lab) -> None:
+def test_baseline_capture_hook(lab: Lab, _isolated_state: Path) -> None:
     ip4 = lab.host_ip(4)
-    scope, observations = observations_for_baseline([ip4], str(lab.network), "21,23", engine="builtin")
+    ctx = AgentContext.load(StateDir(_isolated_state))
+    scope, observations, _ = observations_for_baseline(ctx, [ip4], str(lab.network), "21,23", engine="builtin")
     assert scope.entries() == [str(lab.network)]
     assert {o.probe for o in observations} <= set(BASELINE_PROBES)
     assert {o.subject for o in observations if o.probe == "services"} == {f"{ip4}|21", f"{ip4}|23"}
@@ -248,15 +255,15 @@ def test_capture_network_baseline_then_drift(lab: Lab, capsys: pytest.CaptureFix
     assert code == 0 and shown["meta"]["scope"]["kind"] == "network"
     argv = (ip4, "--scope", scope, "--ports", ports, "--engine", "builtin")
     code, clean = _json(capsys, *argv)
-    assert code == 0 and clean["netscan"]["baseline"]["counts"] == {"added": 0, "removed": 0, "changed": 0}
+    assert code == 0 and clean["baseline"]["drift"] == {"added": 0, "removed": 0, "changed": 0}
+    assert clean["baseline"]["status"] == "compared"
     listener = lab.open_port(ip4, 8471)
     try:
         code, drifted = _json(capsys, *argv)
     finally:
         listener.close()
     assert code == 1
-    added = {(i["probe"], i["subject"]) for i in drifted["netscan"]["baseline"]["added"]}
-    assert ("ports", f"{ip4}|tcp|8471") in added
+    assert ("ports", f"{ip4}|tcp|8471") in _drift(drifted, "added")
     assert any(f["kind"] == "drift" and f["subject"] == f"{ip4}|tcp|8471" and f["severity"] == "high"
                for f in drifted["findings"])
     code, _, err = _cli(capsys, "baseline", "capture", "--scope", scope)
@@ -288,7 +295,7 @@ def test_scan_under_a_notice(lab: Lab, capsys: pytest.CaptureFixture[str], tmp_p
     assert main(["notice", "keygen", str(key)]) == 0
     from agent.notice import add_trusted, load_issuer_key
 
-    add_trusted("State Security Bureau (test)", load_issuer_key(key).public_key(), _isolated_state)
+    add_trusted("State Security Bureau (test)", load_issuer_key(key).public_key(), StateDir(_isolated_state))
     capsys.readouterr()
     issuer = Issuer(key, _isolated_state)
     ip4, ip5 = lab.host_ip(4), lab.host_ip(5)

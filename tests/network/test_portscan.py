@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import UserError
 from agent.scope import PortSet, Scope, ScopeGuard
+from probes.errors import ProbeInputError
 from probes.network.portscan import PortRow, ScanOptions, parse_nmap_xml, scan
 from tests.lab import Lab
 from tests.network.nmapref import nmap_open_ports
@@ -111,7 +111,7 @@ def test_refuses_unapproved(lab: Lab, guard: ScopeGuard) -> None:
 def test_engine_nmap_missing(lab: Lab, guard: ScopeGuard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     targets = guard.approve(lab.hosts[0].ip, "portscan", PortSet.parse("22"))
-    with pytest.raises(UserError, match="nmap is not installed"):
+    with pytest.raises(ProbeInputError, match="nmap is not installed"):
         scan(targets, ScanOptions(engine="nmap"))
     # auto falls back to the built-in engine
     result = scan(targets, ScanOptions(engine="auto"))
@@ -137,5 +137,34 @@ conf="10"><cpe>cpe:/a:openbsd:openssh:9.2p1</cpe><cpe>cpe:/o:linux:linux_kernel<
                 ("cpe:/a:openbsd:openssh:9.2p1", "cpe:/o:linux:linux_kernel"), "protocol 2.0"),
         PortRow("10.231.1.11", "udp", 161, "open|filtered", "snmp", reason="no-response"),
     )
-    with pytest.raises(UserError):
+    with pytest.raises(ValueError, match="unreadable XML"):
         parse_nmap_xml("<nmaprun><host>")
+
+
+def test_nmap_failing_mid_scan_says_what_was_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nmap that dies after it started scanning is a failed test carrying what went to whom, not a bad input."""
+    import shutil
+
+    from probes.errors import ProbeFailedAfterSend
+    from probes.network import portscan
+
+    real = shutil.which("nmap")
+    if real is None:
+        pytest.skip("nmap not installed")
+    fake = tmp_path / "nmap"
+    # A real nmap run (packets to loopback), then a fatal error as nmap prints it when it crashes mid-scan.
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = "-V" ]; then exec {real} -V; fi\n{real} "$@" >/dev/null 2>&1\n'
+                    'echo "nmap: Assertion failed: libnetutil" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    portscan._nmap_prototype.cache_clear()
+    try:
+        targets = ScopeGuard(Scope.parse("127.0.0.1/32")).approve("127.0.0.1", "portscan", PortSet.parse("1-100"))
+        with pytest.raises(ProbeFailedAfterSend, match="nmap failed: nmap: Assertion failed") as err:
+            scan(targets, ScanOptions(engine="nmap"))
+    finally:
+        portscan._nmap_prototype.cache_clear()
+    assert not isinstance(err.value, ProbeInputError)
+    sent = err.value.sent
+    assert sent.tool == "nmap" and sent.targets == ("127.0.0.1",) and sent.ports == "1-100"
+    assert sent.command[:3] == ("nmap", "-oX", "-") and "127.0.0.1" in sent.command

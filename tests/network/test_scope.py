@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from agent.errors import UserError
 from agent.scope import PortSet, Refusal, Scope, ScopeGuard, ScopeRefused, expand_target
+from probes.errors import ProbeInputError
 from probes.network.target import ApprovedTarget, check_targets
 
 
@@ -149,7 +150,7 @@ def test_targets_are_sealed() -> None:
 
 @pytest.mark.parametrize("bad", ["0", "65536", "22,", "80-22", "x", "", "1-70000"])
 def test_portset_bad(bad: str) -> None:
-    with pytest.raises(UserError):
+    with pytest.raises(ProbeInputError):
         PortSet.parse(bad)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
 import re
 import socket
 import ssl
@@ -23,17 +22,14 @@ from agent.scope import Scope, ScopeGuard
 from probes.network import services, svc_ssh, svc_tls
 from probes.network.ports import PortSet
 from probes.observation import Observation
+from tests.golden import compare_golden
 from tests.lab import Lab
 
 FIX = Path(__file__).parent / "fixtures"
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)  # fixed, so days_left in golden files never moves
 
 
-def golden(got: Any, expected_path: Path) -> None:
-    """PRECAUTION_REGEN=1 rewrites the expected file (review the diff); otherwise it must match."""
-    if os.environ.get("PRECAUTION_REGEN") or not expected_path.exists():
-        expected_path.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    assert got == json.loads(expected_path.read_text(encoding="utf-8")), f"differs from {expected_path.name}"
+golden = compare_golden  # tests/golden.py: a missing expected file fails
 
 
 def _expected(raw: Path) -> Path:

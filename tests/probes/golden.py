@@ -1,15 +1,15 @@
 """Golden files: fixtures/<probe>/<case>.raw.json (what gather() read on a real system) and
 <case>.expected.json (the observations parse() must give). PRECAUTION_REGEN=1 rewrites the expected files;
-review the diff before committing."""
+review the diff before committing. A missing expected file fails (tests/golden.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from probes.observation import Observation
 from probes.registry import get_probe
+from tests.golden import compare_golden
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -24,8 +24,5 @@ def check_case(probe_id: str, raw_path: Path) -> list[Observation]:
     observations = [Observation.from_row(probe_id, row) for row in probe.parse(raw)]
     got = [o.to_json() for o in observations]
     expected_path = raw_path.with_name(raw_path.name.replace(".raw.json", ".expected.json"))
-    if os.environ.get("PRECAUTION_REGEN") or not expected_path.exists():
-        expected_path.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    expected = json.loads(expected_path.read_text(encoding="utf-8"))
-    assert got == expected, f"{raw_path.name}: parse() output differs from {expected_path.name}"
+    compare_golden(got, expected_path)
     return observations

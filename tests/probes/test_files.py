@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import UserError
 from agent.scan import select_probes
 from probes.base import GatherContext, ProbeSettings
+from probes.errors import ProbeInputError
 from probes.host.files import FileRow, FilesOptions, FilesProbe
 from probes.transport import LocalTransport
 from tests.probes.golden import cases, check_case
@@ -81,7 +81,7 @@ def test_account_ssh_dirs_scanned(tmp_path):
 
 
 def test_configured_validates_every_field():
-    with pytest.raises(UserError) as err:
+    with pytest.raises(ProbeInputError) as err:
         FilesProbe.configured(ProbeSettings(None, {"paths": ["etc", "/ok"], "full": "maybe", "workers": -1,
                                                    "max_file_size": 0, "colour": "red"}))
     msg = str(err.value)
@@ -149,8 +149,8 @@ def test_ownership_cache_reused_then_invalidated_by_dpkg_changes(tmp_path, monke
 
 
 def test_ownership_cache_decode_rejects_anything_unexpected():
-    from baselines.fim_dpkg import Owned
-    from baselines.fim_owners import decode, encode
+    from probes.fim.dpkg import Owned
+    from probes.fim.owners import decode, encode
 
     owners = {"/usr/bin/ls": Owned("coreutils", "9.1-1", "7987cf330ff5bb94015dfbb9eae5a99f", False),
               "/usr/bin": Owned("coreutils", "9.1-1", None, False),

@@ -20,6 +20,7 @@ import pytest
 
 from agent.cli.main import main
 from agent.notice import Notice, RateLimits, add_trusted, load_issuer_key, sign_notice
+from agent.state import StateDir
 from tests.lab import Lab, LabHost, _pdeathsig, _stop, _wait_tcp
 
 UNIT = "Unit A"
@@ -165,7 +166,7 @@ def issuer(tmp_path: Path, _isolated_state: Path) -> Issuer:
     """An issuing body whose key this agent trusts."""
     key = tmp_path / "issuer.key"
     assert main(["notice", "keygen", str(key)]) == 0
-    add_trusted("State Security Bureau (test)", load_issuer_key(key).public_key(), _isolated_state)
+    add_trusted("State Security Bureau (test)", load_issuer_key(key).public_key(), StateDir(_isolated_state))
     return Issuer(key, _isolated_state)
 
 

@@ -11,11 +11,26 @@ import pytest
 
 from agent import record
 from agent.cli.main import main
+from agent.state import StateDir
+from agent.wire.base import SeverityCounts
+from agent.wire.chain import parse_line
+from agent.wire.record import HostScope, InspectionContent, InspectionSummary, ScanContent, ScanSummaryDoc
+
+NO_FINDINGS = SeverityCounts(info=0, low=0, medium=0, high=0, critical=0)
+
+
+def _scan(i: int = 0) -> ScanContent:
+    return ScanContent(scope=HostScope(host="h"), tests=["accounts"],
+                       summary=ScanSummaryDoc(findings=NO_FINDINGS, probe_errors=i, baseline=None))
+
+
+def _append(state: Path, actor: str = "tester", i: int = 0, results: object = None) -> record.Entry:
+    return record.Recorder(StateDir(state), actor).write(_scan(i), results=results)
 
 
 def _fill(n: int, state: Path) -> Path:
     for i in range(n):
-        record.append("scan", "tester", tests=("accounts",), summary={"i": i}, results={"run": i}, state=state)
+        _append(state, i=i, results={"run": i})
     return state / record.RECORD_FILE
 
 
@@ -32,8 +47,9 @@ def test_append_and_verify(_isolated_state: Path) -> None:
 
 def test_inspectors_and_scope_kept(_isolated_state: Path) -> None:
     inspectors = [record.Inspector("Li", "A-1"), record.Inspector("Wang", "B-2")]
-    e = record.append("inspection", "tester", inspectors=inspectors,
-                      notice_id="N-1", scope={"host": "h"}, state=_isolated_state)
+    e = record.Recorder(StateDir(_isolated_state), "tester").write(InspectionContent(
+        inspectors=[i.to_doc() for i in inspectors], notice_id="N-1", scope=HostScope(host="h", on_site=True),
+        summary=InspectionSummary(host="h", findings=NO_FINDINGS, probe_errors=0)))
     back = record.read_entries(_isolated_state / record.RECORD_FILE)[0]
     assert back == e
     assert [i.id for i in back.inspectors] == ["A-1", "B-2"]
@@ -46,8 +62,9 @@ def _lines(path: Path) -> list[bytes]:
 def test_one_byte_edit_names_the_entry(_isolated_state: Path) -> None:
     path = _fill(6, _isolated_state)
     lines = _lines(path)
-    # Change one digit of entry 4's summary ({"i":3} -> {"i":7}).
-    lines[3] = lines[3].replace(b'"i":3', b'"i":7')
+    # Change one digit of entry 4's summary (probe_errors 3 -> 7).
+    assert b'"probe_errors":3' in lines[3]
+    lines[3] = lines[3].replace(b'"probe_errors":3', b'"probe_errors":7')
     path.write_bytes(b"".join(lines))
     result = record.verify(path)
     assert not result.ok
@@ -84,9 +101,9 @@ def test_rewritten_entry_with_valid_hash_breaks_chain(_isolated_state: Path) -> 
 
     path = _fill(4, _isolated_state)
     lines = _lines(path)
-    body_raw, _h, sig = record._parse_line(lines[1].rstrip(b"\n"))
+    body_raw, _h, sig = parse_line(lines[1].rstrip(b"\n"))
     body = json.loads(body_raw)
-    body["summary"] = {"i": 99}
+    body["summary"]["probe_errors"] = 99
     raw = record.canonical(body)
     h = hashlib.sha256(raw).hexdigest()
     lines[1] = b'{"entry":' + raw + f',"hash":"{h}","sig":"{sig}"}}\n'.encode()
@@ -137,18 +154,18 @@ def test_other_key_is_named(_isolated_state: Path, tmp_path: Path) -> None:
     (_isolated_state / "agent.key").rename(tmp_path / "old.key")  # a new agent key: old entries are not its own
     from agent.keys import agent_signing_key
 
-    agent_signing_key(_isolated_state)
+    agent_signing_key(StateDir(_isolated_state))
     result = record.verify(path)
     assert not result.ok and result.bad_seq == 1 and "another key" in (result.reason or "")
 
 
 def _worker(state: str, n: int) -> None:
     for i in range(n):
-        record.append("scan", f"proc-{i}", summary={"i": i}, state=Path(state))
+        _append(Path(state), f"proc-{i}", i)
 
 
 def test_concurrent_writers(_isolated_state: Path) -> None:
-    record.append("scan", "first", state=_isolated_state)  # the key exists before the writers race
+    _append(_isolated_state, "first")  # the key exists before the writers race
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_worker, args=(str(_isolated_state), 15)) for _ in range(4)]
     for p in procs:
@@ -180,14 +197,18 @@ def test_cli_verify_and_show(_isolated_state: Path, capsys: pytest.CaptureFixtur
 
 
 def test_unknown_kind_rejected(_isolated_state: Path) -> None:
-    with pytest.raises(ValueError):
-        record.append("made-up", "tester", state=_isolated_state)
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        ScanContent.model_validate({**_scan().model_dump(), "kind": "made-up"})
+    with pytest.raises(ValidationError):  # a scan's summary is a scan summary, not anything
+        ScanContent.model_validate({**_scan().model_dump(), "summary": {"i": 1}})
 
 
 def test_no_record_yet_is_intact_but_a_deleted_record_is_not(_isolated_state: Path) -> None:
     path = _isolated_state / record.RECORD_FILE
     assert record.verify(path).ok and record.verify(path).entries == 0  # nothing written, no key needed
-    record.append("scan", "tester", state=_isolated_state)
+    _append(_isolated_state)
     path.unlink()
     result = record.verify(path)
     assert not result.ok and "missing" in (result.reason or "")

@@ -161,6 +161,17 @@ def test_remote_end_to_end_and_host_key_change(ssh_lab: SshLab, issuer: Issuer, 
     assert run_entry.kind == "remote" and run_entry.notice_id == "N-2026-001"
     assert run_entry.tests == ("accounts", "listeners")
     assert run_entry.results_sha256 == record.results_digest(payload)  # the record holds what was reported
+    from agent.wire.record import RemoteEntry, parse_entry
+    from agent.wire.remote import RemoteDocument
+    from tests.schema_check import validate
+
+    validate("remote.schema.json", payload)  # the generated JSON Schema, against the real sshd lab's output
+    assert RemoteDocument.model_validate(payload).to_json() == payload
+    typed = parse_entry(run_entry.body())
+    assert isinstance(typed, RemoteEntry) and typed.summary.hosts[f"root@{host.ip}:22"].status == "ok"
+    # what was applied: the unit and lead time given on the command line, recorded as overrides
+    assert typed.applied is not None and typed.applied.unit == UNIT and typed.applied.lead_time_s == 0
+    assert typed.applied.overrides["unit"] == UNIT and typed.applied.overrides["lead_time"] == "0"
     assert host.ip in (issuer.state / "known_hosts").read_text()
 
     assert main(_remote(ssh_lab, notice, host.ip)) in (0, 1)  # known now: no flag needed
@@ -217,9 +228,22 @@ def test_jump_host(ssh_lab: SshLab, issuer: Issuer, tmp_path: Path, capsys: pyte
     assert _packets(pcap, f"src host {ssh_lab.lab.bridge_ip} and dst host {target.ip}") == []
 
 
-def test_jump_host_outside_notice_refused(ssh_lab: SshLab, issuer: Issuer, tmp_path: Path) -> None:
-    notice = valid_notice(issuer, tmp_path / "n.json", [ssh_lab.hosts[2].ip])
-    assert main(_remote(ssh_lab, notice, ssh_lab.hosts[2].ip, extra=("--jump", f"root@{ssh_lab.hosts[0].ip}"))) == 2
+def test_jump_host_outside_notice_refused(ssh_lab: SshLab, issuer: Issuer, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    jump, target = ssh_lab.hosts[0], ssh_lab.hosts[2]
+    notice = valid_notice(issuer, tmp_path / "n.json", [target.ip])
+    pcap = tmp_path / "cap.pcap"
+    capsys.readouterr()
+    with _capture(ssh_lab.lab.bridge, f"host {jump.ip} or host {target.ip}", pcap, live_check=target.ip):
+        code = main(_remote(ssh_lab, notice, target.ip, extra=("--jump", f"root@{jump.ip}")))
+    out = capsys.readouterr()
+    assert code == 2
+    assert jump.ip in out.out + out.err  # the refusal names the jump host
+    assert _packets(pcap, f"host {target.ip} and icmp"), "the capture saw nothing: it would prove nothing"
+    assert _packets(pcap, f"host {jump.ip}") == []  # not one packet to the jump host
+    assert _packets(pcap, f"host {target.ip} and tcp") == []  # nor through it to the target
+    refusal = [e for e in _entries(issuer.state) if e.kind == "refusal"][-1]
+    assert jump.ip in refusal.summary["message"]
 
 
 def _sshd_pids(host: SshHost) -> tuple[list[int], bool]:

@@ -11,8 +11,9 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 
-from baselines.fim import ALWAYS_PRUNED, FileEntry, FimOptions, FimResult, FimStats, needs_full, normalise_paths
-from baselines.fim_cache import Cached, HashCache
+from probes.fim.cache import Cached, HashCache
+from probes.fim.model import ALWAYS_PRUNED, FileEntry, FimOptions, FimResult, FimStats, needs_full, normalise_paths
+from probes.find_stamp import stamp_ns
 from probes.transport import CommandUnavailable, Transport
 
 log = logging.getLogger(__name__)
@@ -31,13 +32,6 @@ def find_argv(paths: Sequence[str], excludes: Sequence[str]) -> list[str]:
     for i, glob in enumerate(prune):
         argv += (["-o"] if i else []) + ["-path", glob]
     return [*argv, ")", "-prune", "-o", "-printf", FIND_FORMAT]
-
-
-def stamp_ns(text: str) -> int:
-    """find's %T@ ("1715000000.1234567890") to integer nanoseconds, without float rounding."""
-    sec, _, frac = text.partition(".")
-    sign = -1 if sec.startswith("-") else 1
-    return int(sec) * 1_000_000_000 + sign * int((frac + "000000000")[:9])
 
 
 def parse_find(output: str) -> list[FileEntry]:

@@ -1,7 +1,7 @@
 """Hashing one file for file integrity, shared by the in-process path and the worker processes.
 
 Only the standard library is imported here: a worker process (``python -I -S -c ... serve()``, started by
-baselines/fim_pool.py) loads this module and nothing of the agent, so the pool starts in ~20 ms. The digest
+probes/fim/pool.py) loads this module and nothing of the agent, so the pool starts in ~20 ms. The digest
 and the stat facts come from the same open file descriptor, so they always belong together.
 """
 
@@ -62,7 +62,7 @@ def open_flags(root_user: bool) -> int:
 
 def encode_entry(inode: int, size: int, mtime_ns: int, ctime_ns: int, sha256: str | None, md5: str | None,
                  immutable: bool | None) -> str:
-    """A hash-cache entry ("ino:size:mtime:ctime:sha256:md5:immutable"; baselines/fim_cache.py reads it)."""
+    """A hash-cache entry ("ino:size:mtime:ctime:sha256:md5:immutable"; probes/fim/cache.py reads it)."""
     imm = "" if immutable is None else "1" if immutable else "0"
     return f"{inode}:{size}:{mtime_ns}:{ctime_ns}:{sha256 or ''}:{md5 or ''}:{imm}"
 

@@ -3,12 +3,12 @@ a package database can verify), reusing last scan's digests for files whose (ino
 did not change.
 
 This is the I/O edge of file integrity. Locally it reads through ``LocalTransport.host_path`` (so fixture roots
-work): GNU find lists each tree (baselines/fim_walk.py; os.scandir when find is missing or reports an error).
+work): GNU find lists each tree (probes/fim/walk.py; os.scandir when find is missing or reports an error).
 Files are hashed in this process (large ones in a thread pool: hashlib and os.readv release the GIL), or,
-with 4+ CPUs and much to hash, in worker processes (baselines/fim_pool.py), because the per-file Python work
+with 4+ CPUs and much to hash, in worker processes (probes/fim/pool.py), because the per-file Python work
 holds the GIL and stays serial in threads.
 Over a transport without local file access (SSH) it runs ``find -printf`` and ``sha256sum`` through
-``transport.run`` instead (baselines/fim_remote.py). Vanished or unreadable files become entries with an
+``transport.run`` instead (probes/fim/remote.py). Vanished or unreadable files become entries with an
 ``error``; nothing about one file aborts a scan.
 """
 
@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
-from baselines.fim_cache import HashCache, StatKey, cache_path, load_cache, match_entry, save_cache
-from baselines.fim_hash import (
+from probes.fim.cache import HashCache, cache_path, load_cache, match_entry, save_cache
+from probes.fim.hashing import (
     READ_SIZE,
     HashJob,
     WireDigest,
@@ -39,13 +39,21 @@ from baselines.fim_hash import (
     open_flags,
     reason,
 )
-from baselines.fim_pool import PoolFailed, cpu_count, hash_batches
-from baselines.fim_walk import WalkRow, find_available, walk_find
+from probes.fim.model import ALWAYS_PRUNED as ALWAYS_PRUNED
+from probes.fim.model import DEFAULT_PATHS as DEFAULT_PATHS
+from probes.fim.model import FileEntry as FileEntry
+from probes.fim.model import FimOptions as FimOptions
+from probes.fim.model import FimResult as FimResult
+from probes.fim.model import FimStats as FimStats
+from probes.fim.model import needs_full as needs_full
+from probes.fim.model import normalise_paths as normalise_paths
+from probes.fim.pool import PoolFailed, cpu_count, hash_batches
+from probes.fim.remote import scan_commands
+from probes.fim.walk import WalkRow, find_available, walk_find
 from probes.transport import Transport
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PATHS = ("/etc", "/usr/bin", "/usr/sbin", "/bin", "/sbin", "/boot", "/usr/lib/systemd")
 # A "large" file: it spends its time in hashlib without the GIL, which is where threads pay. Small files cost
 # syscalls (open, fstat, ioctl, read, close), each a GIL hand-off; spread over threads they convoy on the GIL
 # (measured: /usr/lib, 62k files, 2 cores), so one thread takes them from the small end (_hash_in_threads).
@@ -60,61 +68,6 @@ PSEUDO_FS = frozenset({
     "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs", "pstore",
     "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs", "autofs", "binfmt_misc", "efivarfs", "nsfs", "rpc_pipefs",
 })
-ALWAYS_PRUNED = frozenset({"/proc", "/sys"})
-
-
-@dataclass(frozen=True, slots=True)
-class FimOptions:
-    paths: tuple[str, ...] = DEFAULT_PATHS
-    excludes: tuple[str, ...] = ()  # fnmatch globs on absolute paths; "*" also matches "/"
-    full: bool = False  # re-hash everything, ignoring the cache
-    full_rehash_days: float = 7.0  # a full re-hash when the last one is older (0: only when asked)
-    max_file_size: int | None = None  # larger files are stat-ed, not hashed (error says why)
-    workers: int = 0  # 0: one per CPU
-    md5_paths: frozenset[str] = frozenset()  # files whose MD5 is wanted too (package database checks)
-    processes: bool | None = None  # hash in worker processes; None: with >= 4 CPUs and enough to hash
-    find_walk: bool = True  # list trees with GNU find where available (False: always os.scandir)
-
-
-class FileEntry(NamedTuple):
-    """One walked entry. A NamedTuple rather than a frozen dataclass: a re-check of /usr/lib builds 75k of
-    them, and a frozen dataclass's __init__ (one object.__setattr__ per field) cost ~5x as much per entry."""
-
-    path: str
-    type: str  # file | dir | symlink | other
-    mode: int  # permission bits with setuid/setgid/sticky (S_IMODE)
-    uid: int
-    gid: int
-    size: int
-    inode: int
-    mtime_ns: int
-    ctime_ns: int
-    target: str | None = None  # symlink target, never followed
-    immutable: bool | None = None  # FS_IMMUTABLE_FL, None where it cannot be read (symlinks, remote, no ioctl)
-    sha256: str | None = None
-    md5: str | None = None
-    error: str | None = None
-
-    @property
-    def key(self) -> StatKey:
-        return (self.inode, self.size, self.mtime_ns, self.ctime_ns)
-
-
-@dataclass(frozen=True, slots=True)
-class FimStats:
-    entries: int
-    hashed: int  # files read and hashed this scan
-    cache_hits: int  # files whose digests came from the cache
-    bytes_hashed: int
-    errors: int
-    full: bool  # this scan re-hashed everything
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class FimResult:
-    entries: tuple[FileEntry, ...]
-    stats: FimStats
 
 
 class _HostPaths(Protocol):
@@ -129,16 +82,6 @@ def entry_type(mode: int) -> str:
     if stat_mod.S_ISLNK(mode):
         return "symlink"
     return "other"
-
-
-def normalise_paths(paths: Iterable[str]) -> tuple[str, ...]:
-    """Absolute, without trailing slashes, duplicates or paths inside another listed path."""
-    clean = sorted({os.path.normpath(p) if p != "/" else "/" for p in paths})
-    out: list[str] = []
-    for p in clean:
-        if not any(p == q or p.startswith(q.rstrip("/") + "/") for q in out):
-            out.append(p)
-    return tuple(out)
 
 
 def compile_excludes(globs: Iterable[str]) -> Callable[[str], bool] | None:
@@ -158,12 +101,6 @@ def parse_pseudo_mounts(mountinfo: str) -> frozenset[str]:
         if sep and len(fields) >= 5 and rfields and rfields[0] in PSEUDO_FS:
             out.add(fields[4].replace("\\040", " "))
     return frozenset(out)
-
-
-def needs_full(cache: HashCache, options: FimOptions, now: float) -> bool:
-    if options.full or not cache.entries or cache.last_full is None:
-        return True
-    return options.full_rehash_days > 0 and now - cache.last_full > options.full_rehash_days * 86400
 
 
 def _join(parent: str, name: str) -> str:
@@ -435,7 +372,7 @@ def _batches(todo: list[Todo], workers: int) -> list[list[int]]:
 
 
 def _hash_in_processes(todo: list[Todo], workers: int, root_user: bool) -> list[Hashed]:
-    """Hash in worker processes (baselines/fim_pool.py); what a failed pool left undone is hashed here."""
+    """Hash in worker processes (probes/fim/pool.py); what a failed pool left undone is hashed here."""
     batches = _batches(todo, workers)
 
     def jobs(index: int) -> list[HashJob]:  # built as each batch is sent: workers start without waiting for all
@@ -519,8 +456,6 @@ def scan(transport: Transport, options: FimOptions, cache_dir: Path | None = Non
     if host_paths is not None and not via_commands:
         result, new_cache = scan_local(transport, options, cache, now, root_user=transport.is_root)  # type: ignore[arg-type]
     else:
-        from baselines.fim_remote import scan_commands
-
         result, new_cache = scan_commands(transport, options, cache, now)
     if path is not None and (new_cache.last_full != cache.last_full or new_cache.entries != cache.entries):
         save_cache(path, new_cache)  # an unchanged tree rewrites nothing

@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.state import atomic_write
-from baselines.fim_hash import encode_entry
+from probes.atomic_file import atomic_write
+from probes.fim.hashing import encode_entry
 
 log = logging.getLogger(__name__)
 

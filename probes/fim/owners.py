@@ -19,8 +19,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from agent.state import atomic_write
-from baselines.fim_dpkg import Owned
+from probes.atomic_file import atomic_write
+from probes.fim.dpkg import Owned
 from probes.transport import FileStat
 
 log = logging.getLogger(__name__)

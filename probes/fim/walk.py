@@ -16,6 +16,8 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
 
+from probes.find_stamp import stamp_ns
+
 log = logging.getLogger(__name__)
 
 # Numbers first, space-separated (never contain a space), then the name and the link target, NUL-terminated:
@@ -28,15 +30,6 @@ _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 # path, type (file|dir|symlink|other), mode (S_IMODE), uid, gid, size, inode, mtime_ns, ctime_ns, target
 WalkRow = tuple[str, str, int, int, int, int, int, int, int, str | None]
-
-
-def stamp_ns(text: bytes) -> int:
-    """find's ``%T@`` (b"1715000000.1234567890") to integer nanoseconds, without float rounding. A negative
-    stamp reads as find prints it: "-1.5" is 1.5 s before the epoch."""
-    sec, _, frac = text.partition(b".")
-    if len(frac) >= 9:
-        return int(sec + frac[:9])  # the digits are the nanosecond count; int() takes the sign and zeros
-    return int(sec + (frac + b"000000000")[:9])
 
 
 def find_argv(host_top: str, prune: Iterable[str]) -> list[str]:

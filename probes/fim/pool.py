@@ -2,7 +2,7 @@
 
 Per-file work (open, fstat, ioctl, close, the hashlib objects) holds the GIL, so threads cannot spread 60k
 small files over cores; processes can. The workers are fresh interpreters (``python -I -S``) running
-baselines/fim_hash.serve, not multiprocessing children: multiprocessing's spawn/forkserver re-import the
+probes/fim/hashing.serve, not multiprocessing children: multiprocessing's spawn/forkserver re-import the
 caller's ``__main__`` (an unguarded script then starts itself again), and ``fork`` from the agent, whose
 probes run in threads, could copy a lock another thread holds. Batches are handed out as workers finish, so
 faster workers take more batches; two batches are queued per worker so that none waits for this process
@@ -22,11 +22,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from baselines.fim_hash import HashJob, WireDigest
+from probes.fim.hashing import HashJob, WireDigest
 
 log = logging.getLogger(__name__)
 
-_PROJECT = str(Path(__file__).resolve().parent.parent)
+_PROJECT = str(Path(__file__).resolve().parent.parent.parent)
 IN_FLIGHT = 2  # batches queued per worker: the next one is there when it finishes the current one
 
 
@@ -35,7 +35,7 @@ class PoolFailed(Exception):
 
 
 def _start(root_user: bool) -> subprocess.Popen[bytes]:
-    code = f"import sys; sys.path.insert(0, {_PROJECT!r}); from baselines.fim_hash import serve; serve({root_user!r})"
+    code = f"import sys; sys.path.insert(0, {_PROJECT!r}); from probes.fim.hashing import serve; serve({root_user!r})"
     return subprocess.Popen([sys.executable, "-I", "-S", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=None, close_fds=True)
 

@@ -1,0 +1,13 @@
+"""The wire schema: the typed documents precaution emits and the collector ingests.
+
+Pydantic v2 models only: no I/O, no heavy imports (the collector imports this package). Every document carries a
+versioned ``schema`` field and is strict on input (unknown fields refused, no coercion: a string is never
+accepted where a list is expected). JSON Schema files generated from these models live in ``docs/schema/``
+(``python -m agent.wire.export``, ``make schema``).
+
+Modules: ``base`` (WireModel, Text, Timestamp), ``findings`` (Finding, Remediation), ``scan`` (ScanDocument,
+ProbeRunDoc, BaselineComparisonDoc, ObservationDoc), ``netscan`` (NetscanDocument), ``remote``
+(RemoteDocument), ``notice`` (NoticeBody, NoticeDocument, AcknowledgementDoc), ``record`` (record entries: a
+union discriminated by ``kind``), ``chain`` (pure record-chain verification), ``signatures`` (pure notice
+signature verification).
+"""

@@ -1,0 +1,29 @@
+"""Pure notice-signature verification the collector can run without the agent's host I/O. Canonical JSON and
+Ed25519 themselves are ``baselines.canonical_json`` and ``baselines.ed25519`` (one implementation each);
+``cryptography`` is imported only when a check runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from baselines import ed25519
+from baselines.canonical_json import canonical_json
+
+if TYPE_CHECKING:
+    from agent.wire.notice import NoticeDocument
+
+
+def notice_signature_valid(document: NoticeDocument, signed_body: bytes | None = None,
+                           public_key_b64: str | None = None) -> bool:
+    """Whether the notice's signature holds for the key it names (or ``public_key_b64``, e.g. the trusted
+    issuer's). ``signed_body`` is the canonical JSON of the notice object as received; by default it is
+    rebuilt from the model. Trust in the key is the caller's decision."""
+    sig = document.signature
+    if sig is None:
+        return False
+    body = signed_body if signed_body is not None else canonical_json(document.notice.to_json())
+    try:
+        key = ed25519.load_public_b64(public_key_b64 or sig.public_key)
+    except ed25519.KeyFormatError:
+        return False
+    return ed25519.verify_b64(key, sig.value, body)
