@@ -1,0 +1,125 @@
+"""The FastAPI application: routes, error bodies (never a bare 500), the body-size limit, request latency."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from collector import __version__
+from collector.api.context import AppContext
+from collector.api.metrics import Metrics
+from collector.api.routes import agent, findings, ops, people, work
+from collector.core.errors import ApiError
+
+log = logging.getLogger(__name__)
+DB_RETRY_AFTER_S = 5
+
+
+def _error(status: int, code: str, en: str, zh: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "message": en, "message_zh": zh}, status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """413 before the application sees a body over the limit (declared length or counted while streaming)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await _error(413, "too-large", f"request body over {self.limit} bytes",
+                             f"请求体超过 {self.limit} 字节")(scope, receive, send)
+                return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _error(413, "too-large", f"request body over {self.limit} bytes",
+                             f"请求体超过 {self.limit} 字节")(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(ctx: AppContext) -> FastAPI:
+    app = FastAPI(title="precaution collector", version=__version__,
+                  description="Central collector of the precaution agents (Provisions 2021, Art. 24-28): "
+                              "enrolment, ingest, rectification tracking, notices and tasks.")
+    app.state.ctx = ctx
+    metrics = Metrics(ctx.db)
+    app.state.metrics = metrics
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        detail = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))[:300]}
+                  for e in errors[:20]]
+        return JSONResponse({"error": "invalid-request", "message": f"{where}: {first.get('msg')}"[:500],
+                             "message_zh": f"请求无效：{where}"[:500], "detail": detail}, status_code=422)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        metrics.db_errors.inc()
+        if isinstance(exc, OperationalError | DBAPIError) and getattr(exc, "connection_invalidated", True):
+            log.warning("database unavailable: %s", exc.__class__.__name__)
+        else:
+            log.error("database error: %s", exc)
+        return _error(503, "database-unavailable", "the database is unavailable; retry later",
+                      "数据库暂不可用，请稍后重试", {"Retry-After": str(DB_RETRY_AFTER_S)})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return _error(500, "internal-error", "internal error (logged)", "内部错误（已记录）")
+
+    @app.middleware("http")
+    async def _timing(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.latency.labels(request.method, path).observe(time.perf_counter() - start)
+        return response
+
+    for module in (ops, agent, people, findings, work):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=ctx.settings.max_batch_bytes)
+    return app

@@ -1,0 +1,1 @@
+"""Settings, paths, the collector CA and security helpers."""

@@ -1,0 +1,1 @@
+"""Alembic migrations (run by `precaution-collector migrate`, `init`, and tests)."""

@@ -1,0 +1,148 @@
+"""Set-up and operations: init, settings failing with the key named, serve's TLS and loopback rule, migrate with
+progress, backup, CLI administration, OpenAPI, /healthz, /readyz, /metrics (checked with promtool)."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.collector.client import finding, run
+from tests.collector.conftest import BIN, Collector, init_collector, tls, unit_name
+
+
+def test_health_readiness_and_openapi(collector: Collector) -> None:
+    with collector.http() as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        ready = http.get("/readyz").json()
+        assert ready["status"] == "ok" and ready["schema"]
+        spec = http.get("/openapi.json").json()
+    for path in ("/api/v1/enroll", "/api/v1/agent/ingest", "/api/v1/agent/tasks", "/api/v1/findings",
+                 "/api/v1/findings/{finding_id}/transition", "/api/v1/notices", "/metrics", "/readyz"):
+        assert path in spec["paths"], path
+    assert "IngestBatch" in spec["components"]["schemas"]
+
+
+def test_plain_http_is_not_served(collector: Collector) -> None:
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{collector.port}/healthz", timeout=5)
+    with pytest.raises(httpx.ConnectError):  # a certificate from another CA is not trusted
+        httpx.get(f"{collector.url}/healthz", timeout=5)
+
+
+def test_metrics_are_protected_and_pass_promtool(collector: Collector) -> None:
+    unit = unit_name()
+    sim = collector.agent(unit)
+    sim.ingest(sim.batch(runs=[run("r1", [finding("m1", severity="critical"), finding("m2")])]))
+    with collector.http() as http:
+        assert http.get("/metrics").status_code == 401
+        assert http.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        r = http.get("/metrics", headers={"Authorization": f"Bearer {collector.metrics_token}"})
+    assert r.status_code == 200
+    text = r.text
+    assert f'precaution_collector_open_findings{{severity="critical",unit="{unit}"}} 1.0' in text
+    assert 'precaution_collector_agents{state="online"}' in text
+    assert 'precaution_collector_ingest_items_total{kind="finding",status="accepted"}' in text
+    assert "precaution_collector_request_duration_seconds_bucket" in text
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: make deps installs the Debian prometheus package"
+    done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_cli_administration(collector: Collector, tmp_path: Path) -> None:
+    unit = unit_name()
+    token = collector.cli("token", "create", "--unit", unit, "--expires", "2h")
+    assert token.returncode == 0 and token.stdout.startswith("pcenrol_")
+    added = collector.cli("user", "add", "op1", "--role", "operator", "--unit", unit)
+    assert added.returncode == 0 and "password (shown once)" in added.stdout
+    password = added.stdout.rsplit(": ", 1)[1].strip()
+    with collector.login("op1", password) as op:
+        assert op.get("/api/v1/findings", params={"unit": unit}).status_code == 200
+    changed = collector.cli("user", "passwd", "op1", "--password-stdin", input="a much longer secret\n")
+    assert changed.returncode == 0
+    with collector.http() as http:
+        assert http.post("/api/v1/auth/login", json={"username": "op1", "password": password}).status_code == 401
+    assert collector.cli("user", "role", "op1", "--unit", unit, "--remove").returncode == 0
+    with collector.login("op1", "a much longer secret") as op:
+        assert op.get("/api/v1/findings", params={"unit": unit}).status_code == 403
+    short = collector.cli("user", "add", "op2", "--password-stdin", input="short\n")
+    assert short.returncode == 2 and "at least 12" in short.stderr
+    issued = collector.cli("notice", "issue", "--unit", unit, "--target", "10.231.0.5", "--kind", "host",
+                           "--start", "2099-03-02T08:00Z", "--end", "2099-03-02T18:00Z",
+                           "-o", str(tmp_path / "n.json"))
+    assert issued.returncode == 0, issued.stderr
+    assert '"subject_unit": "' + unit in (tmp_path / "n.json").read_text()
+    if collector.backend == "sqlite":
+        copy = tmp_path / "copy.db"
+        assert collector.cli("backup", str(copy)).returncode == 0
+        with sqlite3.connect(copy) as conn:
+            assert conn.execute("SELECT count(*) FROM notices").fetchone()[0] >= 1
+        assert copy.stat().st_mode & 0o777 == 0o600
+    else:
+        pointer = collector.cli("backup", str(tmp_path / "x.db"))
+        assert pointer.returncode == 2 and "pg_dump" in pointer.stderr
+
+
+def test_init_refuses_twice_and_state_is_private(collector: Collector) -> None:
+    again = collector.cli("init")
+    assert again.returncode == 2 and "already set up" in again.stderr
+    assert collector.home.stat().st_mode & 0o777 == 0o700
+    for name in ("ca.key", "server.key", "issuer.key", "config.toml"):
+        assert (collector.home / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_bad_setting_fails_at_start_with_the_key_named(tmp_path: Path) -> None:
+    c = init_collector(tmp_path / "home", None, "sqlite")
+    done = subprocess.run([str(BIN), "serve"], env={**c.env, "PRECAUTION_COLLECTOR_MAX_BATCH_BYTES": "-3"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "'max_batch_bytes'" in done.stderr
+    with (c.home / "config.toml").open("a") as fh:
+        fh.write('listen_typo = "x"\n')
+    done = subprocess.run([str(BIN), "serve"], env=c.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "'listen_typo'" in done.stderr
+
+
+def test_insecure_dev_only_on_loopback_and_migrate_shows_progress(tmp_path: Path) -> None:
+    c = init_collector(tmp_path / "home", None, "sqlite")
+    done = subprocess.run([str(BIN), "serve", "--insecure-dev", "--listen", "0.0.0.0:18999"], env=c.env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "loopback only" in done.stderr
+    db = c.home / "collector.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM alembic_version")
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name != 'alembic_version'"
+                                    ).fetchall():
+            conn.execute(f'DROP TABLE "{name}"')
+    refused = subprocess.run([str(BIN), "serve"], env=c.env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "precaution-collector migrate" in refused.stderr
+    migrated = c.cli("migrate")
+    assert migrated.returncode == 0 and "applied 0001" in migrated.stdout
+
+
+def test_insecure_dev_serves_plain_http_on_loopback(tmp_path: Path) -> None:
+    from tests.collector.conftest import free_port
+
+    c = init_collector(tmp_path / "home", None, "sqlite")
+    port = free_port()
+    proc = subprocess.Popen([str(BIN), "serve", "--insecure-dev", "--listen", f"127.0.0.1:{port}"], env=c.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import time
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    _ = tls
