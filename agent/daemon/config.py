@@ -1,7 +1,8 @@
 """agent.toml: the daemon's configuration (``/etc/precaution/agent.toml`` or ``--config``), strict.
 
 Unknown keys are refused and every error names the key and its line in the file (``agent.toml:12:
-schedule.self_inspection.interval: not a duration``), so a typo never silently falls back to a default.
+schedule.self_inspection.interval: not a duration``), so a typo never silently falls back to a default. The
+line finding and error wording are config.toml's (``agent.config.key_lines``), one approach for both files.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from agent.daemon.toml_lines import line_of
+from agent.config import ConfigError, key_lines
+from agent.config import _problems as validation_problems
+from agent.duration import parse_duration
 from agent.errors import UserError
-from agent.notice import parse_duration
 
 DEFAULT_PATH = Path("/etc/precaution/agent.toml")
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9847"
@@ -172,23 +174,18 @@ class DaemonConfig(_Strict):
 
 
 def parse_config(text: str, source: str) -> DaemonConfig:
-    """Validate a TOML text; UserError naming ``source:line: key: problem`` for every bad key."""
+    """Validate a TOML text; ConfigError naming ``source:line: key: problem`` for every bad key."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{source}: not valid TOML: {exc}") from None
+        where = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        line = where.group(1) if where else "1"
+        raise ConfigError([f"{source}:{line}: not valid TOML: {str(exc).split(' (at line')[0]}"]) from None
     try:
         return DaemonConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = [p for p in err["loc"] if isinstance(p, str | int)]
-            line = line_of(text, loc)
-            where = f"{source}:{line}" if line else source
-            key = ".".join(str(p) for p in loc) or "(top level)"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: {key}: {msg}")
-        raise UserError("; ".join(problems)) from None
+        problems = validation_problems(Path(source), exc, key_lines(text))
+        raise ConfigError([f"{source}:{line}: {reason}" for line, reason in sorted(set(problems))]) from None
 
 
 def load_config(path: Path | None = None) -> DaemonConfig:

@@ -15,14 +15,19 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.daemon.config import DaemonConfig, load_config
 from agent.daemon.outcome import ProbeTiming, RunOutcome
-from agent.state import state_dir
+from agent.errors import UserError
+from agent.state import StateDir
+
+if TYPE_CHECKING:
+    from agent.services.context import AgentContext
 
 log = logging.getLogger(__name__)
 
-KINDS = ("self_inspection", "file_integrity")
+KINDS = ("self_inspection", "file_integrity", "own_networks")
 ACTOR = "precaution-agent"
 
 
@@ -38,55 +43,69 @@ def lower_priority(config: DaemonConfig) -> tuple[int, int]:
     return os.nice(0), int(proc.ionice().ioclass)
 
 
-def run(kind: str, config: DaemonConfig, state: Path) -> RunOutcome:
-    from agent.daemon.results import SHRINKERS, spool_scan
+def context(config: DaemonConfig, state: StateDir, kind: str) -> AgentContext:
+    """The services' context: config.toml (probes, profile, waivers, unit) with what agent.toml sets for the
+    daemon's runs: the file-integrity paths and the unit's own networks."""
+    from agent.config import load_config as load_agent_config
+    from agent.record import Recorder
+    from agent.services.context import AgentContext
+
+    base = load_agent_config(None, state)
+    probes = dict(base.probes)
+    if kind == "file_integrity":
+        probes["files"] = {**probes.get("files", {}),
+                           "paths": [str(p) for p in config.self_inspection.file_integrity_paths]}
+    netscan = base.netscan.model_copy(update={"own_networks": list(config.self_inspection.own_networks)})
+    agent_config = base.model_copy(update={"probes": probes, "netscan": netscan})
+    return AgentContext(state, agent_config, Recorder(state, ACTOR))
+
+
+def own_network_targets(networks: list[str]) -> list[str]:
+    """Loopback networks are tested at their one real address (127.0.0.1, ::1), not 16 million of them."""
+    import ipaddress
+
+    out = []
+    for text in networks:
+        net = ipaddress.ip_network(text, strict=False)
+        if net.is_loopback:
+            out.append("127.0.0.1/32" if net.version == 4 else "::1/128")
+        else:
+            out.append(str(net))
+    return list(dict.fromkeys(out))
+
+
+def run(kind: str, config: DaemonConfig, state: StateDir) -> RunOutcome:
+    from agent.daemon.results import SHRINKERS, run_report, spool_run
     from agent.daemon.spool import Spool
 
     nice, ioclass = lower_priority(config) if kind == "file_integrity" else (0, 0)
     started = time.time()
     run_id = f"{kind}-{uuid.uuid4().hex}"
-    result = _scan(kind, config, state)
-    spool = Spool(config.spool_path(state), config.spool.max_bytes, config.spool.min_free_bytes,
+    ctx = context(config, state, kind)
+    if kind == "own_networks":
+        from agent.services import netscan
+
+        targets = own_network_targets(config.self_inspection.own_networks)
+        net = netscan.run(ctx, netscan.NetscanRequest(targets=targets, scope=",".join(targets)))
+        result, report = net.result, run_report(run_id, "netscan", net.result)
+    else:
+        from agent.scan import select_probes
+        from agent.services import scan
+
+        host_probes = [p.id for p in select_probes()]
+        wanted = ("files",) if kind == "file_integrity" else tuple(p for p in host_probes if p != "files")
+        outcome = scan.run(ctx, scan.ScanRequest(probes=wanted))
+        result, report = outcome.result, run_report(run_id, "scan", outcome.result)
+    spool = Spool(config.spool_path(state.path), config.spool.max_bytes, config.spool.min_free_bytes,
                   shrinkers=SHRINKERS, check=False)
-    refused = spool_scan(spool, run_id, result)
+    refused = spool_run(spool, report)
     spool.close()
-    counts = result.counts()
     drift = dict(result.baseline.counts) if result.baseline and result.baseline.status == "compared" else {}
     return RunOutcome(kind=kind, run_id=run_id, ok=not result.probe_errors, started=started, finished=time.time(),
                       probes=[ProbeTiming(probe=r.probe, status=r.status, duration_s=r.duration_s)
                               for r in result.probes],
-                      findings=counts, drift=drift, spooled=refused is None, spool_refused=refused, nice=nice,
-                      ionice_class=ioclass)
-
-
-def _scan(kind: str, config: DaemonConfig, state: Path):  # type: ignore[no-untyped-def]
-    from agent import record
-    from agent.baseline_files import BaselineFiles, host_scope
-    from agent.config import load_config as load_probe_config
-    from agent.scan import run_scan, select_probes
-    from baselines.profile import load_profile
-    from baselines.waivers import load_waivers
-    from probes.base import ProbeSettings
-    from probes.transport import LocalTransport
-
-    probe_config = load_probe_config()
-    options = dict(probe_config.probes)
-    if kind == "file_integrity":
-        options["files"] = {**options.get("files", {}),
-                            "paths": [str(p) for p in config.self_inspection.file_integrity_paths]}
-    settings = ProbeSettings(cache_dir=state / "cache", options=options)
-    probes = select_probes(settings=settings)
-    probes = [p for p in probes if (p.id == "files") == (kind == "file_integrity")]
-    waivers_file = Path(probe_config.waivers) if probe_config.waivers else state / "waivers.yaml"
-    waivers = load_waivers(waivers_file) if waivers_file.exists() else []
-    profile = load_profile(probe_config.profile)
-    result = run_scan(LocalTransport(), profile, waivers, probes, baselines=BaselineFiles(), scope=host_scope("/"))
-    record.append("scan", ACTOR, scope={"host": result.host.hostname, "root": "/", "schedule": kind},
-                  tests=tuple(r.probe for r in result.probes),
-                  summary={"findings": result.counts(), "probe_errors": len(result.probe_errors),
-                           "baseline": result.baseline.status if result.baseline else None},
-                  results=result.to_json(), state=state)
-    return result
+                      findings=result.counts(), drift=drift, spooled=refused is None, spool_refused=refused,
+                      nice=nice, ionice_class=ioclass)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,7 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
-    outcome = run(args.kind, config, state_dir())
+    started = time.time()
+    try:
+        outcome = run(args.kind, config, StateDir.from_environment())
+    except UserError as exc:  # refused before anything ran (bad profile, scope...): a failed run, said clearly
+        log.error("%s not run: %s", args.kind, exc)
+        outcome = RunOutcome(kind=args.kind, run_id="", ok=False, started=started, finished=time.time(),
+                             error=str(exc))
     import resource
 
     peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,

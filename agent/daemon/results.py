@@ -8,13 +8,15 @@ resolves anything at the collector, so summarising never produces a false "fixed
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from agent.daemon.spool import Priority, Spool, SpoolItem, priority_for
+from agent.wire.collector_api import RunReport
 
 if TYPE_CHECKING:
     from agent.scan import ScanResult
@@ -23,20 +25,28 @@ log = logging.getLogger(__name__)
 
 RECORD_FILE = "record.jsonl"
 _OFFSET_META = "record_offset"
+RunKind = Literal["scan", "netscan", "remote", "inspection"]
 
 
-def run_item(run_id: str, kind: str, result: ScanResult, task_id: str | None = None,
-             notice_id: str | None = None) -> SpoolItem:
-    doc = result.to_json()
-    findings = doc["findings"]
-    body: dict[str, Any] = {
-        "run_id": run_id, "kind": kind, "host": result.host.hostname, "started": doc["started"],
-        "finished": doc["finished"], "task_id": task_id, "notice_id": notice_id, "login_failed": False,
-        "probes": doc["probes"], "findings": findings,
-    }
-    severities = [f["severity"] for f in findings if not f.get("waived")]
-    return SpoolItem(f"run:{run_id}", "run", body, priority_for("run", severities),
-                     shrinkable=any(f["severity"] == "info" for f in findings))
+def run_report(run_id: str, kind: RunKind, result: ScanResult, task_id: str | None = None,
+               notice_id: str | None = None) -> RunReport:
+    """The collector's RunReport for a scan-like result: every probe's status and every finding."""
+    from agent.documents import finding, probe_run
+
+    return RunReport(run_id=run_id, kind=kind, host=result.host.hostname, started=_iso(result.started),
+                     finished=_iso(result.finished), task_id=task_id, notice_id=notice_id, login_failed=False,
+                     probes=[probe_run(r) for r in result.probes], findings=[finding(f) for f in result.findings])
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def run_item(report: RunReport) -> SpoolItem:
+    body = report.model_dump(mode="json", by_alias=True)
+    severities = [f.severity for f in report.findings if not f.waived]
+    return SpoolItem(f"run:{report.run_id}", "run", body, priority_for("run", severities),
+                     shrinkable=any(f.severity == "info" for f in report.findings))
 
 
 def shrink_run(body: dict[str, Any]) -> dict[str, Any]:
@@ -62,12 +72,12 @@ def shrink_run(body: dict[str, Any]) -> dict[str, Any]:
 SHRINKERS = {"run": shrink_run}
 
 
-def spool_scan(spool: Spool, run_id: str, result: ScanResult, kind: str = "scan") -> str | None:
+def spool_run(spool: Spool, report: RunReport) -> str | None:
     """Commit one run; the refusal message when the spool would not take it (disk full), else None."""
     from agent.daemon.spool import SpoolRefused
 
     try:
-        spool.put(run_item(run_id, kind, result))
+        spool.put(run_item(report))
     except SpoolRefused as exc:
         return str(exc)
     return None

@@ -29,7 +29,7 @@ from agent.daemon.watchdog import EXIT_OVER_BUDGET, DaemonWatchdog, RunWatch
 
 log = logging.getLogger(__name__)
 
-SCHEDULED_KINDS = ("self_inspection", "file_integrity")
+SCHEDULED_KINDS = ("self_inspection", "file_integrity", "own_networks")
 HOUSEKEEPING_S = 5.0
 
 
@@ -200,6 +200,8 @@ class AgentService:
                 m.drift.clear()  # no baseline compared: no drift figure rather than a false zero
                 for change, count in outcome.drift.items():
                     m.drift.labels(change).set(count)
+            if outcome.error:
+                log.error("%s failed: %s", job.kind, outcome.error)
             if outcome.spool_refused:
                 log.error("%s results not spooled: %s", job.kind, outcome.spool_refused)
         ok = result == "ok" and outcome is not None and outcome.spooled

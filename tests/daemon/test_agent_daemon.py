@@ -44,12 +44,13 @@ def test_scheduled_runs_metrics_and_promtool(agent: AgentProcess, tmp_path: Path
     assert text is not None
     check = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
-    # the run reports and the record entries of both runs are in the spool before any send
-    agent.wait_for(lambda f: sum(f.by("precaution_agent_spool_items", "priority").values()) >= 4)
+    # the run reports and the record entries of all three runs are in the spool before any send
+    agent.wait_for(lambda f: ran_ok("own_networks")(f)
+                   and sum(f.by("precaution_agent_spool_items", "priority").values()) >= 6)
     spool = Spool(agent.state / "spool.db", check=False)
     kinds = sorted(q.kind for q in spool.batch(1000))
     spool.close()
-    assert kinds.count("run") == 2 and kinds.count("record") == 2
+    assert kinds.count("run") == 3 and kinds.count("record") == 3  # self-inspection, file integrity, own networks
     assert agent.stop() == 0
 
 
@@ -126,8 +127,9 @@ def test_daemon_stays_light_and_returns_to_idle(agent: AgentProcess) -> None:
     loaded = subprocess.run([sys.executable, "-c", "import sys, agent.daemon.service, agent.cli.agent; "
                              "print(' '.join(sorted(sys.modules)))"], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.split()
+    light = {"probes", "probes.atomic_file"}  # agent.state's temp-file-fsync-rename helper
     heavy = [m for m in loaded if m.split(".")[0] in ("scapy", "probes", "baselines", "nmap", "paramiko", "rich",
-                                                      "jinja2", "yaml")]
+                                                      "jinja2", "yaml") and m not in light]
     assert heavy == []
 
 
