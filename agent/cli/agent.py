@@ -22,6 +22,21 @@ def register(sub: Any) -> None:
     r = ps.add_parser("run", help="run in the foreground (systemd: precaution-agent.service)")
     r.add_argument("--config", type=Path, metavar="FILE", help="agent.toml (default /etc/precaution/agent.toml)")
     r.set_defaults(handler=_run)
+    e = ps.add_parser("enroll", help="enrol this agent with a collector (one-time token, pinned CA)",
+                      description="Spend a one-time enrolment token: the agent gets a client certificate from the "
+                                  "collector's CA and trusts the collector's notice issuer. Re-enrolling keeps the "
+                                  "spool and the record.")
+    e.add_argument("url", metavar="URL", help="the collector, https://HOST:PORT")
+    e.add_argument("--token", required=True, help="one-time token (precaution-collector token create --unit U)")
+    pin = e.add_mutually_exclusive_group(required=True)
+    pin.add_argument("--ca", type=Path, metavar="FILE", help="the collector CA certificate (PEM) to pin")
+    pin.add_argument("--ca-fingerprint", metavar="SHA256",
+                     help="SHA-256 of the collector's CA (or server) certificate, as `openssl x509 -noout "
+                          "-fingerprint -sha256` prints it")
+    e.add_argument("--unit", help="the unit to enrol in (default: [notice] unit in config.toml)")
+    e.add_argument("--config", type=Path, metavar="FILE")
+    e.add_argument("--lang", choices=LANGS, default="en")
+    e.set_defaults(handler=_enroll)
     s = ps.add_parser("status", help="what the running agent reports: runs, findings, spool, collector, budget")
     s.add_argument("--config", type=Path, metavar="FILE")
     s.add_argument("--lang", choices=LANGS, default="en")
@@ -57,3 +72,28 @@ def _status(args: argparse.Namespace) -> int:
         figures = offline_figures(config, state_dir())
     sys.stdout.write(render(figures, running, config, state_dir(), args.lang))
     return 0 if running else 1
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from agent.config import load_config as load_agent_config
+    from agent.daemon.config import load_config
+    from agent.daemon.identity import Identity, enroll
+    from agent.errors import UserError
+    from agent.state import StateDir
+
+    config = load_config(args.config)
+    state = StateDir.from_environment()
+    state.ensure()
+    unit = args.unit or load_agent_config(None, state).notice.unit
+    if not unit:
+        raise UserError("which unit? pass --unit UNIT (or set [notice] unit in config.toml)")
+    identity = Identity(config.identity_dir(state.path))
+    done = enroll(state, identity, args.url, args.token, unit, ca_file=args.ca, ca_fingerprint=args.ca_fingerprint,
+                  timeout=config.collector.timeout)
+    if args.lang == "zh-CN":
+        sys.stdout.write(f"已注册到汇聚端 {done.url}：代理编号 {done.agent_id}，单位 {done.unit}，证书有效期至 "
+                         f"{done.not_after}；身份文件位于 {identity.dir}。重启代理服务后生效。\n")
+    else:
+        sys.stdout.write(f"enrolled with {done.url}: agent {done.agent_id}, unit {done.unit}, certificate valid "
+                         f"until {done.not_after}; identity in {identity.dir}. Restart the agent to use it.\n")
+    return 0

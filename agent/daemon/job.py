@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KINDS = ("self_inspection", "file_integrity", "own_networks")
+KINDS = ("self_inspection", "file_integrity", "own_networks", "notices", "task")
 ACTOR = "precaution-agent"
 
 
@@ -56,7 +56,14 @@ def context(config: DaemonConfig, state: StateDir, kind: str) -> AgentContext:
         probes["files"] = {**probes.get("files", {}),
                            "paths": [str(p) for p in config.self_inspection.file_integrity_paths]}
     netscan = base.netscan.model_copy(update={"own_networks": list(config.self_inspection.own_networks)})
-    agent_config = base.model_copy(update={"probes": probes, "netscan": netscan})
+    notice = base.notice
+    if notice.unit is None:  # the unit this agent enrolled in is the one notices must name
+        from agent.daemon.identity import Identity
+
+        enrolment = Identity(config.identity_dir(state.path)).enrolment()
+        if enrolment is not None:
+            notice = notice.model_copy(update={"unit": enrolment.unit})
+    agent_config = base.model_copy(update={"probes": probes, "netscan": netscan, "notice": notice})
     return AgentContext(state, agent_config, Recorder(state, ACTOR))
 
 
@@ -74,9 +81,39 @@ def own_network_targets(networks: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def run(kind: str, config: DaemonConfig, state: StateDir) -> RunOutcome:
+def run_inbox(kind: str, config: DaemonConfig, state: StateDir, task_file: Path | None) -> RunOutcome:
+    """Notices delivered by the collector, or one task (agent.daemon.inbox)."""
+    from agent.daemon import inbox
+    from agent.daemon.results import SHRINKERS
+    from agent.daemon.spool import Spool
+    from agent.wire.collector_api import TaskItem
+
+    started = time.time()
+    ctx = context(config, state, kind)
+    spool = Spool(config.spool_path(state.path), config.spool.max_bytes, config.spool.min_free_bytes,
+                  shrinkers=SHRINKERS, check=False)
+    box = state.path / "inbox"
+    try:
+        if kind == "notices":
+            inbox.handle_notices(ctx, spool, box)
+            return RunOutcome(kind=kind, run_id="", ok=True, started=started, finished=time.time(), spooled=True)
+        assert task_file is not None
+        task = TaskItem.model_validate_json(task_file.read_bytes())
+        run_id = f"task-{uuid.uuid4().hex}"
+        outcome, message, spooled = inbox.run_task(ctx, spool, task, box, run_id)
+        task_file.unlink()
+        return RunOutcome(kind=kind, run_id=run_id, ok=outcome == "completed", started=started, finished=time.time(),
+                          spooled=spooled, error=message or None, task_outcome=outcome)
+    finally:
+        spool.close()
+
+
+def run(kind: str, config: DaemonConfig, state: StateDir, task_file: Path | None = None) -> RunOutcome:
     from agent.daemon.results import SHRINKERS, run_report, spool_run
     from agent.daemon.spool import Spool
+
+    if kind in ("notices", "task"):
+        return run_inbox(kind, config, state, task_file)
 
     nice, ioclass = lower_priority(config) if kind == "file_integrity" else (0, 0)
     started = time.time()
@@ -112,12 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agent.daemon.job")
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--config", type=Path)
+    parser.add_argument("--task-file", type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
     started = time.time()
     try:
-        outcome = run(args.kind, config, StateDir.from_environment())
+        outcome = run(args.kind, config, StateDir.from_environment(), args.task_file)
     except UserError as exc:  # refused before anything ran (bad profile, scope...): a failed run, said clearly
         log.error("%s not run: %s", args.kind, exc)
         outcome = RunOutcome(kind=args.kind, run_id="", ok=False, started=started, finished=time.time(),

@@ -30,3 +30,4 @@ class RunOutcome(BaseModel):
     ionice_class: int = 0
     peak_rss_bytes: int = 0  # of the run's process and the helpers it waited for
     error: str | None = None
+    task_outcome: str | None = None  # completed | refused | failed, for collector tasks

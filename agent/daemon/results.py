@@ -121,3 +121,8 @@ def _seq_of(raw: bytes) -> int | None:
     except (ValueError, KeyError, TypeError):
         return None
     return seq if isinstance(seq, int) else None
+
+
+def reset_record_offset(spool: Spool) -> None:
+    """Offer the whole record again (the collector reported a gap): lines it holds come back duplicate."""
+    spool.set_meta(_OFFSET_META, "0")

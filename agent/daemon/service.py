@@ -7,6 +7,8 @@ their own. Nothing here imports probes or scan code: runs are child processes (`
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 import logging
 import os
 import signal
@@ -40,6 +42,7 @@ class RunningJob:
     watch: RunWatch
     started_mono: float
     killed_for: str | None = None
+    scheduled: bool = True
 
 
 class AgentService:
@@ -69,7 +72,35 @@ class AgentService:
         self.stop = threading.Event()
         self.exit_code = 0
         self._server: Any = None
-        self.client: Any = None  # the collector client thread, when enrolled
+        self.inbox = state / "inbox"
+        self.wake = threading.Event()
+        self.client = self._collector_link()
+        self.metrics.enrolled.set(1 if self.client is not None else 0)
+
+    def _collector_link(self) -> Any:
+        """The push/task thread when this agent is enrolled (``precaution agent enroll``), else None."""
+        from agent.daemon.identity import Identity, host_identity
+
+        identity = Identity(self.config.identity_dir(self.state))
+        enrolment = identity.enrolment()
+        if enrolment is None:
+            log.warning("not enrolled with a collector: results stay in the spool (run `precaution agent enroll`)")
+            return None
+        from agent.daemon.collector_client import CollectorClient
+        from agent.daemon.push import PushWorker
+
+        cfg = self.config.collector
+        host = host_identity()
+        client = CollectorClient(cfg.url or enrolment.url, str(cfg.ca or identity.ca_path), enrolment.agent_id,
+                                 identity.key(), host.boot_id, cfg.timeout)
+        return PushWorker(client, self._spool_for_thread, self.metrics, self.state, host, cfg.push_interval,
+                          min(cfg.task_poll_interval, float(enrolment.poll_interval_s)), cfg.batch_items, self.wake,
+                          identity)
+
+    def _spool_for_thread(self) -> Spool:
+        c = self.config.spool
+        return Spool(self.config.spool_path(self.state), c.max_bytes, c.min_free_bytes, shrinkers=SHRINKERS,
+                     check=False)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start_metrics(self) -> None:
@@ -97,6 +128,7 @@ class AgentService:
                     last_ping = now
                 for kind in self.scheduler.due():
                     self._start(kind)
+                self._start_inbox_work()
                 self._poll_jobs()
                 if now - last_house >= HOUSEKEEPING_S:
                     last_house = now
@@ -142,16 +174,38 @@ class AgentService:
         self.metrics.spool.latest = self.spool.stats()
 
     # -- runs -----------------------------------------------------------------------------------------------
-    def _start(self, kind: str) -> None:
-        argv = [sys.executable, "-m", "agent.daemon.job", kind]
+    def _start_inbox_work(self) -> None:
+        """Delivered notices, then due tasks, one child at a time each (agent.daemon.inbox)."""
+        if not self.inbox.is_dir():
+            return
+        if "notices" not in self.jobs and any(self.inbox.glob("notice-*.json")):
+            self._start("notices", scheduled=False)
+        if "task" in self.jobs:
+            return
+        now = time.time()
+        for path in sorted(self.inbox.glob("task-*.json")):
+            if path.name.endswith(".notice.json"):
+                continue
+            try:
+                not_before = json.loads(path.read_text(encoding="utf-8"))["not_before"]
+                due = dt.datetime.fromisoformat(not_before.replace("Z", "+00:00")).timestamp() <= now
+            except (OSError, ValueError, KeyError, TypeError):
+                due = True  # the child reports what is wrong with it
+            if due:
+                self._start("task", scheduled=False, extra=["--task-file", str(path)])
+                return
+
+    def _start(self, kind: str, scheduled: bool = True, extra: list[str] | None = None) -> None:
+        argv = [sys.executable, "-m", "agent.daemon.job", kind, *(extra or [])]
         if self.config_path is not None:
             argv += ["--config", str(self.config_path)]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
                                 env={**os.environ, "PRECAUTION_HOME": str(self.state)})
         limits = self.config.limits
         self.jobs[kind] = RunningJob(kind, proc, RunWatch(proc.pid, limits.run_memory, limits.run_timeout,
-                                                          time.monotonic()), time.monotonic())
-        self.scheduler.started(kind)
+                                                          time.monotonic()), time.monotonic(), scheduled=scheduled)
+        if scheduled:
+            self.scheduler.started(kind)
         log.info("%s started (pid %d)", kind, proc.pid)
 
     def _poll_jobs(self) -> None:
@@ -205,8 +259,10 @@ class AgentService:
             if outcome.spool_refused:
                 log.error("%s results not spooled: %s", job.kind, outcome.spool_refused)
         ok = result == "ok" and outcome is not None and outcome.spooled
-        self.scheduler.finished(job.kind, ok)
+        if job.scheduled:
+            self.scheduler.finished(job.kind, ok)
         if ok:
             m.last_success.labels(job.kind).set(time.time())
+        self.wake.set()  # something new may be in the spool, or a task is done: push now
         self.housekeeping()
         log.info("%s finished: %s in %.1f s", job.kind, result, elapsed)

@@ -1,0 +1,290 @@
+"""Agent and collector as separate real processes over real TLS (SQLite collector): enrolment, the spool drained
+exactly once across a collector outage and across SIGKILLs mid-push, tasks under notice (and one refused)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.daemon.spool import Spool
+from tests.collector.conftest import FAST_ENV, Collector, running_collector, unit_name
+from tests.daemon.agentproc import ROOT, AgentProcess, ran_ok
+
+FAST_LINK = """
+[collector]
+push_interval = "1s"
+task_poll_interval = "1s"
+batch_items = 20
+[self_inspection]
+file_integrity_paths = ["/usr/share/doc/python3"]
+"""
+
+
+@pytest.fixture()
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    with running_collector(tmp_path, "sqlite", FAST_ENV) as c:
+        yield c
+
+
+def enrol(agent: AgentProcess, c: Collector, unit: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agent.cli.main", "agent", "enroll", c.url, "--token", c.token(unit),
+                           "--unit", unit, "--config", str(agent.config), *extra], cwd=ROOT, env=agent.env,
+                          capture_output=True, text=True)
+
+
+def db(c: Collector) -> sqlite3.Connection:
+    return sqlite3.connect(str(c.home / "collector.db"))
+
+
+def agent_record_kinds(agent: AgentProcess) -> list[str]:
+    lines = (agent.state / "record.jsonl").read_text().splitlines()
+    return [json.loads(line)["entry"]["kind"] for line in lines]
+
+
+def spool_depth(agent: AgentProcess) -> int:
+    spool = Spool(agent.state / "spool.db", check=False)
+    try:
+        return spool.stats().depth
+    finally:
+        spool.close()
+
+
+def test_enrol_files_and_refusals(tmp_path: Path, collector: Collector) -> None:
+    agent = AgentProcess(tmp_path / "a", FAST_LINK)
+    agent.state.mkdir(parents=True)
+    unit = unit_name()
+    bad = subprocess.run([sys.executable, "-m", "agent.cli.main", "agent", "enroll", collector.url, "--token",
+                          "not-a-real-token-000", "--unit", unit, "--ca", collector.ca, "--config", str(agent.config)],
+                         cwd=ROOT, env=agent.env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "the collector refused the enrolment (HTTP 401" in bad.stderr, bad.stderr
+    wrong_pin = enrol(agent, collector, unit, "--ca-fingerprint", "ab" * 32)
+    assert wrong_pin.returncode == 2 and "presented no certificate with SHA-256" in wrong_pin.stderr
+    done = enrol(agent, collector, unit, "--ca", collector.ca)
+    assert done.returncode == 0, done.stderr
+    assert f"unit {unit}" in done.stdout
+    ident = agent.state / "identity"
+    assert ident.stat().st_mode & 0o777 == 0o700
+    for name in ("identity.key", "agent.crt", "collector-ca.pem", "enrolment.json"):
+        assert (ident / name).stat().st_mode & 0o777 == 0o600, name
+    # the server certificate's fingerprint pins it too (the collector sends no chain)
+    import ssl
+
+    pem = ssl.get_server_certificate(("127.0.0.1", collector.port))
+    import hashlib
+
+    fp = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+    again = enrol(agent, collector, unit, "--ca-fingerprint", ":".join(fp[i:i + 2] for i in range(0, 64, 2)))
+    assert again.returncode == 0, again.stderr
+    ca = (ident / "collector-ca.pem").read_text()
+    assert ca == Path(collector.ca).read_text()  # the CA it returned, checked against the pinned server cert
+
+
+def test_collector_down_then_up_everything_exactly_once(tmp_path: Path, collector: Collector) -> None:
+    agent = AgentProcess(tmp_path / "a", FAST_LINK)
+    agent.state.mkdir(parents=True)
+    unit = unit_name()
+    assert enrol(agent, collector, unit, "--ca", collector.ca).returncode == 0
+    port = collector.port
+    collector.stop()
+    agent.start()
+    try:
+        agent.wait_for(lambda f: all(ran_ok(k)(f) for k in ("self_inspection", "file_integrity", "own_networks"))
+                       and (f.get("precaution_agent_push_failures_total", reason="unreachable") or 0) >= 2)
+        figures = agent.figures()
+        assert figures is not None and figures.get("precaution_agent_collector_up") == 0
+        assert figures.get("precaution_agent_enrolled") == 1
+        assert spool_depth(agent) >= 6  # 3 runs and 3 record entries wait
+        collector.start(port=port)
+        agent.wait_for(lambda f: f.get("precaution_agent_collector_up") == 1
+                       and sum(f.by("precaution_agent_spool_items", "priority").values()) == 0
+                       and (f.get("precaution_agent_last_successful_push_timestamp_seconds") or 0) > 0)
+    finally:
+        agent.stop()
+    kinds = agent_record_kinds(agent)
+    with db(collector) as conn:
+        agent_id = json.loads((agent.state / "identity" / "enrolment.json").read_text())["agent_id"]
+        runs = conn.execute("SELECT run_id FROM runs WHERE agent_id = ?", (agent_id,)).fetchall()
+        records = conn.execute("SELECT seq FROM record_entries WHERE agent_id = ? ORDER BY seq",
+                               (agent_id,)).fetchall()
+    assert len(runs) == len(set(runs)) == kinds.count("scan") + kinds.count("netscan") == 3
+    assert [r[0] for r in records] == list(range(1, len(kinds) + 1))
+    assert spool_depth(agent) == 0
+
+
+def _synthetic_runs(agent: AgentProcess, n: int) -> int:
+    """Fill the spool with n copies of a real run report (new run ids): enough pushes to kill in the middle of."""
+    spool = Spool(agent.state / "spool.db", check=False)
+    try:
+        real = next(q for q in spool.batch(100) if q.kind == "run")
+        from agent.daemon.spool import SpoolItem
+
+        items = [SpoolItem(f"run:synthetic-{i}", "run", {**real.body, "run_id": f"synthetic-{i}"}, real.priority)
+                 for i in range(n)]
+        return spool.put_many(items).added
+    finally:
+        spool.close()
+
+
+def test_sigkill_mid_push_50_times_no_loss_no_duplicate(tmp_path: Path, collector: Collector) -> None:
+    toml = FAST_LINK.replace('batch_items = 20', 'batch_items = 5') + """
+[schedule.self_inspection]
+interval = "30d"
+[schedule.file_integrity]
+interval = "30d"
+[schedule.own_networks]
+interval = "30d"
+"""
+    agent = AgentProcess(tmp_path / "a", toml)
+    agent.state.mkdir(parents=True)
+    unit = unit_name()
+    assert enrol(agent, collector, unit, "--ca", collector.ca).returncode == 0
+    port = collector.port
+    collector.stop()
+    agent.start()  # one run of each kind, kept in the spool while the collector is down
+    agent.wait_for(lambda f: all(ran_ok(k)(f) for k in ("self_inspection", "file_integrity", "own_networks")))
+    agent.stop()
+    added = _synthetic_runs(agent, 400)
+    assert added == 400
+    collector.start(port=port)
+    rng = random.Random(50)
+    kills = 0
+    while kills < 50:
+        agent.start()
+        time.sleep(rng.uniform(0.4, 1.2))  # startup takes ~0.3 s; then it pushes a 5-item batch every few ms
+        agent.stop(signal.SIGKILL)
+        kills += 1
+        if spool_depth(agent) == 0:
+            break
+    assert kills == 50, f"the spool drained after {kills} kills: not enough to push through"
+    agent.start()
+    try:
+        agent.wait_for(lambda f: sum(f.by("precaution_agent_spool_items", "priority").values()) == 0, timeout=300)
+    finally:
+        agent.stop()
+    agent_id = json.loads((agent.state / "identity" / "enrolment.json").read_text())["agent_id"]
+    with db(collector) as conn:
+        runs = [r[0] for r in conn.execute("SELECT run_id FROM runs WHERE agent_id = ?", (agent_id,))]
+        records = [r[0] for r in conn.execute("SELECT seq FROM record_entries WHERE agent_id = ? ORDER BY seq",
+                                              (agent_id,))]
+        batches = conn.execute("SELECT COUNT(*), SUM(duplicate) FROM batches WHERE agent_id = ?",
+                               (agent_id,)).fetchone()
+    assert len(runs) == len(set(runs)) == 403
+    assert {f"synthetic-{i}" for i in range(400)} <= set(runs)
+    assert records == list(range(1, len(agent_record_kinds(agent)) + 1))
+    assert batches[0] >= 80  # 403 runs in batches of 5: the pushes really were cut off and resent
+    assert spool_depth(agent) == 0
+
+
+def _issue_notice(c: Collector, unit: str, start: dt.datetime, end: dt.datetime, lead_s: int) -> str:
+    with c.login() as admin:
+        r = admin.post("/api/v1/notices", json={
+            "unit": unit, "targets": ["127.0.0.1"], "kinds": ["portscan"], "start": start.isoformat(),
+            "end": end.isoformat(), "lead_time_s": lead_s, "contact": "ops@example"})
+        assert r.status_code == 200, r.text
+        return str(r.json()["id"])
+
+
+def _task(c: Collector, unit: str, notice_id: str) -> str:
+    with c.login() as admin:
+        r = admin.post("/api/v1/tasks", json={"unit": unit, "notice_id": notice_id, "tests": ["portscan"],
+                                              "targets": ["127.0.0.1"]})
+        assert r.status_code == 200, r.text
+        return str(r.json()[0]["id"])
+
+
+def _task_state(c: Collector, unit: str, task_id: str) -> dict[str, object]:
+    with c.login() as admin:
+        tasks = admin.get("/api/v1/tasks", params={"unit": unit}).json()
+    return next(t for t in tasks if t["id"] == task_id)
+
+
+def _wait_task(c: Collector, unit: str, task_id: str, states: set[str], timeout: float = 120) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        t = _task_state(c, unit, task_id)
+        if t["state"] in states:
+            return t
+        time.sleep(0.5)
+    raise AssertionError(f"task {task_id} still {t['state']}")
+
+
+NOTICE_LINK = FAST_LINK + """
+[schedule.self_inspection]
+interval = "30d"
+[schedule.file_integrity]
+interval = "30d"
+[schedule.own_networks]
+interval = "30d"
+"""
+
+
+def _notice_agent(tmp_path: Path, c: Collector, unit: str, env: dict[str, str] | None = None) -> AgentProcess:
+    agent = AgentProcess(tmp_path / "a", NOTICE_LINK, env=env)
+    agent.state.mkdir(parents=True)
+    (agent.state / "config.toml").write_text(f'[notice]\nunit = "{unit}"\nlead_time = "2s"\n')
+    assert enrol(agent, c, unit, "--ca", c.ca).returncode == 0
+    return agent
+
+
+def test_task_under_a_valid_notice_runs(tmp_path: Path, collector: Collector) -> None:
+    unit = unit_name()
+    agent = _notice_agent(tmp_path, collector, unit)
+    now = dt.datetime.now(dt.UTC)
+    notice_id = _issue_notice(collector, unit, now + dt.timedelta(seconds=6), now + dt.timedelta(minutes=10), 2)
+    agent.start()
+    try:
+        task_id = _task(collector, unit, notice_id)
+        done = _wait_task(collector, unit, task_id, {"done", "failed"})
+        assert done["state"] == "done", done
+        agent.wait_for(lambda f: (f.get("precaution_agent_tasks_total", outcome="completed") or 0) >= 1)
+    finally:
+        agent.stop()
+    kinds = agent_record_kinds(agent)
+    assert "acknowledgement" in kinds and "netscan" in kinds
+    with db(collector) as conn:
+        acks = conn.execute("SELECT COUNT(*) FROM notice_acks WHERE notice_id = ?", (notice_id,)).fetchone()[0]
+        run = conn.execute("SELECT notice_id FROM runs WHERE task_id = ?", (task_id,)).fetchone()
+    assert acks == 1 and run == (notice_id,)
+
+
+@pytest.mark.skipif(shutil.which("faketime") is None, reason="faketime missing (make deps installs it)")
+def test_task_under_an_expired_notice_is_refused_on_the_agent(tmp_path: Path, collector: Collector) -> None:
+    """The agent's clock runs 4 minutes ahead (within the collector's 5-minute skew allowance): the collector
+    still hands out the task, the agent finds the notice's window over, refuses, records and reports it."""
+    unit = unit_name()
+    agent = _notice_agent(tmp_path, collector, unit)
+    now = dt.datetime.now(dt.UTC)
+    notice_id = _issue_notice(collector, unit, now + dt.timedelta(seconds=4), now + dt.timedelta(seconds=90), 2)
+    task_id = _task(collector, unit, notice_id)
+    time.sleep(5)  # the window is open at the collector
+    agent.env["LD_PRELOAD"] = subprocess.run(["sh", "-c", "ls /usr/lib/*/faketime/libfaketime.so.1"],
+                                             capture_output=True, text=True).stdout.strip()
+    agent.env["FAKETIME"] = "+240s"
+    agent.start()
+    try:
+        failed = _wait_task(collector, unit, task_id, {"done", "failed"})
+        agent.wait_for(lambda f: (f.get("precaution_agent_tasks_total", outcome="refused") or 0) >= 1)
+    finally:
+        agent.stop()
+    assert failed["state"] == "failed" and "refused on the agent" in str(failed["message"])
+    assert "expired" in str(failed["message"])
+    entries = [json.loads(line)["entry"] for line in (agent.state / "record.jsonl").read_text().splitlines()]
+    refusals = [e for e in entries if e["kind"] == "refusal" and e.get("notice_id") == notice_id]
+    assert refusals and any("expired" in json.dumps(e) for e in refusals)
+    assert not any(e["kind"] == "netscan" for e in entries)  # nothing was tested
+    with db(collector) as conn:  # the refusal reached the collector in the record
+        kinds = [r[0] for r in conn.execute("SELECT kind FROM record_entries ORDER BY seq")]
+    assert "refusal" in kinds
+    _ = uuid
