@@ -210,21 +210,6 @@ def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _nonempty(data: Mapping[str, Any], key: str) -> str:
-    value = str(data[key]).strip()
-    if not value:
-        raise ValueError(f"field {key!r} is empty")
-    return value
-
-
-def _opt_int(value: Any) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or value <= 0:
-        raise ValueError(f"rate limit must be a positive integer, got {value!r}")
-    return value
-
-
 def parse_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
     """ISO 8601 (a time without zone is UTC), or relative to now: "now", "+2h", "-30m"."""
     text = text.strip()

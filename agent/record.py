@@ -29,14 +29,15 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import UserError
 from agent.state import StateDir, atomic_write
 from agent.wire.chain import GENESIS, LINE_PREFIX, Head, VerifyResult, link_of, parse_line, verify_record
-from agent.wire.record import KINDS, EntryContent, InspectorDoc
 from baselines import ed25519
 from baselines.canonical_json import canonical_json
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-__all__ = ["GENESIS", "KINDS", "Entry", "Inspector", "Recorder", "VerifyResult", "link_of", "verify"]
+    from agent.wire.record import EntryContent, InspectorDoc
+
+__all__ = ["GENESIS", "Entry", "Inspector", "Recorder", "VerifyResult", "link_of", "verify"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class Inspector:
         return {"name": self.name, "id": self.id}
 
     def to_doc(self) -> InspectorDoc:
+        from agent.wire.record import InspectorDoc
+
         return InspectorDoc(name=self.name, id=self.id)
 
 
@@ -199,8 +202,6 @@ class Recorder:
         baseline)."""
         from agent.keys import agent_signing_key
 
-        if content.kind not in KINDS:  # pragma: no cover - the content models name only known kinds
-            raise ValueError(f"unknown record kind {content.kind!r}")
         state = self.state.ensure()
         key = agent_signing_key(self.state)
         path = state / RECORD_FILE

@@ -58,6 +58,15 @@ def fifo(tmp_path: Path) -> Iterator[str]:
         os.close(writer)
 
 
+def _new_children(before: set[int]) -> list[psutil.Process]:
+    """Child processes started since ``before`` (other tests' lab servers may be running already)."""
+    return [c for c in psutil.Process().children(recursive=True) if c.pid not in before]
+
+
+def _children() -> set[int]:
+    return {c.pid for c in psutil.Process().children(recursive=True)}
+
+
 def _probe_threads() -> int:
     return sum(t.name.startswith("probe") for t in threading.enumerate())
 
@@ -67,6 +76,7 @@ def test_hanging_probes_are_stopped_without_leaks(fifo: str) -> None:
     me = psutil.Process()
     transport = LocalTransport()
     probes = [HangsInCommand(), HangsInRead()]
+    before = _children()
 
     def cycle() -> None:
         runs = run_probes(probes, transport)
@@ -77,25 +87,27 @@ def test_hanging_probes_are_stopped_without_leaks(fifo: str) -> None:
     threads, rss = threading.active_count(), me.memory_info().rss
     for _ in range(RUNS - 20):
         cycle()
-    assert me.children(recursive=True) == []  # every sh and sleep killed and reaped
+    assert _new_children(before) == []  # every sh and sleep killed and reaped
     assert threading.active_count() <= threads and _probe_threads() == 0
     assert me.memory_info().rss - rss < 4 * 2**20  # flat: under 4 MiB over 180 runs
 
 
 def test_cancel_kills_the_command_in_flight() -> None:
     token = CancelToken()
+    before = _children()
     threading.Timer(0.1, token.cancel).start()
     with bound_to(token), pytest.raises(ProbeCancelled):
         LocalTransport().run(["sh", "-c", "sleep 1000"], timeout=1000)  # returns: the group was killed
-    assert psutil.Process().children(recursive=True) == []
+    assert _new_children(before) == []
 
 
 def test_a_command_timeout_still_raises_timeout_expired() -> None:
     import subprocess
 
+    before = _children()
     with pytest.raises(subprocess.TimeoutExpired):
         LocalTransport().run(["sh", "-c", "sleep 1000"], timeout=0.1)
-    assert psutil.Process().children(recursive=True) == []
+    assert _new_children(before) == []
 
 
 def test_fifo_reads(fifo: str, tmp_path: Path) -> None:

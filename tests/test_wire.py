@@ -11,8 +11,9 @@ from pydantic import ValidationError
 
 from agent.wire import export
 from agent.wire.chain import GENESIS, Head, verify_record
+from agent.wire.entries import HostKeyEntry, RecordLine
 from agent.wire.notice import NoticeBody, NoticeDocument
-from agent.wire.record import HostKeyEntry, RecordLine, parse_entry
+from agent.wire.record import parse_entry
 from agent.wire.signatures import notice_signature_valid
 from baselines.canonical_json import canonical_json
 from baselines.ed25519 import fingerprint
@@ -51,6 +52,9 @@ def test_notice_targets_must_be_a_list() -> None:
     {"kinds": ["host", "teleport"]},            # unknown test kind
     {"issued_at": "yesterday"},                 # not a timestamp
     {"schema": "precaution.notice/v0"},         # other schema version
+    {"id": "  "},                               # blank
+    {"rate_limits": {"packets_per_second": 0}}, # a rate limit is positive
+    {"targets": []},                            # names no target
 ])
 def test_notice_is_strict(change: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig, load_config
 from agent.errors import UserError
 from agent.record import Recorder
 from agent.state import StateDir
-from agent.wire.record import Applied
 from baselines.model import Severity
 from baselines.profile import Profile, ProfileError, load_profile
 from baselines.waivers import WaiverError, WaiverSpec, load_waivers
+
+if TYPE_CHECKING:
+    from agent.wire.record import Applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,8 @@ class Judging:
     overrides: dict[str, str]
 
     def applied(self, ctx: AgentContext, **extra: str | int | None) -> Applied:
+        from agent.wire.record import Applied
+
         lead = ctx.config.notice.lead_time_seconds()
         values = {"profile": self.profile.id, "fail_on": self.fail_on.value, "unit": ctx.config.notice.unit,
                   "lead_time_s": lead, **extra}

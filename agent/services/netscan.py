@@ -303,6 +303,9 @@ class NetworkStage(Probe[Row]):
         except ProbeFailedAfterSend as exc:
             self.sent = exc.sent
             raise
+        except ProbeInputError:
+            self.sent = None  # refused its input before sending anything: a failed test that sent nothing
+            raise
 
 
 def _sent_to(traffic: SentTraffic) -> list[SentTo]:
@@ -405,8 +408,8 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
 
         run_stage(NetworkStage("link", "Passive link checks", SentTraffic("passive-listen", (iface,)), link_stage))
 
-    failures = [FailedTest(test=s.id, message=r.message or r.status, sent=_sent_to(s.sent))
-                for s, r in zip(stages, runs, strict=True) if r.status in ("error", "timeout") and s.sent]
+    failures = [FailedTest(test=s.id, message=r.message or r.status, sent=_sent_to(s.sent) if s.sent else [])
+                for s, r in zip(stages, runs, strict=True) if r.status in ("error", "timeout")]
     ran = ran_probes(runs)
     observations = [o for r in runs for o in r.observations]
     findings = _evaluate(profile, observations, ran, iface=approved.passive_iface)

@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.errors import UserError
-from agent.record import Entry
 from agent.runner import ProgressFn
 from agent.scan import ScanResult, run_scan, select_probes
 from agent.services.context import AgentContext, Judging, exit_code, judging
-from agent.wire.record import HostScope, ScanContent, ScanSummaryDoc
 from probes.base import ProbeSettings
 
 if TYPE_CHECKING:
+    from agent.record import Entry
     from agent.wire.scan import ScanDocument
 
 
@@ -77,7 +76,9 @@ def run(ctx: AgentContext, request: ScanRequest, progress: ProgressFn | None = N
         overrides["full"] = "true"
     if not request.compare_baseline:
         overrides["no_baseline"] = "true"
+    # The wire models load after the probes ran: their memory reuses what the probes freed (scan RSS budget).
     from agent.documents import scan_document, severity_counts
+    from agent.wire.record import HostScope, ScanContent, ScanSummaryDoc
 
     content = ScanContent(
         scope=HostScope(host=result.host.hostname, root=request.root), tests=[r.probe for r in result.probes],

@@ -22,15 +22,15 @@ class NoticeWindow(WireModel):
 
 
 class RateLimitsDoc(WireModel):
-    packets_per_second: int | None = None
-    max_parallel: int | None = None
+    packets_per_second: int | None = Field(default=None, gt=0)
+    max_parallel: int | None = Field(default=None, gt=0)  # hosts tested at once
 
 
 class NoticeBody(WireModel):
     schema_: Literal["precaution.notice/v1"] = Field(alias="schema")
-    id: str = Field(min_length=1)
-    issuer: str = Field(min_length=1)
-    subject_unit: str = Field(min_length=1)
+    id: str = Field(pattern=r"\S")  # not empty, not only blanks
+    issuer: str = Field(pattern=r"\S")
+    subject_unit: str = Field(pattern=r"\S")
     contact: str = ""
     targets: list[str] = Field(min_length=1)  # addresses, CIDRs, host names, user@host:port
     kinds: list[NoticeKind] = Field(min_length=1)

@@ -12,8 +12,9 @@ import pytest
 
 from agent import record
 from agent.cli.main import main
+from agent.wire.entries import NetscanEntry
 from agent.wire.netscan import NetscanDocument
-from agent.wire.record import NetscanEntry, parse_entry
+from agent.wire.record import parse_entry
 
 
 @pytest.fixture
@@ -89,3 +90,35 @@ def _validate_schema(name: str, data: object) -> None:
     from tests.schema_check import validate
 
     validate(name, data)
+
+
+def test_invalid_network_baseline_is_a_critical_integrity_finding(_isolated_state: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Host and network baselines are compared through one path: a tampered network baseline is not used and
+    is itself a critical finding (not an error that stops the test)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = str(listener.getsockname()[1])
+    try:
+        argv = ["127.0.0.1", "--scope", "127.0.0.1/32", "--ports", port, "--engine", "builtin"]
+        assert main(["baseline", "capture", "--network", *argv, "--no-services", "--by", "tester"]) == 0
+        capsys.readouterr()
+        assert main(["netscan", *argv, "--no-discovery", "--json"]) in (0, 1)
+        clean = json.loads(capsys.readouterr().out)
+        assert clean["baseline"]["status"] == "compared" and clean["baseline"]["drift"]["added"] == 0
+        [current] = (_isolated_state / "baselines" / "network").glob("*/current*")
+        data = bytearray(current.read_bytes())
+        data[len(data) // 2] ^= 0x01  # one flipped bit anywhere breaks the signature or the digests
+        current.write_bytes(bytes(data))
+        code = main(["netscan", *argv, "--no-discovery", "--json"])
+    finally:
+        listener.close()
+    out, err = capsys.readouterr()
+    assert code == 1, err  # a critical finding, not exit 2
+    doc = NetscanDocument.model_validate_json(out)
+    assert doc.baseline is not None and doc.baseline.status == "invalid"
+    [integrity] = [f for f in doc.findings if f.kind == "integrity"]
+    assert integrity.severity == "critical" and integrity.subject.startswith("network/")
