@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError, SQLAlchemyError, StatementError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from collector import __version__
@@ -97,11 +97,17 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     @app.exception_handler(SQLAlchemyError)
     async def _database(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if isinstance(exc, DataError) or (isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)):
+            # a value the database cannot hold (a NUL character in PostgreSQL text, an out-of-range number):
+            # the request's fault, and nothing was stored (the transaction rolled back)
+            log.info("value refused by the database: %s", str(exc).splitlines()[0][:200])
+            return _error(422, "invalid-value", "a value cannot be stored (NUL character or out of range)",
+                          "某个值无法存储（含 NUL 字符或超出范围）")
         metrics.db_errors.inc()
         if isinstance(exc, OperationalError | DBAPIError) and getattr(exc, "connection_invalidated", True):
             log.warning("database unavailable: %s", exc.__class__.__name__)
         else:
-            log.error("database error: %s", exc)
+            log.error("database error: %s", str(exc).splitlines()[0][:300])
         return _error(503, "database-unavailable", "the database is unavailable; retry later",
                       "数据库暂不可用，请稍后重试", {"Retry-After": str(DB_RETRY_AFTER_S)})
 

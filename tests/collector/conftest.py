@@ -89,6 +89,7 @@ class Collector:
     env: dict[str, str]
     port: int = 0
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -109,6 +110,7 @@ class Collector:
         proc = subprocess.Popen([str(BIN), "serve", "--listen", f"127.0.0.1:{port}", "--log-level", "warning"],
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
+        self.ports.append(port)
         wait_ready(f"https://127.0.0.1:{port}", self.ca, proc)
         if not self.port:
             self.port = port
@@ -124,6 +126,7 @@ class Collector:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.procs.clear()
+        self.ports.clear()
 
     def http(self, base: str | None = None) -> httpx.Client:
         return _Client(base_url=base or self.url, verify=tls(self.ca), timeout=60)
@@ -190,13 +193,14 @@ def running_collector(tmp: Path, backend: str, extra_env: dict[str, str] | None 
 FAST_ENV = {"PRECAUTION_COLLECTOR_RATE_LIMIT_PER_MINUTE": "100000", "PRECAUTION_COLLECTOR_MAINTENANCE_INTERVAL_S": "1"}
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="session", params=BACKENDS)
 def collector(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
-    """One collector per module and database backend."""
+    """One collector per database backend for the whole run (tests keep apart by using units of their own)."""
     tmp = tmp_path_factory.mktemp(f"collector-{request.param}")
     with running_collector(tmp, request.param, FAST_ENV) as c:
         yield c
-    shutil.rmtree(tmp, ignore_errors=True)
+    if not request.session.testsfailed:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def unit_name() -> str:
