@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from agent.wire.chain import link_of, parse_line
 from agent.wire.collector_api import IngestBatch, IngestCounts, IngestResult, ItemAck, RunReport
 from agent.wire.record import parse_entry
-from agent.wire.signatures import ed25519_valid, fingerprint, public_key_from_b64
+from baselines import ed25519
 from collector.core.clock import parse_iso
 from collector.crud.identity import _alert, _insert
 from collector.models import Agent, Batch, Finding, FindingAudit, FindingRun, IssuedNotice, NoticeAck, RecordEntry, Run
@@ -89,12 +89,12 @@ def _record_lines(session: Session, agent: Agent, lines: list[str], acks: _Acks,
     if not lines:
         return
     try:
-        key = public_key_from_b64(agent.record_key)
+        key = ed25519.load_public_b64(agent.record_key)
     except ValueError:
         for line in lines:
             acks.add("record", "?", "rejected", "the enrolled record key is unusable")
         return
-    key_fp = fingerprint(key)
+    key_fp = ed25519.fingerprint(key)
     for line in lines:
         try:
             body_raw, hash_hex, sig = parse_line(line.encode("utf-8"))
@@ -125,7 +125,7 @@ def _record_lines(session: Session, agent: Agent, lines: list[str], acks: _Acks,
         problem = None
         if body.get("prev") != agent.record_link:
             problem = "record-forked", f"entry {seq} does not continue the chain held (prev mismatch)"
-        elif body.get("key") != key_fp or not ed25519_valid(key, sig, hash_hex.encode("ascii")):
+        elif body.get("key") != key_fp or not ed25519.verify_b64(key, sig, hash_hex.encode("ascii")):
             problem = "record-tampered", f"entry {seq}: signature does not verify with the enrolled record key"
         if problem is not None:
             if agent.record_broken is None:

@@ -19,14 +19,15 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from agent.wire.notice import NOTICE_SCHEMA, NoticeBody, NoticeDocument, NoticeWindow, SignatureBlock
-from agent.wire.signatures import canonical_json, raw_public_key
+from baselines import ed25519
+from baselines.canonical_json import canonical_json
 from collector.core.clock import iso
 from collector.core.errors import ApiError
 from collector.models import Agent, IssuedNotice, NoticeAck, Task
 
 
 def issuer_public_b64(key: Ed25519PrivateKey) -> str:
-    return base64.b64encode(raw_public_key(key.public_key())).decode("ascii")
+    return base64.b64encode(ed25519.public_raw(key.public_key())).decode("ascii")
 
 
 def notice_digest(document: NoticeDocument) -> str:
