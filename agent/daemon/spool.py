@@ -191,10 +191,17 @@ class Spool:
 
     # -- opening, integrity ---------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        os.close(fd)
+        # Never open() the database file ourselves: closing any descriptor of it drops every POSIX lock this
+        # process holds on it, including those of another connection (a push thread's), and the file corrupts.
+        if self.path.is_symlink():
+            raise OSError(errno.ELOOP, f"{self.path} is a symbolic link: refusing to use it as the spool")
+        old_umask = os.umask(0o077)  # the database, its WAL and shared-memory files: 0600 whatever the umask
+        try:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA user_version")  # creates the file now, under this umask
+        finally:
+            os.umask(old_umask)
         os.chmod(self.path, 0o600)
-        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=30000")

@@ -26,6 +26,7 @@ def free_port() -> int:
 class AgentProcess:
     def __init__(self, tmp: Path, toml: str = "", env: dict[str, str] | None = None) -> None:
         self.port = free_port()
+        tmp.mkdir(parents=True, exist_ok=True)
         self.state = tmp / "state"
         self.config = tmp / "agent.toml"
         self.config.write_text(f'[metrics]\nlisten = "127.0.0.1:{self.port}"\n' + toml)

@@ -238,3 +238,41 @@ def test_small_tmpfs_fills_up(tmp_path: Path) -> None:
         reopened.close()
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_second_connection_in_one_process_never_corrupts(tmp_path: Path) -> None:
+    """The daemon's main loop and its push thread each hold a connection while run processes write. (The bug
+    this guards against, a descriptor of the file os.open()ed and closed dropping the other connection's locks,
+    shows up reliably only in the full daemon: test_agent_collector's outage test failed with it 2 of 2.)"""
+    import threading
+
+    path = tmp_path / "spool.db"
+    main = Spool(path, max_bytes=1024**3, min_free_bytes=1)
+    log = tmp_path / "writer.log"
+    with log.open("wb") as out:
+        writers = [subprocess.Popen([sys.executable, "-m", "tests.daemon.spool_writer", str(path), str(n * 10**6)],
+                                    cwd=ROOT, stdout=out) for n in (1, 2)]
+    stop = threading.Event()
+
+    def reopen() -> None:
+        while not stop.is_set():
+            other = Spool(path, max_bytes=1024**3, min_free_bytes=1, check=False)
+            other.batch(20)
+            other.close()
+
+    thread = threading.Thread(target=reopen)
+    thread.start()
+    try:
+        for i in range(300):
+            main.put(item(f"main{i}", Priority.NORMAL, 2000))
+            main.ack([q.key for q in main.batch(3) if q.key.startswith("k")])
+    finally:
+        stop.set()
+        thread.join()
+        for writer in writers:
+            writer.kill()
+            writer.wait()
+    assert main.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    acked = {line.split()[1] for line in log.read_text().split("\n")[:-1] if line.startswith("ACKING ")}
+    assert {f"main{i}" for i in range(300)} - acked <= main.spooled_keys()  # the writers acknowledge some
+    main.close()
