@@ -22,8 +22,6 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
-ENCODING_DER = 2  # _ssl.ENCODING_DER: what Certificate.public_bytes takes for DER
-
 from agent.errors import UserError
 from agent.state import StateDir, atomic_write
 
@@ -33,6 +31,8 @@ if TYPE_CHECKING:
     from agent.wire.collector_api import HostIdentity
 
 log = logging.getLogger(__name__)
+
+ENCODING_DER = 2  # _ssl.ENCODING_DER: what Certificate.public_bytes takes for DER
 
 KEY_FILE, CERT_FILE, CA_FILE, ENROLMENT_FILE = "identity.key", "agent.crt", "collector-ca.pem", "enrolment.json"
 
