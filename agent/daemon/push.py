@@ -53,6 +53,12 @@ def build_batch(items: Sequence[QueuedItem], host: HostIdentity) -> tuple[Ingest
             owners[("run", report.run_id)] = item.key
         elif item.kind == "record":
             lines.append((int(item.body["seq"]), str(item.body["line"]), item.key))
+        elif item.kind == "spool_event":
+            from agent.daemon.health import event_report
+
+            report = event_report(item.key, item.body, host.hostname)
+            runs.append(report)
+            owners[("run", report.run_id)] = item.key
         elif item.kind == "acknowledgement":
             doc = AcknowledgementDoc.model_validate(item.body)
             acks.append(doc)

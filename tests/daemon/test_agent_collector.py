@@ -290,3 +290,24 @@ def test_task_under_an_expired_notice_is_refused_on_the_agent(tmp_path: Path, co
     with db(collector) as conn:  # the refusal reached the collector in the record
         kinds = [r[0] for r in conn.execute("SELECT kind FROM record_entries ORDER BY seq")]
     assert "refusal" in kinds
+
+
+def test_damaged_spool_is_set_aside_and_reported_to_the_collector(tmp_path: Path, collector: Collector) -> None:
+    agent = AgentProcess(tmp_path / "a", NOTICE_LINK)
+    agent.state.mkdir(parents=True)
+    unit = unit_name()
+    assert enrol(agent, collector, unit, "--ca", collector.ca).returncode == 0
+    (agent.state / "spool.db").write_bytes(b"this is not an SQLite database, a crash left it like this" * 100)
+    agent.start()
+    try:
+        agent.wait_for(lambda f: ran_ok("self_inspection")(f) and f.get("precaution_agent_spool_damaged_files") == 1
+                       and sum(f.by("precaution_agent_spool_items", "priority").values()) == 0)
+    finally:
+        agent.stop()
+    assert "is damaged" in agent.log.read_text()
+    agent_id = json.loads((agent.state / "identity" / "enrolment.json").read_text())["agent_id"]
+    with db(collector) as conn:
+        rows = conn.execute("SELECT rule_id, severity, state FROM findings WHERE agent_id = ? AND probe = "
+                            "'agent_spool'", (agent_id,)).fetchall()
+    assert rows == [("PC-AGENT-001", "high", "open")]
+    assert len(list(agent.state.glob("spool.damaged-*.db"))) == 1
