@@ -101,41 +101,62 @@ def _get(url: str) -> Any:
         return json.loads(resp.read())
 
 
-def test_real_prometheus_scrapes_the_agent(tmp_path: Path) -> None:
+def test_real_prometheus_scrapes_agent_and_collector(tmp_path: Path) -> None:
+    """Debian's prometheus on loopback scrapes a running agent (plain HTTP) and a running collector (HTTPS with
+    its CA, bearer token), loads alerts.yml, and answers queries through its HTTP API."""
     if shutil.which("prometheus") is None:
         pytest.skip("prometheus missing (make deps)")
+    from tests.collector.conftest import FAST_ENV, running_collector
+
+    with running_collector(tmp_path, "sqlite", FAST_ENV) as collector:
+        _scrape_both(tmp_path, collector)
+
+
+def _scrape_both(tmp_path: Path, collector: Any) -> None:
     agent = AgentProcess(tmp_path, '[self_inspection]\nfile_integrity_paths = ["/usr/share/doc/python3"]\n')
     agent.start()
     port = free_port()
     shutil.copy(PROM / "alerts.yml", tmp_path / "alerts.yml")
+    (tmp_path / "token").write_text(collector.metrics_token)
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": ["alerts.yml"],
-        "scrape_configs": [{"job_name": "precaution-agent",
-                            "static_configs": [{"targets": [f"127.0.0.1:{agent.port}"]}]}],
+        "scrape_configs": [
+            {"job_name": "precaution-agent", "static_configs": [{"targets": [f"127.0.0.1:{agent.port}"]}]},
+            {"job_name": "precaution-collector", "scheme": "https", "tls_config": {"ca_file": collector.ca},
+             "authorization": {"type": "Bearer", "credentials_file": str(tmp_path / "token")},
+             "static_configs": [{"targets": [f"127.0.0.1:{collector.port}"]}]},
+        ],
     }))
     log = (tmp_path / "prometheus.log").open("wb")
     prom = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
                              f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        agent.wait_for(ran_ok("self_inspection"))
-        query = 'precaution_agent_runs_total{job="precaution-agent",kind="self_inspection",outcome="ok"}'
+
+    def query(q: str) -> list[Any]:
         deadline = time.monotonic() + 120
-        result: list[Any] = []
-        while time.monotonic() < deadline and not result:
+        while time.monotonic() < deadline:
             try:
-                data = _get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": query}))
-                result = data["data"]["result"]
+                result: list[Any] = _get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": q}))["data"][
+                    "result"]
+                if result:
+                    return result
             except OSError:
                 pass
             time.sleep(0.5)
-        assert result, (tmp_path / "prometheus.log").read_text()[-2000:]
-        assert float(result[0]["value"][1]) >= 1
-        assert result[0]["metric"]["instance"] == f"127.0.0.1:{agent.port}"
-        up = _get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": 'up{job="precaution-agent"}'}))
-        assert up["data"]["result"][0]["value"][1] == "1"
+        raise AssertionError(f"no answer to {q}: " + (tmp_path / "prometheus.log").read_text()[-2000:])
+
+    try:
+        agent.wait_for(ran_ok("self_inspection"))
+        runs = query('precaution_agent_runs_total{job="precaution-agent",kind="self_inspection",outcome="ok"}')
+        assert float(runs[0]["value"][1]) >= 1
+        assert runs[0]["metric"]["instance"] == f"127.0.0.1:{agent.port}"
+        up = query('up{job="precaution-agent"}')
+        assert up[0]["value"][1] == "1"
+        db_up = query('precaution_collector_database_up{job="precaution-collector"}')
+        assert db_up[0]["value"][1] == "1"
+        assert query('up{job="precaution-collector"}')[0]["value"][1] == "1"
         rules = _get(f"{base}/api/v1/rules")["data"]["groups"]
         assert {g["name"] for g in rules} == {"precaution-agent", "precaution-collector"}
         assert all(r["health"] in ("ok", "unknown") for g in rules for r in g["rules"])
