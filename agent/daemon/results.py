@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from agent.daemon.spool import Priority, Spool, SpoolItem, priority_for
-from agent.wire.collector_api import RunReport
 
 if TYPE_CHECKING:
     from agent.scan import ScanResult
+    from agent.wire.collector_api import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ def run_report(run_id: str, kind: RunKind, result: ScanResult, task_id: str | No
                notice_id: str | None = None) -> RunReport:
     """The collector's RunReport for a scan-like result: every probe's status and every finding."""
     from agent.documents import finding, probe_run
+    from agent.wire.collector_api import RunReport
 
     return RunReport(run_id=run_id, kind=kind, host=result.host.hostname, started=_iso(result.started),
                      finished=_iso(result.finished), task_id=task_id, notice_id=notice_id, login_failed=False,

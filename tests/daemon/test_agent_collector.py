@@ -311,3 +311,27 @@ def test_damaged_spool_is_set_aside_and_reported_to_the_collector(tmp_path: Path
                             "'agent_spool'", (agent_id,)).fetchall()
     assert rows == [("PC-AGENT-001", "high", "open")]
     assert len(list(agent.state.glob("spool.damaged-*.db"))) == 1
+
+
+def test_revoked_agent_keeps_its_results_and_says_why(tmp_path: Path, collector: Collector) -> None:
+    agent = AgentProcess(tmp_path / "a", NOTICE_LINK)
+    agent.state.mkdir(parents=True)
+    unit = unit_name()
+    assert enrol(agent, collector, unit, "--ca", collector.ca).returncode == 0
+    agent_id = json.loads((agent.state / "identity" / "enrolment.json").read_text())["agent_id"]
+    with collector.login() as admin:
+        assert admin.post(f"/api/v1/agents/{agent_id}/revoke").status_code == 200
+    agent.start()
+    try:
+        figures = agent.wait_for(lambda f: ran_ok("self_inspection")(f)
+                                 and (f.get("precaution_agent_push_failures_total", reason="http_4xx") or 0) >= 1)
+        assert figures.get("precaution_agent_collector_up") == 0
+        status = subprocess.run([sys.executable, "-m", "agent.cli.main", "agent", "status", "--config",
+                                 str(agent.config)], cwd=ROOT, env=agent.env, capture_output=True, text=True)
+        assert "Collector reachable: no" in status.stdout
+    finally:
+        agent.stop()
+    assert "collector answered HTTP 40" in agent.log.read_text()
+    assert spool_depth(agent) >= 2  # nothing was deleted: the results wait for a new enrolment
+    with db(collector) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs WHERE agent_id = ?", (agent_id,)).fetchone()[0] == 0
