@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     service = AgentService(config, state_dir(), args.config)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
-        service.stop.set()
+        service.request_stop()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

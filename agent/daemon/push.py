@@ -106,7 +106,8 @@ def settle(spool: Spool, result: IngestResult, owners: dict[tuple[str, str], str
 class PushWorker(threading.Thread):
     def __init__(self, client: CollectorClient, spool_factory: Callable[[], Spool], metrics: AgentMetrics,
                  state: Path, host: HostIdentity, push_interval: float, task_interval: float,
-                 batch_items: int, wake: threading.Event, identity: Identity | None = None) -> None:
+                 batch_items: int, wake: threading.Event, identity: Identity | None = None,
+                 poke: threading.Event | None = None) -> None:
         super().__init__(name="collector", daemon=True)
         self.client = client
         self.spool_factory = spool_factory
@@ -121,6 +122,7 @@ class PushWorker(threading.Thread):
         self.stopping = threading.Event()
         self.failures = 0
         self.identity = identity
+        self.poke = poke or threading.Event()  # tells the daemon's loop that the inbox has work
 
     def stop(self) -> None:
         self.stopping.set()
@@ -180,10 +182,12 @@ class PushWorker(threading.Thread):
             path = self.inbox / f"notice-{_safe(notice.notice.id)}.json"
             if not path.exists() and not path.with_suffix(".handled").exists():
                 atomic_write(path, notice.model_dump_json(by_alias=True).encode())
+                self.poke.set()
         for task in self.client.tasks().tasks:
             path = self.inbox / f"task-{_safe(task.task_id)}.json"
             if not path.exists() and not (self.inbox / f"done-{_safe(task.task_id)}.json").exists():
                 atomic_write(path, task.model_dump_json(by_alias=True).encode())
+                self.poke.set()
 
     def report_done(self) -> None:
         for done in sorted(self.inbox.glob("done-*.json")):

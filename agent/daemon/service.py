@@ -70,6 +70,7 @@ class AgentService:
                 self.metrics.last_success.labels(kind).set(st.last_ok)
         self.jobs: dict[str, RunningJob] = {}
         self.stop = threading.Event()
+        self.poke = threading.Event()  # wakes the loop early: a stop request, or new work in the inbox
         self.exit_code = 0
         self._server: Any = None
         self.inbox = state / "inbox"
@@ -95,7 +96,7 @@ class AgentService:
                                  identity.key(), host.boot_id, cfg.timeout)
         return PushWorker(client, self._spool_for_thread, self.metrics, self.state, host, cfg.push_interval,
                           min(cfg.task_poll_interval, float(enrolment.poll_interval_s)), cfg.batch_items, self.wake,
-                          identity)
+                          identity, self.poke)
 
     def _spool_for_thread(self) -> Spool:
         c = self.config.spool
@@ -140,12 +141,20 @@ class AgentService:
                                   reason)
                         self.exit_code = EXIT_OVER_BUDGET
                         break
-                wait = 0.5 if self.jobs else min(1.0, max(0.05, self.scheduler.seconds_until_next()))
-                self.stop.wait(wait)
+                # Idle, the loop wakes every few seconds (housekeeping, watchdog); with a run going, twice a second
+                wait = 0.5 if self.jobs else min(HOUSEKEEPING_S, max(0.05, self.scheduler.seconds_until_next()))
+                if ping is not None:
+                    wait = min(wait, ping)
+                self.poke.wait(wait)
+                self.poke.clear()
         finally:
             notify("STOPPING=1")
             self.shutdown()
         return self.exit_code
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        self.poke.set()
 
     def shutdown(self) -> None:
         for job in list(self.jobs.values()):

@@ -18,26 +18,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psutil
+from agent.daemon.procfs import cpu_seconds, group_rss, rss_bytes
 
 log = logging.getLogger(__name__)
 
 EXIT_OVER_BUDGET = 3
-
-
-def tree_rss(proc: psutil.Process) -> int:
-    """RSS of a process and its children (nmap, find, sha256 helpers...)."""
-    total = 0
-    try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
 
 
 @dataclass(slots=True)
@@ -51,10 +36,7 @@ class RunWatch:
     peak_rss: int = 0
 
     def check(self, now: float) -> str | None:
-        try:
-            rss = tree_rss(psutil.Process(self.pid))
-        except psutil.Error:
-            return None
+        rss = group_rss(self.pid)
         self.peak_rss = max(self.peak_rss, rss)
         if rss > self.memory_limit:
             return "memory"
@@ -76,24 +58,19 @@ class DaemonWatchdog:
         self.cpu_ratio_limit = cpu_percent / 100.0
         self.window = window
         self.clock = clock
-        self.proc = psutil.Process()
         self.samples: deque[tuple[float, float]] = deque()
         self.usage = 0.0
 
-    def _cpu(self) -> float:
-        t = self.proc.cpu_times()
-        return float(t.user + t.system)
-
     def check(self) -> str | None:
         now = self.clock()
-        self.samples.append((now, self._cpu()))
+        self.samples.append((now, cpu_seconds()))
         while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
             self.samples.popleft()
         first_t, first_cpu = self.samples[0]
         span = now - first_t
         if span > 0:
             self.usage = (self.samples[-1][1] - first_cpu) / span
-        rss = self.proc.memory_info().rss
+        rss = rss_bytes()
         if rss > self.memory_limit:
             return f"memory {rss} bytes above the daemon budget of {self.memory_limit}"
         if span >= self.window and self.usage > self.cpu_ratio_limit:
