@@ -1,7 +1,8 @@
-"""The precaution collector (storage, dashboard, notices, rectification tracking, metrics).
+"""The precaution collector: enrolment, lossless ingest, rectification tracking, notices and tasks, metrics.
 
-Not built yet: it arrives with its own issue. The console script exists so installs are complete and
-says so plainly.
+Layout like the FastAPI full-stack template: ``api`` (app, routes, dependencies), ``core`` (settings, paths,
+CA, security, database, migrations, working days), ``models`` (tables), ``crud`` (the work), ``service``
+(init, serve, maintenance, backup), ``cli``. See docs/collector.md.
 """
 
 __version__ = "0.1.0"

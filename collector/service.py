@@ -167,8 +167,8 @@ def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = 
     worker = Maintenance(ctx)
     worker.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=30, timeout_graceful_shutdown=3,
-                    server_header=False, **tls)  # type: ignore[arg-type]
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=30,
+                    timeout_graceful_shutdown=3, server_header=False, **tls)  # type: ignore[arg-type]
     finally:
         worker.stopping.set()
         ctx.db.dispose()

@@ -75,7 +75,14 @@ class CancelToken:
                 self._kills.pop(handle, None)
 
 
-NEVER = CancelToken()  # unbound calls (tests, `precaution probe run`): never cancelled, no deadline
+class _Never(CancelToken):
+    """Shared by every call outside a probe run, so cancelling it must do nothing."""
+
+    def cancel(self) -> None:
+        return None
+
+
+NEVER: CancelToken = _Never()  # unbound calls (tests, `precaution probe run`): never cancelled, no deadline
 _current: contextvars.ContextVar[CancelToken] = contextvars.ContextVar("probe_cancel_token", default=NEVER)
 
 

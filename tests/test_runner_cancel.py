@@ -128,3 +128,10 @@ def test_cancelled_token_stops_the_next_transport_call(tmp_path: Path) -> None:
             with pytest.raises(ProbeCancelled):
                 call(LocalTransport())
     assert LocalTransport().read_text("/etc/hostname")  # unbound: the never-cancelled token
+
+
+def test_the_shared_never_token_cannot_be_cancelled() -> None:
+    from probes.cancel import NEVER, current
+
+    NEVER.cancel()
+    assert current() is NEVER and not NEVER.cancelled and NEVER.remaining() is None

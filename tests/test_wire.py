@@ -11,9 +11,8 @@ from pydantic import ValidationError
 
 from agent.wire import export
 from agent.wire.chain import GENESIS, Head, verify_record
-from agent.wire.entries import HostKeyEntry, RecordLine
 from agent.wire.notice import NoticeBody, NoticeDocument
-from agent.wire.record import parse_entry
+from agent.wire.record import HostKeyEntry, RecordLine, parse_entry
 from agent.wire.signatures import notice_signature_valid
 from baselines.canonical_json import canonical_json
 from baselines.ed25519 import fingerprint

@@ -6,8 +6,9 @@ accepted where a list is expected). JSON Schema files generated from these model
 (``python -m agent.wire.export``, ``make schema``).
 
 Modules: ``base`` (WireModel, Text, Timestamp), ``findings`` (Finding, Remediation), ``scan`` (ScanDocument,
-ProbeRunDoc, BaselineComparisonDoc, ObservationDoc), ``netscan`` (NetscanDocument), ``remote``
-(RemoteDocument), ``notice`` (NoticeBody, NoticeDocument, AcknowledgementDoc), ``record`` (record entries: a
-union discriminated by ``kind``), ``chain`` (pure record-chain verification), ``signatures`` (pure notice
-signature verification).
+InspectionDocument, ProbeRunDoc, BaselineComparisonDoc, ObservationDoc), ``netscan`` (NetscanDocument),
+``remote`` (RemoteDocument), ``notice`` (NoticeBody, NoticeDocument, AcknowledgementDoc), ``record`` (record
+entry contents, one model per ``kind``, what writers pass to the Recorder; whole entries with the chain
+fields, a union discriminated by ``kind``; ``parse_entry``, ``RecordLine``), ``chain`` (pure
+record-chain verification), ``signatures`` (pure notice-signature verification).
 """

@@ -50,7 +50,7 @@ class HostIdentity(ApiModel):
 
 
 class EnrolRequest(ApiModel):
-    schema_: Literal["precaution.collector.enrol/v1"] = Field(alias="schema", default=ENROL_SCHEMA)
+    schema_: Literal["precaution.collector.enrol/v1"] = Field(alias="schema", default="precaution.collector.enrol/v1")
     token: str = Field(min_length=10, max_length=200)
     unit: str = Field(min_length=1, max_length=200)
     csr_pem: str = Field(min_length=1, max_length=8192)  # for the agent's Ed25519 identity key
@@ -103,7 +103,7 @@ class RunReport(ApiModel):
 
 
 class IngestBatch(ApiModel):
-    schema_: Literal["precaution.collector.ingest/v1"] = Field(alias="schema", default=INGEST_SCHEMA)
+    schema_: Literal["precaution.collector.ingest/v1"] = Field(alias="schema", default="precaution.collector.ingest/v1")
     batch_id: Id = _ID
     host: HostIdentity
     runs: list[RunReport] = Field(default_factory=list)

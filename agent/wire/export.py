@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from agent.wire.entries import RECORD_ENTRY, RecordLine
 from agent.wire.netscan import NetscanDocument
 from agent.wire.notice import AcknowledgementDoc, NoticeDocument
+from agent.wire.record import RECORD_ENTRY, RecordLine
 from agent.wire.remote import RemoteDocument
 from agent.wire.scan import InspectionDocument, ScanDocument
 

@@ -7,9 +7,9 @@ a content model; readers (``record show``, the collector) parse whole entries wi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from agent.wire.base import SeverityCounts, Sha256Hex, Timestamp, WireModel
 from agent.wire.notice import NoticeBody
@@ -214,13 +214,75 @@ EntryContent = (ScanContent | InspectionContent | NetscanContent | RemoteContent
 KINDS = ("scan", "inspection", "netscan", "remote", "refusal", "notice", "acknowledgement", "baseline-capture",
          "baseline-accept", "host-key")
 
+
+# -- whole entries: content + chain fields (what readers and the collector parse) -------------------------
+
+
+class _Chain(WireModel):
+    seq: int = Field(ge=1)
+    time: Timestamp
+    actor: str
+    results_sha256: Sha256Hex | None
+    key: str  # fingerprint of the agent key that signed
+    prev: Sha256Hex  # link of the entry before: SHA-256(hash || sig); 64 zeros for the first
+
+
+class ScanEntry(ScanContent, _Chain):
+    pass
+
+
+class InspectionEntry(InspectionContent, _Chain):
+    pass
+
+
+class NetscanEntry(NetscanContent, _Chain):
+    pass
+
+
+class RemoteEntry(RemoteContent, _Chain):
+    pass
+
+
+class RefusalEntry(RefusalContent, _Chain):
+    pass
+
+
+class NoticeEntry(NoticeContent, _Chain):
+    pass
+
+
+class AcknowledgementEntry(AcknowledgementContent, _Chain):
+    pass
+
+
+class BaselineCaptureEntry(BaselineCaptureContent, _Chain):
+    pass
+
+
+class BaselineAcceptEntry(BaselineAcceptContent, _Chain):
+    pass
+
+
+class HostKeyEntry(HostKeyContent, _Chain):
+    pass
+
+
+RecordEntry = Annotated[
+    ScanEntry | InspectionEntry | NetscanEntry | RemoteEntry | RefusalEntry | NoticeEntry | AcknowledgementEntry
+    | BaselineCaptureEntry | BaselineAcceptEntry | HostKeyEntry,
+    Field(discriminator="kind"),
+]
+RECORD_ENTRY: TypeAdapter[RecordEntry] = TypeAdapter(RecordEntry)
+
+
+class RecordLine(WireModel):
+    """One line of record.jsonl as a document (the collector's view)."""
+
+    entry: RecordEntry
+    hash: Sha256Hex
+    sig: str
+
+
 def parse_entry(body: object) -> RecordEntry:
-    """A typed entry from a decoded body (a dict). Raises pydantic.ValidationError. The entry models live in
-    ``agent.wire.entries`` (imported on first use: writing entries does not need them)."""
-    from agent.wire.entries import RECORD_ENTRY
-
+    """A typed entry from a decoded body (a dict). Raises pydantic.ValidationError."""
     return RECORD_ENTRY.validate_python(body)
-
-
-if TYPE_CHECKING:
-    from agent.wire.entries import RecordEntry

@@ -7,7 +7,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from baselines import ed25519
-from baselines.canonical_json import canonical_json
+from baselines.canonical_json import canonical_json as canonical_json
+
+# The collector's names for the one implementation in baselines.ed25519 (aliases, not copies).
+public_key_from_b64 = ed25519.load_public_b64  # raises KeyFormatError (a ValueError)
+raw_public_key = ed25519.public_raw
+fingerprint = ed25519.fingerprint
+ed25519_valid = ed25519.verify_b64  # (key, signature_b64, message) -> bool
 
 if TYPE_CHECKING:
     from agent.wire.notice import NoticeDocument

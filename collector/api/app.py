@@ -28,49 +28,49 @@ def _error(status: int, code: str, en: str, zh: str, headers: dict[str, str] | N
 
 
 class BodyLimit:
-    """413 before the application sees a body over the limit (declared length or counted while streaming)."""
+    """413 before the application sees a body over the limit: by its declared length, or, for a chunked body,
+    counted while it is read here in full (up to the limit) and then handed on."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _error(413, "too-large", f"request body over {self.limit} bytes",
+                     f"请求体超过 {self.limit} 字节")(scope, receive, send)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = None
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                await _error(413, "too-large", f"request body over {self.limit} bytes",
-                             f"请求体超过 {self.limit} 字节")(scope, receive, send)
+            if name == b"content-length":
+                declared = value
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.limit:
+                await self._refuse(scope, receive, send)
                 return
+            await self.app(scope, receive, send)
+            return
+        buffered: list[Message] = []
         seen = 0
-        started = False
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def replay() -> Message:
+            return buffered.pop(0) if buffered else await receive()
 
-        try:
-            await self.app(scope, limited, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _error(413, "too-large", f"request body over {self.limit} bytes",
-                             f"请求体超过 {self.limit} 字节")(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 def create_app(ctx: AppContext) -> FastAPI:

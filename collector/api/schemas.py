@@ -98,6 +98,12 @@ class FindingPage(Schema):
     items: list[FindingView]
 
 
+class FindingSummary(Schema):
+    unit: str
+    active: dict[str, int]
+    overdue: int
+
+
 class TransitionRequest(Schema):
     to: Literal["rectification_ordered", "reported_rectified", "risk_accepted", "false_positive", "open",
                 "fix_verified", "resolved", "retest_scheduled", "reopened"]

@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from agent.wire.collector_api import request_signing_bytes
-from baselines import ed25519
+from agent.wire.signatures import ed25519_valid, public_key_from_b64
 
 _hasher = PasswordHasher()
 
@@ -44,10 +44,10 @@ def password_ok(stored: str, password: str) -> bool:
 def request_signature_ok(identity_key_b64: str, signature_b64: str, method: str, path_qs: str, timestamp: str,
                          nonce: str, body: bytes) -> bool:
     try:
-        key = ed25519.load_public_b64(identity_key_b64)
+        key = public_key_from_b64(identity_key_b64)
     except ValueError:
         return False
-    return ed25519.verify_b64(key, signature_b64, request_signing_bytes(method, path_qs, timestamp, nonce, body))
+    return ed25519_valid(key, signature_b64, request_signing_bytes(method, path_qs, timestamp, nonce, body))
 
 
 def b64_raw_key_ok(text: str) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agent.wire.collector_api import EnrolRequest, HostIdentity
-from baselines import ed25519
+from agent.wire.signatures import raw_public_key
 from collector.core import ca as ca_mod
 from collector.core.errors import ApiError
 from collector.core.security import b64_raw_key_ok, new_secret, request_signature_ok, secret_digest
@@ -72,7 +72,7 @@ def enrol(session: Session, req: EnrolRequest, authority: ca_mod.Authority, cert
         raise _refuse(401, "token-used", "enrolment token already used", "注册令牌已被使用")
     cert = ca_mod.sign_agent_csr(authority, csr, agent_id, req.unit, cert_days)
     agent = Agent(id=agent_id, unit=req.unit, hostname=req.host.hostname, machine_id=req.host.machine_id,
-                  boot_id=req.host.boot_id, identity_key=base64.b64encode(ed25519.public_raw(cert.public_key)).decode(),
+                  boot_id=req.host.boot_id, identity_key=base64.b64encode(raw_public_key(cert.public_key)).decode(),
                   record_key=req.record_public_key, cert_serial=cert.serial, cert_pem=cert.pem,
                   cert_not_after=cert.not_after, agent_version=req.agent_version, enrolled_at=now, last_seen=now,
                   record_seq=0, record_link="0" * 64)
@@ -83,14 +83,15 @@ def enrol(session: Session, req: EnrolRequest, authority: ca_mod.Authority, cert
     return Enrolled(agent, cert)
 
 
-def renew(session: Session, agent: Agent, csr_pem: str, authority: ca_mod.Authority, cert_days: int) -> ca_mod.ClientCert:
+def renew(session: Session, agent: Agent, csr_pem: str, authority: ca_mod.Authority,
+          cert_days: int) -> ca_mod.ClientCert:
     try:
         csr = ca_mod.parse_csr(csr_pem)
     except ValueError as exc:
         raise _refuse(422, "bad-csr", f"certificate signing request refused: {exc}", "证书签名请求无效") from None
     cert = ca_mod.sign_agent_csr(authority, csr, agent.id, agent.unit, cert_days)
     session.execute(update(Agent).where(Agent.id == agent.id).values(
-        identity_key=base64.b64encode(ed25519.public_raw(cert.public_key)).decode(), cert_serial=cert.serial,
+        identity_key=base64.b64encode(raw_public_key(cert.public_key)).decode(), cert_serial=cert.serial,
         cert_pem=cert.pem, cert_not_after=cert.not_after))
     return cert
 
@@ -123,7 +124,8 @@ def authenticate(session: Session, h: SignedHeaders, method: str, path_qs: str, 
     try:
         sent = dt.datetime.fromtimestamp(int(h.timestamp), dt.UTC)
     except (ValueError, OverflowError, OSError):
-        raise _refuse(401, "bad-time", "X-Precaution-Time is not a unix time", "X-Precaution-Time 不是 Unix 时间")
+        raise _refuse(401, "bad-time", "X-Precaution-Time is not a unix time",
+                      "X-Precaution-Time 不是 Unix 时间") from None
     if abs((now - sent).total_seconds()) > skew_s:
         raise _refuse(401, "clock-skew", f"request time is more than {skew_s} s away from the collector's clock",
                       f"请求时间与采集端时钟相差超过 {skew_s} 秒")

@@ -14,13 +14,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
-from sqlalchemy import and_, select, tuple_, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from agent.wire.chain import link_of, parse_line
 from agent.wire.collector_api import IngestBatch, IngestCounts, IngestResult, ItemAck, RunReport
+from agent.wire.findings import Finding as WireFinding
 from agent.wire.record import parse_entry
-from baselines import ed25519
+from agent.wire.signatures import ed25519_valid, fingerprint, public_key_from_b64
 from collector.core.clock import parse_iso
 from collector.crud.identity import _alert, _insert
 from collector.models import Agent, Batch, Finding, FindingAudit, FindingRun, IssuedNotice, NoticeAck, RecordEntry, Run
@@ -71,7 +72,8 @@ def ingest(session: Session, agent: Agent, batch: IngestBatch, now: dt.datetime)
 def _record_finding(session: Session, agent: Agent, kind: str, detail: str, now: dt.datetime) -> None:
     """A wiped, truncated or forked agent record is a critical finding for that host (and an alert)."""
     _alert(session, agent.id, kind, detail, now)
-    title = {"record-wiped": ("the agent's inspection record was wiped and restarted", "代理的检查记录被清除后重新开始"),
+    title = {"record-wiped": ("the agent's inspection record was wiped and restarted",
+                              "代理的检查记录被清除后重新开始"),
              "record-forked": ("the agent's inspection record was truncated or forked", "代理的检查记录被截断或分叉"),
              "record-tampered": ("an inspection record entry failed verification", "检查记录条目未通过验证")}[kind]
     doc = {"detail": detail, "agent_id": agent.id, "collector_head_seq": agent.record_seq}
@@ -89,12 +91,12 @@ def _record_lines(session: Session, agent: Agent, lines: list[str], acks: _Acks,
     if not lines:
         return
     try:
-        key = ed25519.load_public_b64(agent.record_key)
+        key = public_key_from_b64(agent.record_key)
     except ValueError:
-        for line in lines:
+        for _ in lines:
             acks.add("record", "?", "rejected", "the enrolled record key is unusable")
         return
-    key_fp = ed25519.fingerprint(key)
+    key_fp = fingerprint(key)
     for line in lines:
         try:
             body_raw, hash_hex, sig = parse_line(line.encode("utf-8"))
@@ -125,7 +127,7 @@ def _record_lines(session: Session, agent: Agent, lines: list[str], acks: _Acks,
         problem = None
         if body.get("prev") != agent.record_link:
             problem = "record-forked", f"entry {seq} does not continue the chain held (prev mismatch)"
-        elif body.get("key") != key_fp or not ed25519.verify_b64(key, sig, hash_hex.encode("ascii")):
+        elif body.get("key") != key_fp or not ed25519_valid(key, sig, hash_hex.encode("ascii")):
             problem = "record-tampered", f"entry {seq}: signature does not verify with the enrolled record key"
         if problem is not None:
             if agent.record_broken is None:
@@ -173,8 +175,9 @@ def _run(session: Session, agent: Agent, run: RunReport, acks: _Acks, now: dt.da
     accepted: set[str] = set()
     if findings:
         rows = [{"agent_id": agent.id, "finding_id": fid, "run_id": run.run_id, "seen_at": now} for fid in findings]
-        result = session.execute(_insert(session, FindingRun).on_conflict_do_nothing()
-                                 .returning(FindingRun.finding_id, sort_by_parameter_order=True), rows)
+        # Core executemany (insertmanyvalues: one multi-row statement with RETURNING), not the ORM bulk path
+        result = session.connection().execute(_insert(session, FindingRun).on_conflict_do_nothing()
+                                              .returning(FindingRun.finding_id), rows)
         accepted = {r[0] for r in result}
     for fid in findings:
         acks.add("finding", f"{fid}@{run.run_id}", "accepted" if fid in accepted else "duplicate")
@@ -188,7 +191,7 @@ def _run(session: Session, agent: Agent, run: RunReport, acks: _Acks, now: dt.da
                             .values(state="done", completed_at=now, run_id=run.run_id))
 
 
-def _upsert_findings(session: Session, agent: Agent, run: RunReport, found: list, finished: dt.datetime,
+def _upsert_findings(session: Session, agent: Agent, run: RunReport, found: list[WireFinding], finished: dt.datetime,
                      now: dt.datetime) -> None:
     rows = [{
         "agent_id": agent.id, "unit": agent.unit, "host": run.host, "finding_id": f.id, "rule_id": f.rule_id,
@@ -198,9 +201,8 @@ def _upsert_findings(session: Session, agent: Agent, run: RunReport, found: list
     } for f in found]
     stmt = _insert(session, Finding)
     newer = stmt.excluded.last_seen > Finding.last_seen
-    from sqlalchemy import case
-
-    session.execute(stmt.on_conflict_do_update(index_elements=[Finding.agent_id, Finding.finding_id], set_={
+    session.connection().execute(stmt.on_conflict_do_update(index_elements=[Finding.agent_id, Finding.finding_id],
+                                                            set_={
         "last_seen": case((newer, stmt.excluded.last_seen), else_=Finding.last_seen),
         "last_run": case((newer, stmt.excluded.last_run), else_=Finding.last_run),
         "document": case((newer, stmt.excluded.document), else_=Finding.document),
@@ -208,7 +210,7 @@ def _upsert_findings(session: Session, agent: Agent, run: RunReport, found: list
         "first_seen": case((stmt.excluded.first_seen < Finding.first_seen, stmt.excluded.first_seen),
                            else_=Finding.first_seen),
         "updated_at": now,
-    }), rows)
+    }).returning(Finding.id), rows).all()  # RETURNING: one multi-row statement on both databases
     # Seen again after it was closed (or after a rectification was reported): reopened, audited.
     ids = [f.id for f in found]
     again = session.execute(select(Finding.id, Finding.state).where(
@@ -268,5 +270,3 @@ def _acknowledgements(session: Session, agent: Agent, batch: IngestBatch, acks: 
             actor=ack.actor[:200]).on_conflict_do_nothing().returning(NoticeAck.notice_id)).first()
         acks.add("acknowledgement", ack.notice_id, "accepted" if stored else "duplicate")
 
-
-_ = (and_, tuple_)

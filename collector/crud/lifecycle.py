@@ -59,9 +59,10 @@ def calendar_for(session: Session, unit: str) -> WorkCalendar:
 def transition(session: Session, finding: Finding, change: Change, now: dt.datetime, retest_days: int) -> Finding:
     allowed = MANUAL.get(change.to)
     if allowed is None:
+        verified = change.to == "fix_verified"
         raise ApiError(422, "bad-state", f"{change.to!r} cannot be set by a person"
-                       + (" (only a re-test run verifies a fix)" if change.to == "fix_verified" else ""),
-                       f"{change.to!r} 不能由人工设置" + ("（只有复测才能确认整改）" if change.to == "fix_verified" else ""))
+                       + (" (only a re-test run verifies a fix)" if verified else ""),
+                       f"{change.to!r} 不能由人工设置" + ("（只有复测才能确认整改）" if verified else ""))
     if finding.state not in allowed:
         raise ApiError(409, "bad-transition", f"cannot go from {finding.state} to {change.to}",
                        f"不能从 {finding.state} 变为 {change.to}")

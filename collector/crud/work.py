@@ -19,15 +19,14 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from agent.wire.notice import NOTICE_SCHEMA, NoticeBody, NoticeDocument, NoticeWindow, SignatureBlock
-from baselines import ed25519
-from baselines.canonical_json import canonical_json
+from agent.wire.signatures import canonical_json, raw_public_key
 from collector.core.clock import iso
 from collector.core.errors import ApiError
 from collector.models import Agent, IssuedNotice, NoticeAck, Task
 
 
 def issuer_public_b64(key: Ed25519PrivateKey) -> str:
-    return base64.b64encode(ed25519.public_raw(key.public_key())).decode("ascii")
+    return base64.b64encode(raw_public_key(key.public_key())).decode("ascii")
 
 
 def notice_digest(document: NoticeDocument) -> str:
@@ -124,6 +123,7 @@ def complete_task(session: Session, agent: Agent, task_id: str, status: str, run
     if task.state in ("done", "failed"):
         return task
     if task.state != "leased":
-        raise ApiError(409, "task-not-leased", f"task is {task.state}, not leased", f"任务状态为 {task.state}，未被领取")
+        raise ApiError(409, "task-not-leased", f"task is {task.state}, not leased",
+                       f"任务状态为 {task.state}，未被领取")
     task.state, task.completed_at, task.run_id, task.message = status, now, run_id, message
     return task

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from probes import cancel
 from probes.endpoint import parse_endpoint
 from probes.key_fingerprint import sha256_fingerprint
 from probes.remote import ssh_batch
@@ -472,9 +473,12 @@ class SSHTransport:
         # would cost more than most commands. A command that times out takes its shell with it.
         if len(shlex.join(argv)) > 65536:
             raise ValueError("command line too long")
+        token = cancel.current()  # the probe run's deadline bounds the command too (probes/cancel.py)
+        token.check()
         try:
-            (stdout, _), (err_and_code, _) = self._batch("run", list(argv), timeout=timeout)
+            (stdout, _), (err_and_code, _) = self._batch("run", list(argv), timeout=max(0.1, token.bound(timeout)))
         except subprocess.TimeoutExpired:
+            token.check()
             raise subprocess.TimeoutExpired(argv, timeout) from None
         stderr, _, code = err_and_code.rpartition(b".")
         return CommandResult(tuple(argv), int(code) if code.isdigit() else 255,

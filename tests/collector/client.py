@@ -30,7 +30,7 @@ from agent.wire.collector_api import (
     request_signing_bytes,
 )
 from agent.wire.record import HostScope, ScanContent, ScanSummaryDoc
-from baselines import ed25519
+from agent.wire.signatures import fingerprint, raw_public_key
 
 SEVERITY_COUNTS = {"info": 0, "low": 0, "medium": 0, "high": 0, "critical": 0}
 
@@ -113,7 +113,8 @@ class AgentSim:
 
     def enrol_request(self, token: str, unit: str) -> dict[str, Any]:
         return {"schema": "precaution.collector.enrol/v1", "token": token, "unit": unit,
-                "csr_pem": make_csr(self.identity), "record_public_key": b64(ed25519.public_raw(self.record_key.public_key())),
+                "csr_pem": make_csr(self.identity),
+                "record_public_key": b64(raw_public_key(self.record_key.public_key())),
                 "host": self.host, "agent_version": "test"}
 
     def enrol(self, token: str, unit: str) -> httpx.Response:
@@ -144,7 +145,7 @@ class AgentSim:
         content = ScanContent(scope=HostScope(host=self.hostname), tests=["host"],
                               summary=ScanSummaryDoc(findings={**SEVERITY_COUNTS, "high": findings}, probe_errors=0,
                                                      baseline=None))
-        body = make_body(self.seq + 1, self.link, ed25519.fingerprint(self.record_key.public_key()), "test@" + self.hostname,
+        body = make_body(self.seq + 1, self.link, fingerprint(self.record_key.public_key()), "test@" + self.hostname,
                          content, time=when or dt.datetime.now(dt.UTC))
         line, entry = seal(body, self.record_key)
         self.seq, self.link = entry.seq, link_of(entry.hash, entry.sig)
@@ -171,7 +172,7 @@ def notice_digest(document: dict[str, Any]) -> str:
     """What the agent binds its acknowledgement to (agent.notice.SignedNotice.digest)."""
     import hashlib
 
-    from baselines.canonical_json import canonical_json
+    from agent.wire.signatures import canonical_json
 
     sig = (document.get("signature") or {}).get("value", "")
     return hashlib.sha256(canonical_json(document["notice"]) + b"\n" + sig.encode()).hexdigest()

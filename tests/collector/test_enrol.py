@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def test_enrolment_returns_a_client_certificate_from_the_collector_ca(collector:
     r = sim.enrol(collector.token(unit), unit)
     body = r.json()
     cert = x509.load_pem_x509_certificate(body["certificate_pem"].encode())
-    ca = x509.load_pem_x509_certificate(open(collector.ca, "rb").read())
+    ca = x509.load_pem_x509_certificate(Path(collector.ca).read_bytes())
     ca_key = ca.public_key()
     assert isinstance(ca_key, ec.EllipticCurvePublicKey)
     cert.verify_directly_issued_by(ca)

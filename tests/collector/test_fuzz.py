@@ -14,7 +14,7 @@ from schemathesis import GenerationMode
 
 from tests.collector.conftest import Collector
 
-EXAMPLES = 8
+EXAMPLES = 5
 
 
 def test_no_server_errors(collector: Collector) -> None:

@@ -153,6 +153,19 @@ def test_oversized_batches_are_413(collector: Collector) -> None:
     huge = sim.batch(runs=[run("big", [finding(f"f{i}", subject="x" * 2000) for i in range(5000)])])
     r = sim.ingest(huge)  # > 8 MiB
     assert (r.status_code, r.json()["error"]) == (413, "too-large")
+    raw = json.dumps(huge).encode()
+    headers = sim.signed_headers("POST", "/api/v1/agent/ingest", raw)
+
+    def chunks():  # type: ignore[no-untyped-def]  # no Content-Length: counted while it arrives
+        for i in range(0, len(raw), 65536):
+            yield raw[i:i + 65536]
+
+    r = sim.client().post("/api/v1/agent/ingest", content=chunks(), headers=headers)
+    assert (r.status_code, r.json()["error"]) == (413, "too-large")
+    small = json.dumps(sim.batch(runs=[run("chunked", [finding("c1")])])).encode()
+    r = sim.client().post("/api/v1/agent/ingest", content=iter([small[:100], small[100:]]),
+                          headers=sim.signed_headers("POST", "/api/v1/agent/ingest", small))
+    assert r.status_code == 200 and r.json()["counts"]["accepted"] == 2, r.text
     many = sim.batch(runs=[run("many", [finding(f"g{i}") for i in range(20_001)])])
     r = sim.ingest(many)
     assert r.status_code == 413 and r.json()["error"] in ("too-many-items", "too-large")

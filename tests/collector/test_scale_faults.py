@@ -4,6 +4,7 @@ itself when the database returns."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -24,7 +25,7 @@ def test_two_replicas_on_one_postgresql(tmp_path: Path) -> None:
         unit = unit_name()
         sims = [c.agent(unit, base=urls[i % 2], hostname=f"h{i}") for i in range(4)]
         batches = []
-        for i, sim in enumerate(sims):
+        for sim in sims:
             runs = [run(f"{sim.hostname}-r{k}", [finding(f"{sim.hostname}-f{j}", host=sim.hostname)
                                                    for j in range(50)], host=sim.hostname) for k in range(2)]
             batches.append((sim, sim.batch(runs=runs, record=[sim.record_scan(), sim.record_scan()])))
@@ -116,19 +117,15 @@ class Proxy:
             pass
         finally:
             for s in (a, b):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def cut(self) -> None:
         self.up.clear()
         with self.lock:
             for s in self.conns:
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
             self.conns.clear()
 
     def restore(self) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.collector.client import finding, run
-from tests.collector.conftest import BIN, Collector, init_collector, tls, unit_name
+from tests.collector.conftest import BIN, Collector, init_collector, unit_name
 
 
 def test_health_readiness_and_openapi(collector: Collector) -> None:
@@ -38,6 +39,13 @@ def test_metrics_are_protected_and_pass_promtool(collector: Collector) -> None:
     unit = unit_name()
     sim = collector.agent(unit)
     sim.ingest(sim.batch(runs=[run("r1", [finding("m1", severity="critical"), finding("m2")])]))
+    odd = 'quote " backslash \\ newline \n ' + "长" * 150  # a huge, hostile label value (unit names <= 200)
+    odd_sim = collector.agent(odd)
+    odd_sim.ingest(odd_sim.batch(runs=[run("r1", [finding("m3", subject="s" * 50_000)])]))
+    with collector.login() as admin:
+        summary = admin.get("/api/v1/findings/summary", params={"unit": unit}).json()
+    assert summary == {"unit": unit, "active": {"critical": 1, "high": 1, "medium": 0, "low": 0, "info": 0},
+                       "overdue": 0}
     with collector.http() as http:
         assert http.get("/metrics").status_code == 401
         assert http.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -96,19 +104,19 @@ def test_init_refuses_twice_and_state_is_private(collector: Collector) -> None:
         assert (collector.home / name).stat().st_mode & 0o777 == 0o600, name
 
 
-def test_bad_setting_fails_at_start_with_the_key_named(tmp_path: Path) -> None:
+def test_start_up_checks_settings_loopback_rule_schema_and_plain_http_dev_mode(tmp_path: Path) -> None:
+    """One set-up, every refusal `serve` makes before it listens, then `--insecure-dev` on loopback."""
+    from tests.collector.conftest import free_port
+
     c = init_collector(tmp_path / "home", None, "sqlite")
     done = subprocess.run([str(BIN), "serve"], env={**c.env, "PRECAUTION_COLLECTOR_MAX_BATCH_BYTES": "-3"},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "'max_batch_bytes'" in done.stderr
-    with (c.home / "config.toml").open("a") as fh:
-        fh.write('listen_typo = "x"\n')
+    config = (c.home / "config.toml").read_text()
+    (c.home / "config.toml").write_text(config + 'listen_typo = "x"\n')
     done = subprocess.run([str(BIN), "serve"], env=c.env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "'listen_typo'" in done.stderr
-
-
-def test_insecure_dev_only_on_loopback_and_migrate_shows_progress(tmp_path: Path) -> None:
-    c = init_collector(tmp_path / "home", None, "sqlite")
+    (c.home / "config.toml").write_text(config)
     done = subprocess.run([str(BIN), "serve", "--insecure-dev", "--listen", "0.0.0.0:18999"], env=c.env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "loopback only" in done.stderr
@@ -122,22 +130,16 @@ def test_insecure_dev_only_on_loopback_and_migrate_shows_progress(tmp_path: Path
     assert refused.returncode == 2 and "precaution-collector migrate" in refused.stderr
     migrated = c.cli("migrate")
     assert migrated.returncode == 0 and "applied 0001" in migrated.stdout
-
-
-def test_insecure_dev_serves_plain_http_on_loopback(tmp_path: Path) -> None:
-    from tests.collector.conftest import free_port
-
-    c = init_collector(tmp_path / "home", None, "sqlite")
+    added = c.cli("user", "add", "root-admin", "--role", "admin", "--password-stdin", input="x" * 12 + "\n")
+    assert added.returncode == 0, added.stderr
     port = free_port()
     proc = subprocess.Popen([str(BIN), "serve", "--insecure-dev", "--listen", f"127.0.0.1:{port}"], env=c.env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        import time
-
         deadline = time.monotonic() + 30
         while True:
             try:
-                assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+                assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
                 break
             except httpx.HTTPError:
                 assert time.monotonic() < deadline and proc.poll() is None
@@ -145,4 +147,3 @@ def test_insecure_dev_serves_plain_http_on_loopback(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    _ = tls

@@ -46,6 +46,10 @@ def test_notice_is_delivered_verified_by_the_agent_and_acknowledged(collector: C
     r = sim.ingest(sim.batch(acks=[ack, bad])).json()
     assert [i["status"] for i in r["items"]] == ["accepted", "rejected"]
     assert sim.ingest(sim.batch(acks=[ack])).json()["items"][0]["status"] == "duplicate"
+    stranger = collector.agent(unit_name())  # another unit: never sees this notice, cannot acknowledge it
+    assert stranger.notices().json()["notices"] == []
+    foreign = stranger.ingest(stranger.batch(acks=[ack])).json()["items"][0]
+    assert (foreign["status"], foreign["reason"]) == ("rejected", "no such notice for this unit")
     assert sim.notices().json()["notices"] == []  # acknowledged: not delivered again
     with collector.login() as admin:
         listed = admin.get("/api/v1/notices", params={"unit": unit}).json()

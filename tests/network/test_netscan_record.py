@@ -12,9 +12,8 @@ import pytest
 
 from agent import record
 from agent.cli.main import main
-from agent.wire.entries import NetscanEntry
 from agent.wire.netscan import NetscanDocument
-from agent.wire.record import parse_entry
+from agent.wire.record import NetscanEntry, parse_entry
 
 
 @pytest.fixture

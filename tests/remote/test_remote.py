@@ -164,8 +164,7 @@ def test_remote_end_to_end_and_host_key_change(ssh_lab: SshLab, issuer: Issuer, 
     assert run_entry.kind == "remote" and run_entry.notice_id == "N-2026-001"
     assert run_entry.tests == ("accounts", "listeners")
     assert run_entry.results_sha256 == record.results_digest(payload)  # the record holds what was reported
-    from agent.wire.entries import RemoteEntry
-    from agent.wire.record import parse_entry
+    from agent.wire.record import RemoteEntry, parse_entry
     from agent.wire.remote import RemoteDocument
     from tests.schema_check import validate
 

@@ -14,6 +14,7 @@ from collector.api.schemas import (
     AuditView,
     FindingDetail,
     FindingPage,
+    FindingSummary,
     FindingView,
     RetestRequest,
     RetestResponse,
@@ -81,6 +82,22 @@ def list_findings(
         rows = session.scalars(query.order_by(Finding.last_seen.desc(), Finding.id.desc())
                                .limit(limit).offset(offset))
         return FindingPage(total=total, items=[_view(f) for f in rows])
+
+
+@router.get("/findings/summary", response_model=FindingSummary, responses=ERRORS)
+def summary(unit: str = Query(..., max_length=200), who: Principal = Depends(current_user),
+            ctx: AppContext = Depends(context)) -> FindingSummary:
+    """Active findings of a unit by severity (the dashboard's first figure), and how many are overdue."""
+    who.require(unit, "viewer")
+    now = utcnow()
+    with ctx.db.read() as session:
+        counts = dict.fromkeys(SEVERITY_ORDER, 0)
+        for sev, count in session.execute(select(Finding.severity, func.count()).where(
+                Finding.unit == unit, Finding.state.in_(ACTIVE_STATES)).group_by(Finding.severity)):
+            counts[sev] = int(count)
+        late = session.execute(select(func.count()).select_from(Finding).where(
+            Finding.unit == unit, Finding.state.in_(ACTIVE_STATES), Finding.deadline < now)).scalar_one()
+    return FindingSummary(unit=unit, active=counts, overdue=int(late))
 
 
 @router.get("/findings/overdue", response_model=FindingPage, responses=ERRORS)
