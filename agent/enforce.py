@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from agent.errors import UserError
 from agent.notice import NoticeError, NoticeSettings, SignedNotice, check_file, parse_target
-from agent.wire.record import NoticeScope, RefusalContent, RefusalSummary
+from agent.wire.contents import NoticeScope, RefusalContent, RefusalSummary
 
 if TYPE_CHECKING:
     from agent.record import Recorder

@@ -6,7 +6,7 @@ One line per entry::
 
 The chain logic (line format, links, verification) is pure and lives in ``agent.wire.chain`` so that the
 collector can verify records it receives; this module is the file side: the one typed write path
-(``Recorder.write(content)`` with a content model from ``agent.wire.record``), reading and verifying the file.
+(``Recorder.write(content)`` with a content model from ``agent.wire.contents``), reading and verifying the file.
 
 ``record.head`` (seq and link of the last entry) catches entries cut off the end, which the chain alone cannot.
 Writers take an exclusive ``fcntl`` lock on ``record.lock``, append one line, fsync, then update the head.
@@ -35,7 +35,7 @@ from baselines.canonical_json import canonical_json
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-    from agent.wire.record import EntryContent, InspectorDoc
+    from agent.wire.contents import EntryContent, InspectorDoc
 
 __all__ = ["GENESIS", "Entry", "Inspector", "Recorder", "VerifyResult", "link_of", "verify"]
 
@@ -64,7 +64,7 @@ class Inspector:
         return {"name": self.name, "id": self.id}
 
     def to_doc(self) -> InspectorDoc:
-        from agent.wire.record import InspectorDoc
+        from agent.wire.contents import InspectorDoc
 
         return InspectorDoc(name=self.name, id=self.id)
 
@@ -186,7 +186,7 @@ def _last_line(path: Path) -> bytes | None:
 
 class Recorder:
     """The one write path into the record: every action, refusal and host-key event goes through ``write``
-    with a typed content model (``agent.wire.record.*Content``)."""
+    with a typed content model (``agent.wire.contents.*Content``)."""
 
     def __init__(self, state: StateDir, actor: str | None = None) -> None:
         self.state = state

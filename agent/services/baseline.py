@@ -16,7 +16,13 @@ from agent.runner import ProbeRun, run_probes
 from agent.scan import HostIdentity, compare_runs, select_probes
 from agent.services.context import AgentContext
 from agent.services.scan import probe_settings
-from agent.wire.record import Applied, BaselineAcceptContent, BaselineCaptureContent, BaselineScopeDoc, BaselineSummary
+from agent.wire.contents import (
+    Applied,
+    BaselineAcceptContent,
+    BaselineCaptureContent,
+    BaselineScopeDoc,
+    BaselineSummary,
+)
 from baselines.diff import Diff, DriftItem, apply, index, volatile_of
 from baselines.drift import DriftFinding, item_id
 from baselines.profile import Profile, ProfileError, load_profile

@@ -15,7 +15,7 @@ from baselines.profile import Profile, ProfileError, load_profile
 from baselines.waivers import WaiverError, WaiverSpec, load_waivers
 
 if TYPE_CHECKING:
-    from agent.wire.record import Applied
+    from agent.wire.contents import Applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class Judging:
     overrides: dict[str, str]
 
     def applied(self, ctx: AgentContext, **extra: str | int | None) -> Applied:
-        from agent.wire.record import Applied
+        from agent.wire.contents import Applied
 
         lead = ctx.config.notice.lead_time_seconds()
         values = {"profile": self.profile.id, "fail_on": self.fail_on.value, "unit": ctx.config.notice.unit,

@@ -12,7 +12,7 @@ from agent.record import Entry, Inspector
 from agent.scan import ScanResult, run_scan, select_probes
 from agent.services.context import AgentContext, Judging, judging
 from agent.services.scan import probe_settings, scan_exit_code
-from agent.wire.record import HostScope, InspectionContent, InspectionSummary, RefusalContent, RefusalSummary
+from agent.wire.contents import HostScope, InspectionContent, InspectionSummary, RefusalContent, RefusalSummary
 from agent.wire.scan import InspectionDocument, InspectionInfo, InspectorRef
 
 MIN_INSPECTORS = 2

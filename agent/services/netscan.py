@@ -27,7 +27,7 @@ from agent.runner import ProbeRun, run_probes
 from agent.scan import BaselineComparison, HostIdentity, ScanResult, sorted_findings
 from agent.scope import Refusal, Scope, ScopeGuard
 from agent.services.context import AgentContext, Judging, exit_code, judging
-from agent.wire.record import (
+from agent.wire.contents import (
     FailedTest,
     NetscanContent,
     NetscanSummary,

@@ -21,8 +21,7 @@ from agent.notice import (
 )
 from agent.record import Entry
 from agent.services.context import AgentContext
-from agent.wire.notice import NoticeBody
-from agent.wire.record import (
+from agent.wire.contents import (
     AcknowledgementContent,
     AcknowledgementSummary,
     Applied,
@@ -31,6 +30,7 @@ from agent.wire.record import (
     RefusalContent,
     RefusalSummary,
 )
+from agent.wire.notice import NoticeBody
 
 
 @dataclass(frozen=True, slots=True)

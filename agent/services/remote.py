@@ -17,7 +17,7 @@ from agent.record import Entry
 from agent.scan import ScanResult, run_scan, select_probes
 from agent.services.context import AgentContext, Judging, judging
 from agent.services.scan import scan_exit_code
-from agent.wire.record import (
+from agent.wire.contents import (
     HostKeyContent,
     HostKeySummary,
     RefusalContent,

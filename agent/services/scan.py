@@ -78,7 +78,7 @@ def run(ctx: AgentContext, request: ScanRequest, progress: ProgressFn | None = N
         overrides["no_baseline"] = "true"
     # The wire models load after the probes ran: their memory reuses what the probes freed (scan RSS budget).
     from agent.documents import scan_document, severity_counts
-    from agent.wire.record import HostScope, ScanContent, ScanSummaryDoc
+    from agent.wire.contents import HostScope, ScanContent, ScanSummaryDoc
 
     content = ScanContent(
         scope=HostScope(host=result.host.hostname, root=request.root), tests=[r.probe for r in result.probes],

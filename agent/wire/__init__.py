@@ -7,8 +7,9 @@ accepted where a list is expected). JSON Schema files generated from these model
 
 Modules: ``base`` (WireModel, Text, Timestamp), ``findings`` (Finding, Remediation), ``scan`` (ScanDocument,
 InspectionDocument, ProbeRunDoc, BaselineComparisonDoc, ObservationDoc), ``netscan`` (NetscanDocument),
-``remote`` (RemoteDocument), ``notice`` (NoticeBody, NoticeDocument, AcknowledgementDoc), ``record`` (record
-entry contents, one model per ``kind``, what writers pass to the Recorder; whole entries with the chain
-fields, a union discriminated by ``kind``; ``parse_entry``, ``RecordLine``), ``chain`` (pure
+``remote`` (RemoteDocument), ``notice`` (NoticeBody, NoticeDocument, AcknowledgementDoc), ``contents``
+(record entry contents, one model per ``kind``: what writers pass to the Recorder), ``record`` (whole
+entries with the chain fields, a union discriminated by ``kind``; ``parse_entry``, ``RecordLine``; it
+re-exports the contents), ``chain`` (pure
 record-chain verification), ``signatures`` (pure notice-signature verification).
 """

@@ -39,7 +39,8 @@ TestKind = Literal["host", "discovery", "portscan", "service", "passive", "on-si
 class WireModel(BaseModel):
     """Closed (extra fields refused), strict (no type coercion) and immutable."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    # defer_build: a model's validator is built on first use, so importing the schema costs little (scan RSS)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True, defer_build=True)
 
     # Optional fields left out of the JSON when unset (``observations`` without --observations).
     OMIT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
