@@ -46,11 +46,10 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from agent.daemon.config import load_config
     from agent.daemon.service import AgentService
-    from agent.state import state_dir
 
     config = load_config(args.config)
     logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)
-    service = AgentService(config, state_dir(), args.config)
+    service = AgentService(config, args.state.path, args.config)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         service.request_stop()
@@ -63,14 +62,13 @@ def _run(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from agent.daemon.config import load_config
     from agent.daemon.status import offline_figures, render, scrape
-    from agent.state import state_dir
 
     config = load_config(args.config)
     figures = scrape(config.metrics.listen)
     running = figures is not None
     if figures is None:
-        figures = offline_figures(config, state_dir())
-    sys.stdout.write(render(figures, running, config, state_dir(), args.lang))
+        figures = offline_figures(config, args.state.path)
+    sys.stdout.write(render(figures, running, config, args.state.path, args.lang))
     return 0 if running else 1
 
 
@@ -79,10 +77,9 @@ def _enroll(args: argparse.Namespace) -> int:
     from agent.daemon.config import load_config
     from agent.daemon.identity import Identity, enroll
     from agent.errors import UserError
-    from agent.state import StateDir
 
     config = load_config(args.config)
-    state = StateDir.from_environment()
+    state = args.state
     state.ensure()
     unit = args.unit or load_agent_config(None, state).notice.unit
     if not unit:

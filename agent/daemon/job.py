@@ -1,4 +1,4 @@
-"""One scheduled run in a child process: ``python -m agent.daemon.job KIND [--config FILE]``.
+"""One scheduled run in a child process: ``python -m agent.daemon.job KIND --state DIR [--config FILE]``.
 
 The daemon starts every run here so that probes, scapy, nmap parsing and profile data are imported only by the
 run that needs them and are gone with the process when it ends: the daemon stays at its idle footprint. The
@@ -150,12 +150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--config", type=Path)
     parser.add_argument("--task-file", type=Path)
+    parser.add_argument("--state", type=Path, required=True, help="the daemon's state directory")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
     started = time.time()
     try:
-        outcome = run(args.kind, config, StateDir.from_environment(), args.task_file)
+        outcome = run(args.kind, config, StateDir(args.state), args.task_file)
     except UserError as exc:  # refused before anything ran (bad profile, scope...): a failed run, said clearly
         log.error("%s not run: %s", args.kind, exc)
         outcome = RunOutcome(kind=args.kind, run_id="", ok=False, started=started, finished=time.time(),

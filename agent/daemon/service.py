@@ -205,11 +205,10 @@ class AgentService:
                 return
 
     def _start(self, kind: str, scheduled: bool = True, extra: list[str] | None = None) -> None:
-        argv = [sys.executable, "-m", "agent.daemon.job", kind, *(extra or [])]
+        argv = [sys.executable, "-m", "agent.daemon.job", kind, "--state", str(self.state), *(extra or [])]
         if self.config_path is not None:
             argv += ["--config", str(self.config_path)]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, "PRECAUTION_HOME": str(self.state)})
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)
         limits = self.config.limits
         self.jobs[kind] = RunningJob(kind, proc, RunWatch(proc.pid, limits.run_memory, limits.run_timeout,
                                                           time.monotonic()), time.monotonic(), scheduled=scheduled)

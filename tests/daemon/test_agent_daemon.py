@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -136,9 +135,8 @@ def test_daemon_stays_light_and_returns_to_idle(agent: AgentProcess) -> None:
 def test_file_integrity_runs_under_nice_and_idle_io(tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
     config.write_text(FAST)
-    out = subprocess.run([sys.executable, "-m", "agent.daemon.job", "file_integrity", "--config", str(config)],
-                         cwd=ROOT, env={**os.environ, "PRECAUTION_HOME": str(tmp_path / "state")},
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "agent.daemon.job", "file_integrity", "--config", str(config),
+                          "--state", str(tmp_path / "state")], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     outcome = json.loads(out.stdout.strip().splitlines()[-1])
     assert outcome["nice"] == 10
