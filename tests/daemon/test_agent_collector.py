@@ -124,7 +124,7 @@ def test_collector_down_then_up_everything_exactly_once(tmp_path: Path, collecto
 
 def _synthetic_runs(agent: AgentProcess, n: int) -> int:
     """Fill the spool with n copies of a real run report (new run ids): enough pushes to kill in the middle of."""
-    spool = Spool(agent.state / "spool.db", check=False)
+    spool = Spool(agent.state / "spool.db", max_bytes=2**30, check=False)  # the bound the agent.toml sets
     try:
         real = next(q for q in spool.batch(100) if q.kind == "run")
         from agent.daemon.spool import SpoolItem
@@ -144,6 +144,8 @@ interval = "30d"
 interval = "30d"
 [schedule.own_networks]
 interval = "30d"
+[spool]
+max_bytes = "1GiB"
 """
     agent = AgentProcess(tmp_path / "a", toml)
     agent.state.mkdir(parents=True)
@@ -154,8 +156,8 @@ interval = "30d"
     agent.start()  # one run of each kind, kept in the spool while the collector is down
     agent.wait_for(lambda f: all(ran_ok(k)(f) for k in ("self_inspection", "file_integrity", "own_networks")))
     agent.stop()
-    added = _synthetic_runs(agent, 400)
-    assert added == 400
+    added = _synthetic_runs(agent, 2000)
+    assert added == 2000
     collector.start(port=port)
     rng = random.Random(50)
     kills = 0
@@ -179,10 +181,10 @@ interval = "30d"
                                               (agent_id,))]
         batches = conn.execute("SELECT COUNT(*), SUM(duplicate) FROM batches WHERE agent_id = ?",
                                (agent_id,)).fetchone()
-    assert len(runs) == len(set(runs)) == 403
-    assert {f"synthetic-{i}" for i in range(400)} <= set(runs)
+    assert len(runs) == len(set(runs)) == 2003
+    assert {f"synthetic-{i}" for i in range(2000)} <= set(runs)
     assert records == list(range(1, len(agent_record_kinds(agent)) + 1))
-    assert batches[0] >= 80  # 403 runs in batches of 5: the pushes really were cut off and resent
+    assert batches[0] >= 2003 // 5  # runs went in batches of 5, through 50 kills
     assert spool_depth(agent) == 0
 
 
