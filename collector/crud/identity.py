@@ -6,8 +6,9 @@ import base64
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from collector.core import ca as ca_mod
 from collector.core.errors import ApiError
 from collector.core.security import b64_raw_key_ok, new_secret, request_signature_ok, secret_digest
 from collector.models import Agent, AgentAlert, AgentBoot, EnrolToken, RateWindow, RequestNonce
+from collector.models.base import UtcDateTime
 
 TOKEN_PREFIX = "pcenrol_"
 
@@ -25,6 +27,27 @@ def _insert(session: Session, table: type) -> postgresql.Insert | sqlite.Insert:
     """INSERT ... ON CONFLICT for this session's dialect (the statement compiles the same on both)."""
     maker = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     return maker(table)
+
+
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _cached(session: Session, name: str) -> Any:
+    """The per-request statements of the agent check, built once per dialect with bind parameters (building
+    and cache-keying a statement costs more than running it)."""
+    dialect = session.get_bind().dialect.name
+    stmt = _STATEMENTS.get((dialect, name))
+    if stmt is None:
+        if name == "nonce":
+            stmt = (_insert(session, RequestNonce).values(agent_id=bindparam("a"), nonce=bindparam("n"),
+                                                          seen_at=bindparam("t", type_=UtcDateTime()))
+                    .on_conflict_do_nothing().returning(RequestNonce.nonce))
+        else:
+            base = _insert(session, RateWindow).values(agent_id=bindparam("a"), window=bindparam("w"), count=1)
+            stmt = base.on_conflict_do_update(index_elements=[RateWindow.agent_id, RateWindow.window],
+                                              set_={"count": RateWindow.count + 1}).returning(RateWindow.count)
+        _STATEMENTS[(dialect, name)] = stmt
+    return stmt
 
 
 def create_token(session: Session, unit: str, expires: dt.timedelta, by: str, now: dt.datetime) -> str:
@@ -131,15 +154,11 @@ def authenticate(session: Session, h: SignedHeaders, method: str, path_qs: str, 
                       f"请求时间与采集端时钟相差超过 {skew_s} 秒")
     if not 16 <= len(h.nonce) <= 64:
         raise _refuse(401, "bad-nonce", "X-Precaution-Nonce must be 16 to 64 characters", "随机数长度应为 16 到 64")
-    fresh = session.execute(_insert(session, RequestNonce).values(agent_id=agent.id, nonce=h.nonce, seen_at=now)
-                            .on_conflict_do_nothing().returning(RequestNonce.nonce)).first()
+    fresh = session.execute(_cached(session, "nonce"), {"a": agent.id, "n": h.nonce, "t": now}).first()
     if fresh is None:
         raise _refuse(401, "replayed-request", "this request was already received (replay)", "重复的请求（重放）")
     window = int(now.timestamp()) // 60
-    stmt = _insert(session, RateWindow).values(agent_id=agent.id, window=window, count=1)
-    count = session.execute(stmt.on_conflict_do_update(
-        index_elements=[RateWindow.agent_id, RateWindow.window], set_={"count": RateWindow.count + 1})
-        .returning(RateWindow.count)).scalar_one()
+    count = session.execute(_cached(session, "rate"), {"a": agent.id, "w": window}).scalar_one()
     if count > rate_per_minute:
         retry = 60 - int(now.timestamp()) % 60
         raise _refuse(429, "rate-limited", f"more than {rate_per_minute} requests a minute from this agent",
