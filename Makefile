@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the tests and benchmarks drive for real (installed only when missing and running as root).
-DEB_PACKAGES := nmap openssh-server openssh-client lynis aide tcpdump iproute2 nftables iputils-ping sudo samba prometheus
+DEB_PACKAGES := nmap openssh-server openssh-client lynis aide tcpdump iproute2 nftables iputils-ping sudo samba \
+  prometheus systemd faketime
 
-.PHONY: all setup deps demo scan test lint bench clean schema
+.PHONY: all setup deps demo scan test lint bench clean schema install
 
 all: test
 
@@ -53,6 +54,26 @@ schema: setup
 
 bench: setup
 	$(BIN)/python -m bench.run
+
+# Install for systemd: a virtualenv in $(OPT), commands in $(PREFIX)/bin, units, docs and an example
+# agent.toml (never overwriting one that exists). DESTDIR stages the whole tree elsewhere.
+PREFIX ?= /usr/local
+OPT ?= /opt/precaution
+SYSTEMD_DIR ?= /etc/systemd/system
+install:
+	$(PY) -m venv $(DESTDIR)$(OPT)
+	$(DESTDIR)$(OPT)/bin/pip install -q --upgrade pip
+	$(DESTDIR)$(OPT)/bin/pip install -q .
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/precaution $(DESTDIR)$(SYSTEMD_DIR)
+	ln -sf $(OPT)/bin/precaution $(DESTDIR)$(PREFIX)/bin/precaution
+	ln -sf $(OPT)/bin/precaution-collector $(DESTDIR)$(PREFIX)/bin/precaution-collector
+	install -m 0644 systemd/precaution-agent.service systemd/precaution-collector.service \
+	  systemd/precaution-scan.service systemd/precaution-scan.timer $(DESTDIR)$(SYSTEMD_DIR)/
+	install -m 0644 README.md docs/deploy.md docs/metrics.md $(DESTDIR)$(PREFIX)/share/doc/precaution/
+	install -d -m 0755 $(DESTDIR)/etc/precaution
+	[ -e $(DESTDIR)/etc/precaution/agent.toml ] || install -m 0644 deploy/agent.toml $(DESTDIR)/etc/precaution/agent.toml
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; enable with: systemctl enable --now precaution-agent.service"
 
 clean:
 	rm -rf $(VENV) state build *.egg-info

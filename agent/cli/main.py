@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "notice": ("agent.cli.notice", "issue, verify and acknowledge notices of remote testing (Art. 25)"),
     "record": ("agent.cli.record", "verify or show the inspection record (Art. 25)"),
     "probe": ("agent.cli.probe", "list probes or run one and show its observations"),
+    "agent": ("agent.cli.agent", "run the agent daemon, enrol it with a collector, or show its status"),
 }
 
 

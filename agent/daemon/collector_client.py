@@ -1,0 +1,142 @@
+"""The agent's side of the collector protocol (agent.wire.collector_api): every call signed with the enrolled
+identity key, over HTTPS that trusts only the pinned collector CA.
+
+Plain ``http.client``: the daemon keeps one connection and needs nothing more, and the stdlib client keeps the
+idle daemon light. Failures become :class:`CollectorError` with a bounded ``reason`` (the metric label).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import secrets
+import ssl
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
+
+from agent.wire.collector_api import (
+    HEADER_AGENT,
+    HEADER_BOOT,
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_TIME,
+    ErrorBody,
+    IngestBatch,
+    IngestResult,
+    NoticeDelivery,
+    RenewRequest,
+    RenewResponse,
+    TaskCompletion,
+    TaskLease,
+    request_signing_bytes,
+)
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+class CollectorError(Exception):
+    def __init__(self, reason: str, message: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.reason = reason  # unreachable | tls | timeout | http_4xx | http_5xx | rate_limited | bad_response
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def permanent(self) -> bool:
+        """A 4xx other than 408/429: re-sending the same thing will not help (bad schema, revoked)."""
+        return self.status is not None and 400 <= self.status < 500 and self.status not in (408, 429)
+
+
+@dataclass
+class CollectorClient:
+    url: str
+    ca_file: str
+    agent_id: str
+    key: Ed25519PrivateKey
+    boot_id: str
+    timeout: float = 30.0
+    _conn: http.client.HTTPSConnection | None = None
+
+    def _connection(self) -> http.client.HTTPSConnection:
+        if self._conn is None:
+            parts = urlsplit(self.url)
+            context = ssl.create_default_context(cafile=self.ca_file)  # the pinned CA only, not the system store
+            self._conn = http.client.HTTPSConnection(parts.hostname or "", parts.port or 443, timeout=self.timeout,
+                                                     context=context)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def request(self, method: str, path_qs: str, body: bytes = b"", timeout: float | None = None) -> bytes:
+        from baselines import ed25519
+
+        prefix = urlsplit(self.url).path.rstrip("/")
+        full = prefix + path_qs
+        stamp, nonce = str(int(time.time())), secrets.token_hex(16)
+        headers = {HEADER_AGENT: self.agent_id, HEADER_TIME: stamp, HEADER_NONCE: nonce, HEADER_BOOT: self.boot_id,
+                   HEADER_SIGNATURE: ed25519.sign_b64(self.key, request_signing_bytes(method, full, stamp, nonce,
+                                                                                       body)),
+                   "Content-Type": "application/json"}
+        conn = self._connection()
+        try:
+            if timeout is not None and conn.sock is not None:
+                conn.sock.settimeout(timeout)
+            conn.request(method, full, body=body or None, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        except ssl.SSLError as exc:
+            self.close()
+            raise CollectorError("tls", f"TLS with the collector failed: {exc}") from None
+        except TimeoutError:
+            self.close()
+            raise CollectorError("timeout", f"the collector did not answer within {self.timeout:.0f} s") from None
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise CollectorError("unreachable", f"cannot reach the collector at {self.url}: {exc}") from None
+        if response.status >= 400:
+            raise _error(response.status, data, response.getheader("Retry-After"))
+        return data
+
+    def ingest(self, batch: IngestBatch) -> IngestResult:
+        data = self.request("POST", "/api/v1/agent/ingest", batch.model_dump_json(by_alias=True).encode())
+        return _parse(IngestResult, data)
+
+    def notices(self) -> NoticeDelivery:
+        return _parse(NoticeDelivery, self.request("GET", "/api/v1/agent/notices"))
+
+    def tasks(self, wait: int = 0) -> TaskLease:
+        return _parse(TaskLease, self.request("GET", f"/api/v1/agent/tasks?wait={wait}", timeout=wait + self.timeout))
+
+    def complete(self, task_id: str, completion: TaskCompletion) -> None:
+        self.request("POST", f"/api/v1/agent/tasks/{task_id}/complete", completion.model_dump_json().encode())
+
+    def renew(self, csr_pem: str) -> RenewResponse:
+        return _parse(RenewResponse, self.request("POST", "/api/v1/agent/renew",
+                                                  RenewRequest(csr_pem=csr_pem).model_dump_json().encode()))
+
+
+M = TypeVar("M", IngestResult, NoticeDelivery, TaskLease, RenewResponse)
+
+
+def _parse(model: type[M], data: bytes) -> M:
+    try:
+        return model.model_validate_json(data)
+    except ValueError as exc:
+        raise CollectorError("bad_response", f"unexpected answer from the collector: {exc}") from None
+
+
+def _error(status: int, data: bytes, retry_after: str | None) -> CollectorError:
+    try:
+        body = ErrorBody.model_validate(json.loads(data))
+        message = f"{body.error}: {body.message}"
+    except (ValueError, TypeError):
+        message = data[:200].decode("utf-8", "replace")
+    wait = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+    reason = "rate_limited" if status == 429 else "http_5xx" if status >= 500 else "http_4xx"
+    return CollectorError(reason, f"collector answered HTTP {status}: {message}", status, wait)

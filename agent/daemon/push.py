@@ -1,0 +1,227 @@
+"""The collector link, in its own thread: push the spool in batches, fetch notices and tasks, report tasks done.
+
+Batches carry the collector's idempotency keys (run id, record seq, notice id); an item leaves the spool only
+when the collector's answer names it accepted or duplicate, so a push cut off at any point (agent killed,
+network gone, collector down) is simply sent again and changes nothing the second time. Failures back off
+exponentially with full jitter (``backoff``), honouring ``Retry-After``.
+
+Notices and tasks are written to ``<state>/inbox`` (whole files) for the daemon, which handles them in child
+processes (``agent.daemon.job notices`` / ``task``): verifying a notice and running a test need the services,
+which the daemon itself never imports. Finished tasks leave ``<state>/inbox/done-<task>.json``, reported here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from agent.daemon.collector_client import CollectorClient, CollectorError
+from agent.daemon.identity import Identity, renewal_due
+from agent.daemon.metrics import AgentMetrics
+from agent.daemon.results import reset_record_offset
+from agent.daemon.spool import QueuedItem, Spool
+from agent.state import atomic_write
+from agent.wire.collector_api import HostIdentity, IngestBatch, IngestResult, RunReport, TaskCompletion
+from agent.wire.notice import AcknowledgementDoc
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE, BACKOFF_CAP = 2.0, 300.0
+
+
+def backoff(failures: int, rng: Callable[[], float] = random.random, retry_after: float | None = None) -> float:
+    """Seconds to wait after ``failures`` consecutive failures: full jitter over 2^n (capped), at least the
+    server's Retry-After."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, failures - 1))
+    return float(max(retry_after or 0.0, ceiling * rng()))
+
+
+def build_batch(items: Sequence[QueuedItem], host: HostIdentity) -> tuple[IngestBatch, dict[tuple[str, str], str]]:
+    """The batch for these spool items and, per (ack kind, ack key), the spool key it settles."""
+    runs, lines, acks = [], [], []
+    owners: dict[tuple[str, str], str] = {}
+    for item in items:
+        if item.kind == "run":
+            report = RunReport.model_validate(item.body)
+            runs.append(report)
+            owners[("run", report.run_id)] = item.key
+        elif item.kind == "record":
+            lines.append((int(item.body["seq"]), str(item.body["line"]), item.key))
+        elif item.kind == "spool_event":
+            from agent.daemon.health import event_report
+
+            report = event_report(item.key, item.body, host.hostname)
+            runs.append(report)
+            owners[("run", report.run_id)] = item.key
+        elif item.kind == "acknowledgement":
+            doc = AcknowledgementDoc.model_validate(item.body)
+            acks.append(doc)
+            owners[("acknowledgement", doc.notice_id)] = item.key
+    lines.sort()
+    for seq, _, key in lines:
+        owners[("record", str(seq))] = key
+    batch = IngestBatch(batch_id=uuid.uuid4().hex, host=host, runs=runs, record_lines=[line for _, line, _ in lines],
+                        acknowledgements=acks)
+    return batch, owners
+
+
+def settle(spool: Spool, result: IngestResult, owners: dict[tuple[str, str], str], state: Path) -> dict[str, int]:
+    """Delete what the collector holds, set aside what it refused for good; counts by status."""
+    done: list[str] = []
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    rejected: dict[str, str] = {}
+    for ack in result.items:
+        counts[ack.status] += 1
+        if ack.kind == "finding":  # settled with its run (a run and its findings travel together)
+            run_id = ack.key.rpartition("@")[2]
+            owner = owners.get(("run", run_id))
+            if owner and ack.status == "rejected":
+                rejected[owner] = f"finding {ack.key}: {ack.reason}"
+            continue
+        owner = owners.get((ack.kind, ack.key))
+        if owner is None:
+            continue
+        if ack.status == "rejected":
+            if ack.kind == "record" and (ack.reason or "").startswith("gap"):
+                reset_record_offset(spool)  # the collector misses earlier entries: offer the record again
+                continue
+            rejected[owner] = ack.reason or "rejected"
+        else:
+            done.append(owner)
+    for key in rejected:
+        if key in done:
+            done.remove(key)
+    spool.ack(done)
+    for key, reason in rejected.items():
+        spool.reject(key, reason)
+    return counts
+
+
+class PushWorker(threading.Thread):
+    def __init__(self, client: CollectorClient, spool_factory: Callable[[], Spool], metrics: AgentMetrics,
+                 state: Path, host: HostIdentity, push_interval: float, task_interval: float,
+                 batch_items: int, wake: threading.Event, identity: Identity | None = None,
+                 poke: threading.Event | None = None) -> None:
+        super().__init__(name="collector", daemon=True)
+        self.client = client
+        self.spool_factory = spool_factory
+        self.metrics = metrics
+        self.state = state
+        self.inbox = state / "inbox"
+        self.host = host
+        self.push_interval = push_interval
+        self.task_interval = task_interval
+        self.batch_items = batch_items
+        self.wake = wake  # set by the daemon when a run has spooled something
+        self.stopping = threading.Event()
+        self.failures = 0
+        self.identity = identity
+        self.poke = poke or threading.Event()  # tells the daemon's loop that the inbox has work
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.is_alive():
+            self.join(timeout=30)
+        self.client.close()
+
+    def run(self) -> None:
+        spool = self.spool_factory()
+        next_tasks = 0.0
+        try:
+            while not self.stopping.is_set():
+                wait = self.push_interval
+                try:
+                    more = self.push_once(spool)
+                    if time.monotonic() >= next_tasks:
+                        self.poll_work()
+                        self.report_done()
+                        self.maybe_renew()
+                        next_tasks = time.monotonic() + self.task_interval
+                    self.failures = 0
+                    self.metrics.collector_up.set(1)
+                    if more:
+                        continue
+                except CollectorError as exc:
+                    self.failures += 1
+                    self.metrics.collector_up.set(0)
+                    self.metrics.push_failures.labels(exc.reason).inc()
+                    wait = backoff(self.failures, retry_after=exc.retry_after)
+                    log.warning("collector: %s (retrying in %.0f s)", exc, wait)
+                self.wake.wait(wait)
+                self.wake.clear()
+        finally:
+            spool.close()
+
+    def push_once(self, spool: Spool) -> bool:
+        """Send one batch; True when a full batch went (more is waiting)."""
+        items = spool.batch(self.batch_items)
+        if not items:
+            return False
+        batch, owners = build_batch(items, self.host)
+        spool.mark_attempt([i.key for i in items])
+        result = self.client.ingest(batch)
+        counts = settle(spool, result, owners, self.state)
+        for status, n in counts.items():
+            if n:
+                self.metrics.pushed.labels(status).inc(n)
+        self.metrics.last_push.set(time.time())
+        self.metrics.spool.latest = spool.stats()
+        log.info("pushed batch %s: %s", batch.batch_id, counts)
+        return len(items) >= self.batch_items
+
+    def poll_work(self) -> None:
+        self.inbox.mkdir(mode=0o700, exist_ok=True)
+        for notice in self.client.notices().notices:
+            path = self.inbox / f"notice-{_safe(notice.notice.id)}.json"
+            if not path.exists() and not path.with_suffix(".handled").exists():
+                atomic_write(path, notice.model_dump_json(by_alias=True).encode())
+                self.poke.set()
+        for task in self.client.tasks().tasks:
+            path = self.inbox / f"task-{_safe(task.task_id)}.json"
+            if not path.exists() and not (self.inbox / f"done-{_safe(task.task_id)}.json").exists():
+                atomic_write(path, task.model_dump_json(by_alias=True).encode())
+                self.poke.set()
+
+    def report_done(self) -> None:
+        for done in sorted(self.inbox.glob("done-*.json")):
+            data = json.loads(done.read_text(encoding="utf-8"))
+            try:
+                self.client.complete(data["task_id"], TaskCompletion.model_validate(data["completion"]))
+            except CollectorError as exc:
+                if not exc.permanent:
+                    raise
+                log.warning("task %s: completion not taken (%s); its results still arrive through ingest",
+                            data["task_id"], exc)
+            self.metrics.tasks.labels(data["outcome"]).inc()
+            done.unlink()
+            log.info("task %s reported %s", data["task_id"], data["outcome"])
+
+
+    def maybe_renew(self) -> None:
+        """A new key and certificate before the current one runs out; the spool is untouched."""
+        import datetime as dt
+
+        from agent.daemon.identity import make_csr
+        from baselines import ed25519
+
+        enrolment = self.identity.enrolment() if self.identity else None
+        if self.identity is None or enrolment is None or not renewal_due(enrolment, dt.datetime.now(dt.UTC)):
+            return
+        key = ed25519.generate()
+        renewed = self.client.renew(make_csr(key, self.host.hostname))
+        updated = enrolment.model_copy(update={"not_after": renewed.not_after,
+                                               "enrolled_at": dt.datetime.now(dt.UTC).isoformat()})
+        self.identity.save(updated, ed25519.private_pem(key), renewed.certificate_pem, None)
+        self.client.key = key
+        log.info("certificate renewed, valid until %s", renewed.not_after)
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120]
