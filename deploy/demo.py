@@ -140,7 +140,7 @@ listen = "{METRICS}"
                                               "--log-level", "warning"], env=env, stdout=out, stderr=out))
         wait_for(f"{url}/readyz", ca, children[-1], "the collector")
 
-        if not (agent_home / "identity").exists():
+        if not (agent_home / "identity" / "enrolment.json").exists():
             token = run([str(BIN / "precaution-collector"), "token", "create", "--unit", UNIT], env,
                         "token create").strip()
             say(f"precaution agent enroll {url} --token … --ca {ca}")
