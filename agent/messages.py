@@ -444,6 +444,20 @@ DENY_HOSTNAME = message("scope.deny-hostname", "deny entry {entry!r}: give addre
 SCOPE_TOO_LARGE = message("scope.too-large", "scope too large: {size} addresses, the limit is {limit}",
                           "范围过大：共 {size} 个地址，上限为 {limit} 个")
 NO_TARGETS = message("scope.no-targets", "no targets given", "未给出目标")
+# what the record wrote about itself during a run, said once on stderr (agent.record.WARNINGS)
+RECORD_WARNING_BREAK = message(
+    "record.warning-break",
+    "precaution: warning: inspection record: {problems}; recorded as entry {seq} ({count} problem(s); `precaution "
+    "record verify` reports it until an operator acknowledges it with `precaution record acknowledge`)",
+    "precaution：警告：检查检测记录发现 {count} 个问题，已记为第 {seq} 条；在操作员用 `precaution record acknowledge` "
+    "确认之前，`precaution record verify` 会一直报告。")
+RECORD_WARNING_KEY_REPLACED = message(
+    "record.warning-key-replaced",
+    "precaution: warning: agent.key was missing; a new key was created ({fingerprint}); the change is in the "
+    "inspection record and `precaution record verify` reports it until an operator acknowledges it (`precaution "
+    "record acknowledge`)",
+    "precaution：警告：代理密钥文件缺失，已生成新密钥（{fingerprint}）；此变更已写入检查检测记录，在操作员用 "
+    "`precaution record acknowledge` 确认之前，`precaution record verify` 会一直报告。")
 INTERRUPTED = message("cli.interrupted", "precaution: interrupted", "precaution：已中断")
 INTERNAL_ERROR = message("cli.internal-error", "precaution: internal error: {error} (run with --debug for details)",
                          "precaution：内部错误：{error}（使用 --debug 查看详情）")

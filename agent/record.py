@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent import messages as msg
 from agent.errors import UserError
 from agent.state import (
     StateDir,
@@ -48,6 +49,7 @@ from agent.wire.chain import GENESIS, LINE_PREFIX, Head, VerifyResult, link_of, 
 from baselines import ed25519
 from baselines.canonical_json import canonical_json
 from baselines.ed25519 import fingerprint
+from probes.i18n import Joined, Message
 
 if TYPE_CHECKING:
     from agent.wire.contents import EntryContent, InspectorDoc, RecordRecoverySummary
@@ -173,7 +175,7 @@ def _locked(state: Path) -> Iterator[None]:
         yield
 
 
-WARNINGS: list[str] = []  # breaks and key changes written during this run, for the CLI to show
+WARNINGS: list[Message] = []  # breaks and key changes written during this run, for the CLI to show
 
 
 def _last_line(path: Path) -> tuple[bytes | None, int, bytes]:
@@ -379,9 +381,7 @@ class Recorder:
                 message = "agent.key was missing; a new key was created"
                 pending.append((AgentKeyContent(summary=AgentKeySummary(
                     event="replaced", message=message, previous=_last_key(path), new=fp)), None))
-                WARNINGS.append(f"{message} ({fp}); the change is in the inspection record and `precaution record "
-                                "verify` reports it until an operator acknowledges it (`precaution record "
-                                "acknowledge`)")
+                WARNINGS.append(msg.RECORD_WARNING_KEY_REPLACED(fingerprint=fp))
             if where.recovered is not None:
                 pending.append((RecordRecoveryContent(summary=where.recovered), None))
             if where.problems:
@@ -398,9 +398,8 @@ class Recorder:
                 seq, prev = entry.seq + 1, entry.link
                 if item.kind == "record-break":
                     log.warning("record: break recorded as entry %d: %s", entry.seq, where.problems)
-                    WARNINGS.append(f"inspection record: {'; '.join(where.problems)}; recorded as entry {entry.seq} "
-                                    "(`precaution record verify` reports it until an operator acknowledges it with "
-                                    "`precaution record acknowledge`)")
+                    WARNINGS.append(msg.RECORD_WARNING_BREAK(problems=Joined(list(where.problems), "; ", "；"),
+                                                             seq=entry.seq, count=len(where.problems)))
         assert entry is not None
         log.debug("record: appended %s entry %d", content.kind, entry.seq)
         return entry

@@ -158,6 +158,8 @@ listen = "{METRICS}"
         deadline = time.monotonic() + 300
         while True:
             if children[-1].poll() is not None:
+                if children[-1].returncode in (0, -signal.SIGINT, -signal.SIGTERM):
+                    return 130  # Ctrl-C reached the agent first: it stopped cleanly
                 sys.stderr.write(f"demo: the agent exited with {children[-1].returncode}; see {logs / 'agent.log'}\n")
                 return 2
             with urllib.request.urlopen(metrics_url, timeout=5) as resp:

@@ -100,14 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(_in(line, getattr(args, "lang", "en")) + "\n")
         return EXIT_ERROR
     finally:
-        _show_record_warnings()
+        _show_record_warnings(getattr(args, "lang", "en"))
 
 
-def _show_record_warnings() -> None:
+def _show_record_warnings(lang: str) -> None:
     """Breaks and key changes the record wrote during this run: said once, on stderr, whatever the output."""
     record = sys.modules.get("agent.record")
-    for text in getattr(record, "WARNINGS", ()):
-        sys.stderr.write(f"precaution: warning: {text}\n")
+    for warning in getattr(record, "WARNINGS", ()):
+        sys.stderr.write(_in(warning, lang) + "\n")
     if record is not None:
         record.WARNINGS.clear()
 
