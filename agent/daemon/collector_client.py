@@ -34,7 +34,7 @@ from agent.wire.collector_api import (
 )
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from baselines.ed25519 import Ed25519PrivateKey
 
 
 class CollectorError(Exception):

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from agent.wire.collector_api import HostIdentity
+    from baselines.ed25519 import Ed25519PrivateKey as SigningKey  # what a loaded key is: signs, nothing more
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class Identity:
         except (OSError, ValueError) as exc:
             raise UserError(f"{self.enrolment_path}: unreadable enrolment ({exc}); enrol again") from None
 
-    def key(self) -> Ed25519PrivateKey:
+    def key(self) -> SigningKey:
         from agent.keys import load_private_key_file
 
         return load_private_key_file(self.key_path, "agent identity key")
