@@ -444,6 +444,19 @@ DENY_HOSTNAME = message("scope.deny-hostname", "deny entry {entry!r}: give addre
 SCOPE_TOO_LARGE = message("scope.too-large", "scope too large: {size} addresses, the limit is {limit}",
                           "范围过大：共 {size} 个地址，上限为 {limit} 个")
 NO_TARGETS = message("scope.no-targets", "no targets given", "未给出目标")
+# a --config override laxer than the state directory's config.toml (agent.services.context.check_not_weaker)
+CONFIG_LAXER = message("config.laxer", "--config {path} is laxer than {base}: {problems} (an override may only be "
+                       "stricter)", "--config {path} 比 {base} 宽松：{problems}（覆盖配置只能更严格）")
+LAXER_UNIT = message("config.laxer-unit", "[notice] unit {unit!r} is not the configured {configured!r}",
+                     "`[notice] unit` 为 {unit}，与已配置的 {configured} 不同")
+LAXER_LEAD = message("config.laxer-lead", "[notice] lead_time {lead} is shorter than the configured {configured}",
+                     "`[notice] lead_time` 为 {lead}，短于已配置的 {configured}")
+LAXER_NETWORKS = message("config.laxer-networks", "[netscan] own_networks adds {networks}",
+                         "`[netscan] own_networks` 增加了 {networks}")
+LAXER_WAIVER_DAYS = message("config.laxer-waiver-days", "waiver_max_days {days} is more than the configured "
+                            "{configured}", "`waiver_max_days` 为 {days}，超过已配置的 {configured}")
+INSPECTOR_FORMAT = message("record.inspector-format", "--inspector {text!r}: expected NAME:ID (name and "
+                           "identification number)", "--inspector {text}：格式应为 姓名:证件号")
 # what the record wrote about itself during a run, said once on stderr (agent.record.WARNINGS)
 RECORD_WARNING_BREAK = message(
     "record.warning-break",

@@ -75,7 +75,7 @@ class Inspector:
         """"NAME:ID" (the ID is what one presents: a warrant card or badge number)."""
         name, sep, ident = text.rpartition(":")
         if not sep or not name.strip() or not ident.strip():
-            raise UserError(f"--inspector {text!r}: expected NAME:ID (name and identification number)")
+            raise UserError(msg.INSPECTOR_FORMAT(text=text))
         return cls(name.strip(), ident.strip())
 
     def to_json(self) -> dict[str, str]:

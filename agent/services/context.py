@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent import messages as msg
 from agent.config import AgentConfig, load_config
 from agent.errors import UserError
 from agent.record import Recorder
@@ -13,6 +14,7 @@ from agent.state import StateDir
 from baselines.model import Severity
 from baselines.profile import Profile, ProfileError, load_profile
 from baselines.waivers import WaiverError, WaiverSpec, load_waivers
+from probes.i18n import Joined, Message
 
 if TYPE_CHECKING:
     from agent.wire.contents import Applied
@@ -51,24 +53,21 @@ def check_not_weaker(config: AgentConfig, config_path: str | Path, state: StateD
     if not state.config.exists() or Path(config_path).resolve() == state.config.resolve():
         return
     base = load_config(None, state)
-    problems: list[str] = []
+    problems: list[Message] = []
     if base.notice.unit and config.notice.unit != base.notice.unit:
-        problems.append(f"[notice] unit {config.notice.unit!r} is not the configured {base.notice.unit!r}")
+        problems.append(msg.LAXER_UNIT(unit=config.notice.unit, configured=base.notice.unit))
     if parse_duration(config.notice.lead_time) < parse_duration(base.notice.lead_time):
-        problems.append(f"[notice] lead_time {config.notice.lead_time} is shorter than the configured "
-                        f"{base.notice.lead_time}")
+        problems.append(msg.LAXER_LEAD(lead=config.notice.lead_time, configured=base.notice.lead_time))
     own = [ipaddress.ip_network(n, strict=False) for n in base.netscan.own_networks]
     wider = [n for n in config.netscan.own_networks
              if not any(ipaddress.ip_network(n, strict=False).version == o.version
                         and ipaddress.ip_network(n, strict=False).subnet_of(o) for o in own)]  # type: ignore[arg-type]
     if wider:
-        problems.append(f"[netscan] own_networks adds {', '.join(wider)}")
+        problems.append(msg.LAXER_NETWORKS(networks=wider))
     if config.waiver_max_days > base.waiver_max_days:
-        problems.append(f"waiver_max_days {config.waiver_max_days} is more than the configured {base.waiver_max_days}")
+        problems.append(msg.LAXER_WAIVER_DAYS(days=config.waiver_max_days, configured=base.waiver_max_days))
     if problems:
-        raise UserError(f"--config {config_path} is laxer than {state.config}: {'; '.join(problems)} (an override "
-                        "may only be stricter)",
-                        f"--config {config_path} 比 {state.config} 宽松：{'；'.join(problems)}（覆盖配置只能更严格）")
+        raise UserError(msg.CONFIG_LAXER(path=config_path, base=state.config, problems=Joined(problems, "; ", "；")))
 
 
 @dataclass(frozen=True, slots=True)
