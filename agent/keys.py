@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent import messages as msg
 from agent.errors import UserError
 from agent.state import StateDir, atomic_write, read_state_file
 from baselines import ed25519
@@ -74,14 +75,14 @@ def load_private_key_file(path: Path, what: str) -> Ed25519PrivateKey:
         raise UserError(exc.message, exc.zh) from None
     except ed25519.KeyFormatError as exc:
         if exc.reason == "not-ed25519":
-            raise UserError(f"{path}: not an Ed25519 key") from None
-        raise UserError(f"{path}: cannot load {what}: {exc}") from None
+            raise UserError(msg.KEY_NOT_ED25519(path=path)) from None
+        raise UserError(msg.KEY_CANNOT_LOAD(path=path, what=what, detail=exc)) from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot load {what}: {exc}") from None
+        raise UserError(msg.KEY_CANNOT_LOAD(path=path, what=what, detail=exc)) from None
 
 
 def load_public_key_b64(text: str) -> Ed25519PublicKey:
     try:
         return ed25519.load_public_b64(text)
     except ed25519.KeyFormatError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(msg.KEY_BAD_PUBLIC(detail=exc)) from None

@@ -457,6 +457,11 @@ LAXER_WAIVER_DAYS = message("config.laxer-waiver-days", "waiver_max_days {days} 
                             "{configured}", "`waiver_max_days` 为 {days}，超过已配置的 {configured}")
 INSPECTOR_FORMAT = message("record.inspector-format", "--inspector {text!r}: expected NAME:ID (name and "
                            "identification number)", "--inspector {text}：格式应为 姓名:证件号")
+# key files named on the command line (issuer keys, public keys)
+KEY_NOT_ED25519 = message("key.not-ed25519", "{path}: not an Ed25519 key", "{path}：不是 Ed25519 密钥")
+KEY_CANNOT_LOAD = message("key.cannot-load", "{path}: cannot load {what}: {detail}", "{path}：无法加载密钥文件")
+KEY_EXISTS = message("key.exists", "{path} exists; not overwriting a key", "{path} 已存在；不会覆盖已有密钥")
+KEY_BAD_PUBLIC = message("key.bad-public", "{detail}", "不是有效的 Ed25519 公钥")
 # what the record wrote about itself during a run, said once on stderr (agent.record.WARNINGS)
 RECORD_WARNING_BREAK = message(
     "record.warning-break",

@@ -430,7 +430,7 @@ def load_signed(path: Path) -> SignedNotice:
 def generate_issuer_key(path: Path) -> str:
     """Write a new issuer private key (PEM, 0600) and PATH.pub (base64); return the public key."""
     if path.exists():
-        raise UserError(f"{path} exists; not overwriting a key")
+        raise UserError(msg.KEY_EXISTS(path=path))
     key = ed25519.generate()
     atomic_write(path, ed25519.private_pem(key), mode=0o600)
     pub = ed25519.public_b64(key.public_key())
@@ -457,7 +457,7 @@ def load_public_key_file(path: Path) -> Ed25519PublicKey:
     try:
         return ed25519.load_public(data)
     except ed25519.KeyFormatError as exc:
-        raise UserError(f"{path}: {exc}" if b"PUBLIC KEY" in data else str(exc)) from None
+        raise UserError(msg.KEY_BAD_PUBLIC(detail=f"{path}: {exc}" if b"PUBLIC KEY" in data else exc)) from None
 
 
 def load_trusted(state: StateDir) -> list[TrustedIssuer]:
