@@ -14,16 +14,18 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from baselines import messages as msg
 from baselines.input_file import InputFileError, read_input_text
 from baselines.model import Finding
 
+if TYPE_CHECKING:
+    import yaml
+
 DEFAULT_MAX_DAYS = 365
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class WaiverError(Exception):
@@ -69,9 +71,12 @@ def load_waivers(path: str | Path, max_days: int = DEFAULT_MAX_DAYS, today: dt.d
         text = read_input_text(path, "waivers", 4 * 1024 * 1024)
     except InputFileError as exc:
         raise WaiverError(exc.message, exc.zh) from None
+    import yaml  # here: the idle agent and `agent.config` (which reads DEFAULT_MAX_DAYS) stay without PyYAML
+
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        root = yaml.compose(text, Loader=_LOADER)
-        data = yaml.load(text, Loader=_LOADER) if root is not None else {}
+        root = yaml.compose(text, Loader=loader)
+        data = yaml.load(text, Loader=loader) if root is not None else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -117,6 +122,8 @@ def load_waivers(path: str | Path, max_days: int = DEFAULT_MAX_DAYS, today: dt.d
 
 
 def _line(node: yaml.Node | None, loc: tuple[object, ...]) -> int:
+    import yaml
+
     """The 1-based line of the deepest node along ``loc`` (mapping keys and list indexes)."""
     best = node.start_mark.line + 1 if node is not None else 1
     for part in loc:
