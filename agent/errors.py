@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from probes.i18n import Localized
+TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: `--version` imports neither typing nor probes
+
+if TYPE_CHECKING:  # only a type here: `precaution --version` imports this module and must stay light
+    from probes.i18n import Localized
 
 
 class UserError(Exception):

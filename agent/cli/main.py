@@ -11,7 +11,10 @@ from types import ModuleType
 
 from agent import __version__
 from agent.errors import UserError
-from probes.i18n import Localized
+
+TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: `--version` stays without typing and probes
+if TYPE_CHECKING:
+    from probes.i18n import Localized
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
