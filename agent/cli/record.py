@@ -14,7 +14,6 @@ from agent import messages as msg
 from agent import record
 from agent.errors import UserError
 from agent.i18n import LANGS, word
-from agent.report.wrap import WrappedText
 from probes.i18n import Joined, Localized, LocalTime, Message
 
 
@@ -171,6 +170,8 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
     from rich.table import Table
+
+    from agent.report.wrap import WrappedText  # here: `record --help` and verify stay without rich
 
     lang = args.lang
     table = Table(title=msg.RECORD_TITLE().get(lang), show_lines=True, expand=True)
