@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from agent.errors import UserError
 from agent.state import StateDir
 from baselines.input_file import InputFileError, read_input_text
-from baselines.waivers import DEFAULT_MAX_DAYS
 
 CONFIG_FILE = "config.toml"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -102,13 +101,21 @@ def check_own_network(entry: str) -> None:
                          f"/{_MAX_PUBLIC_PREFIX[net.version]}: declare the unit's own public ranges one by one")
 
 
+def _default_waiver_days() -> int:
+    """The waivers module's default, imported only when a config is built (the idle daemon never loads it)."""
+    from baselines.waivers import DEFAULT_MAX_DAYS
+
+    return DEFAULT_MAX_DAYS
+
+
 class AgentConfig(_Closed):
     # [probes.<id>] tables, each validated by that probe's options model at load (see _probe_options_model)
     probes: dict[str, dict[str, Any]] = Field(default_factory=dict)
     profile: str | None = None
     waivers: str | None = None
     fail_on: str = "high"
-    waiver_max_days: int = Field(default=DEFAULT_MAX_DAYS, ge=1, le=3650)  # how far ahead a waiver may expire
+    # how far ahead a waiver may expire
+    waiver_max_days: int = Field(default_factory=_default_waiver_days, ge=1, le=3650)
     notice: NoticeConfig = Field(default_factory=NoticeConfig)
     netscan: NetscanConfig = Field(default_factory=NetscanConfig)
 
