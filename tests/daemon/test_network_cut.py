@@ -17,19 +17,22 @@ from pathlib import Path
 
 import pytest
 
+from agent.daemon.spool import Spool
 from agent.daemon.status import Figures
 from tests.collector.conftest import BIN, FAST_ENV, Collector, free_port, unit_name, wait_ready
 from tests.conftest import needs_root
 from tests.daemon.agentproc import ROOT, AgentProcess, ran_ok
-from tests.daemon.test_agent_collector import FAST_LINK, agent_record_kinds, db, spool_depth
+from tests.daemon.test_agent_collector import FAST_LINK, agent_record_kinds, db
 from tests.lab import Lab, LabHost
 
 pytestmark = [pytest.mark.root, needs_root()]
 
-# One run of each kind at start (while the link is down), nothing more: the items to push are known.
-CUT_LINK = FAST_LINK + """
+# A self-inspection every few seconds, so that results come while the link is down; one run of the others. A
+# short request timeout: a push caught by a bridge-side cut waits for it (no RST comes over a dead link).
+CUT_LINK = FAST_LINK.replace("batch_items = 20", 'batch_items = 20\ntimeout = "5s"') + """
 [schedule.self_inspection]
-interval = "30d"
+interval = "3s"
+splay = 0.0
 [schedule.file_integrity]
 interval = "30d"
 [schedule.own_networks]
@@ -128,6 +131,38 @@ def _cut_failures(f: Figures) -> float:
     return sum((f.get("precaution_agent_push_failures_total", reason=r) or 0) for r in ("unreachable", "timeout"))
 
 
+def _collector_items(c: Collector, agent_id: str) -> tuple[list[str], list[int]]:
+    with db(c) as conn:
+        runs = [r[0] for r in conn.execute("SELECT run_id FROM runs WHERE agent_id = ?", (agent_id,))]
+        records = [r[0] for r in conn.execute("SELECT seq FROM record_entries WHERE agent_id = ? ORDER BY seq",
+                                              (agent_id,))]
+    return runs, records
+
+
+def _spool_keys(agent: AgentProcess) -> list[str]:
+    spool = Spool(agent.state / "spool.db", check=False)
+    try:
+        return [q.key for q in spool.batch(100_000, max_bytes=2**40)]
+    finally:
+        spool.close()
+
+
+def _unshipped_record_seqs(agent: AgentProcess) -> set[int]:
+    """Record entries written after the agent last copied the record into its spool (a run that ended as the
+    agent stopped): they wait in record.jsonl, past the offset the spool keeps, for the next start."""
+    spool = Spool(agent.state / "spool.db", check=False)
+    try:
+        offset = int(spool.get_meta("record_offset") or 0)
+    finally:
+        spool.close()
+    tail = (agent.state / "record.jsonl").read_bytes()[offset:]
+    return {int(json.loads(line)["entry"]["seq"]) for line in tail.splitlines() if line.strip()}
+
+
+def _spooled(f: Figures) -> float:
+    return sum(f.by("precaution_agent_spool_items", "priority").values())
+
+
 @pytest.mark.parametrize("side", ["namespace", "bridge"])
 def test_link_cut_and_restored_everything_exactly_once(tmp_path: Path, lab: Lab, collector: BridgeCollector,
                                                        side: str) -> None:
@@ -138,33 +173,42 @@ def test_link_cut_and_restored_everything_exactly_once(tmp_path: Path, lab: Lab,
     enrolled = agent.enrol(collector, unit)  # over the link, from inside the namespace
     assert enrolled.returncode == 0, enrolled.stderr
     agent_id = json.loads((agent.state / "identity" / "enrolment.json").read_text())["agent_id"]
-    _link(lab, host, side, "down")
+    agent.start()
     try:
-        agent.start()
+        # reachable before: the first run of each kind went through the link
+        before = agent.wait_for(lambda f: all(ran_ok(k)(f) for k in ("self_inspection", "file_integrity",
+                                                                     "own_networks"))
+                                and f.get("precaution_agent_collector_up") == 1 and _spooled(f) == 0, timeout=60)
+        runs_before = before.get("precaution_agent_runs_total", kind="self_inspection", outcome="ok") or 0
+        failures_before = _cut_failures(before)
+        _link(lab, host, side, "down")
         try:
-            cut = agent.wait_for(lambda f: all(ran_ok(k)(f) for k in ("self_inspection", "file_integrity",
-                                                                      "own_networks"))
-                                 and _cut_failures(f) >= 2, timeout=60)
+            # during the cut: new results pile up, every push fails, nothing reaches the collector
+            cut = agent.wait_for(lambda f: (f.get("precaution_agent_runs_total", kind="self_inspection",
+                                                  outcome="ok") or 0) >= runs_before + 1
+                                 and _cut_failures(f) >= failures_before + 2, timeout=60)
             assert cut.get("precaution_agent_collector_up") == 0
-            assert cut.get("precaution_agent_enrolled") == 1
-            assert spool_depth(agent) >= 6  # 3 runs and 3 record entries wait behind the cut
-            with db(collector) as conn:
-                assert conn.execute("SELECT COUNT(*) FROM runs WHERE agent_id = ?", (agent_id,)).fetchone()[0] == 0
+            waiting = _spool_keys(agent)
+            assert any(k.startswith("run:") for k in waiting) and any(k.startswith("record:") for k in waiting)
         finally:
             _link(lab, host, side, "up")
+        # reachable after: what waited went through
         after = agent.wait_for(lambda f: f.get("precaution_agent_collector_up") == 1
-                               and sum(f.by("precaution_agent_spool_items", "priority").values()) == 0
-                               and (f.get("precaution_agent_last_successful_push_timestamp_seconds") or 0) > 0,
-                               timeout=60)
+                               and (f.get("precaution_agent_last_successful_push_timestamp_seconds") or 0)
+                               > (before.get("precaution_agent_last_successful_push_timestamp_seconds") or 0)
+                               and not set(waiting) & set(_spool_keys(agent)), timeout=60)
         assert _cut_failures(after) >= _cut_failures(cut)
     finally:
         if agent.proc is not None:
             agent.stop()
+    # exactly once: the collector holds each run and record entry of the agent once; each one it lacks still waits
+    # on the agent (one that came after the last push, or whose push the stop cut short: a resend is deduplicated)
     kinds = agent_record_kinds(agent)
-    with db(collector) as conn:
-        runs = [r[0] for r in conn.execute("SELECT run_id FROM runs WHERE agent_id = ?", (agent_id,))]
-        records = [r[0] for r in conn.execute("SELECT seq FROM record_entries WHERE agent_id = ? ORDER BY seq",
-                                              (agent_id,))]
-    assert len(runs) == len(set(runs)) == kinds.count("scan") + kinds.count("netscan") == 3
-    assert records == list(range(1, len(kinds) + 1))
-    assert spool_depth(agent) == 0
+    pending = _spool_keys(agent)
+    runs, records = _collector_items(collector, agent_id)
+    pending_runs = {k.removeprefix("run:") for k in pending if k.startswith("run:")}
+    pending_records = {int(k.removeprefix("record:")) for k in pending if k.startswith("record:")}
+    pending_records |= _unshipped_record_seqs(agent)
+    assert len(runs) == len(set(runs)) and len(records) == len(set(records))
+    assert len(set(runs) | pending_runs) == kinds.count("scan") + kinds.count("netscan") >= 4
+    assert set(records) | pending_records == set(range(1, len(kinds) + 1))
