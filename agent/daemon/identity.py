@@ -183,8 +183,8 @@ def enroll(state: StateDir, identity: Identity, url: str, token: str, unit: str,
     import httpx
 
     from agent import __version__
-    from agent.keys import agent_signing_key
     from agent.notice import add_trusted
+    from agent.record import Recorder
     from agent.wire.collector_api import EnrolRequest, EnrolResponse, ErrorBody
     from baselines import ed25519
 
@@ -210,8 +210,11 @@ def enroll(state: StateDir, identity: Identity, url: str, token: str, unit: str,
         context.check_hostname = False
     key = ed25519.generate()
     host = host_identity()
+    # The record key is created through the record (with its entry), never bare: a key without a record entry
+    # reads as a wiped record on the agent's first run.
+    record_key = Recorder(state).ensure_agent_key()
     request = EnrolRequest(token=token, unit=unit, csr_pem=make_csr(key, host.hostname),
-                           record_public_key=ed25519.public_b64(agent_signing_key(state).public_key()), host=host,
+                           record_public_key=ed25519.public_b64(record_key.public_key()), host=host,
                            agent_version=__version__)
     try:
         with httpx.Client(verify=context, timeout=timeout) as client:

@@ -112,6 +112,8 @@ def test_collector_down_then_up_everything_exactly_once(tmp_path: Path, collecto
     finally:
         agent.stop()
     kinds = agent_record_kinds(agent)
+    # Enrolment made the record key through the record: a clean install is no "wiped record" on its first run.
+    assert kinds[0] == "agent-key" and "record-break" not in kinds, kinds
     with db(collector) as conn:
         agent_id = json.loads((agent.state / "identity" / "enrolment.json").read_text())["agent_id"]
         runs = conn.execute("SELECT run_id FROM runs WHERE agent_id = ?", (agent_id,)).fetchall()
