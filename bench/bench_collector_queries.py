@@ -54,8 +54,12 @@ def _seed(db_url: str) -> list[str]:
         with db.write() as s:
             s.connection().execute(Finding.__table__.insert().returning(Finding.id), chunk).all()
     # fresh statistics and (PostgreSQL) a visibility map for index-only counts, as autovacuum would give
-    with db.write_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("VACUUM ANALYZE" if db.dialect == "postgresql" else "ANALYZE")
+    if db.dialect == "postgresql":
+        with db.write_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+    else:
+        with db.write_engine.begin() as conn:  # committed (a plain connect() rolls the statistics back)
+            conn.exec_driver_sql("ANALYZE")
     db.dispose()
     return agent_ids
 
