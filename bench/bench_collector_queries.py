@@ -53,8 +53,13 @@ def _seed(db_url: str) -> list[str]:
     if chunk:
         with db.write() as s:
             s.connection().execute(Finding.__table__.insert().returning(Finding.id), chunk).all()
-    with db.write_engine.connect() as conn:  # fresh statistics, as autovacuum / a periodic ANALYZE would give
-        conn.exec_driver_sql("ANALYZE")
+    # fresh statistics and (PostgreSQL) a visibility map for index-only counts, as autovacuum would give
+    if db.dialect == "postgresql":
+        with db.write_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+    else:
+        with db.write_engine.begin() as conn:  # committed (a plain connect() rolls the statistics back)
+            conn.exec_driver_sql("ANALYZE")
     db.dispose()
     return agent_ids
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from collector.models.base import Base, BigId, UtcDateTime
@@ -14,6 +14,22 @@ from collector.models.base import Base, BigId, UtcDateTime
 STATES = ("open", "rectification_ordered", "reported_rectified", "retest_scheduled", "fix_verified", "reopened",
           "risk_accepted", "false_positive", "resolved")
 ACTIVE_STATES = ("open", "rectification_ordered", "reported_rectified", "retest_scheduled", "reopened")
+AWAITING_RETEST = ("reported_rectified", "retest_scheduled")
+
+
+def _state_in(states: tuple[str, ...]) -> str:
+    return "state IN (" + ", ".join(f"'{s}'" for s in states) + ")"
+
+
+# Partial-index predicates. A query uses such an index only when it states the same condition with literal
+# values (SQLite matches the term itself; a generic PostgreSQL plan cannot prove it from bind parameters):
+# see ``active_filter`` below.
+ACTIVE_PREDICATE = _state_in(ACTIVE_STATES)
+AWAITING_RETEST_PREDICATE = _state_in(AWAITING_RETEST)
+
+
+def _partial(name: str, predicate: str, *columns: Any) -> Index:
+    return Index(name, *columns, sqlite_where=text(predicate), postgresql_where=text(predicate))
 
 
 class Batch(Base):
@@ -53,6 +69,12 @@ class Finding(Base):
         Index("ix_findings_agent_state", "agent_id", "state"),
         Index("ix_findings_state_deadline", "state", "deadline"),
         Index("ix_findings_state_retest_due", "state", "retest_due"),
+        # the dashboard's queries (0002): each matches one query's WHERE + ORDER BY (+ LIMIT) over active rows
+        _partial("ix_findings_active_unit_severity_seen", ACTIVE_PREDICATE, "unit", "severity", "last_seen", "id",
+                 "state"),
+        _partial("ix_findings_active_agent_seen", ACTIVE_PREDICATE, "agent_id", "last_seen", "id"),
+        _partial("ix_findings_active_unit_deadline", ACTIVE_PREDICATE, "unit", "deadline", "state"),
+        _partial("ix_findings_retest_unit_due", AWAITING_RETEST_PREDICATE, "unit", "retest_due"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
@@ -133,3 +155,12 @@ class CalendarOverride(Base):
     day: Mapped[dt.date] = mapped_column(primary_key=True)
     workday: Mapped[bool] = mapped_column(Boolean)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+def active_filter() -> Any:
+    """``state IN (active states)`` written as the partial indexes' predicate, with literal values."""
+    return text(ACTIVE_PREDICATE)
+
+
+def awaiting_retest_filter() -> Any:
+    return text(AWAITING_RETEST_PREDICATE)

@@ -183,3 +183,35 @@ def test_a_retest_that_still_finds_it_reopens(collector: Collector) -> None:
         assert units.status_code == 200 and units.json()["sla_days"]["critical"] == 3
         overdue = admin.get("/api/v1/findings/overdue", params={"unit": unit})
         assert overdue.status_code == 200 and overdue.json()["total"] == 0
+
+
+def test_overdue_list_past_deadline_first_then_due_for_retest(collector: Collector) -> None:
+    """The overdue list: active findings past their deadline (by deadline), then those past their re-test due
+    date (one with no deadline sorts last); closed ones and ones inside their deadline are not in it."""
+    unit = unit_name()
+    sim = collector.agent(unit)
+    sim.ingest(sim.batch(runs=[run("r1", [finding(f"o{i}") for i in range(6)])]))
+    now = dt.datetime.now(dt.UTC)
+    changes = {  # finding -> (state, deadline, re-test due)
+        "o0": ("rectification_ordered", now - dt.timedelta(days=1), None),
+        "o1": ("rectification_ordered", now - dt.timedelta(days=3), None),
+        "o2": ("rectification_ordered", now + dt.timedelta(days=3), None),
+        "o3": ("reported_rectified", None, now - dt.timedelta(days=1)),
+        "o4": ("resolved", now - dt.timedelta(days=5), None),
+        "o5": ("retest_scheduled", now + dt.timedelta(days=1), now - dt.timedelta(hours=1)),
+    }
+    db = open_database(collector.db_url)
+    try:
+        with db.write() as s:
+            for fid, (state, deadline, due) in changes.items():
+                s.query(Finding).filter(Finding.unit == unit, Finding.finding_id == fid).update(
+                    {"state": state, "deadline": deadline, "retest_due": due})
+    finally:
+        db.dispose()
+    with collector.login() as admin:
+        page = admin.get("/api/v1/findings/overdue", params={"unit": unit}).json()
+        assert page["total"] == 4
+        assert [i["finding_id"] for i in page["items"]] == ["o1", "o0", "o5", "o3"]
+        assert [i["finding_id"] for i in admin.get("/api/v1/findings/overdue",
+                                                   params={"unit": unit, "limit": 2}).json()["items"]] == ["o1", "o0"]
+        assert admin.get("/api/v1/findings/summary", params={"unit": unit}).json()["overdue"] == 2

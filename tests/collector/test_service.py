@@ -56,6 +56,8 @@ def test_metrics_are_protected_and_pass_promtool(collector: Collector) -> None:
     assert 'precaution_collector_agents{state="online"}' in text
     assert 'precaution_collector_ingest_items_total{kind="finding",status="accepted"}' in text
     assert "precaution_collector_request_duration_seconds_bucket" in text
+    # labelled by the matched route (the latency middleware sees the route the router put in the scope)
+    assert 'precaution_collector_request_duration_seconds_count{method="POST",route="/api/v1/agent/ingest"}' in text
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: make deps installs the Debian prometheus package"
     done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)

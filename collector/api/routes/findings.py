@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import delete, func, select
 
 from agent.wire.collector_api import ErrorBody
@@ -25,7 +26,7 @@ from collector.core.clock import iso, parse_iso, utcnow
 from collector.core.errors import ApiError
 from collector.crud import lifecycle
 from collector.models import CalendarOverride, Finding, FindingAudit, UnitSettings
-from collector.models.findings import ACTIVE_STATES, STATES
+from collector.models.findings import STATES, active_filter, awaiting_retest_filter
 
 router = APIRouter(prefix="/api/v1", tags=["findings"])
 ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)}
@@ -36,7 +37,7 @@ def _t(value: dt.datetime | None) -> str | None:
     return iso(value) if value is not None else None
 
 
-def _view(f: Finding) -> FindingView:
+def _view(f: Any) -> FindingView:  # a Finding or a row of _VIEW_COLUMNS
     return FindingView(id=f.id, agent_id=f.agent_id, unit=f.unit, host=f.host, finding_id=f.finding_id,
                        rule_id=f.rule_id, probe=f.probe, subject=f.subject, severity=f.severity,
                        title={"en": f.title_en, "zh-CN": f.title_zh}, state=f.state, first_seen=iso(f.first_seen),
@@ -46,12 +47,34 @@ def _view(f: Finding) -> FindingView:
                        accepted_until=_t(f.accepted_until))
 
 
-def _scoped(query, who: Principal, unit: str | None):  # type: ignore[no-untyped-def]
+def _scope(who: Principal, unit: str | None) -> list[Any]:
     if unit is not None:
         who.require(unit, "viewer")
-        return query.where(Finding.unit == unit)
+        return [Finding.unit == unit]
     units = who.units()
-    return query if units is None else query.where(Finding.unit.in_(units))
+    return [] if units is None else [Finding.unit.in_(units)]
+
+
+# What a list shows (not the stored wire document, which only the detail view carries).
+_VIEW_COLUMNS = tuple(c for c in Finding.__table__.c if c.name != "document")
+
+
+def _count(session: Any, where: list[Any]) -> int:
+    return int(session.execute(select(func.count()).select_from(Finding).where(*where)).scalar_one())
+
+
+def _json(page: FindingPage) -> Response:
+    """The page as JSON straight from its model: up to 1,000 rows, built and validated once (returning the model
+    would have FastAPI validate and serialise it a second time through ``response_model``)."""
+    return Response(page.model_dump_json(), media_type="application/json")
+
+
+def _page(session: Any, where: list[Any], order: tuple[Any, ...], limit: int, offset: int) -> FindingPage:
+    """A count straight over the filtered table (an index-only count, no subquery of whole rows), then one page
+    of plain rows (no ORM objects, no JSON document decoded)."""
+    total = _count(session, where)
+    rows = session.execute(select(*_VIEW_COLUMNS).where(*where).order_by(*order).limit(limit).offset(offset))
+    return FindingPage(total=total, items=[_view(f) for f in rows])
 
 
 @router.get("/findings", response_model=FindingPage, responses=ERRORS)
@@ -61,27 +84,24 @@ def list_findings(
     agent_id: str | None = Query(None, max_length=64), host: str | None = Query(None, max_length=255),
     limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=10_000_000),
     who: Principal = Depends(current_user), ctx: AppContext = Depends(context),
-) -> FindingPage:
+) -> Response:
     """Findings by unit, severity, state, agent or host; most severe and most recent first."""
-    query = _scoped(select(Finding), who, unit)
+    where = _scope(who, unit)
     state = state or "active"
     if state == "active":
-        query = query.where(Finding.state.in_(ACTIVE_STATES))
+        where.append(active_filter())
     elif state != "all":
         if state not in STATES:
             raise ApiError(422, "bad-state", f"unknown state {state!r}", f"未知状态 {state!r}")
-        query = query.where(Finding.state == state)
+        where.append(Finding.state == state)
     if severity is not None:
-        query = query.where(Finding.severity == severity)
+        where.append(Finding.severity == severity)
     if agent_id is not None:
-        query = query.where(Finding.agent_id == agent_id)
+        where.append(Finding.agent_id == agent_id)
     if host is not None:
-        query = query.where(Finding.host == host)
+        where.append(Finding.host == host)
     with ctx.db.read() as session:
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.scalars(query.order_by(Finding.last_seen.desc(), Finding.id.desc())
-                               .limit(limit).offset(offset))
-        return FindingPage(total=total, items=[_view(f) for f in rows])
+        return _json(_page(session, where, (Finding.last_seen.desc(), Finding.id.desc()), limit, offset))
 
 
 @router.get("/findings/summary", response_model=FindingSummary, responses=ERRORS)
@@ -93,26 +113,33 @@ def summary(unit: str = Query(..., max_length=200), who: Principal = Depends(cur
     with ctx.db.read() as session:
         counts = dict.fromkeys(SEVERITY_ORDER, 0)
         for sev, count in session.execute(select(Finding.severity, func.count()).where(
-                Finding.unit == unit, Finding.state.in_(ACTIVE_STATES)).group_by(Finding.severity)):
+                Finding.unit == unit, active_filter()).group_by(Finding.severity)):
             counts[sev] = int(count)
         late = session.execute(select(func.count()).select_from(Finding).where(
-            Finding.unit == unit, Finding.state.in_(ACTIVE_STATES), Finding.deadline < now)).scalar_one()
+            Finding.unit == unit, active_filter(), Finding.deadline < now)).scalar_one()
     return FindingSummary(unit=unit, active=counts, overdue=int(late))
 
 
 @router.get("/findings/overdue", response_model=FindingPage, responses=ERRORS)
 def overdue(unit: str | None = Query(None, max_length=200), limit: int = Query(100, ge=1, le=1000),
-            who: Principal = Depends(current_user), ctx: AppContext = Depends(context)) -> FindingPage:
+            who: Principal = Depends(current_user), ctx: AppContext = Depends(context)) -> Response:
     """Active findings past their rectification deadline, or past their re-test due date."""
     now = utcnow()
-    query = _scoped(select(Finding), who, unit).where(
-        Finding.state.in_(ACTIVE_STATES),
-        (Finding.deadline < now) | ((Finding.retest_due < now) & Finding.state.in_(("reported_rectified",
-                                                                                     "retest_scheduled"))))
+    scope = _scope(who, unit)
+    late = [*scope, active_filter(), Finding.deadline < now]
+    # due for re-test and not already in ``late`` (a NULL deadline sorts last, on both databases)
+    retest = [*scope, awaiting_retest_filter(), Finding.retest_due < now,
+              Finding.deadline.is_(None) | (Finding.deadline >= now)]
     with ctx.db.read() as session:
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.scalars(query.order_by(Finding.deadline).limit(limit))
-        return FindingPage(total=total, items=[_view(f) for f in rows])
+        # the OR of the two conditions as two disjoint queries, each over its own partial index: one OR
+        # ordered by deadline walks every active finding without a deadline first
+        total = _count(session, late) + _count(session, retest)
+        rows = [*session.execute(select(*_VIEW_COLUMNS).where(*late).order_by(Finding.deadline, Finding.id)
+                                 .limit(limit)),
+                *session.execute(select(*_VIEW_COLUMNS).where(*retest)
+                                 .order_by(Finding.deadline.is_(None), Finding.deadline, Finding.id).limit(limit))]
+        rows.sort(key=lambda r: (r.deadline is None, r.deadline or now, r.id))
+        return _json(FindingPage(total=total, items=[_view(f) for f in rows[:limit]]))
 
 
 def _get(session, who: Principal, finding_id: int) -> Finding:  # type: ignore[no-untyped-def]
