@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from baselines.diff import Diff, DriftItem
 from probes.observation import AttrValue, Observation
+from probes.ranges import merge_ranges
 
 PROBE_COVERAGE = "coverage"  # the row a network baseline keeps about the tests that made it
 COVERAGE_SUBJECT = "netscan"
@@ -64,7 +65,7 @@ class Coverage:
     @classmethod
     def of(cls, addresses: Iterable[str | IPAddress], ports: Iterable[tuple[int, int]], discovery: bool, arp: bool,
            services: bool, engine: str, complete: bool = True) -> Coverage:
-        return cls(tuple(str(n) for n in _address_blocks(addresses)), _merge(ports), discovery, arp, services,
+        return cls(tuple(str(n) for n in _address_blocks(addresses)), merge_ranges(ports), discovery, arp, services,
                    engine, complete)
 
     def to_observation(self) -> Observation:
@@ -96,7 +97,7 @@ class Coverage:
         if other is None:
             return self
         nets = _collapse(n for a in self.networks() for b in other.networks() if (n := _intersect(a, b)))
-        ports = _merge((max(a[0], b[0]), min(a[1], b[1])) for a in self.ports for b in other.ports
+        ports = merge_ranges((max(a[0], b[0]), min(a[1], b[1])) for a in self.ports for b in other.ports
                        if max(a[0], b[0]) <= min(a[1], b[1]))
         return Coverage(tuple(str(n) for n in nets), ports, self.discovery and other.discovery,
                         self.arp and other.arp, self.services and other.services,
@@ -163,7 +164,7 @@ def _address_blocks(addresses: Iterable[str | IPAddress]) -> list[IPNetwork]:
         spans[ip.version].append((int(ip), int(ip)))
     out: list[IPNetwork] = []
     for version, cls in ((4, ipaddress.IPv4Address), (6, ipaddress.IPv6Address)):
-        for lo, hi in _merge(spans[version]):
+        for lo, hi in merge_ranges(spans[version]):
             out.extend(ipaddress.summarize_address_range(cls(lo), cls(hi)))
     return out
 
@@ -205,12 +206,3 @@ def _collapse(nets: Iterable[IPNetwork]) -> list[IPNetwork]:
     v6 = [n for n in items if isinstance(n, ipaddress.IPv6Network)]
     return [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
 
-
-def _merge(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if out and lo <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return tuple(out)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from probes.errors import ProbeInputError
+from probes.ranges import merge_ranges
 
 MIN_PORT = 1
 MAX_PORT = 65535
@@ -44,7 +45,7 @@ class PortSet:
             if lo > hi:
                 raise ProbeInputError(f"bad port range {item!r}: {lo} > {hi}")
             ranges.append((lo, hi))
-        return cls(_merge(ranges))
+        return cls(merge_ranges(ranges))
 
     @classmethod
     def of(cls, ports: Iterable[int]) -> PortSet:
@@ -55,7 +56,7 @@ class PortSet:
             ranges.append((p, p))
         if not ranges:
             raise ProbeInputError("empty port list")
-        return cls(_merge(ranges))
+        return cls(merge_ranges(ranges))
 
     @classmethod
     def all(cls) -> PortSet:
@@ -82,12 +83,3 @@ class PortSet:
         """nmap's ``-p`` syntax."""
         return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ranges)
 
-
-def _merge(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if out and lo <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return tuple(out)
