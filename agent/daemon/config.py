@@ -75,9 +75,58 @@ def _https_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def _private_key(path: Path) -> Path:
+    """An SSH private key file the agent may use: absolute, a regular file (not a symlink), 0600 or stricter."""
+    import os
+    import stat
+
+    if not path.is_absolute():
+        raise ValueError(f"{path} is not an absolute path")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path} is not a regular file (a symlink or a directory is refused)")
+    if st.st_mode & 0o077:
+        raise ValueError(f"{path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o}): chmod 600 it")
+    return path
+
+
+def _absolute(path: Path) -> Path:
+    if not path.is_absolute():
+        raise ValueError(f"{path} is not an absolute path")
+    return path
+
+
+_FINGERPRINT_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
+
+
+def _host_key(text: str) -> str:
+    if not _FINGERPRINT_RE.match(text):
+        raise ValueError(f"not an OpenSSH SHA256 fingerprint: {text!r} (ssh-keygen -lf KEY.pub prints it)")
+    return text
+
+
+def _ssh_target(text: str) -> str:
+    """A target as a task names it: an address or a host name (no user@ or :port, those are settings)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    if not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$", text):
+        raise ValueError(f"not an address or host name: {text!r}")
+    return text.lower().rstrip(".")
+
+
 Seconds = Annotated[float, BeforeValidator(_duration)]
 Bytes = Annotated[int, BeforeValidator(_size)]
 NetworkText = Annotated[str, AfterValidator(_network)]
+KeyFile = Annotated[Path, AfterValidator(_private_key)]
+AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
+HostKey = Annotated[str, AfterValidator(_host_key)]
 
 
 class _Strict(BaseModel):
@@ -144,6 +193,66 @@ class LimitsSection(_Strict):
     run_timeout: Seconds = 1800.0
 
 
+class RemoteTarget(_Strict):
+    """Overrides for one SSH target (``[remote.targets."10.1.2.3"]``); unset keys take ``[remote]``'s."""
+
+    user: str | None = Field(default=None, min_length=1, max_length=64)
+    key: KeyFile | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    known_hosts: AbsolutePath | None = None
+    host_keys: list[HostKey] = Field(default_factory=list)  # pinned fingerprints; any one of them is accepted
+    sudo: bool | None = None
+
+
+class RemoteSection(_Strict):
+    """Credentials for the collector's remote tests over SSH (Art. 24(3)), still run only under a notice.
+
+    A target runs only with a private key (``key``, 0600; no ssh-agent in a daemon) and a trusted host key
+    (``known_hosts`` the operator keeps, or pinned ``host_keys``): the agent never trusts a key on first use.
+    A task naming a target without both is refused with the reason, recorded and reported to the collector."""
+
+    user: str = Field(default="root", min_length=1, max_length=64)
+    key: KeyFile | None = None
+    port: int = Field(default=22, ge=1, le=65535)
+    known_hosts: AbsolutePath | None = None  # default: the agent's own <state>/known_hosts when it exists
+    sudo: bool = False
+    # Host probes run on the targets (default: all). Checked against the registry by the run (importing every
+    # probe here would load them into the idle daemon): an unknown id fails the task with its name.
+    probes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")]] = Field(default_factory=list)
+    parallel: int = Field(default=4, ge=1, le=64)
+    connect_timeout: Seconds = 10.0
+    timeout: Seconds = 600.0  # per target; the notice window's end stops a run earlier
+    targets: dict[Annotated[str, AfterValidator(_ssh_target)], RemoteTarget] = Field(default_factory=dict)
+
+    def for_target(self, host: str) -> RemoteTarget:
+        """The settings for one target, overrides applied (every key set)."""
+        name = _ssh_target(host) if host else host
+        o = self.targets.get(name, RemoteTarget())
+        return RemoteTarget(user=o.user or self.user, key=o.key or self.key, port=o.port or self.port,
+                            known_hosts=o.known_hosts or self.known_hosts, host_keys=list(o.host_keys),
+                            sudo=self.sudo if o.sudo is None else o.sudo)
+
+
+class PassiveSection(_Strict):
+    """Passive link checks a collector task may ask for: where to listen and for how long (at most an hour)."""
+
+    interface: str | None = Field(default=None, min_length=1, max_length=15)  # none: passive tasks are refused
+    duration: Seconds = Field(default=30.0, le=3600.0)
+    dns_servers: list[str] = Field(default_factory=list)  # the segment's expected DNS servers
+    dhcp_servers: list[str] = Field(default_factory=list)
+    gateway: str | None = None  # IP or IP=MAC of the expected gateway
+
+    @model_validator(mode="after")
+    def _addresses(self) -> PassiveSection:
+        for text in [*self.dns_servers, *self.dhcp_servers, (self.gateway or "").partition("=")[0]]:
+            if text:
+                try:
+                    ipaddress.ip_address(text)
+                except ValueError:
+                    raise ValueError(f"not an IP address: {text!r}") from None
+        return self
+
+
 class SpoolSection(_Strict):
     path: Path | None = None  # default: <state dir>/spool.db
     max_bytes: Bytes = 64 * 1024**2
@@ -164,6 +273,8 @@ class DaemonConfig(_Strict):
     limits: LimitsSection = Field(default_factory=LimitsSection)
     spool: SpoolSection = Field(default_factory=SpoolSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
+    remote: RemoteSection = Field(default_factory=RemoteSection)
+    passive: PassiveSection = Field(default_factory=PassiveSection)
     lang: Literal["en", "zh-CN"] = "en"
 
     def spool_path(self, state: Path) -> Path:

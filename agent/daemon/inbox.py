@@ -1,7 +1,9 @@
 """What the collector sent, handled in a run's child process: notices acknowledged, tasks run under their notice.
 
-A task runs only when its notice verifies here, on the agent, with the agent's own clock, trusted issuers,
-unit and lead time (``agent.enforce`` through the netscan service): a task without a valid notice is refused,
+Every test kind a notice can name runs here (network tests, passive link checks, host tests over SSH, a host
+test of this host: ``agent.daemon.task_runs``), each through the service the CLI uses for it. A task runs only
+when its notice verifies here, on the agent, with the agent's own clock, trusted issuers, unit and lead time
+(``agent.enforce`` through those services): a task without a valid notice is refused,
 the refusal is in the inspection record (and so reaches the collector), and the task is reported failed with
 the reason. Loopback and the unit's own networks need no notice (Art. 9(9)); anything else does (Art. 25).
 """
@@ -19,13 +21,13 @@ from agent.errors import UserError
 from agent.state import atomic_write
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from agent.daemon.config import DaemonConfig
     from agent.services.context import AgentContext
-    from agent.wire.collector_api import TaskItem
+    from agent.wire.collector_api import RunReport, TaskItem
 
 log = logging.getLogger(__name__)
-
-NETWORK_TESTS = {"discovery", "portscan", "service"}
-
 
 def ack_item(notice_id: str, digest: str, when: dt.datetime, actor: str) -> SpoolItem:
     from agent.wire.notice import AcknowledgementDoc
@@ -66,20 +68,27 @@ def handle_notices(ctx: AgentContext, spool: Spool, inbox: Path) -> int:
     return handled
 
 
-def run_task(ctx: AgentContext, spool: Spool, task: TaskItem, inbox: Path, run_id: str) -> tuple[str, str, bool]:
-    """(outcome, message, spooled) with outcome completed | refused | failed; writes the done file."""
-    from agent.daemon.results import run_report, spool_run
-    from agent.services import netscan
+def run_task(ctx: AgentContext, config: DaemonConfig, spool: Spool, task: TaskItem, inbox: Path,
+             run_id: str) -> tuple[str, str, bool]:
+    """(outcome, message, spooled) with outcome completed | refused | failed; writes the done file.
 
-    outcome, message, spooled = "refused", "", True
+    Each kind of test goes to the service that runs it (agent.daemon.task_runs): network tests, host tests of
+    remote targets over SSH, host tests of this host. A part refused (recorded by whoever refused it) does not
+    stop the others; the task is refused when nothing ran, failed when anything went wrong."""
+    from agent.daemon import task_runs
+    from agent.daemon.results import spool_run
+    from agent.enforce import is_local, refuse
+    from probes.test_kinds import TEST_KINDS
+
     notice_path: Path | None = None
+    reports: list[RunReport] = []
+    problems: list[str] = []
+    refusals: list[str] = []
     try:
-        unsupported = sorted(set(task.tests) - NETWORK_TESTS)
-        if unsupported:
-            from agent.enforce import refuse
-
-            raise refuse(ctx.recorder, "unsupported-test", f"task {task.task_id}: this agent runs network tests "
-                         f"({', '.join(sorted(NETWORK_TESTS))}) for the collector, not {', '.join(unsupported)}",
+        unknown = sorted(set(task.tests) - set(TEST_KINDS))
+        if unknown:
+            raise refuse(ctx.recorder, "unsupported-test", f"task {task.task_id}: no such test kind "
+                         f"{', '.join(unknown)} (known: {', '.join(TEST_KINDS)})",
                          notice_id=task.notice_id, targets=task.targets)
         if task.notice is not None:
             notice_path = inbox / f"task-{task.task_id}.notice.json"
@@ -87,22 +96,48 @@ def run_task(ctx: AgentContext, spool: Spool, task: TaskItem, inbox: Path, run_i
             refused = acknowledge(ctx, spool, notice_path)
             if refused:
                 raise UserError(refused)
-        request = netscan.NetscanRequest(targets=list(task.targets), notice=notice_path,
-                                         discovery="discovery" in task.tests, services="service" in task.tests,
-                                         scope=None if notice_path else ",".join(task.targets))
-        net = netscan.run(ctx, request)
-    except UserError as exc:  # refused before anything was sent: recorded by the service that refused
-        message = f"refused on the agent: {exc}"
-        log.error("task %s %s", task.task_id, message)
+    except UserError as exc:
+        refusals.append(str(exc))
     else:
-        report = run_report(run_id, "netscan", net.result, task_id=task.task_id, notice_id=task.notice_id)
+        own = [t for t in task.targets if is_local(t)]
+        others = [t for t in task.targets if not is_local(t)]
+        parts: list[Callable[[], task_runs.PartResult]] = []
+        if set(task.tests) & set(task_runs.NETWORK_TESTS):
+            parts.append(lambda: task_runs.run_network(ctx, config, task, notice_path, f"{run_id}-net"))
+        if task_runs.HOST_TEST in task.tests and own:
+            parts.append(lambda: task_runs.run_own_host(ctx, task, own, notice_path, f"{run_id}-host"))
+        if task_runs.HOST_TEST in task.tests and others:
+            parts.append(lambda: task_runs.run_remote(ctx, config, task, others, notice_path, f"{run_id}-ssh"))
+        for part in parts:
+            try:
+                result = part()
+            except UserError as exc:  # refused before anything was sent: recorded by the service that refused
+                refusals.append(str(exc))
+                continue
+            reports.extend(result.reports)
+            problems.extend(result.problems)
+    spooled = True
+    for report in reports:
         refusal = spool_run(spool, report)
-        spooled = refusal is None
-        outcome = "completed" if not net.result.probe_errors else "failed"
-        message = refusal or ("" if outcome == "completed" else "a test stage failed")
-    status = "done" if outcome == "completed" else "failed"
-    done = {"task_id": task.task_id, "outcome": outcome,
-            "completion": {"status": status, "run_id": run_id if outcome != "refused" else None,
-                           "message": message[:2000]}}
-    atomic_write(inbox / f"done-{task.task_id}.json", json.dumps(done).encode())
+        if refusal is not None:
+            spooled = False
+            problems.append(refusal)
+    if not reports and refusals:
+        outcome, message = "refused", "refused on the agent: " + "; ".join(refusals)
+    elif refusals or problems:
+        outcome = "failed"
+        message = "; ".join([*(f"refused on the agent: {r}" for r in refusals), *problems])
+    else:
+        outcome, message = "completed", ""
+    if message:
+        log.error("task %s %s: %s", task.task_id, outcome, message)
+    write_done(inbox, task.task_id, outcome, message, reports[0].run_id if reports else None)
     return outcome, message, spooled
+
+
+def write_done(inbox: Path, task_id: str, outcome: str, message: str, run_id: str | None) -> None:
+    """The completion the push thread reports to the collector (``done-<task>.json``)."""
+    done = {"task_id": task_id, "outcome": outcome,
+            "completion": {"status": "done" if outcome == "completed" else "failed", "run_id": run_id,
+                           "message": message[:2000]}}
+    atomic_write(inbox / f"done-{task_id}.json", json.dumps(done).encode())

@@ -100,7 +100,7 @@ def run_inbox(kind: str, config: DaemonConfig, state: StateDir, task_file: Path 
         assert task_file is not None
         task = TaskItem.model_validate_json(task_file.read_bytes())
         run_id = f"task-{uuid.uuid4().hex}"
-        outcome, message, spooled = inbox.run_task(ctx, spool, task, box, run_id)
+        outcome, message, spooled = inbox.run_task(ctx, config, spool, task, box, run_id)
         task_file.unlink()
         return RunOutcome(kind=kind, run_id=run_id, ok=outcome == "completed", started=started, finished=time.time(),
                           spooled=spooled, error=message or None, task_outcome=outcome)

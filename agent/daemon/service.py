@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SCHEDULED_KINDS = ("self_inspection", "file_integrity", "own_networks")
 HOUSEKEEPING_S = 5.0
+TASK_ATTEMPTS = 2  # a task interrupted by the agent stopping runs once more, then is reported failed
 
 
 @dataclass(slots=True)
@@ -43,6 +44,7 @@ class RunningJob:
     started_mono: float
     killed_for: str | None = None
     scheduled: bool = True
+    task_file: Path | None = None  # a collector task's inbox file
 
 
 class AgentService:
@@ -200,18 +202,69 @@ class AgentService:
                 due = dt.datetime.fromisoformat(not_before.replace("Z", "+00:00")).timestamp() <= now
             except (OSError, ValueError, KeyError, TypeError):
                 due = True  # the child reports what is wrong with it
-            if due:
-                self._start("task", scheduled=False, extra=["--task-file", str(path)])
+            if due and self._may_run_again(path):
+                self._start("task", scheduled=False, extra=["--task-file", str(path)], task_file=path)
                 return
 
-    def _start(self, kind: str, scheduled: bool = True, extra: list[str] | None = None) -> None:
+    def _may_run_again(self, path: Path) -> bool:
+        """Count this start of a task. A task whose run was interrupted by the agent itself stopping (a crash, a
+        reboot: its file is still there) runs once more; after a second interruption it is reported failed
+        rather than started for ever. A run killed by the watchdog is never re-run (``_task_ended``)."""
+        marker = path.with_suffix(".attempts")
+        try:
+            attempts = int(marker.read_text(encoding="ascii") or 0)
+        except (OSError, ValueError):
+            attempts = 0
+        if attempts >= TASK_ATTEMPTS:
+            self._task_failed(path, f"interrupted {attempts} times (the agent stopped while it ran): not run again")
+            return False
+        from agent.state import atomic_write
+
+        atomic_write(marker, str(attempts + 1).encode())
+        return True
+
+    def _task_failed(self, path: Path, reason: str) -> None:
+        """Report a task failed with the reason (its run left no result) and drop it from the inbox."""
+        from agent.daemon.inbox import write_done
+
+        try:
+            task_id = str(json.loads(path.read_text(encoding="utf-8"))["task_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            task_id = path.stem.removeprefix("task-")
+        if not (self.inbox / f"done-{task_id}.json").exists():
+            write_done(self.inbox, task_id, "failed", reason, None)
+        log.error("task %s failed: %s", task_id, reason)
+        path.unlink(missing_ok=True)
+        path.with_suffix(".attempts").unlink(missing_ok=True)
+        self.wake.set()
+
+    def _task_ended(self, job: RunningJob, outcome: RunOutcome | None) -> None:
+        assert job.task_file is not None
+        if outcome is not None and job.killed_for is None and not job.task_file.exists():
+            job.task_file.with_suffix(".attempts").unlink(missing_ok=True)  # it wrote its completion
+            return
+        limits = self.config.limits
+        if job.killed_for == "memory":
+            reason = (f"killed: memory budget {limits.run_memory / 2**20:.0f} MiB exceeded "
+                      f"(peak {job.watch.peak_rss / 2**20:.0f} MiB)")
+        elif job.killed_for == "time":
+            reason = f"killed: run time budget {limits.run_timeout:.0f} s exceeded"
+        elif outcome is not None:  # refused before the task was read (e.g. a bad config.toml)
+            reason = f"not run: {outcome.error or 'no result'}"
+        else:
+            reason = f"the run ended with status {job.proc.returncode} and no result"
+        self._task_failed(job.task_file, reason)
+
+    def _start(self, kind: str, scheduled: bool = True, extra: list[str] | None = None,
+               task_file: Path | None = None) -> None:
         argv = [sys.executable, "-m", "agent.daemon.job", kind, "--state", str(self.state), *(extra or [])]
         if self.config_path is not None:
             argv += ["--config", str(self.config_path)]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)
         limits = self.config.limits
         self.jobs[kind] = RunningJob(kind, proc, RunWatch(proc.pid, limits.run_memory, limits.run_timeout,
-                                                          time.monotonic()), time.monotonic(), scheduled=scheduled)
+                                                          time.monotonic()), time.monotonic(), scheduled=scheduled,
+                                     task_file=task_file)
         if scheduled:
             self.scheduler.started(kind)
         log.info("%s started (pid %d)", kind, proc.pid)
@@ -266,6 +319,8 @@ class AgentService:
                 log.error("%s failed: %s", job.kind, outcome.error)
             if outcome.spool_refused:
                 log.error("%s results not spooled: %s", job.kind, outcome.spool_refused)
+        if job.task_file is not None:
+            self._task_ended(job, outcome)
         ok = result == "ok" and outcome is not None and outcome.spooled
         if job.scheduled:
             self.scheduler.finished(job.kind, ok)

@@ -74,6 +74,7 @@ class NetscanRequest:
     engine: str = "auto"
     services: bool = False
     discovery: bool = True
+    portscan: bool = True  # False: no port scan (and so no service checks), e.g. passive link checks alone
     iface: str | None = None  # for ARP discovery on a directly connected segment
     passive: str | None = None
     duration: float = 10.0
@@ -97,6 +98,7 @@ class NetScanOptions:
     engine: str = "auto"
     services: bool = False
     discovery: bool = True
+    portscan: bool = True
     iface: str | None = None
     passive: str | None = None
     duration: float = 10.0
@@ -107,10 +109,10 @@ class NetScanOptions:
     allow_empty: bool = False
 
     def kinds(self) -> list[str]:
-        kinds = ["portscan"]
+        kinds = ["portscan"] if self.portscan else []
         if self.discovery:
             kinds.insert(0, "discovery")
-        if self.services:
+        if self.services and self.portscan:
             kinds.append("service")
         if self.passive:
             kinds.append("passive")
@@ -181,7 +183,7 @@ def options_from_request(req: NetscanRequest) -> NetScanOptions:
                 raise UserError(msg.NOT_A_MAC(gateway=req.gateway, mac=mac))
     return NetScanOptions(
         targets=list(req.targets), scope=scope, ports=ports, engine=req.engine, services=req.services,
-        discovery=req.discovery, iface=req.iface, passive=req.passive, duration=req.duration,
+        discovery=req.discovery, portscan=req.portscan, iface=req.iface, passive=req.passive, duration=req.duration,
         dns_servers=frozenset(_ip(a, "--dns-server") for a in req.dns_servers) if req.dns_servers else None,
         dhcp_servers=frozenset(_ip(a, "--dhcp-server") for a in req.dhcp_servers) if req.dhcp_servers else None,
         gateway_ip=gateway_ip, gateway_mac=gateway_mac, allow_empty=req.allow_empty,
@@ -290,8 +292,8 @@ def plan(opts: NetScanOptions, guard: ScopeGuard) -> Plan:
 
         _input(lambda: iface_info(opts.iface or ""))  # an unknown interface is an input error
     discovery = guard.approve(opts.targets, "discovery") if opts.discovery else []
-    portscan = guard.approve(opts.targets, "portscan", opts.ports)
-    service = guard.approve(opts.targets, "service", opts.ports) if opts.services else []
+    portscan = guard.approve(opts.targets, "portscan", opts.ports) if opts.portscan else []
+    service = guard.approve(opts.targets, "service", opts.ports) if opts.services and opts.portscan else []
     iface = None
     if opts.passive:
         from probes.network.passive import CaptureUnavailable, check_interface
@@ -387,7 +389,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
                                SentTraffic("discovery", tuple(t.address for t in approved.discovery)),
                                discovery_stage))
 
-    if not approved.discovery or runs[-1].ran:
+    if opts.portscan and (not approved.discovery or runs[-1].ran):
         targets = approved.portscan
         if approved.discovery:
             targets = [t for t in targets if t.address in discovered]

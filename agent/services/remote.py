@@ -3,8 +3,10 @@ contains now and whose scope holds each host (Art. 25 ¶2). Refusals, host-key e
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,18 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
+class HostLogin:
+    """How to log in to one target (the daemon's ``[remote]`` settings for it), instead of the request's."""
+
+    user: str
+    port: int
+    key: str | None
+    known_hosts: Path | None = None  # None: the agent's own known_hosts
+    host_keys: tuple[str, ...] = ()  # pinned host-key fingerprints
+    sudo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteRequest:
     hosts: tuple[str, ...]  # HOST, USER@HOST or USER@HOST:PORT
     notice: Path
@@ -57,6 +71,7 @@ class RemoteRequest:
     fail_on: str | None = None
     unit: str | None = None
     lead_time: str | None = None
+    logins: Mapping[str, HostLogin] = field(default_factory=dict)  # per target as given
 
 
 @dataclass
@@ -131,8 +146,10 @@ def run(ctx: AgentContext, req: RemoteRequest) -> RemoteOutcome:
         raise UserError(msg.PARALLEL_AT_LEAST_ONE())
     endpoints = []
     for text in req.hosts:
+        login = req.logins.get(text)
         try:
-            endpoints.append(SSHEndpoint.parse(text, default_user=req.user, default_port=req.port))
+            endpoints.append(SSHEndpoint.parse(text, default_user=login.user if login else req.user,
+                                               default_port=login.port if login else req.port))
         except ValueError as exc:
             raise UserError(str(exc)) from None
     jump = None
@@ -173,12 +190,20 @@ def run(ctx: AgentContext, req: RemoteRequest) -> RemoteOutcome:
         jump=SSHEndpoint(jump_address, jump.port, jump.user) if jump and jump_address else None, sudo=req.sudo,
         connect_timeout=req.connect_timeout, retries=req.retries,
     )
+
+    def options_for(text: str) -> SSHOptions:
+        login = req.logins.get(text)
+        if login is None:
+            return options
+        return dataclasses.replace(options, user=login.user, key_file=login.key, use_agent=login.key is None,
+                                   known_hosts=login.known_hosts or state.known_hosts, host_keys=login.host_keys,
+                                   sudo=login.sudo, accept_new_host_key=False)
     limit = req.parallel
     if auth.signed.notice.rate.max_parallel:
         limit = min(limit, auth.signed.notice.rate.max_parallel)
     if runnable:
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="remote") as pool:
-            futures = [pool.submit(_run_host, ep, text, options, auth, judged.profile, judged.waivers, probes,
+            futures = [pool.submit(_run_host, ep, text, options_for(text), auth, judged.profile, judged.waivers, probes,
                                    req.timeout) for ep, text in runnable]
             outcomes.extend(f.result() for f in futures)
 

@@ -74,6 +74,7 @@ class SSHOptions:
     key_file: str | None = None
     use_agent: bool = True
     known_hosts: Path | None = None  # the agent's own known_hosts; None: nothing is known, every key refused
+    host_keys: tuple[str, ...] = ()  # pinned SHA256 fingerprints accepted for a host not in known_hosts
     accept_new_host_key: bool = False
     jump: SSHEndpoint | None = None
     sudo: bool = False
@@ -135,6 +136,9 @@ def _host_key_policy(options: SSHOptions, on_new: Callable[[NewHostKey], None] |
     class Policy(paramiko.MissingHostKeyPolicy):
         def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
             fp = fingerprint(key)
+            if fp in options.host_keys:  # pinned by the operator's configuration: trusted, nothing written
+                client.get_host_keys().add(hostname, key.get_name(), key)
+                return
             if not options.accept_new_host_key or options.known_hosts is None:
                 raise HostKeyRejected(hostname, "unknown", fp)
             _record_host_key(options.known_hosts, hostname, key)
