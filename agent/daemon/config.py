@@ -216,8 +216,9 @@ class RemoteSection(_Strict):
     port: int = Field(default=22, ge=1, le=65535)
     known_hosts: AbsolutePath | None = None  # default: the agent's own <state>/known_hosts when it exists
     sudo: bool = False
-    # Host probes run on the targets (default: all). Checked against the registry by the run (importing every
-    # probe here would load them into the idle daemon): an unknown id fails the task with its name.
+    # Host probes a host test runs, on remote targets and on this host (default: all). Checked against the
+    # registry by the run (importing every probe here would load them into the idle daemon): an unknown id
+    # fails the task with its name.
     probes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")]] = Field(default_factory=list)
     parallel: int = Field(default=4, ge=1, le=64)
     connect_timeout: Seconds = 10.0

@@ -105,7 +105,7 @@ def run_task(ctx: AgentContext, config: DaemonConfig, spool: Spool, task: TaskIt
         if set(task.tests) & set(task_runs.NETWORK_TESTS):
             parts.append(lambda: task_runs.run_network(ctx, config, task, notice_path, f"{run_id}-net"))
         if task_runs.HOST_TEST in task.tests and own:
-            parts.append(lambda: task_runs.run_own_host(ctx, task, own, notice_path, f"{run_id}-host"))
+            parts.append(lambda: task_runs.run_own_host(ctx, config, task, own, notice_path, f"{run_id}-host"))
         if task_runs.HOST_TEST in task.tests and others:
             parts.append(lambda: task_runs.run_remote(ctx, config, task, others, notice_path, f"{run_id}-ssh"))
         for part in parts:

@@ -68,8 +68,8 @@ def run_network(ctx: AgentContext, config: DaemonConfig, task: TaskItem, notice:
     return out
 
 
-def run_own_host(ctx: AgentContext, task: TaskItem, targets: list[str], notice: Path | None,
-                 run_id: str) -> PartResult:
+def run_own_host(ctx: AgentContext, config: DaemonConfig, task: TaskItem, targets: list[str],
+                 notice: Path | None, run_id: str) -> PartResult:
     """Host probes on this host. Under a notice, the notice must allow host tests of these targets."""
     from agent.daemon.results import run_report
     from agent.scan import select_probes
@@ -85,7 +85,8 @@ def run_own_host(ctx: AgentContext, task: TaskItem, targets: list[str], notice: 
             approve(auth, targets, HOST_TEST, recorder=ctx.recorder)
         except NoticeError as exc:
             raise UserError(exc.localized) from None
-    probes = tuple(p.id for p in select_probes() if p.id != "files")  # file integrity keeps its own schedule
+    # [remote] probes, like a host test of a remote target; file integrity keeps its own schedule
+    probes = tuple(config.remote.probes) or tuple(p.id for p in select_probes() if p.id != "files")
     outcome = scan.run(ctx, scan.ScanRequest(probes=probes))
     out = PartResult([run_report(run_id, "scan", outcome.result, task_id=task.task_id, notice_id=task.notice_id)])
     if outcome.result.probe_errors:

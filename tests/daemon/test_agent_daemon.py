@@ -173,3 +173,24 @@ def test_restart_during_a_scan_reruns_it_once(tmp_path: Path) -> None:
         assert figures.get("precaution_agent_spool_damaged_files") == 0
     finally:
         agent.stop(signal.SIGKILL)
+
+
+def test_a_task_interrupted_by_the_agent_stopping_runs_once_more_then_fails(tmp_path: Path) -> None:
+    """The agent itself stopped (crash, reboot) while a task ran: its file is still in the inbox. It is started
+    once more; interrupted again, it is reported failed with the reason and dropped, not started for ever."""
+    from agent.daemon.config import parse_config
+    from agent.daemon.service import AgentService
+
+    service = AgentService(parse_config("[metrics]\nenabled = false\n", "agent.toml"), tmp_path / "state")
+    try:
+        service.inbox.mkdir(mode=0o700)
+        task = service.inbox / "task-t1.json"
+        task.write_text(json.dumps({"task_id": "t1", "not_before": "2026-01-01T00:00:00Z"}))
+        assert service._may_run_again(task) and service._may_run_again(task)
+        assert not service._may_run_again(task)
+    finally:
+        service.shutdown()
+    done = json.loads((service.inbox / "done-t1.json").read_text())
+    assert done["outcome"] == "failed" and done["completion"]["status"] == "failed"
+    assert done["completion"]["message"].startswith("interrupted 2 times")
+    assert not task.exists() and not task.with_suffix(".attempts").exists()

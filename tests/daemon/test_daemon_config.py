@@ -96,3 +96,64 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert f"{bad}:2: limits.run_memory" in out.stderr
+
+
+REMOTE = """\
+[remote]
+user = "audit"
+key = "{key}"
+port = 2222
+
+[remote.targets."10.231.0.5"]
+user = "root"
+host_keys = ["SHA256:{fp}"]
+
+[passive]
+interface = "eth1"
+duration = "2m"
+gateway = "10.231.0.1"
+"""
+
+
+def test_remote_and_passive(tmp_path: Path) -> None:
+    key = tmp_path / "id_ed25519"
+    key.write_text("k")
+    key.chmod(0o600)
+    config = parse_config(REMOTE.format(key=key, fp="A" * 43), "agent.toml")
+    one = config.remote.for_target("10.231.0.5")
+    assert (one.user, one.key, one.port, one.host_keys) == ("root", key, 2222, ["SHA256:" + "A" * 43])
+    other = config.remote.for_target("db01.example")  # the [remote] defaults
+    assert (other.user, other.key, other.port, other.host_keys) == ("audit", key, 2222, [])
+    assert DaemonConfig().remote.key is None  # no credentials unless configured: remote tasks are refused
+    assert (config.passive.interface, config.passive.duration) == ("eth1", 120.0)
+
+
+@pytest.mark.parametrize(("mode", "toml", "expected"), [
+    (0o644, '\n[remote]\nkey = "{key}"\n', "agent.toml:3: remote.key: {key} is readable by others (mode 0644): "
+                                             "chmod 600 it"),
+    (0o600, '[remote]\nkey = "{key}.missing"\n', "agent.toml:2: remote.key: {key}.missing: no such file"),
+    (0o600, '[remote]\nkey = "id_rsa"\n', "agent.toml:2: remote.key: id_rsa is not an absolute path"),
+    (0o600, '[remote.targets."10.231.0.5"]\nport = 1\nhost_keys = ["MD5:aa"]\n',
+     "agent.toml:3: remote.targets.10.231.0.5.host_keys: not an OpenSSH SHA256 fingerprint"),
+    (0o600, '[remote.targets."10.231.0.5"]\npassword = "x"\n', "agent.toml:2: remote.targets.10.231.0.5.password: "
+                                                              "unknown key"),
+    (0o600, '[passive]\nduration = "2h"\n', "agent.toml:2: passive.duration: Input should be less than or equal "
+                                            "to 3600"),
+    (0o600, '[passive]\ndns_servers = ["dns"]\n', "agent.toml:1: passive: "),
+])
+def test_remote_errors_name_key_and_line(tmp_path: Path, mode: int, toml: str, expected: str) -> None:
+    key = tmp_path / "id_ed25519"
+    key.write_text("k")
+    key.chmod(mode)
+    with pytest.raises(UserError) as err:
+        parse_config(toml.format(key=key), "agent.toml")
+    assert expected.format(key=key) in str(err.value), str(err.value)
+
+
+def test_a_symlinked_key_is_refused(tmp_path: Path) -> None:
+    key = tmp_path / "id_ed25519"
+    key.write_text("k")
+    key.chmod(0o600)
+    (tmp_path / "link").symlink_to(key)
+    with pytest.raises(UserError, match="not a regular file"):
+        parse_config(f'[remote]\nkey = "{tmp_path / "link"}"\n', "agent.toml")

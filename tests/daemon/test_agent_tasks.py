@@ -1,0 +1,247 @@
+"""Collector tasks of every kind through a real agent daemon: a real collector over TLS queues a remote SSH test
+under a notice, the agent (a separate process) verifies the notice itself, logs in to a real OpenSSH server in
+a lab network namespace with the credentials of agent.toml's [remote], and the findings arrive at the collector.
+A target without configured credentials is refused, and the refusal is visible at the collector. A task whose
+run the agent's watchdog kills (memory budget) is reported failed with the reason and not run again."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.daemon.spool import Spool
+from agent.wire.collector_api import TaskItem
+from probes.key_fingerprint import sha256_fingerprint
+from tests.collector.conftest import FAST_ENV, Collector, running_collector, unit_name
+from tests.conftest import needs_root
+from tests.daemon.agentproc import AgentProcess
+from tests.daemon.test_agent_collector import FAST_LINK, _task_state, _wait_task, db, enrol
+from tests.remote.conftest import UNIT, SshLab, build_ssh_lab, close_ssh_lab_parts
+
+pytestmark = [pytest.mark.root, needs_root()]
+
+QUIET = FAST_LINK + """
+[schedule.self_inspection]
+interval = "30d"
+enabled = false
+[schedule.file_integrity]
+interval = "30d"
+enabled = false
+[schedule.own_networks]
+interval = "30d"
+enabled = false
+"""
+
+
+@pytest.fixture(scope="module")
+def one_ssh_host() -> Iterator[SshLab]:
+    lab = build_ssh_lab(1)
+    try:
+        yield lab
+    finally:
+        close_ssh_lab_parts(lab.lab, lab.hosts, lab.dir)
+
+
+@pytest.fixture()
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    with running_collector(tmp_path, "sqlite", FAST_ENV) as c:
+        yield c
+
+
+def _host_key_fingerprint(lab: SshLab) -> str:
+    pub = (lab.hosts[0].dir / "ssh_host_ed25519_key.pub").read_text().split()
+    return sha256_fingerprint(base64.b64decode(pub[1]))
+
+
+def _notice(c: Collector, unit: str, targets: list[str], kinds: list[str]) -> str:
+    now = dt.datetime.now(dt.UTC)
+    with c.login() as admin:
+        r = admin.post("/api/v1/notices", json={
+            "unit": unit, "targets": targets, "kinds": kinds, "start": (now + dt.timedelta(seconds=4)).isoformat(),
+            "end": (now + dt.timedelta(minutes=10)).isoformat(), "lead_time_s": 2, "contact": "ops@example"})
+        assert r.status_code == 200, r.text
+        return str(r.json()["id"])
+
+
+def _task(c: Collector, unit: str, notice_id: str | None, tests: list[str], targets: list[str]) -> str:
+    with c.login() as admin:
+        r = admin.post("/api/v1/tasks", json={"unit": unit, "notice_id": notice_id, "tests": tests,
+                                              "targets": targets})
+        assert r.status_code == 200, r.text
+        return str(r.json()[0]["id"])
+
+
+def test_remote_task_runs_refuses_without_credentials_and_a_killed_task_is_failed_once(
+        tmp_path: Path, collector: Collector, one_ssh_host: SshLab) -> None:
+    lab = one_ssh_host
+    ip = lab.hosts[0].ip
+    missing = ip.rsplit(".", 1)[0] + ".250"  # in the lab's range, never contacted: refused before connecting
+    unit = unit_name()
+    remote = f"""
+[remote]
+user = "root"
+probes = ["sshd", "sysctl"]
+connect_timeout = "5s"
+[remote.targets."{ip}"]
+key = "{lab.client_key}"
+host_keys = ["{_host_key_fingerprint(lab)}"]
+"""
+    agent = AgentProcess(tmp_path / "a", QUIET + remote)
+    agent.state.mkdir(parents=True)
+    (agent.state / "config.toml").write_text(f'[notice]\nunit = "{unit}"\nlead_time = "2s"\n')
+    assert enrol(agent, collector, unit, "--ca", collector.ca).returncode == 0
+    notice_id = _notice(collector, unit, [ip, missing], ["host"])
+    agent.start()
+    try:
+        ran = _task(collector, unit, notice_id, ["host"], [ip])
+        refused = _task(collector, unit, notice_id, ["host"], [missing])
+        done = _wait_task(collector, unit, ran, {"done", "failed"})
+        assert done["state"] == "done", done["message"]
+        failed = _wait_task(collector, unit, refused, {"done", "failed"})
+        agent.wait_for(lambda f: (f.get("precaution_agent_tasks_total", outcome="refused") or 0) >= 1)
+    finally:
+        agent.stop()
+    assert failed["state"] == "failed"
+    assert "refused on the agent" in str(failed["message"]) and "no SSH credentials" in str(failed["message"])
+    with db(collector) as conn:
+        run = conn.execute("SELECT run_id, kind, notice_id, probes_ok, findings FROM runs WHERE task_id = ?",
+                           (ran,)).fetchone()
+        assert run is not None and run[1:3] == ("remote", notice_id)
+        assert sorted(json.loads(run[3])) == ["sshd", "sysctl"]  # both probes ran completely over SSH
+        stored = conn.execute("SELECT COUNT(*) FROM finding_runs WHERE run_id = ?", (run[0],)).fetchone()[0]
+        assert stored == run[4] and stored >= 1  # every finding of the run arrived
+        assert conn.execute("SELECT COUNT(*) FROM runs WHERE task_id = ?", (refused,)).fetchone()[0] == 0
+        lines = [r[0] for r in conn.execute("SELECT line FROM record_entries WHERE kind = 'refusal'")]
+        kinds = [r[0] for r in conn.execute("SELECT kind FROM record_entries ORDER BY seq")]
+    assert any("no-credentials" in line and missing in line for line in lines)  # the refusal, in the record
+    assert "remote" in kinds and "acknowledgement" in kinds
+
+    # The same agent with a run budget no run fits in: the watchdog kills the task's run.
+    agent.config.write_text(agent.config.read_text() + '[limits]\nrun_memory = "20MiB"\n')
+    killed = _task(collector, unit, None, ["portscan"], ["127.0.0.1"])  # loopback: no notice needed
+    agent.start()
+    try:
+        state = _wait_task(collector, unit, killed, {"done", "failed"})
+        figures = agent.wait_for(lambda f: (f.get("precaution_agent_tasks_total", outcome="failed") or 0) >= 1)
+    finally:
+        agent.stop()
+    assert state["state"] == "failed" and str(state["message"]).startswith("killed: memory budget 20 MiB exceeded")
+    assert figures.get("precaution_agent_runs_total", kind="task", outcome="killed") == 1
+    inbox = agent.state / "inbox"
+    assert not list(inbox.glob(f"task-{killed}*.json")) and not list(inbox.glob("*.attempts"))  # not run again
+    assert _task_state(collector, unit, killed)["leases"] == 1
+
+
+# --- each kind in the task's child process code (agent.daemon.inbox.run_task), in process --------------------
+
+@pytest.fixture()
+def task_env(tmp_path: Path) -> Iterator[tuple[Path, Path, Spool]]:
+    """A state dir whose config.toml names the unit (no lead time) and trusts a test issuer; a spool."""
+    from agent.cli.main import main
+    from agent.notice import add_trusted, load_issuer_key
+    from agent.state import StateDir
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "config.toml").write_text(f'[notice]\nunit = "{UNIT}"\nlead_time = "0s"\n')
+    key = tmp_path / "issuer.key"
+    assert main(["notice", "keygen", str(key)]) == 0
+    add_trusted("State Security Bureau (test)", load_issuer_key(key).public_key(), StateDir(state))
+    spool = Spool(state / "spool.db", check=False)
+    try:
+        yield state, key, spool
+    finally:
+        spool.close()
+
+
+def _signed_task(tmp: Path, key: Path, tests: list[str], targets: list[str], notice_targets: list[str]) -> TaskItem:
+    import time
+
+    from agent.notice import Notice, RateLimits, load_issuer_key, sign_notice
+    from agent.wire.notice import NoticeDocument
+
+    now = dt.datetime.now(dt.UTC)
+    notice = Notice(f"N-{tmp.name[-12:]}", "State Security Bureau (test)", UNIT, "+86 10 0000 0000",
+                    tuple(notice_targets), tuple(tests), now + dt.timedelta(seconds=1), now + dt.timedelta(hours=1),
+                    RateLimits(None, None), dt.timedelta(0), now)
+    from agent.cli.main import main
+
+    data = sign_notice(notice, load_issuer_key(key)).to_document()
+    (tmp / "notice.json").write_bytes(data)
+    # Acknowledged ahead of its window, as the daemon does when the collector delivers it (PRECAUTION_HOME is
+    # this state directory: tests.conftest._isolated_state)
+    assert main(["notice", "ack", str(tmp / "notice.json"), "--unit", UNIT, "--lead-time", "0"]) == 0
+    doc = NoticeDocument.model_validate_json(data)
+    time.sleep(max(0.0, (notice.window_start - dt.datetime.now(dt.UTC)).total_seconds()) + 0.05)
+    later = (now + dt.timedelta(hours=1)).isoformat()
+    return TaskItem(task_id=f"t-{uuid.uuid4().hex[:8]}", notice_id=notice.id, tests=tests, targets=targets,
+                    not_before=now.isoformat(), expires_at=later, lease_until=later, notice=doc)
+
+
+def _run(state: Path, spool: Spool, task: TaskItem, toml: str = "") -> tuple[str, str, list[dict[str, Any]]]:
+    from agent.daemon import inbox
+    from agent.daemon.config import parse_config
+    from agent.daemon.job import context
+    from agent.state import StateDir
+
+    config = parse_config(toml, "agent.toml")
+    box = state / "inbox"
+    box.mkdir(exist_ok=True)
+    outcome, message, _ = inbox.run_task(context(config, StateDir(state), "task"), config, spool, task, box,
+                                         "task-run")
+    done = json.loads((box / f"done-{task.task_id}.json").read_text())
+    assert done["outcome"] == outcome and done["completion"]["message"] == message
+    return outcome, message, [i.body for i in spool.batch() if i.kind == "run"]
+
+
+def test_passive_task_listens_on_the_configured_interface(task_env: tuple[Path, Path, Spool],
+                                                           one_ssh_host: SshLab, tmp_path: Path) -> None:
+    state, key, spool = task_env
+    lab = one_ssh_host.lab
+    task = _signed_task(tmp_path, key, ["passive"], [str(lab.network)], [str(lab.network)])
+    outcome, message, runs = _run(state, spool, task, f'[passive]\ninterface = "{lab.bridge}"\nduration = "1s"\n')
+    assert outcome == "completed", message
+    (run,) = runs
+    assert run["task_id"] == task.task_id and run["notice_id"] == task.notice_id and run["kind"] == "netscan"
+    assert [(p["id"], p["status"]) for p in run["probes"]] == [("link", "ok")]  # listened only: no port scan
+    entries = [json.loads(line)["entry"] for line in (state / "record.jsonl").read_text().splitlines()]
+    (net,) = [e for e in entries if e["kind"] == "netscan"]
+    assert net["tests"] == ["passive"] and net["notice_id"] == task.notice_id
+
+
+def test_passive_task_without_an_interface_is_refused(task_env: tuple[Path, Path, Spool], tmp_path: Path) -> None:
+    state, key, spool = task_env
+    task = _signed_task(tmp_path, key, ["passive"], ["10.231.250.0/24"], ["10.231.250.0/24"])
+    outcome, message, runs = _run(state, spool, task)
+    assert outcome == "refused" and "[passive] interface" in message and not runs
+    refusals = [json.loads(line)["entry"] for line in (state / "record.jsonl").read_text().splitlines()
+                if '"refusal"' in line]
+    assert any(r["summary"]["code"] == "not-configured" for r in refusals)
+
+
+def test_remote_task_without_a_notice_is_refused(task_env: tuple[Path, Path, Spool]) -> None:
+    state, _key, spool = task_env
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    task = TaskItem(task_id="t-no-notice", notice_id=None, tests=["host"], targets=["10.231.250.7"],
+                    not_before=later, expires_at=later, lease_until=later, notice=None)
+    outcome, message, runs = _run(state, spool, task)
+    assert outcome == "refused" and "needs an advance notice" in message and not runs
+
+
+def test_host_task_of_the_agents_own_host_runs_the_host_probes(task_env: tuple[Path, Path, Spool],
+                                                                tmp_path: Path) -> None:
+    """Under a notice that names this host (loopback) for host tests: the host probes run here, no SSH."""
+    state, key, spool = task_env
+    task = _signed_task(tmp_path, key, ["host"], ["127.0.0.1"], ["127.0.0.1"])
+    outcome, message, runs = _run(state, spool, task, '[remote]\nprobes = ["sysctl"]\n')
+    assert outcome == "completed", message
+    (run,) = runs
+    assert run["kind"] == "scan" and run["task_id"] == task.task_id
+    assert [p["id"] for p in run["probes"]] == ["sysctl"]
