@@ -120,6 +120,11 @@ def complete_task(session: Session, agent: Agent, task_id: str, status: str, run
     task = session.get(Task, task_id)
     if task is None or task.agent_id != agent.id:
         raise ApiError(404, "unknown-task", "no such task for this agent", "该代理没有此任务")
+    if task.state == "done" and status == "failed" and task.completed_at is not None and not task.message:
+        # Ingest marked it done when its run arrived; the agent's own completion says a part of it failed
+        # (a target refused or unreachable): that is the task's state, with the reason, the run kept.
+        task.state, task.message = "failed", message
+        return task
     if task.state in ("done", "failed"):
         return task
     if task.state != "leased":

@@ -61,10 +61,11 @@ def _host_key_fingerprint(lab: SshLab) -> str:
 
 
 def _notice(c: Collector, unit: str, targets: list[str], kinds: list[str]) -> str:
+    """Open in 8 s: the agent starts, fetches and acknowledges it more than its 2 s lead time before."""
     now = dt.datetime.now(dt.UTC)
     with c.login() as admin:
         r = admin.post("/api/v1/notices", json={
-            "unit": unit, "targets": targets, "kinds": kinds, "start": (now + dt.timedelta(seconds=4)).isoformat(),
+            "unit": unit, "targets": targets, "kinds": kinds, "start": (now + dt.timedelta(seconds=8)).isoformat(),
             "end": (now + dt.timedelta(minutes=10)).isoformat(), "lead_time_s": 2, "contact": "ops@example"})
         assert r.status_code == 200, r.text
         return str(r.json()["id"])
@@ -102,14 +103,19 @@ host_keys = ["{_host_key_fingerprint(lab)}"]
     try:
         ran = _task(collector, unit, notice_id, ["host"], [ip])
         refused = _task(collector, unit, notice_id, ["host"], [missing])
+        mixed = _task(collector, unit, notice_id, ["host"], [ip, missing])
         done = _wait_task(collector, unit, ran, {"done", "failed"})
         assert done["state"] == "done", done["message"]
         failed = _wait_task(collector, unit, refused, {"done", "failed"})
-        agent.wait_for(lambda f: (f.get("precaution_agent_tasks_total", outcome="refused") or 0) >= 1)
+        agent.wait_for(lambda f: (f.get("precaution_agent_tasks_total", outcome="failed") or 0) >= 1)
+        part = _task_state(collector, unit, mixed)
     finally:
         agent.stop()
     assert failed["state"] == "failed"
     assert "refused on the agent" in str(failed["message"]) and "no SSH credentials" in str(failed["message"])
+    # One target tested, one refused: the run arrived (and marked the task done), the agent's completion then
+    # says what failed.
+    assert part["state"] == "failed" and part["run_id"] and f"{missing}: no SSH credentials" in str(part["message"])
     with db(collector) as conn:
         run = conn.execute("SELECT run_id, kind, notice_id, probes_ok, findings FROM runs WHERE task_id = ?",
                            (ran,)).fetchone()
