@@ -293,6 +293,7 @@ RECORD_KIND = {
     "record-acknowledgement": message("record-kind.record-acknowledgement", "record-acknowledgement",
                                       "记录问题确认"),
     "agent-key": message("record-kind.agent-key", "agent-key", "代理密钥"),
+    "task-failed": message("record-kind.task-failed", "task-failed", "任务失败"),
 }
 RECORD_HEAD = [
     message("record-head.seq", "seq", "序号"), message("record-head.time", "time ({zone})", "时间（{zone}）"),
@@ -340,6 +341,8 @@ REMOTE_STATUS = {
     "cancelled": message("remote-status.cancelled", "cancelled", "已取消"),
 }
 SUMMARY_REFUSAL = message("record-summary.refusal", "{code}: {message}", "{code}")
+SUMMARY_TASK_FAILED = message("record-summary.task-failed", "task {task} failed: {reason}",
+                              "任务 {task} 失败：{reason}")
 SUMMARY_TARGETS = message("record-summary.targets", "targets: {targets}", "目标：{targets}")
 # what a refusal code means (the English summary keeps the recorded message)
 REFUSAL = {

@@ -130,6 +130,10 @@ def summary(entry: record.Entry) -> Localized | str:
     elif kind == "agent-key" and str(s.get("event")) in msg.SUMMARY_AGENT_KEY:
         parts.append(msg.SUMMARY_AGENT_KEY[str(s["event"])](previous=str(s.get("previous") or "-"),
                                                              new=str(s.get("new") or "-")))
+    elif kind == "task-failed" and "task_id" in s:
+        parts.append(msg.SUMMARY_TASK_FAILED(task=str(s["task_id"]), reason=str(s.get("reason", ""))))
+        if s.get("targets"):
+            parts.append(msg.SUMMARY_TARGETS(targets=[str(t) for t in s["targets"]]))
     elif kind == "remote" and isinstance(s.get("hosts"), dict):
         for target, brief in s["hosts"].items():
             status = msg.REMOTE_STATUS.get(str(brief.get("status")))

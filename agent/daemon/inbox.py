@@ -141,3 +141,21 @@ def write_done(inbox: Path, task_id: str, outcome: str, message: str, run_id: st
             "completion": {"status": "done" if outcome == "completed" else "failed", "run_id": run_id,
                            "message": message[:2000]}}
     atomic_write(inbox / f"done-{task_id}.json", json.dumps(done).encode())
+
+
+def record_failed_tasks(ctx: AgentContext, inbox: Path) -> int:
+    """A ``task-failed`` record entry for each task the daemon reported failed without a result of its own
+    (``failed-<task>.json``: its run killed by the watchdog, or interrupted twice)."""
+    from agent.wire.contents import TaskFailedContent, TaskFailedSummary
+
+    written = 0
+    for path in sorted(inbox.glob("failed-*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        task = data.get("task") or {}
+        ctx.recorder.write(TaskFailedContent(
+            notice_id=task.get("notice_id"), tests=[str(t) for t in task.get("tests") or []],
+            summary=TaskFailedSummary(task_id=str(data["task_id"]), reason=str(data["reason"]),
+                                      targets=[str(t) for t in task.get("targets") or []])))
+        path.unlink()
+        written += 1
+    return written

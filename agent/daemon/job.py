@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KINDS = ("self_inspection", "file_integrity", "own_networks", "notices", "task")
+KINDS = ("self_inspection", "file_integrity", "own_networks", "notices", "task", "task_failed")
 ACTOR = "precaution-agent"
 
 
@@ -97,6 +97,9 @@ def run_inbox(kind: str, config: DaemonConfig, state: StateDir, task_file: Path 
         if kind == "notices":
             inbox.handle_notices(ctx, spool, box)
             return RunOutcome(kind=kind, run_id="", ok=True, started=started, finished=time.time(), spooled=True)
+        if kind == "task_failed":
+            inbox.record_failed_tasks(ctx, box)
+            return RunOutcome(kind=kind, run_id="", ok=True, started=started, finished=time.time(), spooled=True)
         assert task_file is not None
         task = TaskItem.model_validate_json(task_file.read_bytes())
         run_id = f"task-{uuid.uuid4().hex}"
@@ -112,7 +115,7 @@ def run(kind: str, config: DaemonConfig, state: StateDir, task_file: Path | None
     from agent.daemon.results import SHRINKERS, run_report, spool_run
     from agent.daemon.spool import Spool
 
-    if kind in ("notices", "task"):
+    if kind in ("notices", "task", "task_failed"):
         return run_inbox(kind, config, state, task_file)
 
     nice, ioclass = lower_priority(config) if kind == "file_integrity" else (0, 0)

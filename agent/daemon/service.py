@@ -28,6 +28,7 @@ from agent.daemon.scheduler import Plan, Scheduler
 from agent.daemon.sdnotify import notify, watchdog_interval
 from agent.daemon.spool import Spool
 from agent.daemon.watchdog import EXIT_OVER_BUDGET, DaemonWatchdog, RunWatch
+from agent.state import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,8 @@ class AgentService:
             return
         if "notices" not in self.jobs and any(self.inbox.glob("notice-*.json")):
             self._start("notices", scheduled=False)
+        if "task_failed" not in self.jobs and any(self.inbox.glob("failed-*.json")):
+            self._start("task_failed", scheduled=False)
         if "task" in self.jobs:
             return
         now = time.time()
@@ -218,8 +221,6 @@ class AgentService:
         if attempts >= TASK_ATTEMPTS:
             self._task_failed(path, f"interrupted {attempts} times (the agent stopped while it ran): not run again")
             return False
-        from agent.state import atomic_write
-
         atomic_write(marker, str(attempts + 1).encode())
         return True
 
@@ -234,6 +235,14 @@ class AgentService:
         if not (self.inbox / f"done-{task_id}.json").exists():
             write_done(self.inbox, task_id, "failed", reason, None)
         log.error("task %s failed: %s", task_id, reason)
+        # The inspection record says so too: written by a child ("task_failed"), the daemon loads no record code.
+        try:
+            task: Any = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            task = {}
+        atomic_write(self.inbox / f"failed-{path.stem.removeprefix('task-')}.json",
+                     json.dumps({"task": task if isinstance(task, dict) else {}, "task_id": task_id,
+                                 "reason": reason}).encode())
         path.unlink(missing_ok=True)
         path.with_suffix(".attempts").unlink(missing_ok=True)
         self.wake.set()
@@ -262,7 +271,9 @@ class AgentService:
             argv += ["--config", str(self.config_path)]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)
         limits = self.config.limits
-        self.jobs[kind] = RunningJob(kind, proc, RunWatch(proc.pid, limits.run_memory, limits.run_timeout,
+        # Writing a failed task's record entry is the daemon's bookkeeping, not a test run: the daemon's budget
+        memory = max(limits.run_memory, limits.daemon_memory) if kind == "task_failed" else limits.run_memory
+        self.jobs[kind] = RunningJob(kind, proc, RunWatch(proc.pid, memory, limits.run_timeout,
                                                           time.monotonic()), time.monotonic(), scheduled=scheduled,
                                      task_file=task_file)
         if scheduled:
@@ -321,6 +332,11 @@ class AgentService:
                 log.error("%s results not spooled: %s", job.kind, outcome.spool_refused)
         if job.task_file is not None:
             self._task_ended(job, outcome)
+        if job.kind == "task_failed" and result != "ok":  # set aside rather than retried for ever
+            for left in self.inbox.glob("failed-*.json"):
+                left.rename(left.with_suffix(".unrecorded"))
+                log.error("%s: the failed task's record entry could not be written (kept as %s)", left.name,
+                          left.with_suffix(".unrecorded").name)
         ok = result == "ok" and outcome is not None and outcome.spooled
         if job.scheduled:
             self.scheduler.finished(job.kind, ok)

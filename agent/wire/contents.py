@@ -165,6 +165,15 @@ class RecordAcknowledgementSummary(WireModel):
     problems: list[str]
 
 
+class TaskFailedSummary(WireModel):
+    """A collector task that ended without a result of its own (its run was killed by the agent's watchdog, or
+    interrupted by the agent stopping, twice): what it was, and why it failed."""
+
+    task_id: str
+    reason: str  # "killed: memory budget 400 MiB exceeded (peak 512 MiB)"
+    targets: list[str] = Field(default_factory=list)
+
+
 class HostKeySummary(WireModel):
     host: str
     key_type: str
@@ -261,6 +270,12 @@ class RecordRecoveryContent(_Content):
     summary: RecordRecoverySummary
 
 
+class TaskFailedContent(_Content):
+    kind: Literal["task-failed"] = "task-failed"
+    scope: None = None
+    summary: TaskFailedSummary
+
+
 class RecordAcknowledgementContent(_Content):
     kind: Literal["record-acknowledgement"] = "record-acknowledgement"
     scope: None = None
@@ -269,6 +284,8 @@ class RecordAcknowledgementContent(_Content):
 
 EntryContent = (ScanContent | InspectionContent | NetscanContent | RemoteContent | RefusalContent | NoticeContent
                 | AcknowledgementContent | BaselineCaptureContent | BaselineAcceptContent | HostKeyContent
-                | AgentKeyContent | RecordBreakContent | RecordRecoveryContent | RecordAcknowledgementContent)
+                | AgentKeyContent | RecordBreakContent | RecordRecoveryContent | RecordAcknowledgementContent
+                | TaskFailedContent)
 KINDS = ("scan", "inspection", "netscan", "remote", "refusal", "notice", "acknowledgement", "baseline-capture",
-         "baseline-accept", "host-key", "agent-key", "record-break", "record-recovery", "record-acknowledgement")
+         "baseline-accept", "host-key", "agent-key", "record-break", "record-recovery", "record-acknowledgement",
+         "task-failed")

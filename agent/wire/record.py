@@ -51,6 +51,8 @@ from agent.wire.contents import (
     ScanContent,
     ScanSummaryDoc,
     SentTo,
+    TaskFailedContent,
+    TaskFailedSummary,
 )
 from agent.wire.contents import _Content as _Content
 
@@ -96,6 +98,9 @@ __all__ = [
     "ScanContent",
     "ScanSummaryDoc",
     "SentTo",
+    "TaskFailedContent",
+    "TaskFailedEntry",
+    "TaskFailedSummary",
     "parse_entry",
 ]
 
@@ -168,10 +173,14 @@ class RecordAcknowledgementEntry(RecordAcknowledgementContent, _Chain):
     pass
 
 
+class TaskFailedEntry(TaskFailedContent, _Chain):
+    pass
+
+
 RecordEntry = Annotated[
     ScanEntry | InspectionEntry | NetscanEntry | RemoteEntry | RefusalEntry | NoticeEntry | AcknowledgementEntry
     | BaselineCaptureEntry | BaselineAcceptEntry | HostKeyEntry | AgentKeyEntry | RecordBreakEntry
-    | RecordRecoveryEntry | RecordAcknowledgementEntry,
+    | RecordRecoveryEntry | RecordAcknowledgementEntry | TaskFailedEntry,
     Field(discriminator="kind"),
 ]
 RECORD_ENTRY: TypeAdapter[RecordEntry] = TypeAdapter(RecordEntry)

@@ -194,3 +194,5 @@ def test_a_task_interrupted_by_the_agent_stopping_runs_once_more_then_fails(tmp_
     assert done["outcome"] == "failed" and done["completion"]["status"] == "failed"
     assert done["completion"]["message"].startswith("interrupted 2 times")
     assert not task.exists() and not task.with_suffix(".attempts").exists()
+    failed = json.loads((service.inbox / "failed-t1.json").read_text())  # for the task_failed run's record entry
+    assert failed["task_id"] == "t1" and failed["reason"].startswith("interrupted 2 times")

@@ -79,6 +79,19 @@ def _task(c: Collector, unit: str, notice_id: str | None, tests: list[str], targ
         return str(r.json()[0]["id"])
 
 
+def _wait_record(c: Collector, kind: str, timeout: float = 120) -> str:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db(c) as conn:
+            row = conn.execute("SELECT line FROM record_entries WHERE kind = ?", (kind,)).fetchone()
+        if row:
+            return str(row[0])
+        time.sleep(0.5)
+    raise AssertionError(f"no {kind} record entry reached the collector")
+
+
 def test_remote_task_runs_refuses_without_credentials_and_a_killed_task_is_failed_once(
         tmp_path: Path, collector: Collector, one_ssh_host: SshLab) -> None:
     lab = one_ssh_host
@@ -136,8 +149,10 @@ host_keys = ["{_host_key_fingerprint(lab)}"]
     try:
         state = _wait_task(collector, unit, killed, {"done", "failed"})
         figures = agent.wait_for(lambda f: (f.get("precaution_agent_tasks_total", outcome="failed") or 0) >= 1)
+        recorded = _wait_record(collector, "task-failed")
     finally:
         agent.stop()
+    assert killed in recorded and "killed: memory budget 20 MiB exceeded" in recorded  # in the record too
     assert state["state"] == "failed" and str(state["message"]).startswith("killed: memory budget 20 MiB exceeded")
     assert figures.get("precaution_agent_runs_total", kind="task", outcome="killed") == 1
     inbox = agent.state / "inbox"
@@ -251,3 +266,29 @@ def test_host_task_of_the_agents_own_host_runs_the_host_probes(task_env: tuple[P
     (run,) = runs
     assert run["kind"] == "scan" and run["task_id"] == task.task_id
     assert [p["id"] for p in run["probes"]] == ["sysctl"]
+
+
+def test_a_failed_task_is_in_the_record(task_env: tuple[Path, Path, Spool], capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.cli.main import main
+    from agent.daemon import inbox
+    from agent.daemon.config import DaemonConfig
+    from agent.daemon.job import context
+    from agent.state import StateDir
+
+    state, _key, _spool = task_env
+    box = state / "inbox"
+    box.mkdir()
+    (box / "failed-t9.json").write_text(json.dumps({
+        "task_id": "t9", "reason": "killed: memory budget 400 MiB exceeded (peak 512 MiB)",
+        "task": {"task_id": "t9", "notice_id": "N-1", "tests": ["host"], "targets": ["10.231.250.9"]}}))
+    assert inbox.record_failed_tasks(context(DaemonConfig(), StateDir(state), "task_failed"), box) == 1
+    assert not list(box.iterdir())
+    assert main(["record", "verify"]) == 0
+    monkeypatch.setenv("COLUMNS", "400")  # one table row per line
+    for lang, words in (("en", ("task-failed", "task t9 failed: killed: memory budget 400 MiB exceeded")),
+                        ("zh-CN", ("任务失败", "任务 t9 失败：killed: memory budget 400 MiB exceeded"))):
+        capsys.readouterr()
+        assert main(["record", "show", "--lang", lang]) == 0
+        out = capsys.readouterr().out
+        assert all(w in out for w in words), out
