@@ -361,6 +361,9 @@ REFUSAL = {
     "not-acknowledged": message("refusal.not-acknowledged", "not-acknowledged", "通知尚未确认接收"),
     "late-delivery": message("refusal.late-delivery", "late-delivery", "通知确认晚于提前通知期"),
     "not-open": message("refusal.not-open", "not-open", "检测时段尚未开始"),
+    "no-credentials": message("refusal.no-credentials", "no-credentials", "未配置该目标的 SSH 凭据或受信主机密钥"),
+    "not-configured": message("refusal.not-configured", "not-configured", "代理未配置此类检测（agent.toml）"),
+    "unsupported-test": message("refusal.unsupported-test", "unsupported-test", "未知的检测方式"),
 }
 REFUSAL_OTHER = message("refusal.other", "{code}", "拒绝执行（代码 {code}）")
 

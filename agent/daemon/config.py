@@ -13,7 +13,17 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from agent.config import ConfigError, key_lines
 from agent.config import _problems as validation_problems
@@ -277,6 +287,15 @@ class DaemonConfig(_Strict):
     remote: RemoteSection = Field(default_factory=RemoteSection)
     passive: PassiveSection = Field(default_factory=PassiveSection)
     lang: Literal["en", "zh-CN"] = "en"
+
+    @field_validator("passive")
+    @classmethod
+    def _passive_fits_a_run(cls, passive: PassiveSection, info: ValidationInfo) -> PassiveSection:
+        limits = info.data.get("limits")  # validated before (field order)
+        if isinstance(limits, LimitsSection) and passive.duration >= limits.run_timeout:
+            raise ValueError(f"duration ({passive.duration:g} s) must be shorter than limits.run_timeout "
+                             f"({limits.run_timeout:g} s), or every passive task is killed")
+        return passive
 
     def spool_path(self, state: Path) -> Path:
         return self.spool.path or state / "spool.db"

@@ -140,6 +140,8 @@ def test_remote_and_passive(tmp_path: Path) -> None:
     (0o600, '[passive]\nduration = "2h"\n', "agent.toml:2: passive.duration: Input should be less than or equal "
                                             "to 3600"),
     (0o600, '[passive]\ndns_servers = ["dns"]\n', "agent.toml:1: passive: "),
+    (0o600, '[limits]\nrun_timeout = "10m"\n[passive]\nduration = "20m"\n', "agent.toml:3: passive: duration "
+                                                                         "(1200 s) must be shorter than limits."),
 ])
 def test_remote_errors_name_key_and_line(tmp_path: Path, mode: int, toml: str, expected: str) -> None:
     key = tmp_path / "id_ed25519"
