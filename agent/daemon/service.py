@@ -232,8 +232,11 @@ class AgentService:
             task_id = str(json.loads(path.read_text(encoding="utf-8"))["task_id"])
         except (OSError, ValueError, KeyError, TypeError):
             task_id = path.stem.removeprefix("task-")
-        if not (self.inbox / f"done-{task_id}.json").exists():
-            write_done(self.inbox, task_id, "failed", reason, None)
+        if (self.inbox / f"done-{task_id}.json").exists():  # the run wrote its completion just before it ended
+            path.unlink(missing_ok=True)
+            path.with_suffix(".attempts").unlink(missing_ok=True)
+            return
+        write_done(self.inbox, task_id, "failed", reason, None)
         log.error("task %s failed: %s", task_id, reason)
         # The inspection record says so too: written by a child ("task_failed"), the daemon loads no record code.
         try:
@@ -249,8 +252,8 @@ class AgentService:
 
     def _task_ended(self, job: RunningJob, outcome: RunOutcome | None) -> None:
         assert job.task_file is not None
-        if outcome is not None and job.killed_for is None and not job.task_file.exists():
-            job.task_file.with_suffix(".attempts").unlink(missing_ok=True)  # it wrote its completion
+        if not job.task_file.exists():  # the run wrote its completion and dropped the task (even if killed after)
+            job.task_file.with_suffix(".attempts").unlink(missing_ok=True)
             return
         limits = self.config.limits
         if job.killed_for == "memory":
