@@ -61,7 +61,7 @@ def _host_key_fingerprint(lab: SshLab) -> str:
 
 
 def _notice(c: Collector, unit: str, targets: list[str], kinds: list[str]) -> str:
-    """Open in 8 s: the agent starts, fetches and acknowledges it more than its 2 s lead time before."""
+    """Open in 8 s: the (running) agent fetches and acknowledges it more than its 2 s lead time before."""
     now = dt.datetime.now(dt.UTC)
     with c.login() as admin:
         r = admin.post("/api/v1/notices", json={
@@ -111,9 +111,10 @@ host_keys = ["{_host_key_fingerprint(lab)}"]
     agent.state.mkdir(parents=True)
     (agent.state / "config.toml").write_text(f'[notice]\nunit = "{unit}"\nlead_time = "2s"\n')
     assert enrol(agent, collector, unit, "--ca", collector.ca).returncode == 0
-    notice_id = _notice(collector, unit, [ip, missing], ["host"])
     agent.start()
     try:
+        agent.wait_for(lambda f: f.get("precaution_agent_collector_up") == 1)  # polling: it gets the notice soon
+        notice_id = _notice(collector, unit, [ip, missing], ["host"])
         ran = _task(collector, unit, notice_id, ["host"], [ip])
         refused = _task(collector, unit, notice_id, ["host"], [missing])
         mixed = _task(collector, unit, notice_id, ["host"], [ip, missing])
