@@ -144,3 +144,26 @@ def test_rrule_occurrences() -> None:
     assert [s.isoformat() for s in starts] == ["2026-03-02T08:00:00+00:00", "2026-03-05T08:00:00+00:00",
                                                "2026-03-09T08:00:00+00:00"]
     assert [s.hour for s in occurrences("30 2 * * *", after, after + dt.timedelta(days=2))] == [2, 2]
+
+
+def test_a_failed_completion_after_the_tasks_run_arrived_fails_the_task(collector: Collector) -> None:
+    """The run marks its task done on arrival; the agent's completion then says a part failed (a target refused):
+    the task is failed with that reason, the run kept. A later completion changes nothing."""
+    from tests.collector.client import run
+
+    unit = unit_name()
+    sim = collector.agent(unit)
+    with collector.login() as admin:
+        r = admin.post("/api/v1/tasks", json={"unit": unit, "tests": ["host"], "targets": ["127.0.0.1"]})
+        assert r.status_code == 200, r.text
+    (task,) = sim.tasks().json()["tasks"]
+    assert sim.ingest(sim.batch([run("run-half", [], task_id=task["task_id"])])).status_code == 200
+    path = f"/api/v1/agent/tasks/{task['task_id']}/complete"
+    reason = "refused on the agent: 10.231.0.9: no SSH credentials configured for this target"
+    assert sim.signed("POST", path, {"status": "failed", "run_id": "run-half", "message": reason}).json()["state"] \
+        == "failed"
+    assert sim.signed("POST", path, {"status": "done", "run_id": "run-half", "message": ""}).json()["state"] \
+        == "failed"
+    with collector.login() as admin:
+        (view,) = admin.get("/api/v1/tasks", params={"unit": unit}).json()
+    assert (view["state"], view["run_id"], view["message"]) == ("failed", "run-half", reason)
