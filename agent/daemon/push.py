@@ -180,7 +180,7 @@ class PushWorker(threading.Thread):
         self.inbox.mkdir(mode=0o700, exist_ok=True)
         for notice in self.client.notices().notices:
             path = self.inbox / f"notice-{_safe(notice.notice.id)}.json"
-            if not path.exists() and not path.with_suffix(".handled").exists():
+            if not any(p.exists() for p in (path, path.with_suffix(".handled"), path.with_suffix(".unhandled"))):
                 atomic_write(path, notice.model_dump_json(by_alias=True).encode())
                 self.poke.set()
         for task in self.client.tasks().tasks:

@@ -335,6 +335,13 @@ class AgentService:
                 log.error("%s results not spooled: %s", job.kind, outcome.spool_refused)
         if job.task_file is not None:
             self._task_ended(job, outcome)
+        if job.kind == "notices" and (job.killed_for or outcome is None):
+            # Not offered again for ever: set aside (the push thread does not fetch them again). A task under
+            # such a notice still acknowledges and verifies it in its own run.
+            for left in self.inbox.glob("notice-*.json"):
+                left.rename(left.with_suffix(".unhandled"))
+                log.error("%s set aside: the run acknowledging it ended without a result (%s)", left.name,
+                          job.killed_for or f"status {job.proc.returncode}")
         if job.kind == "task_failed" and result != "ok":  # set aside rather than retried for ever
             for left in self.inbox.glob("failed-*.json"):
                 left.rename(left.with_suffix(".unrecorded"))

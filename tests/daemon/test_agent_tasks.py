@@ -146,11 +146,13 @@ host_keys = ["{_host_key_fingerprint(lab)}"]
     # The same agent with a run budget no run fits in: the watchdog kills the task's run.
     agent.config.write_text(agent.config.read_text() + '[limits]\nrun_memory = "20MiB"\n')
     killed = _task(collector, unit, None, ["portscan"], ["127.0.0.1"])  # loopback: no notice needed
+    late = _notice(collector, unit, [ip], ["host"])  # its acknowledging run is killed too
     agent.start()
     try:
         state = _wait_task(collector, unit, killed, {"done", "failed"})
-        figures = agent.wait_for(lambda f: (f.get("precaution_agent_tasks_total", outcome="failed") or 0) >= 1)
         recorded = _wait_record(collector, "task-failed")
+        figures = agent.wait_for(lambda f: (f.get("precaution_agent_tasks_total", outcome="failed") or 0) >= 1
+                                 and (f.get("precaution_agent_runs_total", kind="notices", outcome="killed") or 0) >= 1)
     finally:
         agent.stop()
     assert killed in recorded and "killed: memory budget 20 MiB exceeded" in recorded  # in the record too
@@ -159,6 +161,9 @@ host_keys = ["{_host_key_fingerprint(lab)}"]
     inbox = agent.state / "inbox"
     assert not list(inbox.glob(f"task-{killed}*.json")) and not list(inbox.glob("*.attempts"))  # not run again
     assert _task_state(collector, unit, killed)["leases"] == 1
+    # the notice whose run was killed is set aside, not offered to a new run for ever
+    assert figures.get("precaution_agent_runs_total", kind="notices", outcome="killed") == 1
+    assert [p.name for p in inbox.glob(f"notice-{late}*")] == [f"notice-{late}.unhandled"]
 
 
 # --- each kind in the task's child process code (agent.daemon.inbox.run_task), in process --------------------
