@@ -85,10 +85,19 @@ def run_task(ctx: AgentContext, config: DaemonConfig, spool: Spool, task: TaskIt
     problems: list[str] = []
     refusals: list[str] = []
     try:
-        unknown = sorted(set(task.tests) - set(TEST_KINDS))
+        wanted, unknown = task_runs.plan(task.tests)
         if unknown:
-            raise refuse(ctx.recorder, "unsupported-test", f"task {task.task_id}: no such test kind "
-                         f"{', '.join(unknown)} (known: {', '.join(TEST_KINDS)})",
+            from agent.services.netscan import NETWORK_PROBES
+
+            network = [t for t in unknown if t in NETWORK_PROBES]
+            why = (f"a re-test of network probe {', '.join(network)} is a network task naming the scanned targets "
+                   "(this one names the agent's host)" if network else
+                   f"no such test kind or probe {', '.join(unknown)} (test kinds: {', '.join(TEST_KINDS)})")
+            raise refuse(ctx.recorder, "unsupported-test", f"task {task.task_id}: {why}",
+                         notice_id=task.notice_id, targets=task.targets)
+        if not task.targets or not task.tests:  # nothing to test is not a test that passed
+            raise refuse(ctx.recorder, "bad-target", f"task {task.task_id}: names no "
+                         f"{'targets' if not task.targets else 'tests'}: nothing to run",
                          notice_id=task.notice_id, targets=task.targets)
         if task.notice is not None:
             notice_path = inbox / f"task-{task.task_id}.notice.json"
@@ -99,15 +108,26 @@ def run_task(ctx: AgentContext, config: DaemonConfig, spool: Spool, task: TaskIt
     except UserError as exc:
         refusals.append(str(exc))
     else:
-        own = [t for t in task.targets if is_local(t)]
-        others = [t for t in task.targets if not is_local(t)]
+        names = task_runs.own_host_names() if wanted.host or wanted.probes else set()
+        own = [t for t in task.targets if is_local(t) or t.lower().rstrip(".") in names]
+        others = [t for t in task.targets if t not in own]
         parts: list[Callable[[], task_runs.PartResult]] = []
-        if set(task.tests) & set(task_runs.NETWORK_TESTS):
-            parts.append(lambda: task_runs.run_network(ctx, config, task, notice_path, f"{run_id}-net"))
-        if task_runs.HOST_TEST in task.tests and own:
+        if wanted.network:
+            parts.append(lambda: task_runs.run_network(ctx, config, task, wanted.network, notice_path,
+                                                       f"{run_id}-net"))
+        if wanted.host and own:
             parts.append(lambda: task_runs.run_own_host(ctx, config, task, own, notice_path, f"{run_id}-host"))
-        if task_runs.HOST_TEST in task.tests and others:
+        if wanted.host and others:
             parts.append(lambda: task_runs.run_remote(ctx, config, task, others, notice_path, f"{run_id}-ssh"))
+        if wanted.probes and not wanted.host:  # a re-test of host probes: this host only
+            if others:
+                refusals.append(str(refuse(
+                    ctx.recorder, "unsupported-test", f"task {task.task_id}: a re-test of host probes "
+                    f"{', '.join(wanted.probes)} runs on this host only, not on {', '.join(others)} (a remote host is "
+                    "re-tested by a host task under a notice)", notice_id=task.notice_id, targets=others)))
+            if own:
+                parts.append(lambda: task_runs.run_own_host(ctx, config, task, own, notice_path, f"{run_id}-host",
+                                                            wanted.probes))
         for part in parts:
             try:
                 result = part()

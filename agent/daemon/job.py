@@ -52,7 +52,7 @@ def context(config: DaemonConfig, state: StateDir, kind: str) -> AgentContext:
 
     base = load_agent_config(None, state)
     probes = dict(base.probes)
-    if kind == "file_integrity":
+    if kind in ("file_integrity", "task"):  # a task may re-test a file-integrity finding
         probes["files"] = {**probes.get("files", {}),
                            "paths": [str(p) for p in config.self_inspection.file_integrity_paths]}
     netscan = base.netscan.model_copy(update={"own_networks": list(config.self_inspection.own_networks)})

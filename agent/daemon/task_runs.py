@@ -31,6 +31,46 @@ log = logging.getLogger(__name__)
 
 NETWORK_TESTS = ("discovery", "portscan", "service", "passive")
 HOST_TEST = "host"
+# A re-test task (the collector's Art. 28 re-test of one finding) names the finding's probe, not a test kind,
+# and the run's host as target. A host probe of this host is re-run here. A network probe is not: the collector
+# names the agent's host, not the scanned addresses, so a network finding is re-tested by a network task that
+# names its targets (under a notice when they are not the unit's own).
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a task asks for, in the terms of the services: network test kinds and host probes."""
+
+    network: frozenset[str]  # discovery | portscan | service | passive
+    host: bool  # host tests (all of [remote] probes, or ``probes``)
+    probes: tuple[str, ...] = ()  # host probes a re-test names (only on this host)
+
+
+def plan(tests: list[str]) -> tuple[Plan, list[str]]:
+    """The plan, and the tests this agent does not know (neither a test kind nor a probe it can re-test)."""
+    from agent.scan import select_probes
+    from probes.test_kinds import TEST_KINDS
+
+    network: set[str] = {t for t in tests if t in NETWORK_TESTS}
+    probes: list[str] = []
+    unknown: list[str] = []
+    host_probes: set[str] | None = None
+    for test in tests:
+        if test in TEST_KINDS:
+            continue
+        if host_probes is None:
+            host_probes = {p.id for p in select_probes()}
+        (probes if test in host_probes else unknown).append(test)
+    return Plan(frozenset(network), HOST_TEST in tests, tuple(probes)), unknown
+
+
+def own_host_names() -> set[str]:
+    """The names by which a task can mean this host besides loopback: its host name as runs report it."""
+    from agent.scan import HostIdentity
+    from probes.transport import LocalTransport
+
+    name = HostIdentity.read(LocalTransport()).hostname.lower().rstrip(".")
+    return {name} if name and name != "unknown" else set()
 
 
 @dataclass(slots=True)
@@ -41,13 +81,12 @@ class PartResult:
     problems: list[str] = field(default_factory=list)
 
 
-def run_network(ctx: AgentContext, config: DaemonConfig, task: TaskItem, notice: Path | None,
+def run_network(ctx: AgentContext, config: DaemonConfig, task: TaskItem, tests: frozenset[str], notice: Path | None,
                 run_id: str) -> PartResult:
     from agent.daemon.results import run_report
     from agent.enforce import refuse
     from agent.services import netscan
 
-    tests = set(task.tests)
     passive = config.passive
     if "passive" in tests and passive.interface is None:
         raise refuse(ctx.recorder, "not-configured", f"task {task.task_id}: passive link checks need the "
@@ -69,8 +108,9 @@ def run_network(ctx: AgentContext, config: DaemonConfig, task: TaskItem, notice:
 
 
 def run_own_host(ctx: AgentContext, config: DaemonConfig, task: TaskItem, targets: list[str],
-                 notice: Path | None, run_id: str) -> PartResult:
-    """Host probes on this host. Under a notice, the notice must allow host tests of these targets."""
+                 notice: Path | None, run_id: str, probes: tuple[str, ...] = ()) -> PartResult:
+    """Host probes on this host (``probes``, else ``[remote] probes``, else all but file integrity). Under a
+    notice, the notice must allow host tests of these targets."""
     from agent.daemon.results import run_report
     from agent.scan import select_probes
     from agent.services import scan
@@ -86,7 +126,7 @@ def run_own_host(ctx: AgentContext, config: DaemonConfig, task: TaskItem, target
         except NoticeError as exc:
             raise UserError(exc.localized) from None
     # [remote] probes, like a host test of a remote target; file integrity keeps its own schedule
-    probes = tuple(config.remote.probes) or tuple(p.id for p in select_probes() if p.id != "files")
+    probes = probes or tuple(config.remote.probes) or tuple(p.id for p in select_probes() if p.id != "files")
     outcome = scan.run(ctx, scan.ScanRequest(probes=probes))
     out = PartResult([run_report(run_id, "scan", outcome.result, task_id=task.task_id, notice_id=task.notice_id)])
     if outcome.result.probe_errors:

@@ -262,6 +262,15 @@ def test_remote_task_without_a_notice_is_refused(task_env: tuple[Path, Path, Spo
     assert outcome == "refused" and "needs an advance notice" in message and not runs
 
 
+def test_a_task_without_targets_is_refused_not_done(task_env: tuple[Path, Path, Spool]) -> None:
+    state, _key, spool = task_env
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    task = TaskItem(task_id="t-empty", notice_id=None, tests=["host"], targets=[], not_before=later,
+                    expires_at=later, lease_until=later, notice=None)
+    outcome, message, runs = _run(state, spool, task)
+    assert outcome == "refused" and "names no targets" in message and not runs
+
+
 def test_host_task_of_the_agents_own_host_runs_the_host_probes(task_env: tuple[Path, Path, Spool],
                                                                 tmp_path: Path) -> None:
     """Under a notice that names this host (loopback) for host tests: the host probes run here, no SSH."""
@@ -298,3 +307,28 @@ def test_a_failed_task_is_in_the_record(task_env: tuple[Path, Path, Spool], caps
         assert main(["record", "show", "--lang", lang]) == 0
         out = capsys.readouterr().out
         assert all(w in out for w in words), out
+
+
+def test_a_retest_task_reruns_the_findings_host_probe_here(task_env: tuple[Path, Path, Spool]) -> None:
+    """The collector's re-test (Art. 28) names the finding's probe and the run's host, with no notice: a host
+    probe of this host runs here; on another host, or for a network probe, it is refused with the reason."""
+    from agent.daemon.task_runs import own_host_names
+
+    state, _key, spool = task_env
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    (me,) = own_host_names()
+
+    def retest(tests: list[str], target: str) -> TaskItem:
+        return TaskItem(task_id=f"t-{uuid.uuid4().hex[:8]}", notice_id=None, tests=tests, targets=[target],
+                        not_before=later, expires_at=later, lease_until=later, notice=None)
+
+    outcome, message, runs = _run(state, spool, retest(["sysctl"], me))
+    assert outcome == "completed", message
+    (run,) = runs
+    assert run["kind"] == "scan" and [p["id"] for p in run["probes"]] == ["sysctl"] and run["host"] == me
+    outcome, message, _ = _run(state, spool, retest(["sysctl"], "db07.example"))
+    assert outcome == "refused" and "runs on this host only, not on db07.example" in message
+    outcome, message, _ = _run(state, spool, retest(["ports"], me))
+    assert outcome == "refused" and "a re-test of network probe ports is a network task" in message
+    outcome, message, _ = _run(state, spool, retest(["nonsense"], me))
+    assert outcome == "refused" and "no such test kind or probe nonsense" in message
