@@ -30,7 +30,7 @@ from collector.models.people import ALL_UNITS
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 PAGE_SIZE = 50
 HOST_FINDINGS = 200
-REPORT_ROWS = 500
+REPORT_ROWS = 200
 # the order the action forms appear in, each a target of lifecycle.MANUAL
 ACTIONS = (("rectification_ordered", "do_order"), ("reported_rectified", "do_report"),
            ("risk_accepted", "do_accept"), ("false_positive", "do_false_positive"), ("open", "do_reopen"))
