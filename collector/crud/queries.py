@@ -63,6 +63,27 @@ def page(session: Session, where: list[Any], limit: int, offset: int,
     return total, list(rows)
 
 
+def page_by_severity(session: Session, where: list[Any], limit: int, offset: int) -> tuple[int, list[Row[Any]]]:
+    """The most severe first, then the most recent: one grouped count by severity (the total, and where each
+    severity's rows start), then only the severities the page covers, each an ordered range of the index on
+    (unit, severity, last seen, id). Ordering a whole unit by last seen alone would sort every active row."""
+    counts = {str(sev): int(n) for sev, n in session.execute(
+        select(Finding.severity, func.count()).where(*where).group_by(Finding.severity))}
+    rows: list[Row[Any]] = []
+    skip = offset
+    for sev in SEVERITY_ORDER:
+        have = counts.get(sev, 0)
+        if skip >= have:
+            skip -= have
+            continue
+        rows += session.execute(select(*VIEW_COLUMNS).where(*where, Finding.severity == sev).order_by(*NEWEST_FIRST)
+                                .limit(limit - len(rows)).offset(skip))
+        skip = 0
+        if len(rows) >= limit:
+            break
+    return sum(counts.values()), rows
+
+
 def severity_counts(session: Session, unit: str) -> dict[str, int]:
     """Active findings of a unit by severity (every severity present, zero or not)."""
     counts = dict.fromkeys(SEVERITY_ORDER, 0)

@@ -274,3 +274,27 @@ def test_forms_without_a_matching_token_or_from_another_site_are_refused(collect
     assert "/ui/login" in page.url
     assert _api_finding(collector, target)["audit"] == before["audit"]
     context.close()
+
+
+def test_findings_pages_go_most_severe_first_without_gaps_or_repeats(collector: Collector) -> None:
+    """The unit-wide list reads one severity at a time (its own index range): across a page boundary that falls
+    inside a severity, every finding appears once, critical first."""
+    unit = unit_name()
+    sim = collector.agent(unit, hostname=f"{unit}-h1")
+    severities = ["critical"] * 7 + ["high"] * 31 + ["medium"] * 12 + ["low"] * 9 + ["info"] * 4  # 63: 2 pages
+    found = [finding(f"p{i:02d}", host=sim.hostname, severity=sev, subject=f"item {i}")
+             for i, sev in enumerate(severities)]
+    assert sim.ingest(sim.batch(runs=[run("rp1", found, host=sim.hostname)])).status_code == 200
+    name = f"view-{unit}"
+    password = _add_user(collector, name, "viewer", unit)
+    order = ("critical", "high", "medium", "low", "info")
+    seen: list[tuple[str, int]] = []
+    with _form_session(collector, name, password) as viewer:
+        for page_no in (1, 2):
+            text = viewer.get("/ui/findings", params={"unit": unit, "page": str(page_no)}).text
+            assert f"Page {page_no} of 2 (63 findings)" in text
+            rows = re.findall(r'class="sev sev-(\w+)">.*?/ui/findings/(\d+)"', text, re.S)
+            seen += [(sev, int(fid)) for sev, fid in rows]
+    assert len(seen) == 63 and len({fid for _, fid in seen}) == 63
+    assert [order.index(sev) for sev, _ in seen] == sorted(order.index(sev) for sev, _ in seen)
+    assert [sev for sev, _ in seen] == severities  # each severity complete, in rank order

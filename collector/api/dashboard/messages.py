@@ -36,7 +36,6 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "back_overview": ("Back to the overview", "返回概览"),
     "no_units": ("You have no role on any unit yet: ask an administrator.", "您尚未在任何单位拥有角色，请联系管理员。"),
     "unit": ("Unit", "单位"),
-    "all_units": ("All my units", "我的全部单位"),
     "role": ("Role", "角色"),
     "role_viewer": ("viewer", "查看者"),
     "role_operator": ("operator", "操作员"),

@@ -30,7 +30,7 @@ from collector.models.people import ALL_UNITS
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 PAGE_SIZE = 50
 HOST_FINDINGS = 200
-REPORT_ROWS = 200
+REPORT_ROWS = 100
 # the order the action forms appear in, each a target of lifecycle.MANUAL
 ACTIONS = (("rectification_ordered", "do_order"), ("reported_rectified", "do_report"),
            ("risk_accepted", "do_accept"), ("false_positive", "do_false_positive"), ("open", "do_reopen"))
@@ -188,15 +188,16 @@ def findings(request: Request, unit: str | None = Query(None, max_length=200),
     if severity is not None and severity not in queries.SEVERITY_ORDER:
         raise ApiError(422, "bad-severity", f"unknown severity {severity!r}", f"未知严重程度 {severity!r}")
     with ctx.db.read() as session:
-        units = _units(session, v.who)
-        if unit:
-            v.who.require(unit, "viewer")
-            scope = [Finding.unit == unit]
+        units, unit = _pick_unit(session, v, unit or None)
+        if unit is None:
+            return _page(request, "findings.html.j2", v, units, None, rows=[], total=0, page=1, pages=1,
+                         filters={"unit": None, "severity": severity, "state": state, "host": host},
+                         severities=queries.SEVERITY_ORDER, states=STATES)
+        where = [Finding.unit == unit, *queries.list_filters(state=state, severity=severity, host=host)]
+        if severity is None:
+            total, rows = queries.page_by_severity(session, where, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         else:
-            unit = None
-            scope = queries.unit_scope(v.who.units())
-        where = scope + queries.list_filters(state=state, severity=severity, host=host)
-        total, rows = queries.page(session, where, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+            total, rows = queries.page(session, where, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         pages = max(1, math.ceil(total / PAGE_SIZE))
         filters = {"unit": unit, "severity": severity, "state": state, "host": host}
         return _page(request, "findings.html.j2", v, units, unit, rows=rows, total=total, page=page, pages=pages,

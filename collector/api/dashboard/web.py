@@ -24,6 +24,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from collector.api.dashboard.messages import LANGS, has, t
 from collector.core.workdays import CHINA
+from collector.crud.queries import SEVERITY_ORDER as SEVERITIES
+from collector.models.findings import STATES
 from probes.i18n import LocalTime
 
 PREFIX = "/ui"
@@ -120,6 +122,11 @@ def _url(path: str, **query: Any) -> str:
     return path + ("?" + urlencode(params) if params else "")
 
 
+def _names(group: str, codes: tuple[str, ...], lang: str) -> dict[str, str]:
+    """The words for a set of codes, looked up once per page rather than once per table cell."""
+    return {code: t(group + code, lang) for code in codes}
+
+
 def render(request: Request, template: str, *, status: int = 200, headers: Mapping[str, str] | None = None,
            **context: Any) -> HTMLResponse:
     lang = lang_of(request)
@@ -132,7 +139,8 @@ def render(request: Request, template: str, *, status: int = 200, headers: Mappi
         return t(group + key, lang) if has(group + key) else key
 
     html = _env.get_template(template).render(
-        _=tr, label=label, lang=lang, when=_when(lang), url=_url, prefix=PREFIX, here=request.url.path
+        _=tr, label=label, lang=lang, sev_names=_names("sev_", SEVERITIES, lang),
+        state_names=_names("state_", STATES, lang), when=_when(lang), url=_url, prefix=PREFIX, here=request.url.path
         + (f"?{request.url.query}" if request.url.query else ""), **context)
     return HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
 
