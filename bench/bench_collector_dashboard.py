@@ -51,9 +51,10 @@ def _one(backend: str, tmp: Path) -> tuple[list[tuple[str, float, float]], float
                 ("a unit's active findings, page 1", "/ui/findings?unit=unit-3"),
                 ("a unit's active findings, page 100", "/ui/findings?unit=unit-3&page=100"),
                 ("one finding with its audit", f"/ui/findings/{one.group(1)}"),
-                ("one host (200 of its findings, runs)", f"/ui/hosts/{agents[123]}"),
+                ("one host (50 of its 700 findings, 20 runs)", f"/ui/hosts/{agents[123]}"),
+                ("one host's findings, page 5", f"/ui/findings?unit=unit-3&agent={agents[123]}&page=5"),
                 ("notices and tasks of a unit", "/ui/work?unit=unit-3"),
-                ("rectification report of a unit", "/ui/report?unit=unit-3"),
+                ("rectification report of a unit (50 rows a section)", "/ui/report?unit=unit-3"),
             ]
             for _, path in cases:  # warm up
                 browser.get(path)

@@ -189,6 +189,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
                        "待复测事项（报告整改后十五个工作日内，第二十八条）"),
     "report_without_deadline": ("{count} open findings have no rectification deadline yet (not ordered).",
                                 "{count} 个未关闭问题尚未设定整改期限（未责令整改）。"),
+    "report_all": ("Show up to {count} rows per section (slower)", "每节最多显示 {count} 行（较慢）"),
     "shown_of": ("{shown} of {total} shown.", "共 {total} 项，显示 {shown} 项。"),
     "none": ("None.", "无。"),
     "days_late": ("{days} days late", "逾期 {days} 天"),

@@ -29,8 +29,8 @@ from collector.models.people import ALL_UNITS
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 PAGE_SIZE = 50
-HOST_FINDINGS = 200
-REPORT_ROWS = 100
+REPORT_ROWS = 50  # per section by default; ?rows= up to MAX_REPORT_ROWS prints more
+MAX_REPORT_ROWS = 5000
 # the order the action forms appear in, each a target of lifecycle.MANUAL
 ACTIONS = (("rectification_ordered", "do_order"), ("reported_rectified", "do_report"),
            ("risk_accepted", "do_accept"), ("false_positive", "do_false_positive"), ("open", "do_reopen"))
@@ -182,24 +182,26 @@ def overview(request: Request, unit: str | None = Query(None, max_length=200), v
 @router.get("/findings")
 def findings(request: Request, unit: str | None = Query(None, max_length=200),
              severity: str | None = Query(None, max_length=10), state: str | None = Query(None, max_length=30),
-             host: str | None = Query(None, max_length=255), page: int = Query(1, ge=1, le=200_000),
-             v: Viewer = Depends(viewer), ctx: AppContext = Depends(context)) -> Response:
-    severity, host, state = severity or None, host or None, state or "active"
+             host: str | None = Query(None, max_length=255), agent: str | None = Query(None, max_length=64),
+             page: int = Query(1, ge=1, le=200_000), v: Viewer = Depends(viewer),
+             ctx: AppContext = Depends(context)) -> Response:
+    severity, host, agent, state = severity or None, host or None, agent or None, state or "active"
     if severity is not None and severity not in queries.SEVERITY_ORDER:
         raise ApiError(422, "bad-severity", f"unknown severity {severity!r}", f"未知严重程度 {severity!r}")
     with ctx.db.read() as session:
         units, unit = _pick_unit(session, v, unit or None)
         if unit is None:
             return _page(request, "findings.html.j2", v, units, None, rows=[], total=0, page=1, pages=1,
-                         filters={"unit": None, "severity": severity, "state": state, "host": host},
+                         filters={"unit": None, "severity": severity, "state": state, "host": host, "agent": agent},
                          severities=queries.SEVERITY_ORDER, states=STATES)
-        where = [Finding.unit == unit, *queries.list_filters(state=state, severity=severity, host=host)]
-        if severity is None:
+        where = [Finding.unit == unit, *queries.list_filters(state=state, severity=severity, host=host,
+                                                              agent_id=agent)]
+        if severity is None and agent is None:  # one agent's findings: its own index, most recent first
             total, rows = queries.page_by_severity(session, where, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         else:
             total, rows = queries.page(session, where, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         pages = max(1, math.ceil(total / PAGE_SIZE))
-        filters = {"unit": unit, "severity": severity, "state": state, "host": host}
+        filters = {"unit": unit, "severity": severity, "state": state, "host": host, "agent": agent}
         return _page(request, "findings.html.j2", v, units, unit, rows=rows, total=total, page=page, pages=pages,
                      filters=filters, severities=queries.SEVERITY_ORDER, states=STATES)
 
@@ -285,7 +287,7 @@ def host(request: Request, agent_id: str, v: Viewer = Depends(viewer), ctx: AppC
     now = utcnow()
     with ctx.db.read() as session:
         agent = queries.visible_agent(session, agent_id, lambda u: v.who.can(u, "viewer"))
-        total, rows = queries.page(session, queries.list_filters(state="active", agent_id=agent.id), HOST_FINDINGS, 0)
+        total, rows = queries.page(session, queries.list_filters(state="active", agent_id=agent.id), PAGE_SIZE, 0)
         return _page(request, "host.html.j2", v, _units(session, v.who), agent.unit, agent=agent,
                      state=queries.agent_state(agent, now),
                      alerts=sorted(queries.alert_kinds_by_agent(session, [agent.id]).get(agent.id, set())),
@@ -309,23 +311,24 @@ def work(request: Request, unit: str | None = Query(None, max_length=200), v: Vi
 
 
 @router.get("/report")
-def report(request: Request, unit: str | None = Query(None, max_length=200), v: Viewer = Depends(viewer),
+def report(request: Request, unit: str | None = Query(None, max_length=200),
+           rows: int = Query(REPORT_ROWS, ge=1, le=MAX_REPORT_ROWS), v: Viewer = Depends(viewer),
            ctx: AppContext = Depends(context)) -> Response:
     now = utcnow()
     with ctx.db.read() as session:
         units, unit = _pick_unit(session, v, unit)
         if unit is None:
-            return _page(request, "report.html.j2", v, units, None, data=None, now=now)
+            return _page(request, "report.html.j2", v, units, None, data=None, now=now, rows=rows)
         severity = queries.severity_counts(session, unit)
-        deadlines_total, deadlines = queries.with_deadline(session, unit, REPORT_ROWS)
-        overdue_total, overdue = queries.overdue(session, [Finding.unit == unit], now, REPORT_ROWS)
-        retests_total, retests = queries.awaiting_retest(session, unit, REPORT_ROWS)
+        deadlines_total, deadlines = queries.with_deadline(session, unit, rows)
+        overdue_total, overdue = queries.overdue(session, [Finding.unit == unit], now, rows)
+        retests_total, retests = queries.awaiting_retest(session, unit, rows)
         data = {"severity": severity, "active": sum(severity.values()), "deadlines": deadlines,
                 "deadlines_total": deadlines_total, "overdue": overdue, "overdue_total": overdue_total,
                 "retests": retests, "retests_total": retests_total,
                 "without_deadline": sum(severity.values()) - deadlines_total}
-        return _page(request, "report.html.j2", v, units, unit, data=data, now=now,
-                     severities=queries.SEVERITY_ORDER)
+        return _page(request, "report.html.j2", v, units, unit, data=data, now=now, rows=rows,
+                     severities=queries.SEVERITY_ORDER, max_rows=MAX_REPORT_ROWS)
 
 
 def install(app: FastAPI) -> None:
