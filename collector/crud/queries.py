@@ -214,7 +214,8 @@ def agent_runs(session: Session, agent_id: str, limit: int) -> list[Run]:
 def hostnames(session: Session, agent_ids: Sequence[str]) -> dict[str, str]:
     if not agent_ids:
         return {}
-    return dict(session.execute(select(Agent.id, Agent.hostname).where(Agent.id.in_(list(agent_ids)))).tuples())
+    rows = session.execute(select(Agent.id, Agent.hostname).where(Agent.id.in_(list(agent_ids))))
+    return {str(agent_id): str(name) for agent_id, name in rows}
 
 
 def unit_notices(session: Session, unit: str, limit: int) -> tuple[list[IssuedNotice], dict[str, list[NoticeAck]]]:

@@ -7,6 +7,7 @@ One browser for the module; each test opens a context of its own (its own cookie
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 import secrets
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.collector.client import AgentSim, finding, run
+from tests.collector.client import AgentSim, finding, iso, notice_digest, run
 from tests.collector.conftest import Collector, unit_name
 from tests.zh_check import data_words, english_words
 
@@ -296,3 +297,31 @@ def test_findings_pages_go_most_severe_first_without_gaps_or_repeats(collector: 
     assert len(seen) == 63 and len({fid for _, fid in seen}) == 63
     assert [order.index(sev) for sev, _ in seen] == sorted(order.index(sev) for sev, _ in seen)
     assert [sev for sev, _ in seen] == severities  # each severity complete, in rank order
+
+
+def test_notices_tasks_and_host_pages(collector: Collector) -> None:
+    """A notice with the agent's acknowledgement and its time, the tasks by state, and one host's runs."""
+    unit = unit_name()
+    sim = collector.agent(unit, hostname=f"{unit}-gw1")
+    now = dt.datetime.now(dt.UTC)
+    assert sim.ingest(sim.batch(runs=[run("rh1", [finding("h-1", host=sim.hostname)], host=sim.hostname)])
+                      ).status_code == 200
+    with collector.login() as admin:
+        notice = admin.post("/api/v1/notices", json={
+            "unit": unit, "targets": ["10.231.0.0/24"], "kinds": ["portscan"], "lead_time_s": 0,
+            "start": iso(now + dt.timedelta(hours=1)), "end": iso(now + dt.timedelta(hours=9))}).json()
+        r = admin.post("/api/v1/tasks", json={"unit": unit, "notice_id": notice["id"], "tests": ["portscan"],
+                                              "targets": ["10.231.0.0/24"]})
+        assert r.status_code == 200, r.text
+    delivered = sim.notices().json()["notices"]
+    ack = {"notice_id": notice["id"], "digest": notice_digest(delivered[0]), "acknowledged_at": iso(now),
+           "actor": "ops@gw1"}
+    assert sim.ingest(sim.batch(acks=[ack])).json()["items"][0]["status"] == "accepted"
+    with _form_session(collector, "admin", collector.admin_password) as browser:
+        work = browser.get("/ui/work", params={"unit": unit}).text
+        assert notice["id"] in work and "10.231.0.0/24" in work
+        acks = re.search(r'<span class="ack">([^<]+)</span>', work)
+        assert acks and acks.group(1).startswith(f"{sim.hostname} (")  # who acknowledged, and when
+        assert re.search(r"queued</td><td class=\"num\">1<", work)
+        host = browser.get(f"/ui/hosts/{sim.agent_id}").text
+        assert "rh1" in host and "finding h-1" in host and "online" in host
