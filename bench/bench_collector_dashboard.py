@@ -4,6 +4,7 @@ notices and tasks page and the printable rectification report. Reference in the 
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import time
@@ -69,6 +70,7 @@ def run() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         for backend in ("sqlite", "postgresql"):
             rows, seed_s = _one(backend, Path(tmp) / backend)
+            lines.append(f"load average after the {backend} pages: {os.getloadavg()[0]:.1f}")
             ref = rows[0][2]
             lines += [f"**{backend}** (seeding {seed_s:.0f} s)", "",
                       "| page | p50 | p99 | p99 / healthz p99 | budget |", "|---|---|---|---|---|"]
