@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the tests and benchmarks drive for real (installed only when missing and running as root).
 DEB_PACKAGES := nmap openssh-server openssh-client lynis aide tcpdump iproute2 nftables iputils-ping sudo samba \
-  prometheus systemd faketime
+  prometheus systemd faketime chromium
 
 .PHONY: all setup deps demo scan test lint bench clean schema install
 

@@ -7,12 +7,15 @@ import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError, SQLAlchemyError, StatementError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from collector import __version__
 from collector.api.context import AppContext
+from collector.api.dashboard import routes as dashboard
+from collector.api.dashboard.web import PREFIX as DASHBOARD_PREFIX
+from collector.api.dashboard.web import error_page
 from collector.api.metrics import Metrics
 from collector.api.routes import agent, findings, ops, people, work
 from collector.core.errors import ApiError
@@ -97,7 +100,9 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.metrics = metrics
 
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        if request.url.path.startswith(DASHBOARD_PREFIX + "/"):  # a person's browser: the same refusal as a page
+            return error_page(request, exc.status, exc.en, exc.zh)
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
@@ -133,6 +138,7 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     for module in (ops, agent, people, findings, work):
         app.include_router(module.router)
+    dashboard.install(app)
     app.add_middleware(Timing, metrics=metrics)
     app.add_middleware(BodyLimit, limit=ctx.settings.max_batch_bytes)
     return app

@@ -76,22 +76,31 @@ class Principal:
         return [u for u, r in self.roles.items() if ROLES.index(r) >= ROLES.index(role)]
 
 
+def principal_for_token(ctx: AppContext, token: str) -> Principal | None:
+    """The person a session token (API bearer or dashboard cookie) belongs to, with their roles; None when the
+    session is unknown, expired or the account disabled."""
+    now = utcnow()
+    with ctx.db.read() as session:
+        row = session.execute(select(UserSession, User).join(User, User.id == UserSession.user_id)
+                              .where(UserSession.token_hash == secret_digest(token.strip()))).first()
+        if row is None or row[0].expires_at <= now or row[1].disabled:
+            return None
+        user = row[1]
+        roles = {r.unit: r.role for r in session.scalars(select(UserRole).where(UserRole.user_id == user.id))}
+    return Principal(user.id, user.username, roles)
+
+
 def current_user(request: Request, ctx: AppContext = Depends(context)) -> Principal:
     auth = request.headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "login-required", "log in first (Authorization: Bearer <token>)",
                        "请先登录（Authorization: Bearer <令牌>）", {"WWW-Authenticate": "Bearer"})
-    now = utcnow()
-    with ctx.db.read() as session:
-        row = session.execute(select(UserSession, User).join(User, User.id == UserSession.user_id)
-                              .where(UserSession.token_hash == secret_digest(token.strip()))).first()
-        if row is None or row[0].expires_at <= now or row[1].disabled:
-            raise ApiError(401, "session-invalid", "session unknown or expired: log in again",
-                           "会话无效或已过期，请重新登录", {"WWW-Authenticate": "Bearer"})
-        user = row[1]
-        roles = {r.unit: r.role for r in session.scalars(select(UserRole).where(UserRole.user_id == user.id))}
-    return Principal(user.id, user.username, roles)
+    who = principal_for_token(ctx, token)
+    if who is None:
+        raise ApiError(401, "session-invalid", "session unknown or expired: log in again",
+                       "会话无效或已过期，请重新登录", {"WWW-Authenticate": "Bearer"})
+    return who
 
 
 def session_expiry(ctx: AppContext, now: dt.datetime) -> dt.datetime:

@@ -66,3 +66,8 @@ def login(session: Session, username: str, password: str, now: dt.datetime, hour
     session.add(UserSession(token_hash=secret_digest(token), user_id=user.id, created_at=now, expires_at=expires))
     session.execute(delete(UserSession).where(UserSession.expires_at < now))
     return token, expires
+
+
+def logout(session: Session, token: str) -> None:
+    """End one session (the dashboard's logout): its token no longer authenticates anywhere."""
+    session.execute(delete(UserSession).where(UserSession.token_hash == secret_digest(token)))

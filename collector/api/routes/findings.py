@@ -6,7 +6,8 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from agent.wire.collector_api import ErrorBody
 from collector.api.context import AppContext
@@ -24,13 +25,12 @@ from collector.api.schemas import (
 )
 from collector.core.clock import iso, parse_iso, utcnow
 from collector.core.errors import ApiError
-from collector.crud import lifecycle
-from collector.models import CalendarOverride, Finding, FindingAudit, UnitSettings
-from collector.models.findings import STATES, active_filter, awaiting_retest_filter
+from collector.crud import lifecycle, queries
+from collector.crud.queries import SEVERITY_ORDER
+from collector.models import CalendarOverride, Finding, UnitSettings
 
 router = APIRouter(prefix="/api/v1", tags=["findings"])
 ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)}
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 
 
 def _t(value: dt.datetime | None) -> str | None:
@@ -51,30 +51,13 @@ def _scope(who: Principal, unit: str | None) -> list[Any]:
     if unit is not None:
         who.require(unit, "viewer")
         return [Finding.unit == unit]
-    units = who.units()
-    return [] if units is None else [Finding.unit.in_(units)]
-
-
-# What a list shows (not the stored wire document, which only the detail view carries).
-_VIEW_COLUMNS = tuple(c for c in Finding.__table__.c if c.name != "document")
-
-
-def _count(session: Any, where: list[Any]) -> int:
-    return int(session.execute(select(func.count()).select_from(Finding).where(*where)).scalar_one())
+    return queries.unit_scope(who.units())
 
 
 def _json(page: FindingPage) -> Response:
     """The page as JSON straight from its model: up to 1,000 rows, built and validated once (returning the model
     would have FastAPI validate and serialise it a second time through ``response_model``)."""
     return Response(page.model_dump_json(), media_type="application/json")
-
-
-def _page(session: Any, where: list[Any], order: tuple[Any, ...], limit: int, offset: int) -> FindingPage:
-    """A count straight over the filtered table (an index-only count, no subquery of whole rows), then one page
-    of plain rows (no ORM objects, no JSON document decoded)."""
-    total = _count(session, where)
-    rows = session.execute(select(*_VIEW_COLUMNS).where(*where).order_by(*order).limit(limit).offset(offset))
-    return FindingPage(total=total, items=[_view(f) for f in rows])
 
 
 @router.get("/findings", response_model=FindingPage, responses=ERRORS)
@@ -86,22 +69,10 @@ def list_findings(
     who: Principal = Depends(current_user), ctx: AppContext = Depends(context),
 ) -> Response:
     """Findings by unit, severity, state, agent or host; most severe and most recent first."""
-    where = _scope(who, unit)
-    state = state or "active"
-    if state == "active":
-        where.append(active_filter())
-    elif state != "all":
-        if state not in STATES:
-            raise ApiError(422, "bad-state", f"unknown state {state!r}", f"未知状态 {state!r}")
-        where.append(Finding.state == state)
-    if severity is not None:
-        where.append(Finding.severity == severity)
-    if agent_id is not None:
-        where.append(Finding.agent_id == agent_id)
-    if host is not None:
-        where.append(Finding.host == host)
+    where = _scope(who, unit) + queries.list_filters(state=state, severity=severity, agent_id=agent_id, host=host)
     with ctx.db.read() as session:
-        return _json(_page(session, where, (Finding.last_seen.desc(), Finding.id.desc()), limit, offset))
+        total, rows = queries.page(session, where, limit, offset)
+        return _json(FindingPage(total=total, items=[_view(f) for f in rows]))
 
 
 @router.get("/findings/summary", response_model=FindingSummary, responses=ERRORS)
@@ -111,49 +82,28 @@ def summary(unit: str = Query(..., max_length=200), who: Principal = Depends(cur
     who.require(unit, "viewer")
     now = utcnow()
     with ctx.db.read() as session:
-        counts = dict.fromkeys(SEVERITY_ORDER, 0)
-        for sev, count in session.execute(select(Finding.severity, func.count()).where(
-                Finding.unit == unit, active_filter()).group_by(Finding.severity)):
-            counts[sev] = int(count)
-        late = session.execute(select(func.count()).select_from(Finding).where(
-            Finding.unit == unit, active_filter(), Finding.deadline < now)).scalar_one()
-    return FindingSummary(unit=unit, active=counts, overdue=int(late))
+        return FindingSummary(unit=unit, active=queries.severity_counts(session, unit),
+                              overdue=queries.overdue_count(session, unit, now))
 
 
 @router.get("/findings/overdue", response_model=FindingPage, responses=ERRORS)
 def overdue(unit: str | None = Query(None, max_length=200), limit: int = Query(100, ge=1, le=1000),
             who: Principal = Depends(current_user), ctx: AppContext = Depends(context)) -> Response:
     """Active findings past their rectification deadline, or past their re-test due date."""
-    now = utcnow()
     scope = _scope(who, unit)
-    late = [*scope, active_filter(), Finding.deadline < now]
-    # due for re-test and not already in ``late`` (a NULL deadline sorts last, on both databases)
-    retest = [*scope, awaiting_retest_filter(), Finding.retest_due < now,
-              Finding.deadline.is_(None) | (Finding.deadline >= now)]
     with ctx.db.read() as session:
-        # the OR of the two conditions as two disjoint queries, each over its own partial index: one OR
-        # ordered by deadline walks every active finding without a deadline first
-        total = _count(session, late) + _count(session, retest)
-        rows = [*session.execute(select(*_VIEW_COLUMNS).where(*late).order_by(Finding.deadline, Finding.id)
-                                 .limit(limit)),
-                *session.execute(select(*_VIEW_COLUMNS).where(*retest)
-                                 .order_by(Finding.deadline.is_(None), Finding.deadline, Finding.id).limit(limit))]
-        rows.sort(key=lambda r: (r.deadline is None, r.deadline or now, r.id))
-        return _json(FindingPage(total=total, items=[_view(f) for f in rows[:limit]]))
+        total, rows = queries.overdue(session, scope, utcnow(), limit)
+        return _json(FindingPage(total=total, items=[_view(f) for f in rows]))
 
 
-def _get(session, who: Principal, finding_id: int) -> Finding:  # type: ignore[no-untyped-def]
-    finding = session.get(Finding, finding_id)
-    if finding is None or not who.can(finding.unit, "viewer"):
-        raise ApiError(404, "unknown-finding", "no such finding", "没有该问题")
-    return finding  # type: ignore[no-any-return]
+def _get(session: Session, who: Principal, finding_id: int) -> Finding:
+    return queries.visible_finding(session, finding_id, lambda unit: who.can(unit, "viewer"))
 
 
-def _detail(session, f: Finding) -> FindingDetail:  # type: ignore[no-untyped-def]
-    audit = session.scalars(select(FindingAudit).where(FindingAudit.finding == f.id).order_by(FindingAudit.id))
+def _detail(session: Session, f: Finding) -> FindingDetail:
     return FindingDetail(**_view(f).model_dump(), document=f.document,
                          audit=[AuditView(actor=a.actor, at=iso(a.at), from_state=a.from_state, to_state=a.to_state,
-                                          note=a.note) for a in audit])
+                                          note=a.note) for a in queries.audit_trail(session, f.id)])
 
 
 @router.get("/findings/{finding_id}", response_model=FindingDetail, responses=ERRORS)
