@@ -10,13 +10,13 @@ import ipaddress
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.api.context import AppContext
@@ -28,8 +28,7 @@ from collector.core.errors import CollectorUserError
 from collector.core.paths import CONFIG_FILE, ISSUER_KEY, ensure_home, read_private, write_private
 from collector.core.security import new_secret
 from collector.core.settings import CollectorSettings, load_settings, parse_listen
-from collector.crud import identity, lifecycle, people, work
-from collector.models import Batch, Run
+from collector.crud import identity, lifecycle, people, retention, work
 from collector.models.people import ALL_UNITS
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ def load_context(settings: CollectorSettings, *, require_current: bool = True) -
 
 def maintain(ctx: AppContext, now: dt.datetime | None = None) -> None:
     """Housekeeping every replica may run at once (each step is idempotent): expired risk acceptances and tasks,
-    old nonces and rate windows, scheduled notices, retention of old batches and runs."""
+    old nonces and rate windows, scheduled notices. Retention is ``purge`` (less often)."""
     now = now or utcnow()
     with ctx.db.write() as session:
         lifecycle.expire_acceptances(session, now)
@@ -123,10 +122,14 @@ def maintain(ctx: AppContext, now: dt.datetime | None = None) -> None:
 
     with ctx.db.write() as session:
         schedules.run_schedules(session, ctx.issuer_key, ctx.issuer_name, now)
-    cutoff = now - dt.timedelta(days=ctx.settings.retention_runs_days)
-    with ctx.db.write() as session:
-        session.execute(delete(Batch).where(Batch.received_at < cutoff))
-        session.execute(delete(Run).where(Run.finished < cutoff))
+
+
+def purge(ctx: AppContext, now: dt.datetime | None = None,
+          progress: Callable[[retention.PurgeCounts], None] = lambda _c: None) -> retention.PurgeCounts:
+    """Retention (docs/collector.md): runs, their item keys and batch acknowledgements older than
+    ``retention_runs_days``, in chunks of ``retention_chunk_rows``; findings, audit and record are kept."""
+    return retention.purge(ctx.db.write, now=now or utcnow(), runs_days=ctx.settings.retention_runs_days,
+                           chunk=ctx.settings.retention_chunk_rows, progress=progress)
 
 
 class Maintenance(threading.Thread):
@@ -136,9 +139,16 @@ class Maintenance(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        next_purge = time.monotonic()  # the first round purges too: a collector restarted often still purges
         while not self.stopping.wait(self.ctx.settings.maintenance_interval_s):
             try:
                 maintain(self.ctx)
+                if time.monotonic() >= next_purge:
+                    counts = purge(self.ctx)
+                    next_purge = time.monotonic() + self.ctx.settings.retention_interval_s
+                    if counts.runs or counts.batches:
+                        log.info("retention: purged %d runs (%d item keys), %d batches", counts.runs,
+                                 counts.item_keys, counts.batches)
             except SQLAlchemyError as exc:  # the database is away: try again next round
                 log.warning("maintenance skipped: %s", exc.__class__.__name__)
 
