@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy import delete, func, select
 
 from agent.wire.collector_api import ErrorBody
@@ -27,6 +27,9 @@ from collector.core.errors import ApiError
 from collector.crud import lifecycle
 from collector.models import CalendarOverride, Finding, FindingAudit, UnitSettings
 from collector.models.findings import STATES, active_filter, awaiting_retest_filter
+
+# a finding's id is a BIGINT: a larger number in the path is a 422, not an overflow in the database driver
+FindingPk = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 router = APIRouter(prefix="/api/v1", tags=["findings"])
 ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)}
@@ -157,7 +160,7 @@ def _detail(session, f: Finding) -> FindingDetail:  # type: ignore[no-untyped-de
 
 
 @router.get("/findings/{finding_id}", response_model=FindingDetail, responses=ERRORS)
-def get_finding(finding_id: int, who: Principal = Depends(current_user),
+def get_finding(finding_id: FindingPk, who: Principal = Depends(current_user),
                 ctx: AppContext = Depends(context)) -> FindingDetail:
     """One finding with its whole audit trail (who, when, from, to, note)."""
     with ctx.db.read() as session:
@@ -165,7 +168,7 @@ def get_finding(finding_id: int, who: Principal = Depends(current_user),
 
 
 @router.post("/findings/{finding_id}/transition", response_model=FindingDetail, responses=ERRORS)
-def transition(finding_id: int, req: TransitionRequest, who: Principal = Depends(current_user),
+def transition(finding_id: FindingPk, req: TransitionRequest, who: Principal = Depends(current_user),
                ctx: AppContext = Depends(context)) -> FindingDetail:
     now = utcnow()
     try:
@@ -182,7 +185,7 @@ def transition(finding_id: int, req: TransitionRequest, who: Principal = Depends
 
 
 @router.post("/findings/{finding_id}/retest", response_model=RetestResponse, responses=ERRORS)
-def retest(finding_id: int, req: RetestRequest, who: Principal = Depends(current_user),
+def retest(finding_id: FindingPk, req: RetestRequest, who: Principal = Depends(current_user),
            ctx: AppContext = Depends(context)) -> RetestResponse:
     """Schedule the re-test of a reported rectification (a task for the agent of that host)."""
     now = utcnow()
