@@ -5,9 +5,11 @@ Orchestration lives here; collector.cli only parses arguments and prints.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import logging
+import socket
 import sqlite3
 import threading
 import time
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.api.context import AppContext
@@ -162,10 +165,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _database_answers(ctx: AppContext) -> bool:
+    try:
+        with ctx.db.read() as session:
+            session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True
+
+
 def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = "info") -> None:
+    """uvicorn on ``listen``, the maintenance thread, and sd_notify for systemd (collector.core.systemd)."""
+    import asyncio
+
     import uvicorn
 
     from collector.api.app import create_app
+    from collector.core import systemd
     from collector.core.paths import SERVER_CERT, SERVER_KEY
 
     host, port = parse_listen(listen)
@@ -174,14 +190,36 @@ def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = 
     tls = {} if insecure_dev else {"ssl_certfile": str(ctx.settings.home / SERVER_CERT),
                                    "ssl_keyfile": str(ctx.settings.home / SERVER_KEY)}
     app = create_app(ctx)
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # here, not in the supervisor: uvicorn re-raises the SIGTERM it caught as soon as serve() returns
+            systemd.notify("STOPPING=1")
+            await super().shutdown(sockets=sockets)
+
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                                           timeout_keep_alive=30, timeout_graceful_shutdown=3, server_header=False,
+                                           **tls))  # type: ignore[arg-type]
+    state = systemd.ServerState(started=lambda: server.started, exiting=lambda: server.should_exit,
+                                database_ok=lambda: _database_answers(ctx), where=listen)
+
+    async def run() -> None:
+        supervisor = asyncio.create_task(systemd.supervise(state))
+        try:
+            await server.serve()
+        finally:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+
     worker = Maintenance(ctx)
     worker.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=30,
-                    timeout_graceful_shutdown=3, server_header=False, **tls)  # type: ignore[arg-type]
+        asyncio.run(run())
     finally:
         worker.stopping.set()
         ctx.db.dispose()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn logged why (address in use, certificate unreadable); as uvicorn.run does
 
 
 def backup(settings: CollectorSettings, dest: Path) -> str:
