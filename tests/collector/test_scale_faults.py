@@ -112,16 +112,20 @@ def _outage_then_recovery(tmp: Path, backend: str) -> None:
         sim = c.agent(unit)
         batch = sim.batch(runs=[run("during", [finding(f"o{i}") for i in range(20)])])
         outage = _sqlite_outage if backend == "sqlite" else _postgresql_outage
+        admin = c.login()  # logged in before: its session is checked in the database on every request
         with outage(c), c.http() as http:
             started = time.monotonic()
             while time.monotonic() - started < OUTAGE_S:
-                for r in (sim.ingest(batch), sim.notices(), sim.tasks()):
+                for r in (sim.ingest(batch), sim.notices(), sim.tasks(), admin.get("/api/v1/findings"),
+                          admin.post("/api/v1/tokens", json={"unit": unit, "expires_hours": 1})):
                     assert r.status_code == 503, (backend, r.status_code, r.text)
                     assert int(r.headers["Retry-After"]) > 0
                     assert r.json()["error"] == "database-unavailable" and r.json()["message"]
                 assert http.get("/healthz").status_code == 200
                 ready = http.get("/readyz")
                 assert ready.status_code == 503 and ready.json()["database"] == "unreachable"
+                scrape = http.get("/metrics", headers={"Authorization": f"Bearer {c.metrics_token}"})
+                assert scrape.status_code == 200 and "precaution_collector_database_up 0.0" in scrape.text
                 time.sleep(1)
         # the database is back: the service recovers by itself, and the agent's re-sent batch lands exactly once
         deadline = time.monotonic() + 30
@@ -133,7 +137,7 @@ def _outage_then_recovery(tmp: Path, backend: str) -> None:
         assert sim.ingest(batch).json()["counts"] == {"accepted": 0, "duplicate": 21, "rejected": 0}
         with c.http() as http:
             assert http.get("/readyz").status_code == 200
-        with c.login() as admin:
+        with admin:
             assert admin.get("/api/v1/findings", params={"unit": unit}).json()["total"] == 20
         sim.close()
         log = "".join(p.read_text(errors="replace") for p in c.home.glob("serve-*.log"))
