@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,24 @@ def test_purge_keeps_findings_their_runs_audit_and_record(database: Database) ->
     # a shorter window takes the run seen 10 days ago only when no finding names it any more
     later = retention.purge(database.write, now=NOW, runs_days=5)
     assert later.runs == 0 and later.batches == 1
+
+
+def test_serve_purges_by_itself(tmp_path: Path) -> None:
+    c = init_collector(tmp_path / "home", None, "sqlite")
+    db = open_database(c.db_url)
+    try:
+        _seed(db, dt.datetime.now(dt.UTC))
+        c.start(extra_env={"PRECAUTION_COLLECTOR_MAINTENANCE_INTERVAL_S": "1"})
+        try:
+            deadline = time.monotonic() + 60
+            while _count(db, Run) != 4:
+                assert time.monotonic() < deadline, "serve did not purge"
+                time.sleep(0.5)
+            assert _count(db, Batch) == 1 and _count(db, Finding) == 2 and _count(db, RecordEntry) == 1
+        finally:
+            c.stop()
+    finally:
+        db.dispose()
 
 
 def test_purge_command_reports_progress(tmp_path: Path) -> None:
