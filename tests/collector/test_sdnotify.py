@@ -84,10 +84,11 @@ def test_ready_watchdog_wedge_and_stopping(tmp_path: Path) -> None:
                 time.sleep(0.2)
             _drain(sock)
             mark = len(_log(c))
-            time.sleep(1.5)  # three check rounds
+            while _log(c)[mark:].count("did not finish within") < 2:  # two more rounds skipped, however slow
+                assert time.monotonic() < deadline, "the watchdog check stopped running"
+                time.sleep(0.2)
             pings = [m for m in _drain(sock) if m.startswith("WATCHDOG=1")]
-            skipped = _log(c)[mark:].count("did not finish within")
-            assert skipped >= 1 and len(pings) <= 1, (skipped, pings)  # a round already under way may finish
+            assert pings == [], pings  # not one ping over those rounds
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
