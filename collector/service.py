@@ -199,8 +199,10 @@ def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = 
     server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                                            timeout_keep_alive=30, timeout_graceful_shutdown=3, server_header=False,
                                            **tls))  # type: ignore[arg-type]
+    worker = Maintenance(ctx)
     state = systemd.ServerState(started=lambda: server.started, exiting=lambda: server.should_exit,
-                                database_ok=lambda: _database_answers(ctx), where=listen)
+                                database_ok=lambda: _database_answers(ctx), housekeeping_alive=worker.is_alive,
+                                where=listen)
 
     async def run() -> None:
         supervisor = asyncio.create_task(systemd.supervise(state))
@@ -211,7 +213,6 @@ def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = 
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
 
-    worker = Maintenance(ctx)
     worker.start()
     try:
         asyncio.run(run())

@@ -6,10 +6,10 @@ agent.wire, so it carries the same few lines rather than a dependency on the age
 
 Liveness: every ``WatchdogSec/2`` the supervisor (a coroutine on the serving event loop, so a blocked loop
 sends nothing) runs a database round trip on the same worker threads the plain ``def`` routes use. When that
-check does not finish within the interval (loop blocked, every worker thread stuck, a database call that hangs),
-no WATCHDOG=1 is sent and systemd restarts the collector. A database that answers with an error (it is down)
-is not a wedged collector: requests get 503 and the collector recovers by itself, so the watchdog is still fed
-and STATUS= says the database is unreachable.
+check does not finish within the interval (loop blocked, every worker thread stuck, a database call that
+hangs), or the maintenance thread has died, no WATCHDOG=1 is sent and systemd restarts the collector. A
+database that answers with an error (it is down) is not a wedged collector: requests get 503 and the
+collector recovers by itself, so the watchdog is still fed and STATUS= says the database is unreachable.
 """
 
 from __future__ import annotations
@@ -57,11 +57,15 @@ class ServerState:
     started: Callable[[], bool]  # the listening socket is open
     exiting: Callable[[], bool]  # a shutdown was asked for (SIGTERM, SIGINT)
     database_ok: Callable[[], bool]  # a round trip to the database (blocking; run on a worker thread)
+    housekeeping_alive: Callable[[], bool]  # the maintenance thread (expiries, schedules, retention) still runs
     where: str  # for STATUS=
 
 
 async def _check(state: ServerState, timeout: float) -> bool | None:
-    """True: database answers; False: it answers with an error; None: the check did not finish in time."""
+    """True: database answers; False: it answers with an error; None: wedged (the check did not finish in
+    time, or the maintenance thread died)."""
+    if not state.housekeeping_alive():
+        return None
     try:
         return await asyncio.wait_for(anyio.to_thread.run_sync(state.database_ok, abandon_on_cancel=True), timeout)
     except TimeoutError:
@@ -100,8 +104,8 @@ async def supervise(state: ServerState, environ: dict[str, str] | None = None) -
     while not await _sleep_unless_exiting(state, interval):
         ok = await _check(state, interval)
         if ok is None:  # wedged: let systemd's watchdog restart us
-            log.error("watchdog: the database check did not finish within %.1fs; not feeding the watchdog",
-                      interval)
+            log.error("watchdog: the database check did not finish within %.1fs (or the maintenance thread "
+                      "died); not feeding the watchdog", interval)
             continue
         if ok != was:
             log.warning("database %s", "reachable again" if ok else "unreachable: answering 503")
