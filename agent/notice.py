@@ -25,6 +25,7 @@ from agent.duration import MAX_DURATION
 from agent.duration import parse_duration as parse_duration
 from agent.errors import UserError
 from agent.state import StateDir, atomic_write, read_state_file
+from agent.wire.signatures import notice_digest
 from baselines import ed25519
 from baselines.canonical_json import canonical_json
 from baselines.model import Text
@@ -146,7 +147,7 @@ class SignedNotice:
     @property
     def digest(self) -> str:
         """Identifies exactly this signed notice (an acknowledgement is bound to it)."""
-        return hashlib.sha256(self.body + b"\n" + (self.signature or "").encode()).hexdigest()
+        return notice_digest(self.body, self.signature)
 
     def to_document(self) -> bytes:
         doc = {"notice": json.loads(self.body),

@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="bring the database schema to this release (with progress)")
 
+    s = sub.add_parser("purge", help="retention: delete old runs and batch acknowledgements now (with progress)")
+    s.add_argument("--days", type=int, help="keep this many days (default: retention_runs_days)")
+
     tokens = sub.add_parser("token", help="enrolment tokens").add_subparsers(dest="action", required=True)
     t = tokens.add_parser("create")
     t.add_argument("--unit", required=True)
@@ -145,6 +148,19 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "backup":
         print(f"database copied to {service.backup(settings, args.dest)}")
+        return 0
+    if args.command == "purge":
+        if args.days is not None:
+            settings = load_settings(retention_runs_days=args.days)
+        ctx = service.load_context(settings)
+        try:
+            print(f"purging runs and batches older than {settings.retention_runs_days} days "
+                  f"(findings, their audit trail and record entries are kept)", flush=True)
+            counts = service.purge(ctx, progress=lambda c: print(
+                f"  {c.runs} runs ({c.item_keys} item keys), {c.batches} batches so far", flush=True))
+            print(f"purged {counts.runs} runs ({counts.item_keys} item keys) and {counts.batches} batches")
+        finally:
+            ctx.db.dispose()
         return 0
 
     from collector.crud import identity, people

@@ -5,18 +5,21 @@ Orchestration lives here; collector.cli only parses arguments and prints.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import logging
+import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import delete
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.api.context import AppContext
@@ -28,8 +31,7 @@ from collector.core.errors import CollectorUserError
 from collector.core.paths import CONFIG_FILE, ISSUER_KEY, ensure_home, read_private, write_private
 from collector.core.security import new_secret
 from collector.core.settings import CollectorSettings, load_settings, parse_listen
-from collector.crud import identity, lifecycle, people, work
-from collector.models import Batch, Run
+from collector.crud import identity, lifecycle, people, retention, work
 from collector.models.people import ALL_UNITS
 
 log = logging.getLogger(__name__)
@@ -113,7 +115,7 @@ def load_context(settings: CollectorSettings, *, require_current: bool = True) -
 
 def maintain(ctx: AppContext, now: dt.datetime | None = None) -> None:
     """Housekeeping every replica may run at once (each step is idempotent): expired risk acceptances and tasks,
-    old nonces and rate windows, scheduled notices, retention of old batches and runs."""
+    old nonces and rate windows, scheduled notices. Retention is ``purge`` (less often)."""
     now = now or utcnow()
     with ctx.db.write() as session:
         lifecycle.expire_acceptances(session, now)
@@ -123,10 +125,14 @@ def maintain(ctx: AppContext, now: dt.datetime | None = None) -> None:
 
     with ctx.db.write() as session:
         schedules.run_schedules(session, ctx.issuer_key, ctx.issuer_name, now)
-    cutoff = now - dt.timedelta(days=ctx.settings.retention_runs_days)
-    with ctx.db.write() as session:
-        session.execute(delete(Batch).where(Batch.received_at < cutoff))
-        session.execute(delete(Run).where(Run.finished < cutoff))
+
+
+def purge(ctx: AppContext, now: dt.datetime | None = None,
+          progress: Callable[[retention.PurgeCounts], None] = lambda _c: None) -> retention.PurgeCounts:
+    """Retention (docs/collector.md): runs, their item keys and batch acknowledgements older than
+    ``retention_runs_days``, in chunks of ``retention_chunk_rows``; findings, audit and record are kept."""
+    return retention.purge(ctx.db.write, now=now or utcnow(), runs_days=ctx.settings.retention_runs_days,
+                           chunk=ctx.settings.retention_chunk_rows, progress=progress)
 
 
 class Maintenance(threading.Thread):
@@ -136,9 +142,16 @@ class Maintenance(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        next_purge = time.monotonic()  # the first round purges too: a collector restarted often still purges
         while not self.stopping.wait(self.ctx.settings.maintenance_interval_s):
             try:
                 maintain(self.ctx)
+                if time.monotonic() >= next_purge:
+                    counts = purge(self.ctx)
+                    next_purge = time.monotonic() + self.ctx.settings.retention_interval_s
+                    if counts.runs or counts.batches:
+                        log.info("retention: purged %d runs (%d item keys), %d batches", counts.runs,
+                                 counts.item_keys, counts.batches)
             except SQLAlchemyError as exc:  # the database is away: try again next round
                 log.warning("maintenance skipped: %s", exc.__class__.__name__)
 
@@ -152,10 +165,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _database_answers(ctx: AppContext) -> bool:
+    try:
+        with ctx.db.read() as session:
+            session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True
+
+
 def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = "info") -> None:
+    """uvicorn on ``listen``, the maintenance thread, and sd_notify for systemd (collector.core.systemd)."""
+    import asyncio
+
     import uvicorn
 
     from collector.api.app import create_app
+    from collector.core import systemd
     from collector.core.paths import SERVER_CERT, SERVER_KEY
 
     host, port = parse_listen(listen)
@@ -164,14 +190,37 @@ def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = 
     tls = {} if insecure_dev else {"ssl_certfile": str(ctx.settings.home / SERVER_CERT),
                                    "ssl_keyfile": str(ctx.settings.home / SERVER_KEY)}
     app = create_app(ctx)
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # here, not in the supervisor: uvicorn re-raises the SIGTERM it caught as soon as serve() returns
+            systemd.notify("STOPPING=1")
+            await super().shutdown(sockets=sockets)
+
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                                           timeout_keep_alive=30, timeout_graceful_shutdown=3, server_header=False,
+                                           **tls))  # type: ignore[arg-type]
     worker = Maintenance(ctx)
+    state = systemd.ServerState(started=lambda: server.started, exiting=lambda: server.should_exit,
+                                database_ok=lambda: _database_answers(ctx), housekeeping_alive=worker.is_alive,
+                                where=listen)
+
+    async def run() -> None:
+        supervisor = asyncio.create_task(systemd.supervise(state))
+        try:
+            await server.serve()
+        finally:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+
     worker.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=30,
-                    timeout_graceful_shutdown=3, server_header=False, **tls)  # type: ignore[arg-type]
+        asyncio.run(run())
     finally:
         worker.stopping.set()
         ctx.db.dispose()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn logged why (address in use, certificate unreadable); as uvicorn.run does
 
 
 def backup(settings: CollectorSettings, dest: Path) -> str:

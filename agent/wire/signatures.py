@@ -4,6 +4,7 @@ Ed25519 themselves are ``baselines.canonical_json`` and ``baselines.ed25519`` (o
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 from baselines import ed25519
@@ -17,6 +18,18 @@ ed25519_valid = ed25519.verify_b64  # (key, signature_b64, message) -> bool
 
 if TYPE_CHECKING:
     from agent.wire.notice import NoticeDocument
+
+
+def notice_digest(signed_body: bytes, signature_b64: str | None) -> str:
+    """Identifies exactly one signed notice; an acknowledgement is bound to it (agent and collector alike):
+    SHA-256 of the canonical JSON of the notice object, a newline, and the base64 signature ("" if none)."""
+    return hashlib.sha256(signed_body + b"\n" + (signature_b64 or "").encode()).hexdigest()
+
+
+def document_digest(document: NoticeDocument) -> str:
+    """``notice_digest`` of a notice document, its canonical body rebuilt from the model."""
+    return notice_digest(canonical_json(document.notice.to_json()),
+                         document.signature.value if document.signature else None)
 
 
 def notice_signature_valid(document: NoticeDocument, signed_body: bytes | None = None,

@@ -35,7 +35,10 @@ def signed_agent(request: Request, body: bytes = Depends(raw_body),
     if missing:
         raise ApiError(401, "unsigned", f"missing {', '.join(missing)}: agent requests must be signed",
                        f"缺少 {', '.join(missing)}：代理请求必须签名")
-    path_qs = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # the path exactly as sent (percent-encoding kept), as the agent signed it; not the decoded path
+    raw_path = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
+    path_qs = path + (f"?{request.url.query}" if request.url.query else "")
     signed = SignedHeaders(h[HEADER_AGENT][:64], h[HEADER_TIME][:20], h[HEADER_NONCE][:100],
                            h[HEADER_SIGNATURE][:200], (h.get(HEADER_BOOT) or "")[:128] or None)
     with ctx.db.write() as session:

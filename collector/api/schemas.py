@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -206,3 +207,7 @@ class ScheduleView(Schema):
 
 
 UnitSettingsBody.model_rebuild()
+
+
+# a finding's id is a BIGINT: a larger number in a path is a 422, not an overflow in the database driver
+FindingPk = Annotated[int, Path(ge=1, le=2**63 - 1)]

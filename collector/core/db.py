@@ -2,29 +2,68 @@
 
 SQLite: WAL, foreign keys and a busy timeout on every connection; writes begin with ``BEGIN IMMEDIATE`` (the
 write lock is taken up front, so two writers queue on the busy timeout instead of failing at commit), reads
-with a plain deferred ``BEGIN``. PostgreSQL (psycopg 3): READ COMMITTED, pre-ping so a restarted server is
+with a plain deferred ``BEGIN``. The database file is checked on
+every checkout: a file that was moved away, deleted or replaced (a disk unmounted, a restore done under the
+running collector) is never silently replaced by a new empty one (connections open it ``mode=rw`` once it
+exists) and never served from a stale descriptor: the connection is dropped and the request gets a database
+error (503) until the file is back. PostgreSQL (psycopg 3): READ COMMITTED, pre-ping so a restarted server is
 picked up again by itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 BUSY_TIMEOUT_MS = 15_000
 
 
+class _SqliteFile:
+    """Opens the database file, ``mode=rw`` once it exists, and says which file a connection has open."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.exists = Path(path).exists()
+
+    def identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def connect(self) -> sqlite3.Connection:
+        mode = "rw" if self.exists else "rwc"  # created once (init, tests), never again behind the operator
+        conn = sqlite3.connect(f"file:{quote(self.path)}?mode={mode}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                               check_same_thread=False)
+        self.exists = True
+        return conn
+
+
 def _sqlite_engine(url: str, *, write: bool) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-                           pool_size=1 if write else 8, max_overflow=0 if write else 8, pool_timeout=60)
+    database = make_url(url).database or ""
+    file = _SqliteFile(database)
+    engine = create_engine(url, creator=file.connect, pool_size=1 if write else 8,
+                           max_overflow=0 if write else 8, pool_timeout=60)
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if file.identity() != record.info.get("file"):  # moved away, deleted or replaced
+            raise DisconnectionError(f"the database file {database} is not the one this connection opened")
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        record.info["file"] = file.identity()
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")

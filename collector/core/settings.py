@@ -61,7 +61,9 @@ class CollectorSettings(BaseSettings):
     long_poll_max_s: int = Field(default=25, ge=0, le=120)
     session_hours: float = Field(default=12.0, gt=0)
     retest_working_days: int = Field(default=15, gt=0)
-    retention_runs_days: int = Field(default=400, gt=0)
+    retention_runs_days: int = Field(default=400, gt=0)  # runs, their ingest item keys, batch acknowledgements
+    retention_interval_s: float = Field(default=3600.0, gt=0)  # how often serve purges
+    retention_chunk_rows: int = Field(default=1000, gt=0, le=100_000)  # rows per purge transaction
     retention_nonces_s: int = Field(default=900, gt=0)
     db_pool_size: int = Field(default=10, gt=0)
 

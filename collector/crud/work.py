@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import uuid
 from collections.abc import Sequence
 
@@ -19,7 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from agent.wire.notice import NOTICE_SCHEMA, NoticeBody, NoticeDocument, NoticeWindow, SignatureBlock
-from agent.wire.signatures import canonical_json, raw_public_key
+from agent.wire.signatures import canonical_json, document_digest, raw_public_key
 from collector.core.clock import iso
 from collector.core.errors import ApiError
 from collector.models import Agent, IssuedNotice, NoticeAck, Task
@@ -27,13 +26,6 @@ from collector.models import Agent, IssuedNotice, NoticeAck, Task
 
 def issuer_public_b64(key: Ed25519PrivateKey) -> str:
     return base64.b64encode(raw_public_key(key.public_key())).decode("ascii")
-
-
-def notice_digest(document: NoticeDocument) -> str:
-    """Identifies one signed notice; the agent binds its acknowledgement to the same value
-    (SHA-256 of the canonical notice, a newline, and the base64 signature)."""
-    sig = document.signature.value if document.signature else ""
-    return hashlib.sha256(canonical_json(document.notice.to_json()) + b"\n" + sig.encode()).hexdigest()
 
 
 def issue_notice(session: Session, key: Ed25519PrivateKey, *, issuer: str, notice_id: str | None, unit: str,
@@ -57,7 +49,7 @@ def issue_notice(session: Session, key: Ed25519PrivateKey, *, issuer: str, notic
                                                                     value=signature))
     if session.get(IssuedNotice, body.id) is not None:
         raise ApiError(409, "notice-exists", f"notice {body.id} was already issued", f"通知 {body.id} 已发布")
-    row = IssuedNotice(id=body.id, unit=unit, document=document.to_json(), digest=notice_digest(document),
+    row = IssuedNotice(id=body.id, unit=unit, document=document.to_json(), digest=document_digest(document),
                        issued_at=now, issued_by=by, window_start=start, window_end=end, schedule_id=schedule_id)
     session.add(row)
     session.flush()

@@ -107,6 +107,7 @@ class FindingRun(Base):
     """Item key of an ingested finding: (agent, finding id, run id). Inserted ON CONFLICT DO NOTHING."""
 
     __tablename__ = "finding_runs"
+    __table_args__ = (Index("ix_finding_runs_agent_id_run_id", "agent_id", "run_id"),)  # the purge of old runs
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
     finding_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     run_id: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -169,10 +169,8 @@ class AgentSim:
 
 
 def notice_digest(document: dict[str, Any]) -> str:
-    """What the agent binds its acknowledgement to (agent.notice.SignedNotice.digest)."""
-    import hashlib
-
+    """What the agent binds its acknowledgement to (agent.wire.signatures.notice_digest)."""
     from agent.wire.signatures import canonical_json
+    from agent.wire.signatures import notice_digest as digest
 
-    sig = (document.get("signature") or {}).get("value", "")
-    return hashlib.sha256(canonical_json(document["notice"]) + b"\n" + sig.encode()).hexdigest()
+    return digest(canonical_json(document["notice"]), (document.get("signature") or {}).get("value"))

@@ -1,20 +1,22 @@
 """Two collector processes on one PostgreSQL database (every item stored once, every task leased once), and a
-database that goes away: 503 with Retry-After and a JSON body, never a 500, nothing half-stored, recovery by
-itself when the database returns."""
+database that goes away for 30 s (SQLite: its file moved away; PostgreSQL: the test database refuses and drops
+connections): 503 with Retry-After and a JSON body, never a 500, /readyz failing and /healthz up, nothing
+half-stored, recovery by itself when the database returns."""
 
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 
 from tests.collector.client import AgentSim, finding, run
-from tests.collector.conftest import FAST_ENV, free_port, running_collector, unit_name
+from tests.collector.conftest import BACKENDS, FAST_ENV, PG_BASE, Collector, running_collector, unit_name
+
+PG_ADMIN = PG_BASE.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
 
 
 def test_two_replicas_on_one_postgresql(tmp_path: Path) -> None:
@@ -76,107 +78,74 @@ def test_two_replicas_on_one_postgresql(tmp_path: Path) -> None:
         assert len(leased) == len(sims) and len(set(leased)) == len(sims)
 
 
-class Proxy:
-    """A TCP relay between the collector and PostgreSQL that the test can cut (the database 'goes away')."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        self.up = threading.Event()
-        self.up.set()
-        self.conns: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.up.is_set():
-                client.close()
-                continue
-            try:
-                server = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.conns += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        self.up.clear()
-        with self.lock:
-            for s in self.conns:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-            self.conns.clear()
-
-    def restore(self) -> None:
-        self.up.set()
-
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
+OUTAGE_S = 30  # issue 10: "a database that goes away for 30 s"
 
 
-OUTAGE_S = 12
-
-
-def test_database_outage_is_503_then_recovers_by_itself(tmp_path: Path) -> None:
-    proxy = Proxy(("127.0.0.1", 5432))
+@contextlib.contextmanager
+def _sqlite_outage(c: Collector) -> Iterator[None]:
+    """The database file is moved away (a disk unmounted, a volume detached) and comes back."""
+    path = c.home / "collector.db"
+    path.rename(path.with_suffix(".away"))
     try:
-        with running_collector(tmp_path, "postgresql", FAST_ENV, start=False) as c:
-            # the collector reaches PostgreSQL through the relay
-            host_part = c.db_url.rsplit("/", 1)
-            relayed = host_part[0].replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}") + "/" + host_part[1]
-            c.env["PRECAUTION_COLLECTOR_DATABASE_URL"] = relayed
-            c.start()
-            unit = unit_name()
-            sim = c.agent(unit)
-            batch = sim.batch(runs=[run("during", [finding(f"o{i}") for i in range(20)])])
-            proxy.cut()
-            started = time.monotonic()
-            seen = set()
-            while time.monotonic() - started < OUTAGE_S:
-                for r in (sim.ingest(batch), sim.notices()):
-                    seen.add(r.status_code)
-                    assert r.status_code == 503, r.text
-                    assert r.headers["Retry-After"] and r.json()["error"] == "database-unavailable"
-                with c.http() as http:
-                    assert http.get("/healthz").status_code == 200
-                    assert http.get("/readyz").status_code == 503
-                time.sleep(1)
-            assert seen == {503}
-            proxy.restore()
-            deadline = time.monotonic() + 30
-            while True:
-                r = sim.ingest(batch)
-                if r.status_code == 200 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
-            assert r.status_code == 200, r.text
-            assert r.json()["counts"] == {"accepted": 21, "duplicate": 0, "rejected": 0}  # nothing half-stored before
-            with c.login() as admin:
-                total = admin.get("/api/v1/findings", params={"unit": unit}).json()["total"]
-            assert total == 20
-            log = "".join(p.read_text(errors="replace") for p in c.home.glob("serve-*.log"))
-            assert "Traceback" not in log and "internal error" not in log
+        yield
     finally:
-        proxy.close()
+        path.with_suffix(".away").rename(path)
+
+
+@contextlib.contextmanager
+def _postgresql_outage(c: Collector) -> Iterator[None]:
+    """This test's database refuses connections and loses the ones it had (the shared server stays up)."""
+    name = c.db_url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                          "AND pid <> pg_backend_pid()", (name,))
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+def _outage_then_recovery(tmp: Path, backend: str) -> None:
+    with running_collector(tmp, backend, FAST_ENV) as c:
+        unit = unit_name()
+        sim = c.agent(unit)
+        batch = sim.batch(runs=[run("during", [finding(f"o{i}") for i in range(20)])])
+        outage = _sqlite_outage if backend == "sqlite" else _postgresql_outage
+        admin = c.login()  # logged in before: its session is checked in the database on every request
+        with outage(c), c.http() as http:
+            started = time.monotonic()
+            while time.monotonic() - started < OUTAGE_S:
+                for r in (sim.ingest(batch), sim.notices(), sim.tasks(), admin.get("/api/v1/findings"),
+                          admin.post("/api/v1/tokens", json={"unit": unit, "expires_hours": 1})):
+                    assert r.status_code == 503, (backend, r.status_code, r.text)
+                    assert int(r.headers["Retry-After"]) > 0
+                    assert r.json()["error"] == "database-unavailable" and r.json()["message"]
+                assert http.get("/healthz").status_code == 200
+                ready = http.get("/readyz")
+                assert ready.status_code == 503 and ready.json()["database"] == "unreachable"
+                scrape = http.get("/metrics", headers={"Authorization": f"Bearer {c.metrics_token}"})
+                assert scrape.status_code == 200 and "precaution_collector_database_up 0.0" in scrape.text
+                time.sleep(1)
+        # the database is back: the service recovers by itself, and the agent's re-sent batch lands exactly once
+        deadline = time.monotonic() + 30
+        while (r := sim.ingest(batch)).status_code != 200 and time.monotonic() < deadline:
+            assert r.status_code == 503, r.text
+            time.sleep(0.5)
+        assert r.status_code == 200, r.text
+        assert r.json()["counts"] == {"accepted": 21, "duplicate": 0, "rejected": 0}  # nothing half-stored before
+        assert sim.ingest(batch).json()["counts"] == {"accepted": 0, "duplicate": 21, "rejected": 0}
+        with c.http() as http:
+            assert http.get("/readyz").status_code == 200
+        with admin:
+            assert admin.get("/api/v1/findings", params={"unit": unit}).json()["total"] == 20
+        sim.close()
+        log = "".join(p.read_text(errors="replace") for p in c.home.glob("serve-*.log"))
+        assert "Traceback" not in log and "internal error" not in log
+
+
+def test_database_outage_of_30_s_is_503_then_recovers_by_itself(tmp_path: Path) -> None:
+    """Both databases at once (one 30 s wait for the two)."""
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(_outage_then_recovery, tmp_path / b, b) for b in BACKENDS]:
+            done.result()

@@ -97,8 +97,8 @@ def test_a_long_poll_returns_when_the_window_opens(collector: Collector) -> None
 def test_work_for_an_agent_that_stays_away_expires_visibly(collector: Collector) -> None:
     unit = unit_name()
     sim = collector.agent(unit)
-    now = dt.datetime.now(dt.UTC)
     with collector.login() as admin:
+        now = dt.datetime.now(dt.UTC)  # after the login (an argon2 check, slow on a loaded machine)
         notice = _notice(admin, unit, now + dt.timedelta(seconds=1), now + dt.timedelta(seconds=2))
         admin.post("/api/v1/tasks", json={"unit": unit, "notice_id": notice["id"], "tests": ["host"]})
         time.sleep(3.5)  # the maintenance loop (every second here) expires it; so would the agent's next poll

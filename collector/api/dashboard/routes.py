@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from collector.api.context import AppContext
 from collector.api.dashboard import web
 from collector.api.deps import Principal, context, principal_for_token
+from collector.api.schemas import FindingPk
 from collector.core.clock import utcnow
 from collector.core.errors import ApiError
 from collector.core.workdays import CHINA
@@ -206,7 +207,7 @@ def findings(request: Request, unit: str | None = Query(None, max_length=200),
                      filters=filters, severities=queries.SEVERITY_ORDER, states=STATES)
 
 
-def _finding_page(request: Request, session: Session, v: Viewer, finding_id: int, *, status: int = 200,
+def _finding_page(request: Request, session: Session, v: Viewer, finding_id: FindingPk, *, status: int = 200,
                   error: str | None = None, saved: bool = False) -> Response:
     finding = queries.visible_finding(session, finding_id, lambda u: v.who.can(u, "viewer"))
     actions = [(to, label) for to, label in ACTIONS if finding.state in lifecycle.MANUAL[to]]
@@ -218,7 +219,7 @@ def _finding_page(request: Request, session: Session, v: Viewer, finding_id: int
 
 
 @router.get("/findings/{finding_id}")
-def finding(request: Request, finding_id: int, saved: int = Query(0, ge=0, le=1), v: Viewer = Depends(viewer),
+def finding(request: Request, finding_id: FindingPk, saved: int = Query(0, ge=0, le=1), v: Viewer = Depends(viewer),
             ctx: AppContext = Depends(context)) -> Response:
     with ctx.db.read() as session:
         return _finding_page(request, session, v, finding_id, saved=bool(saved))
@@ -235,7 +236,7 @@ def _expiry(text: str) -> dt.datetime | None:
     return dt.datetime.combine(day, dt.time(23, 59, 59), CHINA).astimezone(dt.UTC)
 
 
-def _act(request: Request, ctx: AppContext, v: Viewer, finding_id: int, fields: dict[str, str],
+def _act(request: Request, ctx: AppContext, v: Viewer, finding_id: FindingPk, fields: dict[str, str],
          change: Any) -> Response:
     """Run ``change(session, finding, now)`` as an operator of the finding's unit; on refusal show the page again
     with the reason, in the reader's language."""
@@ -256,7 +257,7 @@ def _act(request: Request, ctx: AppContext, v: Viewer, finding_id: int, fields: 
 
 
 @router.post("/findings/{finding_id}/transition")
-def transition(request: Request, finding_id: int, fields: dict[str, str] = Depends(web.form_fields),
+def transition(request: Request, finding_id: FindingPk, fields: dict[str, str] = Depends(web.form_fields),
                v: Viewer = Depends(viewer), ctx: AppContext = Depends(context)) -> Response:
     def change(session: Session, f: Finding, now: dt.datetime) -> None:
         to = fields.get("to", "")
@@ -271,7 +272,7 @@ def transition(request: Request, finding_id: int, fields: dict[str, str] = Depen
 
 
 @router.post("/findings/{finding_id}/retest")
-def retest(request: Request, finding_id: int, fields: dict[str, str] = Depends(web.form_fields),
+def retest(request: Request, finding_id: FindingPk, fields: dict[str, str] = Depends(web.form_fields),
            v: Viewer = Depends(viewer), ctx: AppContext = Depends(context)) -> Response:
     def change(session: Session, f: Finding, now: dt.datetime) -> None:
         lifecycle.schedule_retest(session, f, v.who.username, now, None)

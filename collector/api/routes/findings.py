@@ -16,6 +16,7 @@ from collector.api.schemas import (
     AuditView,
     FindingDetail,
     FindingPage,
+    FindingPk,
     FindingSummary,
     FindingView,
     RetestRequest,
@@ -107,7 +108,7 @@ def _detail(session: Session, f: Finding) -> FindingDetail:
 
 
 @router.get("/findings/{finding_id}", response_model=FindingDetail, responses=ERRORS)
-def get_finding(finding_id: int, who: Principal = Depends(current_user),
+def get_finding(finding_id: FindingPk, who: Principal = Depends(current_user),
                 ctx: AppContext = Depends(context)) -> FindingDetail:
     """One finding with its whole audit trail (who, when, from, to, note)."""
     with ctx.db.read() as session:
@@ -115,7 +116,7 @@ def get_finding(finding_id: int, who: Principal = Depends(current_user),
 
 
 @router.post("/findings/{finding_id}/transition", response_model=FindingDetail, responses=ERRORS)
-def transition(finding_id: int, req: TransitionRequest, who: Principal = Depends(current_user),
+def transition(finding_id: FindingPk, req: TransitionRequest, who: Principal = Depends(current_user),
                ctx: AppContext = Depends(context)) -> FindingDetail:
     now = utcnow()
     try:
@@ -132,7 +133,7 @@ def transition(finding_id: int, req: TransitionRequest, who: Principal = Depends
 
 
 @router.post("/findings/{finding_id}/retest", response_model=RetestResponse, responses=ERRORS)
-def retest(finding_id: int, req: RetestRequest, who: Principal = Depends(current_user),
+def retest(finding_id: FindingPk, req: RetestRequest, who: Principal = Depends(current_user),
            ctx: AppContext = Depends(context)) -> RetestResponse:
     """Schedule the re-test of a reported rectification (a task for the agent of that host)."""
     now = utcnow()
