@@ -70,17 +70,18 @@ def ingest_batch(batch: IngestBatch, request: Request, agent: Agent = Depends(si
         raise ApiError(413, "too-many-items", f"{items} items in one batch (limit {ctx.settings.max_batch_items})",
                        f"单批 {items} 项，超过上限 {ctx.settings.max_batch_items}")
     now = utcnow()
-    with ctx.db.write() as session:
-        row = session.get(Agent, agent.id)
+    result = None
+    with ctx.db.write() as session:  # one write transaction per batch
+        row = session.get(Agent, agent.id, with_for_update=True)
         assert row is not None
         conflict = identity.check_host(session, row, batch.host, now)
+        if conflict is None:
+            result = ingest.ingest(session, row, batch, now)
+        # else: the clone alert is committed with this block, and nothing of the batch is stored
     if conflict is not None:
         metrics.batches.labels("identity-conflict").inc()
         raise conflict
-    with ctx.db.write() as session:
-        row = session.get(Agent, agent.id, with_for_update=True)
-        assert row is not None
-        result = ingest.ingest(session, row, batch, now)
+    assert result is not None
     metrics.batches.labels("replayed" if result.replayed_batch else "stored").inc()
     for item in result.items:
         metrics.items.labels(item.kind, item.status).inc()
