@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -31,6 +32,9 @@ from collector.core.settings import CollectorSettings, load_settings, parse_list
 from collector.crud import identity, lifecycle, people, work
 from collector.models import Batch, Run
 from collector.models.people import ALL_UNITS
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -152,26 +156,45 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = "info") -> None:
+def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = "info", workers: int = 1) -> None:
+    """Serve the API. With ``workers`` > 1, uvicorn runs that many worker processes on one socket, each
+    building its own application from the settings (``worker_app``); this process only supervises them and
+    runs the maintenance loop. Nothing a request needs is kept in a process: nonces, rate windows, leases
+    and the record heads are in the database, as for replicas on several machines."""
     import uvicorn
 
-    from collector.api.app import create_app
     from collector.core.paths import SERVER_CERT, SERVER_KEY
 
     host, port = parse_listen(listen)
     if insecure_dev and not is_loopback(host):
         raise CollectorUserError(f"--insecure-dev serves plain HTTP and is allowed on loopback only, not {host}")
+    if workers < 1:
+        raise CollectorUserError(f"--workers must be 1 or more, not {workers}")
     tls = {} if insecure_dev else {"ssl_certfile": str(ctx.settings.home / SERVER_CERT),
                                    "ssl_keyfile": str(ctx.settings.home / SERVER_KEY)}
-    app = create_app(ctx)
+    options = {"host": host, "port": port, "log_level": log_level, "access_log": False, "timeout_keep_alive": 30,
+               "timeout_graceful_shutdown": 3, "server_header": False, **tls}
     worker = Maintenance(ctx)
     worker.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=30,
-                    timeout_graceful_shutdown=3, server_header=False, **tls)  # type: ignore[arg-type]
+        if workers == 1:
+            from collector.api.app import create_app
+
+            uvicorn.run(create_app(ctx), **options)  # type: ignore[arg-type]
+        else:
+            uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers,
+                        **options)  # type: ignore[arg-type]
     finally:
         worker.stopping.set()
         ctx.db.dispose()
+
+
+def worker_app() -> FastAPI:
+    """The application of one ``serve --workers N`` worker process: built from the settings (environment and
+    config.toml, as the supervising process read them), with its own database pool."""
+    from collector.api.app import create_app
+
+    return create_app(load_context(load_settings()))
 
 
 def backup(settings: CollectorSettings, dest: Path) -> str:

@@ -64,6 +64,7 @@ class CollectorSettings(BaseSettings):
     retention_runs_days: int = Field(default=400, gt=0)
     retention_nonces_s: int = Field(default=900, gt=0)
     db_pool_size: int = Field(default=10, gt=0)
+    workers: int = Field(default=1, ge=1, le=64)  # serve: worker processes (one per core)
 
     @field_validator("listen")
     @classmethod

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import case, select, update
@@ -22,12 +23,16 @@ from agent.wire.collector_api import IngestBatch, IngestCounts, IngestResult, It
 from agent.wire.findings import Finding as WireFinding
 from agent.wire.record import parse_entry
 from agent.wire.signatures import ed25519_valid, fingerprint, public_key_from_b64
+from collector.core.bulk import bulk_insert
 from collector.core.clock import parse_iso
 from collector.crud.identity import _alert, _insert
 from collector.models import Agent, Batch, Finding, FindingAudit, FindingRun, IssuedNotice, NoticeAck, RecordEntry, Run
 from collector.models.tasks import Task
 
 RECORD_RULE = "PC-COLLECTOR-RECORD"
+FINDING_RUN_COLUMNS = ("agent_id", "finding_id", "run_id", "seen_at")
+FINDING_COLUMNS = ("agent_id", "unit", "host", "finding_id", "rule_id", "probe", "subject", "severity", "title_en",
+                   "title_zh", "document", "first_seen", "last_seen", "first_run", "last_run", "state", "updated_at")
 RESOLVABLE = ("open", "rectification_ordered", "reopened")
 AWAITING_RETEST = ("reported_rectified", "retest_scheduled")
 CLOSED = ("resolved", "fix_verified")
@@ -50,18 +55,18 @@ class _Acks:
 
 def ingest(session: Session, agent: Agent, batch: IngestBatch, now: dt.datetime) -> IngestResult:
     acks = _Acks()
-    fresh_batch = session.execute(
-        _insert(session, Batch).values(agent_id=agent.id, batch_id=batch.batch_id, received_at=now, accepted=0,
-                                       duplicate=0, rejected=0).on_conflict_do_nothing()
-        .returning(Batch.batch_id)).first() is not None
     _record_lines(session, agent, batch.record_lines, acks, now)
     for run in batch.runs:
         _run(session, agent, run, acks, now)
     _acknowledgements(session, agent, batch, acks, now)
     counts = acks.counts()
-    if fresh_batch:
-        session.execute(update(Batch).where(Batch.agent_id == agent.id, Batch.batch_id == batch.batch_id)
-                        .values(accepted=counts.accepted, duplicate=counts.duplicate, rejected=counts.rejected))
+    # The batch row last, with its counts: one statement, and a re-sent batch finds it (its items were all
+    # duplicates by then, so nothing above changed anything either).
+    fresh_batch = session.execute(
+        _insert(session, Batch).values(agent_id=agent.id, batch_id=batch.batch_id, received_at=now,
+                                       accepted=counts.accepted, duplicate=counts.duplicate,
+                                       rejected=counts.rejected).on_conflict_do_nothing()
+        .returning(Batch.batch_id)).first() is not None
     return IngestResult(batch_id=batch.batch_id, replayed_batch=not fresh_batch, counts=counts, items=acks.items,
                         record_head=agent.record_seq)
 
@@ -174,11 +179,11 @@ def _run(session: Session, agent: Agent, run: RunReport, acks: _Acks, now: dt.da
     findings = {f.id: f for f in run.findings}
     accepted: set[str] = set()
     if findings:
-        rows = [{"agent_id": agent.id, "finding_id": fid, "run_id": run.run_id, "seen_at": now} for fid in findings]
-        # Core executemany (insertmanyvalues: one multi-row statement with RETURNING), not the ORM bulk path
-        result = session.connection().execute(_insert(session, FindingRun).on_conflict_do_nothing()
-                                              .returning(FindingRun.finding_id), rows)
-        accepted = {r[0] for r in result}
+        conn = session.connection()
+        stmt = bulk_insert(conn, "finding_runs", FindingRun, FINDING_RUN_COLUMNS,
+                           lambda ins: ins.on_conflict_do_nothing().returning(FindingRun.finding_id))
+        seen_at = stmt.bind("seen_at", now)
+        accepted = {r[0] for r in stmt.execute(conn, [(agent.id, fid, run.run_id, seen_at) for fid in findings])}
     for fid in findings:
         acks.add("finding", f"{fid}@{run.run_id}", "accepted" if fid in accepted else "duplicate")
     if accepted:
@@ -191,32 +196,46 @@ def _run(session: Session, agent: Agent, run: RunReport, acks: _Acks, now: dt.da
                             .values(state="done", completed_at=now, run_id=run.run_id))
 
 
+def _finding_upsert(ins: Any) -> Any:
+    """First/last seen per host: an older run does not move last_seen (or the document) back."""
+    newer = ins.excluded.last_seen > Finding.last_seen
+    return ins.on_conflict_do_update(index_elements=[Finding.agent_id, Finding.finding_id], set_={
+        "last_seen": case((newer, ins.excluded.last_seen), else_=Finding.last_seen),
+        "last_run": case((newer, ins.excluded.last_run), else_=Finding.last_run),
+        "document": case((newer, ins.excluded.document), else_=Finding.document),
+        "severity": case((newer, ins.excluded.severity), else_=Finding.severity),
+        "first_seen": case((ins.excluded.first_seen < Finding.first_seen, ins.excluded.first_seen),
+                           else_=Finding.first_seen),
+        "updated_at": ins.excluded.updated_at,
+    }).returning(Finding.id, Finding.state, Finding.resolved_at, Finding.reported_at)
+
+
+def _document(f: WireFinding) -> str:
+    """The wire Finding as JSON text (what ``to_json`` gives, serialised by pydantic-core in one call)."""
+    omit = {name for name in f.OMIT_WHEN_NONE if getattr(f, name) is None}
+    return f.model_dump_json(by_alias=True, exclude=omit or None)
+
+
 def _upsert_findings(session: Session, agent: Agent, run: RunReport, found: list[WireFinding], finished: dt.datetime,
                      now: dt.datetime) -> None:
-    rows = [{
-        "agent_id": agent.id, "unit": agent.unit, "host": run.host, "finding_id": f.id, "rule_id": f.rule_id,
-        "probe": f.probe, "subject": f.subject, "severity": f.severity, "title_en": f.title.en,
-        "title_zh": f.title.zh, "document": f.to_json(), "first_seen": finished, "last_seen": finished,
-        "first_run": run.run_id, "last_run": run.run_id, "state": "open", "updated_at": now,
-    } for f in found]
-    stmt = _insert(session, Finding)
-    newer = stmt.excluded.last_seen > Finding.last_seen
-    session.connection().execute(stmt.on_conflict_do_update(index_elements=[Finding.agent_id, Finding.finding_id],
-                                                            set_={
-        "last_seen": case((newer, stmt.excluded.last_seen), else_=Finding.last_seen),
-        "last_run": case((newer, stmt.excluded.last_run), else_=Finding.last_run),
-        "document": case((newer, stmt.excluded.document), else_=Finding.document),
-        "severity": case((newer, stmt.excluded.severity), else_=Finding.severity),
-        "first_seen": case((stmt.excluded.first_seen < Finding.first_seen, stmt.excluded.first_seen),
-                           else_=Finding.first_seen),
-        "updated_at": now,
-    }).returning(Finding.id), rows).all()  # RETURNING: one multi-row statement on both databases
-    # Seen again after it was closed (or after a rectification was reported): reopened, audited.
-    ids = [f.id for f in found]
-    again = session.execute(select(Finding.id, Finding.state).where(
-        Finding.agent_id == agent.id, Finding.finding_id.in_(ids),
-        ((Finding.state.in_(CLOSED) & (Finding.resolved_at < finished))
-         | (Finding.state.in_(AWAITING_RETEST) & (Finding.reported_at < finished) & (not run.login_failed))))).all()
+    conn = session.connection()
+    stmt = bulk_insert(conn, "findings", Finding, FINDING_COLUMNS, _finding_upsert)
+    seen, updated = stmt.bind("first_seen", finished), stmt.bind("updated_at", now)
+    rows = stmt.execute(conn, [(agent.id, agent.unit, run.host, f.id, f.rule_id, f.probe, f.subject, f.severity,
+                                f.title.en, f.title.zh, _document(f), seen, seen, run.run_id, run.run_id, "open",
+                                updated) for f in found])
+    # Seen again after it was closed (or after a rectification was reported): reopened, audited. The upsert
+    # returns each row's state as it stands, so no second look at the rows is needed.
+    again: list[tuple[int, str]] = []
+    for pk, state, resolved_at, reported_at in rows:
+        if state in CLOSED:
+            closed_at = stmt.value("resolved_at", resolved_at)
+            if closed_at is not None and closed_at < finished:
+                again.append((pk, state))
+        elif state in AWAITING_RETEST and not run.login_failed:
+            reported = stmt.value("reported_at", reported_at)
+            if reported is not None and reported < finished:
+                again.append((pk, state))
     for pk, state in again:
         note = (f"seen again by run {run.run_id}" if state in CLOSED
                 else f"re-test run {run.run_id} found it again after the rectification report")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from agent.wire.collector_api import (
@@ -59,7 +60,7 @@ def renew(req: RenewRequest, agent: Agent = Depends(signed_agent), ctx: AppConte
 
 @router.post("/agent/ingest", response_model=IngestResult, responses=ERRORS)
 def ingest_batch(batch: IngestBatch, request: Request, agent: Agent = Depends(signed_agent),
-                 ctx: AppContext = Depends(context)) -> IngestResult:
+                 ctx: AppContext = Depends(context)) -> Response:
     """Findings, runs, record entries and acknowledgements: each item acknowledged accepted, duplicate or
     rejected. Re-sending a batch is safe: it changes nothing."""
     metrics = request.app.state.metrics
@@ -70,21 +71,24 @@ def ingest_batch(batch: IngestBatch, request: Request, agent: Agent = Depends(si
         raise ApiError(413, "too-many-items", f"{items} items in one batch (limit {ctx.settings.max_batch_items})",
                        f"单批 {items} 项，超过上限 {ctx.settings.max_batch_items}")
     now = utcnow()
-    with ctx.db.write() as session:
-        row = session.get(Agent, agent.id)
+    result = None
+    with ctx.db.write() as session:  # one write transaction per batch
+        row = session.get(Agent, agent.id, with_for_update=True)
         assert row is not None
         conflict = identity.check_host(session, row, batch.host, now)
+        if conflict is None:
+            result = ingest.ingest(session, row, batch, now)
+        # else: the clone alert is committed with this block, and nothing of the batch is stored
     if conflict is not None:
         metrics.batches.labels("identity-conflict").inc()
         raise conflict
-    with ctx.db.write() as session:
-        row = session.get(Agent, agent.id, with_for_update=True)
-        assert row is not None
-        result = ingest.ingest(session, row, batch, now)
+    assert result is not None
     metrics.batches.labels("replayed" if result.replayed_batch else "stored").inc()
-    for item in result.items:
-        metrics.items.labels(item.kind, item.status).inc()
-    return result
+    for (kind, status), count in Counter((item.kind, item.status) for item in result.items).items():
+        metrics.items.labels(kind, status).inc(count)
+    # serialised here, once: the declared response_model documents it, and re-validating the answer that was
+    # just built (FastAPI's default for a returned model) would cost as much as building it
+    return Response(result.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.get("/agent/notices", response_model=NoticeDelivery, responses=ERRORS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -69,12 +70,36 @@ def _json(page: FindingPage) -> Response:
     return Response(page.model_dump_json(), media_type="application/json")
 
 
+_VIEW_NAMES = tuple(c.name for c in _VIEW_COLUMNS)
+_VIEW_TIMES = ("first_seen", "last_seen", "deadline", "reported_at", "retest_due", "accepted_until")
+
+
+def _rows_page(total: int, rows: Iterable[Any]) -> FindingPage:
+    """A page from rows of _VIEW_COLUMNS, validated in one call. Timestamps are formatted once per distinct
+    value: the findings of one run share its times, and formatting was most of a 1,000-row page's cost."""
+    times: dict[dt.datetime, str] = {}
+    items = []
+    for row in rows:
+        d = dict(zip(_VIEW_NAMES, row, strict=True))
+        d["title"] = {"en": d.pop("title_en"), "zh-CN": d.pop("title_zh")}
+        del d["resolved_at"], d["updated_at"]
+        for name in _VIEW_TIMES:
+            value = d[name]
+            if value is not None:
+                text = times.get(value)
+                if text is None:
+                    text = times[value] = iso(value)
+                d[name] = text
+        items.append(d)
+    return FindingPage.model_validate({"total": total, "items": items})
+
+
 def _page(session: Any, where: list[Any], order: tuple[Any, ...], limit: int, offset: int) -> FindingPage:
     """A count straight over the filtered table (an index-only count, no subquery of whole rows), then one page
     of plain rows (no ORM objects, no JSON document decoded)."""
     total = _count(session, where)
     rows = session.execute(select(*_VIEW_COLUMNS).where(*where).order_by(*order).limit(limit).offset(offset))
-    return FindingPage(total=total, items=[_view(f) for f in rows])
+    return _rows_page(total, rows)
 
 
 @router.get("/findings", response_model=FindingPage, responses=ERRORS)
@@ -139,7 +164,7 @@ def overdue(unit: str | None = Query(None, max_length=200), limit: int = Query(1
                 *session.execute(select(*_VIEW_COLUMNS).where(*retest)
                                  .order_by(Finding.deadline.is_(None), Finding.deadline, Finding.id).limit(limit))]
         rows.sort(key=lambda r: (r.deadline is None, r.deadline or now, r.id))
-        return _json(FindingPage(total=total, items=[_view(f) for f in rows[:limit]]))
+        return _json(_rows_page(total, rows[:limit]))
 
 
 def _get(session, who: Principal, finding_id: int) -> Finding:  # type: ignore[no-untyped-def]
