@@ -10,16 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import case, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from agent.wire.chain import link_of, parse_line
 from agent.wire.collector_api import IngestBatch, IngestCounts, IngestResult, ItemAck, RunReport
+from agent.wire.coverage import HOST_ONLY, covers_network, finding_target, network_probes
 from agent.wire.findings import Finding as WireFinding
 from agent.wire.record import parse_entry
 from agent.wire.signatures import ed25519_valid, fingerprint, public_key_from_b64
@@ -27,12 +27,14 @@ from collector.core.bulk import bulk_insert
 from collector.core.clock import parse_iso
 from collector.crud.identity import _alert, _insert
 from collector.models import Agent, Batch, Finding, FindingAudit, FindingRun, IssuedNotice, NoticeAck, RecordEntry, Run
+from collector.models.findings import active_filter
 from collector.models.tasks import Task
 
 RECORD_RULE = "PC-COLLECTOR-RECORD"
 FINDING_RUN_COLUMNS = ("agent_id", "finding_id", "run_id", "seen_at")
 FINDING_COLUMNS = ("agent_id", "unit", "host", "finding_id", "rule_id", "probe", "subject", "severity", "title_en",
-                   "title_zh", "document", "first_seen", "last_seen", "first_run", "last_run", "state", "updated_at")
+                   "title_zh", "document", "first_seen", "last_seen", "first_run", "last_run", "state", "updated_at",
+                   "target")
 RESOLVABLE = ("open", "rectification_ordered", "reopened")
 AWAITING_RETEST = ("reported_rectified", "retest_scheduled")
 CLOSED = ("resolved", "fix_verified")
@@ -173,7 +175,8 @@ def _run(session: Session, agent: Agent, run: RunReport, acks: _Acks, now: dt.da
     new_run = session.execute(_insert(session, Run).values(
         agent_id=agent.id, run_id=run.run_id, kind=run.kind, host=run.host, started=started, finished=finished,
         task_id=run.task_id, notice_id=run.notice_id, login_failed=run.login_failed, probes_ok=ok,
-        probes_failed=failed, findings=len(run.findings), received_at=now)
+        probes_failed=failed, findings=len(run.findings), received_at=now,
+        coverage=run.coverage.model_dump(mode="json") if run.coverage is not None else None)
         .on_conflict_do_nothing().returning(Run.id)).first() is not None
     acks.add("run", run.run_id, "accepted" if new_run else "duplicate")
     findings = {f.id: f for f in run.findings}
@@ -223,7 +226,7 @@ def _upsert_findings(session: Session, agent: Agent, run: RunReport, found: list
     seen, updated = stmt.bind("first_seen", finished), stmt.bind("updated_at", now)
     rows = stmt.execute(conn, [(agent.id, agent.unit, run.host, f.id, f.rule_id, f.probe, f.subject, f.severity,
                                 f.title.en, f.title.zh, _document(f), seen, seen, run.run_id, run.run_id, "open",
-                                updated) for f in found])
+                                updated, finding_target(run.kind, run.host, f.host, f.subject)) for f in found])
     # Seen again after it was closed (or after a rectification was reported): reopened, audited. The upsert
     # returns each row's state as it stands, so no second look at the rows is needed.
     again: list[tuple[int, str]] = []
@@ -247,27 +250,40 @@ def _upsert_findings(session: Session, agent: Agent, run: RunReport, found: list
 
 def _resolve_absent(session: Session, agent: Agent, run: RunReport, probes_ok: list[str], present: set[str],
                     finished: dt.datetime, now: dt.datetime) -> None:
-    """Findings of a probe that ran completely on this host and did not report them any more: resolved, or fix
-    verified when a rectification was reported before the run. A run with a login failure verifies nothing."""
-    if not probes_ok or run.login_failed:
+    """Findings this run covered and did not report any more: resolved, or fix verified when a rectification
+    was reported before the run. Covered: the same agent; a host-level finding of this run's host and of a
+    probe with status ok (when the run covered its host; a run without coverage covers only that); a network
+    finding whose probe and target lie inside the run's network coverage (agent.wire.coverage). A run with a
+    login failure verifies and resolves nothing."""
+    if run.login_failed:
         return
-    by_probe: dict[str, list[tuple[int, str, str, dt.datetime | None]]] = defaultdict(list)
-    rows = session.execute(select(Finding.id, Finding.finding_id, Finding.state, Finding.probe, Finding.reported_at)
-                           .where(Finding.agent_id == agent.id, Finding.host == run.host,
-                                  Finding.probe.in_(probes_ok), Finding.last_seen < finished,
-                                  Finding.state.in_(RESOLVABLE + AWAITING_RETEST))).all()
-    for pk, fid, state, probe, reported in rows:
-        if fid not in present:
-            by_probe[probe].append((pk, fid, state, reported))
-    for items in by_probe.values():
-        for pk, _fid, state, reported in items:
-            verified = state in AWAITING_RETEST and reported is not None and reported <= finished
-            to = "fix_verified" if verified else "resolved"
-            if state in AWAITING_RETEST and not verified:
-                continue
-            _audit(session, pk, state, to, f"absent from complete run {run.run_id} of its probe on {run.host}", now)
-            session.execute(update(Finding).where(Finding.id == pk).values(
-                state=to, resolved_run=run.run_id, resolved_at=finished, updated_at=now))
+    coverage = run.coverage or HOST_ONLY
+    # a probe that did not run completely speaks for none of its findings, whatever the coverage says
+    net_probes = network_probes(coverage) - {p.id for p in run.probes if p.status != "ok"}
+    scopes = []
+    if coverage.host and probes_ok:
+        scopes.append(and_(Finding.host == run.host, Finding.target.is_(None), Finding.probe.in_(probes_ok)))
+    if net_probes:
+        scopes.append(and_(Finding.target.is_not(None), Finding.probe.in_(sorted(net_probes))))
+    if not scopes:
+        return
+    rows = session.execute(select(Finding.id, Finding.finding_id, Finding.state, Finding.probe, Finding.reported_at,
+                                  Finding.target, Finding.subject)
+                           .where(Finding.agent_id == agent.id, active_filter(), Finding.last_seen < finished,
+                                  or_(*scopes))).all()
+    for pk, fid, state, probe, reported, target, subject in rows:
+        if fid in present:
+            continue
+        if target is not None and not covers_network(coverage, probe, target, subject):
+            continue
+        verified = state in AWAITING_RETEST and reported is not None and reported <= finished
+        if state in AWAITING_RETEST and not verified:
+            continue
+        to = "fix_verified" if verified else "resolved"
+        where = run.host if target is None else f"{target} (from {run.host})"
+        _audit(session, pk, state, to, f"absent from complete run {run.run_id} of its probe on {where}", now)
+        session.execute(update(Finding).where(Finding.id == pk).values(
+            state=to, resolved_run=run.run_id, resolved_at=finished, updated_at=now))
 
 
 def _acknowledgements(session: Session, agent: Agent, batch: IngestBatch, acks: _Acks, now: dt.datetime) -> None:
