@@ -88,9 +88,6 @@ class Finding(Base):
     rule_id: Mapped[str] = mapped_column(String(200))
     probe: Mapped[str] = mapped_column(String(100))
     subject: Mapped[str] = mapped_column(Text)
-    # what the finding is about (agent.wire.coverage.finding_target): None for the host itself, else a network
-    # target (an address, "link:<iface>"); only a run whose coverage holds it can resolve the finding
-    target: Mapped[str | None] = mapped_column(String(255), nullable=True)
     severity: Mapped[str] = mapped_column(String(10))
     title_en: Mapped[str] = mapped_column(Text)
     title_zh: Mapped[str] = mapped_column(Text)
@@ -108,6 +105,9 @@ class Finding(Base):
     calendar_warning: Mapped[str | None] = mapped_column(Text, nullable=True)
     accepted_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # what the finding is about (agent.wire.coverage.finding_target): None for the host itself, else a network
+    # target (an address, "link:<iface>"); only a run whose coverage holds it can resolve the finding
+    target: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class FindingRun(Base):

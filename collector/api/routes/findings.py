@@ -40,7 +40,8 @@ def _t(value: dt.datetime | None) -> str | None:
 
 def _view(f: Any) -> FindingView:  # a Finding or a row of _VIEW_COLUMNS
     return FindingView(id=f.id, agent_id=f.agent_id, unit=f.unit, host=f.host, finding_id=f.finding_id,
-                       rule_id=f.rule_id, probe=f.probe, subject=f.subject, severity=f.severity,
+                       rule_id=f.rule_id, probe=f.probe, subject=f.subject, target=f.target,
+                       severity=f.severity,
                        title={"en": f.title_en, "zh-CN": f.title_zh}, state=f.state, first_seen=iso(f.first_seen),
                        last_seen=iso(f.last_seen), first_run=f.first_run, last_run=f.last_run,
                        resolved_run=f.resolved_run, deadline=_t(f.deadline), reported_at=_t(f.reported_at),
