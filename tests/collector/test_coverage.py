@@ -116,8 +116,8 @@ def test_a_retest_of_another_target_does_not_verify_the_fix(collector: Collector
             coverage={"host": True, "networks": []})]))
     with collector.login() as admin:
         assert admin.get(url).json()["state"] == "reported_rectified"
-    sim.ingest(sim.batch(runs=[run("rt4", [], kind="netscan", probes=NET_PROBES, finished=later + dt.timedelta(seconds=3),
-                                   coverage=net_coverage("10.231.0.5/32"))]))
+    sim.ingest(sim.batch(runs=[run("rt4", [], kind="netscan", probes=NET_PROBES,
+                                   finished=later + dt.timedelta(seconds=3), coverage=net_coverage("10.231.0.5/32"))]))
     with collector.login() as admin:
         detail = admin.get(url).json()
     assert (detail["state"], detail["resolved_run"]) == ("fix_verified", "rt4")
