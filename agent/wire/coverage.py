@@ -67,7 +67,7 @@ def finding_target(run_kind: str, run_host: str, finding_host: str, subject: str
     if address is not None:
         return address
     if finding_host != run_host:
-        return _address(finding_host) or finding_host
+        return _address(finding_host) or finding_host[:255]
     return (GROUP_PREFIX + subject)[:255]
 
 
