@@ -182,8 +182,12 @@ def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = 
 
             uvicorn.run(create_app(ctx), **options)  # type: ignore[arg-type]
         else:
-            uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers,
-                        **options)  # type: ignore[arg-type]
+            from uvicorn.supervisors import Multiprocess
+
+            from collector.api.workers import TcpConfig
+
+            config = TcpConfig(f"{__name__}:worker_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
         worker.stopping.set()
         ctx.db.dispose()
