@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, case, select, update
 from sqlalchemy.orm import Session
 
 from agent.wire.chain import link_of, parse_line
@@ -265,12 +265,12 @@ def _resolve_absent(session: Session, agent: Agent, run: RunReport, probes_ok: l
         scopes.append(and_(Finding.host == run.host, Finding.target.is_(None), Finding.probe.in_(probes_ok)))
     if net_probes:
         scopes.append(and_(Finding.target.is_not(None), Finding.probe.in_(sorted(net_probes))))
-    if not scopes:
-        return
-    rows = session.execute(select(Finding.id, Finding.finding_id, Finding.state, Finding.probe, Finding.reported_at,
-                                  Finding.target, Finding.subject)
-                           .where(Finding.agent_id == agent.id, active_filter(), Finding.last_seen < finished,
-                                  or_(*scopes))).all()
+    # one query per scope: the host-level one runs on ix_findings_active_agent_probe_target (agent, probe, no
+    # target, last seen), the network one on ix_findings_active_agent_seen (agent, last seen)
+    rows = [row for scope in scopes for row in session.execute(
+        select(Finding.id, Finding.finding_id, Finding.state, Finding.probe, Finding.reported_at, Finding.target,
+               Finding.subject)
+        .where(Finding.agent_id == agent.id, active_filter(), scope, Finding.last_seen < finished)).all()]
     for pk, fid, state, probe, reported, target, subject in rows:
         if fid in present:
             continue

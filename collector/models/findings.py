@@ -78,7 +78,8 @@ class Finding(Base):
         _partial("ix_findings_active_unit_deadline", ACTIVE_PREDICATE, "unit", "deadline", "state"),
         _partial("ix_findings_retest_unit_due", AWAITING_RETEST_PREDICATE, "unit", "retest_due"),
         # resolution of absent findings (0003): one agent's active findings of some probes, by target
-        _partial("ix_findings_active_agent_probe_target", ACTIVE_PREDICATE, "agent_id", "probe", "target"),
+        _partial("ix_findings_active_agent_probe_target", ACTIVE_PREDICATE, "agent_id", "probe", "target",
+                 "last_seen"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))

@@ -29,7 +29,7 @@ CHUNK = 1000
 def upgrade() -> None:
     op.add_column("findings", sa.Column("target", sa.String(length=255), nullable=True))
     op.add_column("runs", sa.Column("coverage", sa.JSON(), nullable=True))
-    op.create_index("ix_findings_active_agent_probe_target", "findings", ["agent_id", "probe", "target"],
+    op.create_index("ix_findings_active_agent_probe_target", "findings", ["agent_id", "probe", "target", "last_seen"],
                     unique=False, sqlite_where=sa.text(ACTIVE), postgresql_where=sa.text(ACTIVE))
     _backfill()
 
