@@ -24,11 +24,13 @@ BUDGET_P99_S = 0.2
 
 
 def _reference(db_url: str, n: int) -> float:
-    """Findings per second written directly (same statements as ingest, one transaction per 100)."""
+    """Findings per second written directly: the statements ingest runs for them (collector.core.bulk: one
+    multi-row INSERT ... ON CONFLICT per table), one transaction per 100, no HTTP, TLS, signature, validation."""
     import uuid
 
+    from collector.core.bulk import bulk_insert
     from collector.core.db import open_database
-    from collector.crud.identity import _insert
+    from collector.crud.ingest import FINDING_COLUMNS, FINDING_RUN_COLUMNS, _finding_upsert
     from collector.models import Agent, Finding, FindingRun
 
     db = open_database(db_url)
@@ -41,21 +43,22 @@ def _reference(db_url: str, n: int) -> float:
     start = time.perf_counter()
     for b in range(n // FINDINGS):
         with db.write() as s:
+            conn = s.connection()
             ids = [f"ref-{b}-{j}" for j in range(FINDINGS)]
-            s.execute(_insert(s, FindingRun).on_conflict_do_nothing().returning(FindingRun.finding_id),
-                      [{"agent_id": aid, "finding_id": i, "run_id": f"r{b}", "seen_at": now} for i in ids]).all()
-            s.execute(_insert(s, Finding).on_conflict_do_nothing(), [{
-                "agent_id": aid, "unit": "ref", "host": "ref", "finding_id": i, "rule_id": "R", "probe": "p",
-                "subject": "s", "severity": "high", "title_en": "t", "title_zh": "t", "document": {"x": 1},
-                "first_seen": now, "last_seen": now, "first_run": "r", "last_run": "r", "state": "open",
-                "updated_at": now} for i in ids])
+            runs = bulk_insert(conn, "finding_runs", FindingRun, FINDING_RUN_COLUMNS,
+                               lambda ins: ins.on_conflict_do_nothing().returning(FindingRun.finding_id))
+            seen = runs.bind("seen_at", now)
+            runs.execute(conn, [(aid, i, f"r{b}", seen) for i in ids])
+            upsert = bulk_insert(conn, "findings", Finding, FINDING_COLUMNS, _finding_upsert)
+            upsert.execute(conn, [(aid, "ref", "ref", i, "R", "p", "s", "high", "t", "t", '{"x": 1}', seen, seen,
+                                   f"r{b}", f"r{b}", "open", seen) for i in ids])
     rate = n / (time.perf_counter() - start)
     db.dispose()
     return rate
 
 
 def _one(backend: str, tmp: Path) -> dict[str, float]:
-    from bench.collector_load import BENCH_ENV, batch_body, drive, enrol_over_https, pct, rss_mb
+    from bench.collector_load import BENCH_ENV, batch_body, cpu_s, drive, enrol_over_https, offer, pct, rss_mb
     from tests.collector.conftest import running_collector
 
     with running_collector(tmp, backend, BENCH_ENV) as c:
@@ -63,38 +66,58 @@ def _one(backend: str, tmp: Path) -> dict[str, float]:
         agents = enrol_over_https(c, "bench", AGENTS)
         enrol_s = time.perf_counter() - t
         jobs = [(a, "POST", "/api/v1/agent/ingest", batch_body(a, r, FINDINGS)) for r in range(ROUNDS) for a in agents]
+        cpu0 = cpu_s(c)
         wall, lat, results = asyncio.run(drive(c, jobs, CONCURRENCY))
+        cpu_batch = (cpu_s(c) - cpu0) / len(jobs)
         accepted = sum(r["counts"]["accepted"] for r in results)
         expected = len(jobs) * (FINDINGS + 1)
         assert accepted == expected, (accepted, expected)
+        findings = len(jobs) * FINDINGS
+        rate = findings / wall
+        # latency without saturation: batches offered at the budget rate, or at half the sustained rate when
+        # the budget rate cannot be sustained (its latency would only measure the queue growing)
+        offered = BUDGET[backend] if rate >= BUDGET[backend] else rate / 2
+        late = [(a, "POST", "/api/v1/agent/ingest", batch_body(a, ROUNDS, FINDINGS)) for a in agents]
+        _, open_lat = asyncio.run(offer(c, late, offered / FINDINGS, 4 * CONCURRENCY))
         rss = rss_mb(c)
         ref = _reference(c.db_url, 20_000)
-    findings = len(jobs) * FINDINGS
-    return {"enrol_s": enrol_s, "rate": findings / wall, "p50": pct(lat, 0.5), "p99": pct(lat, 0.99),
-            "rss": rss, "ref": ref, "findings": findings, "wall": wall}
+    return {"enrol_s": enrol_s, "rate": rate, "p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "rss": rss,
+            "ref": ref, "findings": findings, "wall": wall, "cpu_ms": cpu_batch * 1000, "offered": offered,
+            "open_p50": pct(open_lat, 0.5), "open_p99": pct(open_lat, 0.99)}
 
 
 def run() -> str:
+    from bench.collector_load import WORKERS, load_average
+
     rows = []
+    load_start = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         for backend in ("sqlite", "postgresql"):
             r = _one(backend, Path(tmp) / backend)
-            ok = r["rate"] >= BUDGET[backend] and r["p99"] <= BUDGET_P99_S
-            verdict = "met" if ok else "NOT met"
-            rows.append(f"| {backend} | {r['findings']:,} | {r['rate']:,.0f}/s | {r['p50'] * 1000:.0f} ms | "
-                        f"{r['p99'] * 1000:.0f} ms | {r['rss']:.0f} MB | {r['ref']:,.0f}/s | "
-                        f"{r['rate'] / r['ref']:.2f} | {r['enrol_s']:.1f} s | "
+            p99 = r["open_p99"] if r["offered"] >= BUDGET[backend] else r["p99"]
+            ok = r["rate"] >= BUDGET[backend] and p99 <= BUDGET_P99_S
+            verdict = "PASS" if ok else "NOT met"
+            rows.append(f"| {backend} | {r['findings']:,} | **{r['rate']:,.0f}/s** | {r['p50'] * 1000:.0f} / "
+                        f"{r['p99'] * 1000:.0f} ms | {r['offered']:,.0f}/s: {r['open_p50'] * 1000:.0f} / "
+                        f"{r['open_p99'] * 1000:.0f} ms | {r['cpu_ms']:.1f} ms | {r['rss']:.0f} MB | "
+                        f"{r['ref']:,.0f}/s | {r['rate'] / r['ref']:.2f} | {r['enrol_s']:.1f} s | "
                         f">= {BUDGET[backend]:,}/s, p99 <= 200 ms: {verdict} |")
     return "\n".join([
         f"{AGENTS:,} agents enrolled over HTTPS (CSR, certificate), then each sends {ROUNDS} batches of {FINDINGS} "
-        f"findings (one run each), {CONCURRENCY} requests in flight from one asyncio load generator; every "
-        "request signed (Ed25519) and verified, every item acknowledged. Collector: one uvicorn process, TLS. "
-        "Reference: the same rows inserted straight into the database with the same ON CONFLICT statements "
-        "(no HTTP, TLS, signature, validation), 100 per transaction. The load generator shares the 2 cores "
-        "with the collector and the database.",
+        f"findings (one run each), {CONCURRENCY} requests in flight over keep-alive connections from one asyncio "
+        "load generator (sustained rate, p50 / p99 at saturation); then one more batch each, offered open-loop "
+        "(a request every 1/rate s whatever the answers, as agents finishing runs send them) at the budget rate "
+        "when the collector sustains it, else at half the sustained rate (p50 / p99 counted from each request's "
+        "planned start). Every request signed (Ed25519) and verified, every item acknowledged and counted "
+        f"exactly. Collector: `serve --workers {WORKERS}` (one worker process per core), TLS. Reference: the "
+        "same rows written straight into the database with the statements ingest uses (one multi-row INSERT "
+        "... ON CONFLICT per table, 100 per transaction; no HTTP, TLS, signature, validation). CPU/batch: "
+        "seconds of collector CPU (all its processes; on SQLite the database work is in them) per batch. The "
+        f"load generator shares the 2 cores with the collector and the database. Load average (1/5/15 min) at "
+        f"the start: {load_start}, at the end: {load_average()} (other jobs share this machine).",
         "",
-        "| database | findings | sustained | p50 batch | p99 batch | collector RSS | direct insert (reference) | "
-        "ratio | enrolment of 1,000 | budget |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| database | findings | sustained | p50 / p99 batch (saturated) | p50 / p99 at offered rate | "
+        "collector CPU/batch | collector RSS | direct insert (reference) | ratio | enrolment of 1,000 | budget |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ])

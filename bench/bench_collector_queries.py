@@ -5,10 +5,12 @@ Reference in the same run: `/healthz` (the HTTPS round trip with no query)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 TITLE = "Collector API queries: 1,000,000 findings"
 FINDINGS = 1_000_000
@@ -19,9 +21,24 @@ BUDGET_P99_S = 0.1
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
+def _store(db: Any, rows: list[dict[str, Any]]) -> None:
+    """Set-up rows into findings: COPY on PostgreSQL (an INSERT of 1,000,000 rows took minutes there)."""
+    from collector.models import Finding
+
+    with db.write() as s:
+        if db.dialect != "postgresql":
+            s.connection().execute(Finding.__table__.insert().returning(Finding.id), rows).all()
+            return
+        columns = list(rows[0])
+        driver = s.connection().connection.driver_connection
+        with driver.cursor() as cur, cur.copy(f"COPY findings ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([json.dumps(v) if k == "document" else v for k, v in row.items()])
+
+
 def _seed(db_url: str) -> list[str]:
     from collector.core.db import open_database
-    from collector.models import Agent, Finding
+    from collector.models import Agent
 
     rnd = random.Random(7)
     now = dt.datetime.now(dt.UTC)
@@ -47,12 +64,10 @@ def _seed(db_url: str) -> list[str]:
                 "deadline": (now + dt.timedelta(days=rnd.randrange(-30, 60))) if state == "rectification_ordered"
                 else None})
         if len(chunk) >= 50_000:
-            with db.write() as s:
-                s.connection().execute(Finding.__table__.insert().returning(Finding.id), chunk).all()
+            _store(db, chunk)
             chunk = []
     if chunk:
-        with db.write() as s:
-            s.connection().execute(Finding.__table__.insert().returning(Finding.id), chunk).all()
+        _store(db, chunk)
     # fresh statistics and (PostgreSQL) a visibility map for index-only counts, as autovacuum would give
     if db.dialect == "postgresql":
         with db.write_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -100,8 +115,12 @@ def _one(backend: str, tmp: Path) -> list[tuple[str, float, float]]:
 
 
 def run() -> str:
+    from bench.collector_load import load_average
+
+    load_start = load_average()
     lines = [f"{FINDINGS:,} findings over {AGENTS:,} agents in {UNITS} units written straight into the database, "
-             f"then each query {REPEAT} times over HTTPS as a logged-in admin. Budget p99 <= 100 ms.", ""]
+             f"then each query {REPEAT} times over HTTPS as a logged-in admin, one after the other (p99 of 40 is "
+             "the slowest or next to it). Budget p99 <= 100 ms.", ""]
     with tempfile.TemporaryDirectory() as tmp:
         for backend in ("sqlite", "postgresql"):
             rows = _one(backend, Path(tmp) / backend)
@@ -115,4 +134,6 @@ def run() -> str:
                 verdict = "" if name.startswith("healthz") else ("met" if p99 <= BUDGET_P99_S else "NOT met")
                 lines.append(f"| {name} | {p50 * 1000:.1f} ms | {p99 * 1000:.1f} ms | {p99 / ref:.1f} | {verdict} |")
             lines.append("")
+    lines.append(f"Load average (1/5/15 min) at the start: {load_start}, at the end: {load_average()} (other jobs "
+                 "share this machine).")
     return "\n".join(lines)

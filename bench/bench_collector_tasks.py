@@ -47,7 +47,10 @@ def _one(backend: str, tmp: Path) -> dict[str, float]:
 
 
 def run() -> str:
+    from bench.collector_load import WORKERS, load_average
+
     rows = []
+    load_start = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         for backend in ("sqlite", "postgresql"):
             r = _one(backend, Path(tmp) / backend)
@@ -59,7 +62,9 @@ def run() -> str:
         "benchmark), one task each queued through the API, then every agent polls twice "
         f"(`GET /api/v1/agent/tasks`, {CONCURRENCY} in flight): the first poll leases its task, the second must "
         "get nothing. Double leases: tasks seen in more than one answer plus tasks whose lease count is not 1. "
-        "Reference: one signed `GET /api/v1/agent/notices` per agent (the authenticated round trip alone).",
+        "Reference: one signed `GET /api/v1/agent/notices` per agent (the authenticated round trip alone). "
+        f"Collector: `serve --workers {WORKERS}`. Load average (1/5/15 min) at the start: {load_start}, at the "
+        f"end: {load_average()} (other jobs share this machine).",
         "",
         "| database | tasks | handed out | double leases | tasks/s | polls/s | p99 poll | reference polls/s | "
         "ratio |",

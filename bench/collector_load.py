@@ -8,6 +8,7 @@ import asyncio
 import base64
 import datetime as dt
 import json
+import os
 import secrets
 import ssl
 import statistics
@@ -32,7 +33,13 @@ from agent.wire.signatures import raw_public_key
 from tests.collector.client import AgentSim
 from tests.collector.conftest import Collector
 
-BENCH_ENV = {"PRECAUTION_COLLECTOR_RATE_LIMIT_PER_MINUTE": "1000000", "PRECAUTION_COLLECTOR_DB_POOL_SIZE": "20"}
+WORKERS = os.cpu_count() or 1  # serve --workers: one worker process per core
+BENCH_ENV = {"PRECAUTION_COLLECTOR_RATE_LIMIT_PER_MINUTE": "1000000", "PRECAUTION_COLLECTOR_DB_POOL_SIZE": "20",
+             "PRECAUTION_COLLECTOR_WORKERS": str(WORKERS)}
+
+
+def load_average() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 @dataclass
@@ -97,8 +104,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def collector_processes(c: Collector) -> list[psutil.Process]:
+    """The serve processes and their workers."""
+    procs = [psutil.Process(p.pid) for p in c.procs if p.poll() is None]
+    return procs + [k for p in procs for k in p.children(recursive=True)]
+
+
 def rss_mb(c: Collector) -> float:
-    return sum(psutil.Process(p.pid).memory_info().rss for p in c.procs if p.poll() is None) / 2**20
+    """Resident memory of the collector: the supervisor and every worker process."""
+    return sum(p.memory_info().rss for p in collector_processes(c)) / 2**20
+
+
+def cpu_s(c: Collector) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in collector_processes(c))
 
 
 async def drive(c: Collector, jobs: list[tuple[LoadAgent, str, str, bytes | None]], concurrency: int
@@ -132,6 +150,32 @@ async def drive(c: Collector, jobs: list[tuple[LoadAgent, str, str, bytes | None
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - start
     return wall, latencies, results
+
+
+async def offer(c: Collector, jobs: list[tuple[LoadAgent, str, str, bytes | None]], per_second: float,
+                connections: int) -> tuple[float, list[float]]:
+    """Open loop: start one request every 1/``per_second`` s whatever the answers (as agents finishing their
+    runs do), over up to ``connections`` keep-alive connections; wall time and latencies (from the planned
+    start, so a request that waits for a free connection counts its wait)."""
+    ctx = ssl.create_default_context(cafile=c.ca)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=c.url, verify=ctx, limits=limits, timeout=120) as client:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        async def one(i: int) -> None:
+            planned = start + i / per_second
+            await asyncio.sleep(max(0.0, planned - loop.time()))
+            agent, method, path, body = jobs[i]
+            r = await client.request(method, path, content=body, headers=agent.headers(method, path, body or b""))
+            latencies.append(loop.time() - planned)
+            if r.status_code != 200:
+                raise AssertionError(f"{method} {path}: {r.status_code} {r.text[:300]}")
+
+        await asyncio.gather(*(one(i) for i in range(len(jobs))))
+        wall = loop.time() - start
+    return wall, latencies
 
 
 def batch_body(agent: LoadAgent, round_no: int, findings: int) -> bytes:

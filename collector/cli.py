@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--listen", help="HOST:PORT (default from config)")
     s.add_argument("--insecure-dev", action="store_true", help="plain HTTP, loopback only, for development")
     s.add_argument("--log-level", default="info")
+    s.add_argument("--workers", type=int, help="worker processes on one socket (default from config: 1; use the "
+                   "number of cores)")
 
     sub.add_parser("migrate", help="bring the database schema to this release (with progress)")
 
@@ -131,7 +133,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.command == "serve":
         ctx = service.load_context(settings)
-        service.serve(ctx, args.listen or settings.listen, insecure_dev=args.insecure_dev, log_level=args.log_level)
+        service.serve(ctx, args.listen or settings.listen, insecure_dev=args.insecure_dev, log_level=args.log_level,
+                      workers=settings.workers if args.workers is None else args.workers)
         return 0
     if args.command == "migrate":
         from collector.core import migrate

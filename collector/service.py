@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,6 +34,9 @@ from collector.core.security import new_secret
 from collector.core.settings import CollectorSettings, load_settings, parse_listen
 from collector.crud import identity, lifecycle, people, retention, work
 from collector.models.people import ALL_UNITS
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -174,32 +178,53 @@ def _database_answers(ctx: AppContext) -> bool:
     return True
 
 
-def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = "info") -> None:
-    """uvicorn on ``listen``, the maintenance thread, and sd_notify for systemd (collector.core.systemd)."""
+def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = "info", workers: int = 1) -> None:
+    """Serve the API, run the maintenance thread, and speak sd_notify to systemd (collector.core.systemd).
+
+    With ``workers`` > 1, uvicorn runs that many worker processes on one socket, each building its own
+    application from the settings (``worker_app``); this process supervises them, runs the maintenance loop and
+    feeds systemd's watchdog. Nothing a request needs is kept in a process: nonces, rate windows, leases and the
+    record heads are in the database, as for replicas on several machines."""
+    from collector.core.paths import SERVER_CERT, SERVER_KEY
+
+    host, port = parse_listen(listen)
+    if insecure_dev and not is_loopback(host):
+        raise CollectorUserError(f"--insecure-dev serves plain HTTP and is allowed on loopback only, not {host}")
+    if workers < 1:
+        raise CollectorUserError(f"--workers must be 1 or more, not {workers}")
+    tls = {} if insecure_dev else {"ssl_certfile": str(ctx.settings.home / SERVER_CERT),
+                                   "ssl_keyfile": str(ctx.settings.home / SERVER_KEY)}
+    options = {"host": host, "port": port, "log_level": log_level, "access_log": False, "timeout_keep_alive": 30,
+               "timeout_graceful_shutdown": 3, "server_header": False, **tls}
+    worker = Maintenance(ctx)
+    worker.start()
+    try:
+        started = (_serve_in_process(ctx, options, worker, listen) if workers == 1
+                   else _serve_workers(ctx, options, worker, listen, workers))
+    finally:
+        worker.stopping.set()
+        ctx.db.dispose()
+    if not started:
+        raise SystemExit(3)  # uvicorn logged why (address in use, certificate unreadable); as uvicorn.run does
+
+
+def _serve_in_process(ctx: AppContext, options: dict[str, object], worker: Maintenance, listen: str) -> bool:
+    """One uvicorn server in this process; the watchdog is fed from its own event loop (a blocked loop feeds
+    nothing). True when it got as far as listening."""
     import asyncio
 
     import uvicorn
 
     from collector.api.app import create_app
     from collector.core import systemd
-    from collector.core.paths import SERVER_CERT, SERVER_KEY
 
-    host, port = parse_listen(listen)
-    if insecure_dev and not is_loopback(host):
-        raise CollectorUserError(f"--insecure-dev serves plain HTTP and is allowed on loopback only, not {host}")
-    tls = {} if insecure_dev else {"ssl_certfile": str(ctx.settings.home / SERVER_CERT),
-                                   "ssl_keyfile": str(ctx.settings.home / SERVER_KEY)}
-    app = create_app(ctx)
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             # here, not in the supervisor: uvicorn re-raises the SIGTERM it caught as soon as serve() returns
             systemd.notify("STOPPING=1")
             await super().shutdown(sockets=sockets)
 
-    server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                                           timeout_keep_alive=30, timeout_graceful_shutdown=3, server_header=False,
-                                           **tls))  # type: ignore[arg-type]
-    worker = Maintenance(ctx)
+    server = Server(uvicorn.Config(create_app(ctx), **options))  # type: ignore[arg-type]
     state = systemd.ServerState(started=lambda: server.started, exiting=lambda: server.should_exit,
                                 database_ok=lambda: _database_answers(ctx), housekeeping_alive=worker.is_alive,
                                 where=listen)
@@ -213,14 +238,41 @@ def serve(ctx: AppContext, listen: str, *, insecure_dev: bool, log_level: str = 
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
 
-    worker.start()
+    asyncio.run(run())
+    return bool(server.started)
+
+
+def _serve_workers(ctx: AppContext, options: dict[str, object], worker: Maintenance, listen: str,
+                   workers: int) -> bool:
+    """uvicorn's multiprocess supervisor (it pings its workers and replaces one that stops answering); the
+    watchdog is fed here, from the main process (NotifyAccess=main), while the database answers and the
+    maintenance thread lives."""
+    import asyncio
+
+    from uvicorn.supervisors import Multiprocess
+
+    from collector.api.workers import TcpConfig
+    from collector.core import systemd
+
+    config = TcpConfig(f"{__name__}:worker_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    state = systemd.ServerState(started=lambda: True, exiting=supervisor.should_exit.is_set,
+                                database_ok=lambda: _database_answers(ctx), housekeeping_alive=worker.is_alive,
+                                where=listen)
+    threading.Thread(target=asyncio.run, args=(systemd.supervise(state),), name="sd-notify", daemon=True).start()
     try:
-        asyncio.run(run())
+        supervisor.run()
     finally:
-        worker.stopping.set()
-        ctx.db.dispose()
-    if not server.started:
-        raise SystemExit(3)  # uvicorn logged why (address in use, certificate unreadable); as uvicorn.run does
+        systemd.notify("STOPPING=1")
+    return True
+
+
+def worker_app() -> FastAPI:
+    """The application of one ``serve --workers N`` worker process: built from the settings (environment and
+    config.toml, as the supervising process read them), with its own database pool."""
+    from collector.api.app import create_app
+
+    return create_app(load_context(load_settings()))
 
 
 def backup(settings: CollectorSettings, dest: Path) -> str:

@@ -112,7 +112,7 @@ def run_inbox(kind: str, config: DaemonConfig, state: StateDir, task_file: Path 
 
 
 def run(kind: str, config: DaemonConfig, state: StateDir, task_file: Path | None = None) -> RunOutcome:
-    from agent.daemon.results import SHRINKERS, run_report, spool_run
+    from agent.daemon.results import SHRINKERS, netscan_coverage, run_report, spool_run
     from agent.daemon.spool import Spool
 
     if kind in ("notices", "task", "task_failed"):
@@ -127,7 +127,7 @@ def run(kind: str, config: DaemonConfig, state: StateDir, task_file: Path | None
 
         targets = own_network_targets(config.self_inspection.own_networks)
         net = netscan.run(ctx, netscan.NetscanRequest(targets=targets, scope=",".join(targets)))
-        result, report = net.result, run_report(run_id, "netscan", net.result)
+        result, report = net.result, run_report(run_id, "netscan", net.result, coverage=netscan_coverage(net))
     else:
         from agent.scan import select_probes
         from agent.services import scan

@@ -1,9 +1,11 @@
 """What goes into the spool: run reports (the collector's RunReport shape) and inspection-record lines.
 
 A run is one spool item holding every finding of that run, so the collector always receives a run together with
-all its findings (a finding missing from a complete run would read as resolved). Under spool pressure
-``shrink_run`` drops the run's info findings and marks their probes ``limited``: an incomplete probe never
-resolves anything at the collector, so summarising never produces a false "fixed".
+all its findings (a finding missing from a complete run would read as resolved). Each run says what it covered
+(``RunReport.coverage``): its own host for host runs, the answering targets and scanned ports for network runs;
+the collector resolves only findings inside it. Under spool pressure ``shrink_run`` drops the run's info
+findings, marks their probes ``limited`` and takes them out of the coverage: an incomplete probe never resolves
+anything at the collector, so summarising never produces a false "fixed".
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from agent.daemon.spool import Priority, Spool, SpoolItem, priority_for
 
 if TYPE_CHECKING:
     from agent.scan import ScanResult
+    from agent.services.netscan import NetScanOutcome
     from agent.wire.collector_api import RunReport
+    from agent.wire.coverage import RunCoverage
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +33,50 @@ RunKind = Literal["scan", "netscan", "remote", "inspection"]
 
 
 def run_report(run_id: str, kind: RunKind, result: ScanResult, task_id: str | None = None,
-               notice_id: str | None = None) -> RunReport:
-    """The collector's RunReport for a scan-like result: every probe's status and every finding."""
+               notice_id: str | None = None, coverage: RunCoverage | None = None) -> RunReport:
+    """The collector's RunReport for a scan-like result: every probe's status and every finding, and what the
+    run covered: ``coverage`` (a network run's, from ``netscan_coverage``), else the host it ran on (a host
+    run; a network run without coverage covers nothing)."""
     from agent.documents import finding, probe_run
     from agent.wire.collector_api import RunReport
+    from agent.wire.coverage import RunCoverage
 
+    if coverage is None:
+        coverage = RunCoverage(host=kind != "netscan")
     return RunReport(run_id=run_id, kind=kind, host=result.host.hostname, started=_iso(result.started),
                      finished=_iso(result.finished), task_id=task_id, notice_id=notice_id, login_failed=False,
-                     probes=[probe_run(r) for r in result.probes], findings=[finding(f) for f in result.findings])
+                     probes=[probe_run(r) for r in result.probes], findings=[finding(f) for f in result.findings],
+                     coverage=coverage)
+
+
+def netscan_coverage(outcome: NetScanOutcome) -> RunCoverage:
+    """What a network run covered, never more: only a port scan that ran to the end (status ok, not cut by
+    the notice window or a host timeout) covers anything; then the addresses that answered (a target that was
+    down or unreachable covers nothing, so its findings stay as they are) with the TCP ports tried on each,
+    for host and port findings, and for service findings when every open port's service was checked. A
+    passive listen that ran to the end covers its link."""
+    from agent.wire.coverage import NetworkCoverage, RunCoverage
+    from baselines.netdrift import SERVICE_PROBES, Coverage
+
+    status = {r.probe: r.status for r in outcome.result.probes}
+    networks: list[NetworkCoverage] = []
+    cov = outcome.coverage
+    if cov is not None and cov.complete and status.get("ports") == "ok":
+        probes = ["hosts", "ports"]
+        if cov.services and status.get("services") == "ok":
+            probes += SERVICE_PROBES
+        by_ports: dict[tuple[tuple[int, int], ...], list[str]] = {}
+        for address in outcome.hosts_up:
+            ranges = outcome.scanned_ports.get(address)
+            if ranges:
+                by_ports.setdefault(ranges, []).append(address)
+        for ranges, addresses in sorted(by_ports.items()):
+            blocks = Coverage.of(addresses, ranges, False, False, False, "").targets
+            networks.append(NetworkCoverage(probes=list(dict.fromkeys(probes)), targets=list(blocks),
+                                            tcp_ports=[f"{lo}-{hi}" for lo, hi in ranges]))
+    if outcome.passive_iface and status.get("link") == "ok":
+        networks.append(NetworkCoverage(probes=["link"], targets=[f"link:{outcome.passive_iface}"]))
+    return RunCoverage(host=False, networks=networks)
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -67,7 +107,11 @@ def shrink_run(body: dict[str, Any]) -> dict[str, Any]:
                                      f"{count} info finding(s) summarised by the agent under spool pressure "
                                      "(not sent)"]}
         probes.append(probe)
-    return {**body, "findings": kept, "probes": probes}
+    coverage = body.get("coverage")
+    if coverage and info:  # the summarised findings' probes no longer speak for their absent findings
+        coverage = {**coverage, "networks": [
+            {**n, "probes": [p for p in n["probes"] if p not in info]} for n in coverage.get("networks", [])]}
+    return {**body, "findings": kept, "probes": probes, "coverage": coverage}
 
 
 SHRINKERS = {"run": shrink_run}

@@ -83,7 +83,7 @@ class PartResult:
 
 def run_network(ctx: AgentContext, config: DaemonConfig, task: TaskItem, tests: frozenset[str], notice: Path | None,
                 run_id: str) -> PartResult:
-    from agent.daemon.results import run_report
+    from agent.daemon.results import netscan_coverage, run_report
     from agent.enforce import refuse
     from agent.services import netscan
 
@@ -100,7 +100,8 @@ def run_network(ctx: AgentContext, config: DaemonConfig, task: TaskItem, tests: 
         dns_servers=tuple(passive.dns_servers), dhcp_servers=tuple(passive.dhcp_servers), gateway=passive.gateway,
         compare_baseline=portscan, allow_empty=not portscan)
     net = netscan.run(ctx, request)
-    out = PartResult([run_report(run_id, "netscan", net.result, task_id=task.task_id, notice_id=task.notice_id)])
+    out = PartResult([run_report(run_id, "netscan", net.result, task_id=task.task_id, notice_id=task.notice_id,
+                                coverage=netscan_coverage(net))])
     if net.result.probe_errors:
         out.problems.append("a network test stage failed: " + "; ".join(
             f"{r.probe}: {r.message.en if r.message else r.status}" for r in net.result.probe_errors))

@@ -133,6 +133,9 @@ class NetScanOutcome:
     messages: list[Text] = field(default_factory=list)  # notes in both languages (the JSON takes the English)
     coverage: Coverage | None = None  # what this run tested (None: the port scan did not run)
     compared: Coverage | None = None  # what the baseline comparison covered (both this run and the baseline)
+    # the TCP ports the port scan tried on each address it scanned (the collector's resolution coverage)
+    scanned_ports: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    passive_iface: str | None = None  # the link the passive stage listened on
 
     @property
     def nothing_answered(self) -> bool:
@@ -363,6 +366,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
     discovered: dict[str, Any] = {}
     ports_text = str(opts.ports) if opts.ports else "default"
     coverage: list[Coverage] = []
+    scanned_ports: dict[str, tuple[tuple[int, int], ...]] = {}
     messages: list[Text] = []
     discovery_partial = False
 
@@ -397,11 +401,12 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
         def ports_stage(ctx: GatherContext) -> list[Observation]:
             nonlocal engine_used
             from probes.network.discovery import DiscoveredHost
-            from probes.network.portscan import ScanOptions, scan
+            from probes.network.portscan import DEFAULT_TCP_PORTS, ScanOptions, scan
 
             tell(msg.PORT_SCANNING(engine=approved.engine, count=len(targets)))
             res = scan(targets, ScanOptions(engine=approved.engine, ports=opts.ports))
             engine_used = res.engine
+            scanned_ports.update((t.address, (opts.ports or t.ports or DEFAULT_TCP_PORTS).ranges) for t in targets)
             coverage.append(run_coverage(opts, approved, res.engine,
                                          complete=not res.partial and not discovery_partial))
             hosts_up.extend([*discovered, *res.hosts_up])
@@ -469,6 +474,7 @@ def run_netscan(opts: NetScanOptions, profile: Profile, approved: Plan, say: Say
                                                   if r.probe in NETWORK_PROBES and r.probe not in ran)),
         targets=opts.targets, scope=opts.scope.entries(), engine=engine_used, hosts_up=sorted(set(hosts_up)),
         failures=failures, messages=messages, coverage=coverage[0] if coverage else None,
+        scanned_ports=scanned_ports, passive_iface=approved.passive_iface,
     )
 
 

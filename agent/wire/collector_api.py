@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.wire.coverage import RunCoverage
 from agent.wire.findings import Finding
 from agent.wire.notice import AcknowledgementDoc, NoticeDocument
 from agent.wire.scan import ProbeRunDoc
@@ -88,7 +89,8 @@ class RunReport(ApiModel):
 
     Item key of a finding: (finding id, run id). A run is *complete* for a probe when that probe's status is
     ``ok``; only a complete run resolves an absent finding or verifies a fix, and never one with a login
-    failure on that host."""
+    failure on that host. ``coverage`` says what the run covered (agent.wire.coverage): only a finding inside
+    it can be resolved or verified by its absence. None (an older agent): host-level findings only."""
 
     run_id: Id = _ID
     kind: Literal["scan", "netscan", "remote", "inspection"]
@@ -100,6 +102,7 @@ class RunReport(ApiModel):
     login_failed: bool = False
     probes: list[ProbeRunDoc] = Field(max_length=500)
     findings: list[Finding]
+    coverage: RunCoverage | None = None
 
 
 class IngestBatch(ApiModel):

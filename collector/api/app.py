@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError, SQLAlchemyError, StatementError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -91,6 +93,26 @@ class Timing:
         self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - start)
 
 
+def _document_wire_bodies(app: FastAPI) -> None:
+    """Request bodies a route validates itself (ingest: from the raw bytes) are still documented with their
+    model: its JSON schema and those it refers to are added to the OpenAPI components."""
+    from agent.wire.collector_api import IngestBatch
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            body = IngestBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in body.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components.setdefault(IngestBatch.__name__, body)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(ctx: AppContext) -> FastAPI:
     app = FastAPI(title="precaution collector", version=__version__,
                   description="Central collector of the precaution agents (Provisions 2021, Art. 24-28): "
@@ -139,6 +161,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     for module in (ops, agent, people, findings, work):
         app.include_router(module.router)
     dashboard.install(app)
+    _document_wire_bodies(app)
     app.add_middleware(Timing, metrics=metrics)
     app.add_middleware(BodyLimit, limit=ctx.settings.max_batch_bytes)
     return app

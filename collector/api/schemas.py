@@ -66,6 +66,7 @@ class FindingView(Schema):
     rule_id: str
     probe: str
     subject: str
+    target: str | None = None  # the network target it is about; None: the host itself
     severity: str
     title: dict[str, str]
     state: str

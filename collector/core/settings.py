@@ -66,6 +66,7 @@ class CollectorSettings(BaseSettings):
     retention_chunk_rows: int = Field(default=1000, gt=0, le=100_000)  # rows per purge transaction
     retention_nonces_s: int = Field(default=900, gt=0)
     db_pool_size: int = Field(default=10, gt=0)
+    workers: int = Field(default=1, ge=1, le=64)  # serve: worker processes (one per core)
 
     @field_validator("listen")
     @classmethod

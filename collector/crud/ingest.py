@@ -10,24 +10,31 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import case, select, update
+from sqlalchemy import and_, case, select, update
 from sqlalchemy.orm import Session
 
 from agent.wire.chain import link_of, parse_line
 from agent.wire.collector_api import IngestBatch, IngestCounts, IngestResult, ItemAck, RunReport
+from agent.wire.coverage import HOST_ONLY, covers_network, finding_target, network_probes
 from agent.wire.findings import Finding as WireFinding
 from agent.wire.record import parse_entry
 from agent.wire.signatures import ed25519_valid, fingerprint, public_key_from_b64
+from collector.core.bulk import bulk_insert
 from collector.core.clock import parse_iso
 from collector.crud.identity import _alert, _insert
 from collector.models import Agent, Batch, Finding, FindingAudit, FindingRun, IssuedNotice, NoticeAck, RecordEntry, Run
+from collector.models.findings import active_filter
 from collector.models.tasks import Task
 
 RECORD_RULE = "PC-COLLECTOR-RECORD"
+FINDING_RUN_COLUMNS = ("agent_id", "finding_id", "run_id", "seen_at")
+FINDING_COLUMNS = ("agent_id", "unit", "host", "finding_id", "rule_id", "probe", "subject", "severity", "title_en",
+                   "title_zh", "document", "first_seen", "last_seen", "first_run", "last_run", "state", "updated_at",
+                   "target")
 RESOLVABLE = ("open", "rectification_ordered", "reopened")
 AWAITING_RETEST = ("reported_rectified", "retest_scheduled")
 CLOSED = ("resolved", "fix_verified")
@@ -50,18 +57,18 @@ class _Acks:
 
 def ingest(session: Session, agent: Agent, batch: IngestBatch, now: dt.datetime) -> IngestResult:
     acks = _Acks()
-    fresh_batch = session.execute(
-        _insert(session, Batch).values(agent_id=agent.id, batch_id=batch.batch_id, received_at=now, accepted=0,
-                                       duplicate=0, rejected=0).on_conflict_do_nothing()
-        .returning(Batch.batch_id)).first() is not None
     _record_lines(session, agent, batch.record_lines, acks, now)
     for run in batch.runs:
         _run(session, agent, run, acks, now)
     _acknowledgements(session, agent, batch, acks, now)
     counts = acks.counts()
-    if fresh_batch:
-        session.execute(update(Batch).where(Batch.agent_id == agent.id, Batch.batch_id == batch.batch_id)
-                        .values(accepted=counts.accepted, duplicate=counts.duplicate, rejected=counts.rejected))
+    # The batch row last, with its counts: one statement, and a re-sent batch finds it (its items were all
+    # duplicates by then, so nothing above changed anything either).
+    fresh_batch = session.execute(
+        _insert(session, Batch).values(agent_id=agent.id, batch_id=batch.batch_id, received_at=now,
+                                       accepted=counts.accepted, duplicate=counts.duplicate,
+                                       rejected=counts.rejected).on_conflict_do_nothing()
+        .returning(Batch.batch_id)).first() is not None
     return IngestResult(batch_id=batch.batch_id, replayed_batch=not fresh_batch, counts=counts, items=acks.items,
                         record_head=agent.record_seq)
 
@@ -168,17 +175,18 @@ def _run(session: Session, agent: Agent, run: RunReport, acks: _Acks, now: dt.da
     new_run = session.execute(_insert(session, Run).values(
         agent_id=agent.id, run_id=run.run_id, kind=run.kind, host=run.host, started=started, finished=finished,
         task_id=run.task_id, notice_id=run.notice_id, login_failed=run.login_failed, probes_ok=ok,
-        probes_failed=failed, findings=len(run.findings), received_at=now)
+        probes_failed=failed, findings=len(run.findings), received_at=now,
+        coverage=run.coverage.model_dump(mode="json") if run.coverage is not None else None)
         .on_conflict_do_nothing().returning(Run.id)).first() is not None
     acks.add("run", run.run_id, "accepted" if new_run else "duplicate")
     findings = {f.id: f for f in run.findings}
     accepted: set[str] = set()
     if findings:
-        rows = [{"agent_id": agent.id, "finding_id": fid, "run_id": run.run_id, "seen_at": now} for fid in findings]
-        # Core executemany (insertmanyvalues: one multi-row statement with RETURNING), not the ORM bulk path
-        result = session.connection().execute(_insert(session, FindingRun).on_conflict_do_nothing()
-                                              .returning(FindingRun.finding_id), rows)
-        accepted = {r[0] for r in result}
+        conn = session.connection()
+        stmt = bulk_insert(conn, "finding_runs", FindingRun, FINDING_RUN_COLUMNS,
+                           lambda ins: ins.on_conflict_do_nothing().returning(FindingRun.finding_id))
+        seen_at = stmt.bind("seen_at", now)
+        accepted = {r[0] for r in stmt.execute(conn, [(agent.id, fid, run.run_id, seen_at) for fid in findings])}
     for fid in findings:
         acks.add("finding", f"{fid}@{run.run_id}", "accepted" if fid in accepted else "duplicate")
     if accepted:
@@ -191,32 +199,46 @@ def _run(session: Session, agent: Agent, run: RunReport, acks: _Acks, now: dt.da
                             .values(state="done", completed_at=now, run_id=run.run_id))
 
 
+def _finding_upsert(ins: Any) -> Any:
+    """First/last seen per host: an older run does not move last_seen (or the document) back."""
+    newer = ins.excluded.last_seen > Finding.last_seen
+    return ins.on_conflict_do_update(index_elements=[Finding.agent_id, Finding.finding_id], set_={
+        "last_seen": case((newer, ins.excluded.last_seen), else_=Finding.last_seen),
+        "last_run": case((newer, ins.excluded.last_run), else_=Finding.last_run),
+        "document": case((newer, ins.excluded.document), else_=Finding.document),
+        "severity": case((newer, ins.excluded.severity), else_=Finding.severity),
+        "first_seen": case((ins.excluded.first_seen < Finding.first_seen, ins.excluded.first_seen),
+                           else_=Finding.first_seen),
+        "updated_at": ins.excluded.updated_at,
+    }).returning(Finding.id, Finding.state, Finding.resolved_at, Finding.reported_at)
+
+
+def _document(f: WireFinding) -> str:
+    """The wire Finding as JSON text (what ``to_json`` gives, serialised by pydantic-core in one call)."""
+    omit = {name for name in f.OMIT_WHEN_NONE if getattr(f, name) is None}
+    return f.model_dump_json(by_alias=True, exclude=omit or None)
+
+
 def _upsert_findings(session: Session, agent: Agent, run: RunReport, found: list[WireFinding], finished: dt.datetime,
                      now: dt.datetime) -> None:
-    rows = [{
-        "agent_id": agent.id, "unit": agent.unit, "host": run.host, "finding_id": f.id, "rule_id": f.rule_id,
-        "probe": f.probe, "subject": f.subject, "severity": f.severity, "title_en": f.title.en,
-        "title_zh": f.title.zh, "document": f.to_json(), "first_seen": finished, "last_seen": finished,
-        "first_run": run.run_id, "last_run": run.run_id, "state": "open", "updated_at": now,
-    } for f in found]
-    stmt = _insert(session, Finding)
-    newer = stmt.excluded.last_seen > Finding.last_seen
-    session.connection().execute(stmt.on_conflict_do_update(index_elements=[Finding.agent_id, Finding.finding_id],
-                                                            set_={
-        "last_seen": case((newer, stmt.excluded.last_seen), else_=Finding.last_seen),
-        "last_run": case((newer, stmt.excluded.last_run), else_=Finding.last_run),
-        "document": case((newer, stmt.excluded.document), else_=Finding.document),
-        "severity": case((newer, stmt.excluded.severity), else_=Finding.severity),
-        "first_seen": case((stmt.excluded.first_seen < Finding.first_seen, stmt.excluded.first_seen),
-                           else_=Finding.first_seen),
-        "updated_at": now,
-    }).returning(Finding.id), rows).all()  # RETURNING: one multi-row statement on both databases
-    # Seen again after it was closed (or after a rectification was reported): reopened, audited.
-    ids = [f.id for f in found]
-    again = session.execute(select(Finding.id, Finding.state).where(
-        Finding.agent_id == agent.id, Finding.finding_id.in_(ids),
-        ((Finding.state.in_(CLOSED) & (Finding.resolved_at < finished))
-         | (Finding.state.in_(AWAITING_RETEST) & (Finding.reported_at < finished) & (not run.login_failed))))).all()
+    conn = session.connection()
+    stmt = bulk_insert(conn, "findings", Finding, FINDING_COLUMNS, _finding_upsert)
+    seen, updated = stmt.bind("first_seen", finished), stmt.bind("updated_at", now)
+    rows = stmt.execute(conn, [(agent.id, agent.unit, run.host, f.id, f.rule_id, f.probe, f.subject, f.severity,
+                                f.title.en, f.title.zh, _document(f), seen, seen, run.run_id, run.run_id, "open",
+                                updated, finding_target(run.kind, run.host, f.host, f.subject)) for f in found])
+    # Seen again after it was closed (or after a rectification was reported): reopened, audited. The upsert
+    # returns each row's state as it stands, so no second look at the rows is needed.
+    again: list[tuple[int, str]] = []
+    for pk, state, resolved_at, reported_at in rows:
+        if state in CLOSED:
+            closed_at = stmt.value("resolved_at", resolved_at)
+            if closed_at is not None and closed_at < finished:
+                again.append((pk, state))
+        elif state in AWAITING_RETEST and not run.login_failed:
+            reported = stmt.value("reported_at", reported_at)
+            if reported is not None and reported < finished:
+                again.append((pk, state))
     for pk, state in again:
         note = (f"seen again by run {run.run_id}" if state in CLOSED
                 else f"re-test run {run.run_id} found it again after the rectification report")
@@ -228,27 +250,40 @@ def _upsert_findings(session: Session, agent: Agent, run: RunReport, found: list
 
 def _resolve_absent(session: Session, agent: Agent, run: RunReport, probes_ok: list[str], present: set[str],
                     finished: dt.datetime, now: dt.datetime) -> None:
-    """Findings of a probe that ran completely on this host and did not report them any more: resolved, or fix
-    verified when a rectification was reported before the run. A run with a login failure verifies nothing."""
-    if not probes_ok or run.login_failed:
+    """Findings this run covered and did not report any more: resolved, or fix verified when a rectification
+    was reported before the run. Covered: the same agent; a host-level finding of this run's host and of a
+    probe with status ok (when the run covered its host; a run without coverage covers only that); a network
+    finding whose probe and target lie inside the run's network coverage (agent.wire.coverage). A run with a
+    login failure verifies and resolves nothing."""
+    if run.login_failed:
         return
-    by_probe: dict[str, list[tuple[int, str, str, dt.datetime | None]]] = defaultdict(list)
-    rows = session.execute(select(Finding.id, Finding.finding_id, Finding.state, Finding.probe, Finding.reported_at)
-                           .where(Finding.agent_id == agent.id, Finding.host == run.host,
-                                  Finding.probe.in_(probes_ok), Finding.last_seen < finished,
-                                  Finding.state.in_(RESOLVABLE + AWAITING_RETEST))).all()
-    for pk, fid, state, probe, reported in rows:
-        if fid not in present:
-            by_probe[probe].append((pk, fid, state, reported))
-    for items in by_probe.values():
-        for pk, _fid, state, reported in items:
-            verified = state in AWAITING_RETEST and reported is not None and reported <= finished
-            to = "fix_verified" if verified else "resolved"
-            if state in AWAITING_RETEST and not verified:
-                continue
-            _audit(session, pk, state, to, f"absent from complete run {run.run_id} of its probe on {run.host}", now)
-            session.execute(update(Finding).where(Finding.id == pk).values(
-                state=to, resolved_run=run.run_id, resolved_at=finished, updated_at=now))
+    coverage = run.coverage or HOST_ONLY
+    # a probe that did not run completely speaks for none of its findings, whatever the coverage says
+    net_probes = network_probes(coverage) - {p.id for p in run.probes if p.status != "ok"}
+    scopes = []
+    if coverage.host and probes_ok:
+        scopes.append(and_(Finding.host == run.host, Finding.target.is_(None), Finding.probe.in_(probes_ok)))
+    if net_probes:
+        scopes.append(and_(Finding.target.is_not(None), Finding.probe.in_(sorted(net_probes))))
+    # one query per scope: the host-level one runs on ix_findings_active_agent_probe_target (agent, probe, no
+    # target, last seen), the network one on ix_findings_active_agent_seen (agent, last seen)
+    rows = [row for scope in scopes for row in session.execute(
+        select(Finding.id, Finding.finding_id, Finding.state, Finding.probe, Finding.reported_at, Finding.target,
+               Finding.subject)
+        .where(Finding.agent_id == agent.id, active_filter(), scope, Finding.last_seen < finished)).all()]
+    for pk, fid, state, probe, reported, target, subject in rows:
+        if fid in present:
+            continue
+        if target is not None and not covers_network(coverage, probe, target, subject):
+            continue
+        verified = state in AWAITING_RETEST and reported is not None and reported <= finished
+        if state in AWAITING_RETEST and not verified:
+            continue
+        to = "fix_verified" if verified else "resolved"
+        where = run.host if target is None else f"{target} (from {run.host})"
+        _audit(session, pk, state, to, f"absent from complete run {run.run_id} of its probe on {where}", now)
+        session.execute(update(Finding).where(Finding.id == pk).values(
+            state=to, resolved_run=run.run_id, resolved_at=finished, updated_at=now))
 
 
 def _acknowledgements(session: Session, agent: Agent, batch: IngestBatch, acks: _Acks, now: dt.datetime) -> None:

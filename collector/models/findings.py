@@ -57,6 +57,8 @@ class Run(Base):
     login_failed: Mapped[bool] = mapped_column(Boolean, default=False)
     probes_ok: Mapped[list[str]] = mapped_column(JSON)  # probes that ran completely (status ok)
     probes_failed: Mapped[list[str]] = mapped_column(JSON)  # error, timeout, limited, skipped
+    # what the run covered (agent.wire.coverage.RunCoverage); None: an older agent, host-level findings only
+    coverage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     findings: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
@@ -75,6 +77,9 @@ class Finding(Base):
         _partial("ix_findings_active_agent_seen", ACTIVE_PREDICATE, "agent_id", "last_seen", "id"),
         _partial("ix_findings_active_unit_deadline", ACTIVE_PREDICATE, "unit", "deadline", "state"),
         _partial("ix_findings_retest_unit_due", AWAITING_RETEST_PREDICATE, "unit", "retest_due"),
+        # resolution of absent findings (0004): one agent's active findings of some probes, by target
+        _partial("ix_findings_active_agent_probe_target", ACTIVE_PREDICATE, "agent_id", "probe", "target",
+                 "last_seen"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
@@ -101,6 +106,9 @@ class Finding(Base):
     calendar_warning: Mapped[str | None] = mapped_column(Text, nullable=True)
     accepted_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # what the finding is about (agent.wire.coverage.finding_target): None for the host itself, else a network
+    # target (an address, "link:<iface>"); only a run whose coverage holds it can resolve the finding
+    target: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class FindingRun(Base):

@@ -66,11 +66,13 @@ def iso(moment: dt.datetime) -> str:
 
 def run(run_id: str, findings: list[dict[str, Any]], *, host: str = "db01", probes: dict[str, str] | None = None,
         finished: dt.datetime | None = None, login_failed: bool = False, task_id: str | None = None,
-        kind: str = "scan") -> dict[str, Any]:
-    """A RunReport: ``probes`` maps probe id -> status (default: each finding's probe, ok)."""
+        kind: str = "scan", coverage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A RunReport: ``probes`` maps probe id -> status (default: each finding's probe, ok); ``coverage`` a
+    RunCoverage (none: an older agent's run, without the field)."""
     finished = finished or dt.datetime.now(dt.UTC)
     probes = probes if probes is not None else {f["probe"]: "ok" for f in findings} or {"sshd": "ok"}
-    return {
+    extra = {} if coverage is None else {"coverage": coverage}
+    return {**extra,
         "run_id": run_id, "kind": kind, "host": host, "started": iso(finished - dt.timedelta(seconds=2)),
         "finished": iso(finished), "task_id": task_id, "notice_id": None, "login_failed": login_failed,
         "probes": [{"id": p, "title": p, "status": s, "duration_s": 0.1, "observations": 1, "message": None,

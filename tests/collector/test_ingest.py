@@ -179,3 +179,38 @@ def test_a_batch_for_another_machine_is_refused(collector: Collector) -> None:
     r = sim.ingest(batch)
     assert (r.status_code, r.json()["error"]) == (409, "identity-conflict")
     assert _findings(collector, unit) == []
+
+
+def test_a_batch_mixing_new_and_duplicate_items_gets_exact_counts(collector: Collector) -> None:
+    """More findings in one run than one multi-row statement takes (1,000 rows): every item counted once,
+    whether it was new or held already, and what was stored is exactly the new items."""
+    unit = unit_name()
+    sim = collector.agent(unit)
+    t0 = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    first = [finding(f"f{i}") for i in range(1200)]
+    entry1 = sim.record_scan(1)
+    r = sim.ingest(sim.batch(runs=[run("big-1", first, finished=t0)], record=[entry1]))
+    assert r.status_code == 200, r.text
+    assert r.json()["counts"] == {"accepted": 1202, "duplicate": 0, "rejected": 0}
+    # a new batch: the same run again (all duplicates), a later run with half of those and 10 new findings,
+    # the record entry again and a new one
+    later = [finding(f"f{i}") for i in range(600)] + [finding(f"n{i}") for i in range(10)]
+    lines = [entry1, sim.record_scan(0)]
+    mixed = sim.batch(runs=[run("big-1", first, finished=t0), run("big-2", later)], record=lines)
+    r = sim.ingest(mixed)
+    body = r.json()
+    assert body["counts"] == {"accepted": 1 + 610 + 1, "duplicate": 1 + 1200 + 1, "rejected": 0}
+    status = {(i["kind"], i["key"]): i["status"] for i in body["items"]}
+    assert status[("finding", "f0@big-1")] == "duplicate" and status[("finding", "f0@big-2")] == "accepted"
+    assert status[("finding", "n9@big-2")] == "accepted" and status[("run", "big-1")] == "duplicate"
+    assert sum(1 for (kind, _), s in status.items() if kind == "finding" and s == "accepted") == 610
+    with collector.login() as admin:
+        pages = [admin.get("/api/v1/findings", params={"unit": unit, "state": "all", "limit": 1000, "offset": o})
+                 .json() for o in (0, 1000)]
+    stored = {f["finding_id"]: f for page in pages for f in page["items"]}
+    assert len(stored) == pages[0]["total"] == 1210
+    assert (stored["f0"]["first_run"], stored["f0"]["last_run"]) == ("big-1", "big-2")
+    assert (stored["f1199"]["first_run"], stored["f1199"]["last_run"]) == ("big-1", "big-1")
+    # big-2 was complete for sshd: f600..f1199 are absent from it and resolved by it
+    assert stored["f1199"]["state"] == "resolved" and stored["f0"]["state"] == "open"
+    assert sim.ingest(mixed).json()["counts"] == {"accepted": 0, "duplicate": 1814, "rejected": 0}

@@ -149,3 +149,43 @@ def test_start_up_checks_settings_loopback_rule_schema_and_plain_http_dev_mode(t
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_serve_with_worker_processes(collector: Collector) -> None:
+    """`serve --workers 2`: two worker processes on one port, each with the application built from the
+    settings; agents spread over both connections get exact per-item answers (the replay check, rate window and
+    record heads are in the database, shared by the workers), and the supervisor takes them down with it."""
+    import signal
+
+    import psutil
+
+    from tests.collector.conftest import free_port, wait_ready
+
+    port = free_port()
+    base = f"https://127.0.0.1:{port}"
+    refused = subprocess.run([str(BIN), "serve", "--listen", f"127.0.0.1:{port}", "--workers", "0"], env=collector.env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--workers" in refused.stderr
+    log = open(collector.home / f"serve-workers-{port}.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([str(BIN), "serve", "--listen", f"127.0.0.1:{port}", "--workers", "2",
+                             "--log-level", "warning"], env=collector.env, stdout=log, stderr=subprocess.STDOUT)
+    workers: list[psutil.Process] = []
+    try:
+        wait_ready(base, collector.ca, proc)
+        workers += [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(workers) == 2
+        unit = unit_name()
+        sims = [collector.agent(unit, base=base, hostname=f"w{i}") for i in range(6)]
+        for i, sim in enumerate(sims):  # each agent its own connection: the kernel hands them to either worker
+            batch = sim.batch(runs=[run(f"wr-{i}", [finding(f"w{i}-{j}", host=f"w{i}") for j in range(5)],
+                                        host=f"w{i}")], record=[sim.record_scan(5)])
+            assert sim.ingest(batch).json()["counts"] == {"accepted": 7, "duplicate": 0, "rejected": 0}
+            assert sim.ingest(batch).json()["counts"] == {"accepted": 0, "duplicate": 7, "rejected": 0}
+        with collector.login(base=base) as admin:
+            r = admin.get("/api/v1/findings", params={"unit": unit, "state": "all", "limit": 100})
+            assert r.json()["total"] == 30
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)

@@ -212,7 +212,8 @@ def _signed_task(tmp: Path, key: Path, tests: list[str], targets: list[str], not
                     not_before=now.isoformat(), expires_at=later, lease_until=later, notice=doc)
 
 
-def _run(state: Path, spool: Spool, task: TaskItem, toml: str = "") -> tuple[str, str, list[dict[str, Any]]]:
+def _run(state: Path, spool: Spool, task: TaskItem, toml: str = "",
+         run_id: str = "task-run") -> tuple[str, str, list[dict[str, Any]]]:
     from agent.daemon import inbox
     from agent.daemon.config import parse_config
     from agent.daemon.job import context
@@ -222,7 +223,7 @@ def _run(state: Path, spool: Spool, task: TaskItem, toml: str = "") -> tuple[str
     box = state / "inbox"
     box.mkdir(exist_ok=True)
     outcome, message, _ = inbox.run_task(context(config, StateDir(state), "task"), config, spool, task, box,
-                                         "task-run")
+                                         run_id)
     done = json.loads((box / f"done-{task.task_id}.json").read_text())
     assert done["outcome"] == outcome and done["completion"]["message"] == message
     return outcome, message, [i.body for i in spool.batch() if i.kind == "run"]
@@ -332,3 +333,75 @@ def test_a_retest_task_reruns_the_findings_host_probe_here(task_env: tuple[Path,
     assert outcome == "refused" and "a re-test of network probe ports is a network task" in message
     outcome, message, _ = _run(state, spool, retest(["nonsense"], me))
     assert outcome == "refused" and "no such test kind or probe nonsense" in message
+
+
+def test_an_own_network_run_does_not_resolve_a_lab_targets_finding(task_env: tuple[Path, Path, Spool],
+                                                                   one_ssh_host: SshLab, tmp_path: Path,
+                                                                   collector: Collector) -> None:
+    """Through the agent's real task path and the real collector: a notice port scan of the lab (one host up,
+    one address nobody answers) and a loopback own-network scan each name only what they covered; the loopback
+    run resolves a closed loopback port's finding and leaves the lab's alone; the lab run resolves its own
+    closed port's finding but not that of the address that was down."""
+    import ipaddress
+    import socket
+
+    from tests.collector.client import finding, iso, run
+
+    state, key, spool = task_env
+    up = one_ssh_host.hosts[0].ip
+    down = str(ipaddress.ip_network(str(one_ssh_host.lab.network))[200])
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    lab_task = _signed_task(tmp_path, key, ["portscan"], [up, down], [str(one_ssh_host.lab.network)])
+    own_task = TaskItem(task_id=f"t-{uuid.uuid4().hex[:8]}", notice_id=None, tests=["portscan"],
+                        targets=["127.0.0.1"], not_before=later, expires_at=later, lease_until=later, notice=None)
+    for task in (lab_task, own_task):
+        outcome, message, _ = _run(state, spool, task, run_id=f"run-{task.task_id}")
+        assert outcome == "completed", message
+    runs = {r["task_id"]: r for r in (i.body for i in spool.batch() if i.kind == "run")}
+    lab_run, own_run = runs[lab_task.task_id], runs[own_task.task_id]
+    (lab_cov,) = lab_run["coverage"]["networks"]
+    assert lab_run["coverage"]["host"] is False and lab_cov["targets"] == [f"{up}/32"]  # not the silent address
+    (own_cov,) = own_run["coverage"]["networks"]
+    assert own_cov["targets"] == ["127.0.0.1/32"] and set(own_cov["probes"]) >= {"hosts", "ports"}
+
+    def closed_port(ip: str, ranges: list[str]) -> int:
+        for text in ranges:
+            lo, _, hi = text.partition("-")
+            for port in range(int(lo), int(hi or lo) + 1):
+                if port == 22:
+                    continue
+                with socket.socket() as s:
+                    s.settimeout(1.0)
+                    if s.connect_ex((ip, port)) != 0:
+                        return port
+        raise AssertionError(f"no closed port on {ip}")
+
+    lo_port = closed_port("127.0.0.1", own_cov["tcp_ports"])
+    lab_port = next(int(t.partition("-")[0]) for t in lab_cov["tcp_ports"] if not t.startswith("22"))
+
+    def seeded(ip: str, port: int) -> dict[str, Any]:
+        return finding(f"seed-{ip}-{port}", host=ip, probe="ports", rule="PC-NET-001", subject=f"{ip}|tcp|{port}")
+
+    seeds = [seeded(up, lab_port), seeded(down, lab_port), seeded("127.0.0.1", lo_port)]
+    unit = unit_name()
+    sim = collector.agent(unit)
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    everything = {"host": False, "networks": [{"probes": ["ports"], "targets": [up, down, "127.0.0.1"],
+                                               "tcp_ports": ["1-65535"]}]}
+    assert sim.ingest(sim.batch(runs=[run("seed", seeds, kind="netscan", finished=earlier, coverage=everything,
+                                          probes={"ports": "ok"}, host=own_run["host"])])).status_code == 200
+    assert iso(earlier) < own_run["started"]
+
+    def states() -> dict[str, str]:
+        with collector.login() as admin:
+            items = admin.get("/api/v1/findings", params={"unit": unit, "state": "all"}).json()["items"]
+        return {i["finding_id"]: i["state"] for i in items}
+
+    r = sim.ingest(sim.batch(runs=[own_run]))
+    assert r.status_code == 200, r.text
+    assert states() == {f"seed-{up}-{lab_port}": "open", f"seed-{down}-{lab_port}": "open",
+                        f"seed-127.0.0.1-{lo_port}": "resolved"}
+    r = sim.ingest(sim.batch(runs=[lab_run]))
+    assert r.status_code == 200, r.text
+    assert states() == {f"seed-{up}-{lab_port}": "resolved", f"seed-{down}-{lab_port}": "open",
+                        f"seed-127.0.0.1-{lo_port}": "resolved"}
