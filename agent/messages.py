@@ -508,3 +508,8 @@ PORT_SCANNING = message("netscan.port-scanning", "port scan ({engine}) of {count
 SERVICE_CHECKING = message("netscan.service-checking", "service checks on {count} open port(s)",
                            "服务识别：{count} 个开放端口")
 LISTENING = message("netscan.listening", "listening on {iface} for {duration}", "在 {iface} 上监听 {duration}")
+
+# --- config files (config.toml, agent.toml): one line per problem, the file and line first
+CONFIG_NOT_TOML = message("config.not-toml", "{file}:{line}: not valid TOML: {error}",
+                          "{file}:{line}：不是有效的 TOML 格式")
+CONFIG_PROBLEM = message("config.problem", "{file}:{line}: {key}: {problem}", "{file}:{line}：配置项 {key}：{problem}")

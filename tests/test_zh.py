@@ -36,7 +36,8 @@ from probes.registry import all_probes
 from tests.zh_check import data_words, english_words
 
 PRECAUTION = str(Path(sys.executable).parent / "precaution")
-CATALOGUES = ("probes.messages", "baselines.messages", "agent.messages", "agent.i18n")
+CATALOGUES = ("probes.messages", "baselines.messages", "agent.messages", "agent.i18n",
+              "agent.daemon.messages")
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 PROBE_IDS = {c.id for c in all_probes()} | {"discovery", "ports", "services", "link", "hosts", "baseline"}
 TEST_KINDS = {"host", "discovery", "portscan", "service", "passive", "on-site"}  # identifiers, as probe ids

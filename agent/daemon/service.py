@@ -85,7 +85,9 @@ class AgentService:
         identity = Identity(self.config.identity_dir(self.state))
         enrolment = identity.enrolment()
         if enrolment is None:
-            log.warning("not enrolled with a collector: results stay in the spool (run `precaution agent enroll`)")
+            from agent.daemon.messages import NOT_ENROLLED
+
+            log.warning("%s", NOT_ENROLLED().get(self.config.lang))
             return None
         from agent.daemon.collector_client import CollectorClient
         from agent.daemon.push import PushWorker
@@ -96,7 +98,7 @@ class AgentService:
                                  identity.key(), host.boot_id, cfg.timeout)
         return PushWorker(client, self._spool_for_thread, self.metrics, self.state, host, cfg.push_interval,
                           min(cfg.task_poll_interval, float(enrolment.poll_interval_s)), cfg.batch_items, self.wake,
-                          identity, self.poke)
+                          identity, self.poke, self.config.lang)
 
     def _spool_for_thread(self) -> Spool:
         c = self.config.spool
