@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from agent.daemon import footprint
 from agent.daemon import messages as msg
 from agent.daemon.collector_client import CollectorClient, CollectorError
 from agent.daemon.identity import Identity
@@ -128,6 +129,7 @@ class PushWorker(threading.Thread):
         self.lang = lang  # of the log lines a person reads (agent.toml `lang`)
         self.renew_at: dt.datetime | None = None  # when the current certificate is due for renewal (cached)
         self.advised = ""  # the refusal code last explained in the log (said once per streak, not every retry)
+        self.pushed_since_release = False
 
     def stop(self) -> None:
         self.stopping.set()
@@ -154,6 +156,9 @@ class PushWorker(threading.Thread):
                     self.metrics.collector_up.set(1)
                     if more:
                         continue
+                    if self.pushed_since_release:
+                        self.pushed_since_release = False
+                        footprint.release()  # the spool is drained: the batches' memory goes back
                 except CollectorError as exc:
                     self.failures += 1
                     self.metrics.collector_up.set(0)
@@ -182,6 +187,7 @@ class PushWorker(threading.Thread):
                 self.metrics.pushed.labels(status).inc(n)
         self.metrics.last_push.set(time.time())
         self.metrics.spool.latest = spool.stats()
+        self.pushed_since_release = True
         log.info("pushed batch %s: %s", batch.batch_id, counts)
         return len(items) >= self.batch_items
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.daemon import footprint
 from agent.daemon.config import DaemonConfig
 from agent.daemon.metrics import AgentMetrics
 from agent.daemon.outcome import RunOutcome
@@ -47,6 +48,7 @@ class RunningJob:
 
 class AgentService:
     def __init__(self, config: DaemonConfig, state: Path, config_path: Path | None = None) -> None:
+        footprint.limit_arenas()  # before the metrics and collector threads start
         self.config = config
         self.state = state
         self.config_path = config_path
@@ -275,4 +277,5 @@ class AgentService:
             m.last_success.labels(job.kind).set(time.time())
         self.wake.set()  # something new may be in the spool, or a task is done: push now
         self.housekeeping()
+        footprint.release()  # reading and recording the outcome allocated: back to the idle footprint
         log.info("%s finished: %s in %.1f s", job.kind, result, elapsed)
