@@ -200,6 +200,11 @@ def enroll(state: StateDir, identity: Identity, url: str, token: str, unit: str,
     url = url.rstrip("/")
     if not url.startswith("https://"):
         raise UserError(msg.URL_NOT_HTTPS(url=url))
+    for name, value, refusal in (("token", token, msg.BAD_TOKEN()), ("unit", unit, msg.BAD_UNIT(unit=unit))):
+        try:  # the wire schema's own limits, checked before anything is generated or sent
+            EnrolRequest.__pydantic_validator__.validate_assignment(EnrolRequest.model_construct(), name, value)
+        except ValueError:
+            raise UserError(refusal) from None
     if (ca_file is None) == (ca_fingerprint is None):
         raise UserError(msg.PIN_ONE())
     leaf_pinned = False

@@ -47,6 +47,11 @@ CA_DID_NOT_ISSUE = message(
     "daemon.ca-did-not-issue",
     "the CA the collector returned did not issue the server certificate that was pinned: not enrolling",
     "汇聚端返回的 CA 并未签发所固定的服务器证书：不予注册")
+BAD_TOKEN = message("daemon.bad-token",
+                    "--token: not an enrolment token (`precaution-collector token create --unit U` prints one)",
+                    "--token：不是有效的注册令牌（由 `precaution-collector token create --unit U` 生成）")
+BAD_UNIT = message("daemon.bad-unit", "--unit {unit!r}: a unit name is 1 to 200 characters",
+                   "--unit {unit}：单位名称应为 1 到 200 个字符")
 WHICH_UNIT = message("daemon.which-unit", "which unit? pass --unit UNIT (or set [notice] unit in config.toml)",
                      "请指定单位：使用 --unit UNIT（或在 config.toml 中设置 `[notice] unit`）")
 ENROLLED = message(
