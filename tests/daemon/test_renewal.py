@@ -31,6 +31,7 @@ from collector.core.errors import CollectorUserError
 from tests.collector.conftest import FAST_ENV, Collector, running_collector, unit_name
 from tests.daemon.agentproc import AgentProcess, ran_ok
 from tests.daemon.test_agent_collector import enrol, spool_depth
+from tests.zh_check import data_words, english_words
 
 LIFETIME_S = 24  # the collector's certificates live 24 s: renewal is due 16 s after issue
 SHORT_CERTS = {**FAST_ENV, "PRECAUTION_COLLECTOR_CERT_DAYS": repr(LIFETIME_S / 86400),
@@ -196,8 +197,11 @@ def test_renewal_before_expiry_keeps_identity_and_spool_then_revoked_refused_and
                                   Priority.KEEP) for i in range(5)])
     finally:
         spool.close()
-    again = enrol(agent, collector, unit, "--ca", collector.ca)
+    again = enrol(agent, collector, unit, "--ca", collector.ca, "--lang", "zh-CN")
     assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"已注册到汇聚端 {collector.url}：代理编号 ")
+    new_id = again.stdout.split("代理编号 ")[1].split("，")[0]
+    assert not english_words(again.stdout, data_words([collector.url, unit, ident.dir, new_id]))
     assert spool_depth(agent) == 5
     second = ident.enrolment()
     assert second is not None and second.agent_id != first.agent_id and second.unit == unit
