@@ -17,20 +17,45 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from agent import messages as msg
 from agent.errors import UserError
 from agent.state import StateDir
 from baselines.input_file import InputFileError, read_input_text
+from baselines.model import Text
+from probes.i18n import Joined, Message
 
 CONFIG_FILE = "config.toml"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 class ConfigError(UserError):
-    """Every problem of a config file, one ``file:line: reason`` per line."""
+    """Every problem of a config file, one ``file:line: reason`` per line (``problems``: the English lines)."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
+    def __init__(self, problems: Sequence[Message]) -> None:
+        super().__init__(Joined(list(problems), "\n", "\n"))
+        self.problems = [p.get("en") for p in problems]
+
+
+# What a validation error type means, for the Chinese line (pydantic words its messages in English only).
+_ZH_PROBLEM = {
+    "missing": "缺少该项", "literal_error": "取值不在允许的选项中", "enum": "取值不在允许的选项中",
+    "string_type": "应为字符串", "int_type": "应为整数", "int_parsing": "应为整数", "int_from_float": "应为整数",
+    "float_type": "应为数字", "float_parsing": "应为数字", "bool_type": "应为 true 或 false",
+    "bool_parsing": "应为 true 或 false", "list_type": "应为列表", "dict_type": "应为表", "model_type": "应为表",
+    "greater_than": "应大于 {gt}", "greater_than_equal": "应不小于 {ge}", "less_than": "应小于 {lt}",
+    "less_than_equal": "应不大于 {le}", "string_too_short": "内容过短", "string_too_long": "内容过长",
+    "too_short": "项数过少", "too_long": "项数过多",
+}
+
+
+def problem_line(file: Path | str, line: int, key: str, en: str, zh: str) -> Message:
+    return msg.CONFIG_PROBLEM(file=file, line=line, key=key, problem=Text(en, zh))
+
+
+def not_toml(file: Path | str, exc: tomllib.TOMLDecodeError) -> ConfigError:
+    where = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+    return ConfigError([msg.CONFIG_NOT_TOML(file=file, line=where.group(1) if where else "1",
+                                            error=str(exc).split(" (at line")[0])])
 
 
 class _Closed(BaseModel):
@@ -198,15 +223,19 @@ def _line_of(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int:
 
 
 def _problems(file: Path, exc: ValidationError, lines: dict[tuple[str, ...], int],
-              prefix: tuple[str, ...] = ()) -> list[tuple[int, str]]:
+              prefix: tuple[str, ...] = ()) -> list[tuple[int, str, str, str]]:
+    """(line, key, problem in English, problem in Chinese) for every error."""
     out = []
     for e in exc.errors():
         loc = prefix + tuple(str(p) for p in e["loc"] if not isinstance(p, int))
         name = ".".join(loc) or "(top level)"
         message = e["msg"].removeprefix("Value error, ")
+        zh = _ZH_PROBLEM.get(e["type"], "取值无效").format_map(e.get("ctx") or {})
         if e["type"] == "extra_forbidden":
-            message = f"unknown {'table' if loc in lines and _is_table(loc, lines) else 'key'}"
-        out.append((_line_of(loc, lines), f"{name}: {message}"))
+            table = loc in lines and _is_table(loc, lines)
+            message = f"unknown {'table' if table else 'key'}"
+            zh = "未知的配置表" if table else "未知的配置项"
+        out.append((_line_of(loc, lines), name, message, zh))
     return out
 
 
@@ -219,11 +248,9 @@ def parse_config(text: str, file: Path) -> AgentConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        where = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        line = where.group(1) if where else "1"
-        raise ConfigError([f"{file}:{line}: not valid TOML: {str(exc).split(' (at line')[0]}"]) from None
+        raise not_toml(file, exc) from None
     lines = key_lines(text)
-    problems: list[tuple[int, str]] = []
+    problems: list[tuple[int, str, str, str]] = []
     config = AgentConfig()
     try:
         config = AgentConfig.model_validate(data)
@@ -236,7 +263,7 @@ def parse_config(text: str, file: Path) -> AgentConfig:
         except ValidationError as exc:
             problems += _problems(file, exc, lines, ("probes",))
     if problems:
-        raise ConfigError([f"{file}:{line}: {reason}" for line, reason in sorted(set(problems))])
+        raise ConfigError([problem_line(file, *p) for p in sorted(set(problems))])
     return config
 
 

@@ -163,6 +163,8 @@ NOTICE_NOT_ACKED = message("notice.ack-refused", "notice {id} not acknowledged: 
 NOTICE_LATE_REFUSED = message("notice.late-refused", "{problem}; tests under this notice will be refused",
                               "{problem}依据该通知的检测将被拒绝。")
 TRUSTING = message("notice.trusting", "trusting {name}: {fingerprint}", "已信任签发机关 {name}：{fingerprint}")
+NO_LONGER_TRUSTING = message("notice.no-longer-trusting", "no longer trusting {name}: {fingerprint}",
+                             "已不再信任 {name}：{fingerprint}")
 TRUSTED_LINE = message("notice.trusted-line", "{name}\t{fingerprint}\tadded {added}",
                        "{name}\t{fingerprint}\t添加于 {added}")
 NO_TRUSTED = message("notice.no-trusted", "no trusted issuers yet: add one with `precaution notice trust add`",
@@ -502,6 +504,7 @@ NOTHING_ANSWERED_NO_BASELINE = message(
     "recorded)", "{targets} 中没有主机应答：未采集基线（如确需记录空网段，请使用 --allow-empty）。")
 SERVICES_BOTH = message("baseline.services-both", "give either --services or --no-services, not both",
                         "--services 与 --no-services 只能二选一。")
+PROBE_RUN_FAILED = message("probe.run-failed", "probe {probe}: {status}: {reason}", "探针 {probe}：{status}：{reason}")
 UNKNOWN_PROBE = message("probe.unknown", "unknown probe {id!r} (see `precaution probe list`)",
                         "未知探针 {id}（见 `precaution probe list`）")
 NO_DIRECTORY = message("cli.no-directory", "{option} {path}: directory {parent} does not exist",
@@ -514,3 +517,8 @@ PORT_SCANNING = message("netscan.port-scanning", "port scan ({engine}) of {count
 SERVICE_CHECKING = message("netscan.service-checking", "service checks on {count} open port(s)",
                            "服务识别：{count} 个开放端口")
 LISTENING = message("netscan.listening", "listening on {iface} for {duration}", "在 {iface} 上监听 {duration}")
+
+# --- config files (config.toml, agent.toml): one line per problem, the file and line first
+CONFIG_NOT_TOML = message("config.not-toml", "{file}:{line}: not valid TOML: {error}",
+                          "{file}:{line}：不是有效的 TOML 格式")
+CONFIG_PROBLEM = message("config.problem", "{file}:{line}: {key}: {problem}", "{file}:{line}：配置项 {key}：{problem}")

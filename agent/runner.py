@@ -41,6 +41,7 @@ class ProbeRun:
     message: Message | None = None  # why it was skipped, failed or timed out
     limitations: list[Message] = field(default_factory=list)
     title_zh: str = ""
+    raw: object = None  # what the probe read, only when asked for (``keep_raw``: `precaution probe run --raw`)
 
     def title_in(self, lang: str) -> str:
         return self.title_zh if lang == "zh-CN" and self.title_zh else self.title
@@ -54,8 +55,10 @@ class ProbeRun:
 ProgressFn = Callable[[ProbeRun], None]
 
 
-def _run_one(probe: Probe, transport: Transport, token: CancelToken) -> ProbeRun:  # type: ignore[type-arg]
+def _run_one(probe: Probe, transport: Transport, token: CancelToken,  # type: ignore[type-arg]
+             keep_raw: bool = False) -> ProbeRun:
     started = time.perf_counter()
+    raw: object = None
     ctx = GatherContext(transport, cancel=token)
     try:
         with bound_to(token):
@@ -67,7 +70,10 @@ def _run_one(probe: Probe, transport: Transport, token: CancelToken) -> ProbeRun
             missing = probe.missing_binaries(transport)
             if missing:
                 ctx.limited(missing)
-            observations = probe.observe(ctx)
+            if keep_raw:
+                raw, observations = probe.gather(ctx), []
+            else:
+                observations = probe.observe(ctx)
     except ProbeCancelled:
         return ProbeRun(probe.id, probe.title, "timeout", time.perf_counter() - started,
                         message=msg.PROBE_TIMEOUT(limit=Duration(round(probe.timeout))), title_zh=probe.title_zh)
@@ -77,7 +83,7 @@ def _run_one(probe: Probe, transport: Transport, token: CancelToken) -> ProbeRun
                         message=msg.PROBE_ERROR(error=f"{type(exc).__name__}: {exc}"), title_zh=probe.title_zh)
     status: Status = "limited" if ctx.limitations else "ok"
     return ProbeRun(probe.id, probe.title, status, time.perf_counter() - started, observations,
-                    limitations=list(ctx.limitations), title_zh=probe.title_zh)
+                    limitations=list(ctx.limitations), title_zh=probe.title_zh, raw=raw)
 
 
 def run_probes(
@@ -86,15 +92,17 @@ def run_probes(
     progress: ProgressFn | None = None,
     max_workers: int = 8,
     grace: float = GRACE_S,
+    keep_raw: bool = False,
 ) -> list[ProbeRun]:
     """Run every probe; results come back in the order of ``probes``. A probe still running at its timeout
-    (counted from the start of the run) is cancelled and reported as "timeout"."""
+    (counted from the start of the run) is cancelled and reported as "timeout". ``keep_raw``: gather only and
+    keep what each probe read (``ProbeRun.raw``), no observations."""
     results: dict[str, ProbeRun] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(probes))), thread_name_prefix="probe")
     started = time.monotonic()
     tokens = {p.id: CancelToken(started + p.timeout) for p in probes}
     pending: dict[Future[ProbeRun], Probe] = {  # type: ignore[type-arg]
-        pool.submit(_run_one, p, transport, tokens[p.id]): p for p in probes
+        pool.submit(_run_one, p, transport, tokens[p.id], keep_raw): p for p in probes
     }
     abandoned: list[Future[ProbeRun]] = []
     try:

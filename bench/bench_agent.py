@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -37,23 +38,50 @@ def _sample(proc: psutil.Process, seconds: float) -> tuple[float, float, float, 
     return max(rss), statistics.fmean(rss), 100.0 * cpu / (time.monotonic() - start), proc.memory_full_info().uss
 
 
-def _idle(tmp: Path, idle_s: float) -> dict[str, float]:
+IDLE_TOML = ('[schedule.self_inspection]\ninterval = "30d"\n[schedule.file_integrity]\ninterval = "30d"\n'
+             '[schedule.own_networks]\ninterval = "30d"\n')
+KINDS = ("self_inspection", "file_integrity", "own_networks")
+
+
+def _idle_agent(tmp: Path, idle_s: float, enrolled: bool) -> dict[str, float]:
+    """One agent through its first runs, then idle for ``idle_s``; enrolled: with a real collector over TLS,
+    everything pushed and its connection held (task polls every 30 s, the collector's default)."""
     from tests.daemon.agentproc import AgentProcess, ran_ok
 
-    agent = AgentProcess(tmp / "idle", '[schedule.self_inspection]\ninterval = "30d"\n'
-                         '[schedule.file_integrity]\ninterval = "30d"\n[schedule.own_networks]\ninterval = "30d"\n')
-    agent.start()
-    try:
-        figures = agent.wait_for(lambda f: all(ran_ok(k)(f) for k in ("self_inspection", "file_integrity",
-                                                                       "own_networks")), timeout=900)
-        assert agent.proc is not None
-        proc = psutil.Process(agent.proc.pid)
-        time.sleep(6)  # one housekeeping round after the last run
-        max_rss, mean_rss, cpu, uss = _sample(proc, idle_s)
-        peaks = {k: figures.get("precaution_agent_run_peak_resident_memory_bytes", kind=k) or 0.0
-                 for k in ("self_inspection", "file_integrity", "own_networks")}
-    finally:
-        agent.stop(signal.SIGTERM)
+    with contextlib.ExitStack() as stack:
+        agent = AgentProcess(tmp / ("enrolled" if enrolled else "idle"), IDLE_TOML)
+        pushed = ran_ok("self_inspection")
+        if enrolled:
+            from tests.collector.conftest import running_collector, unit_name
+
+            collector = stack.enter_context(running_collector(tmp, "sqlite"))
+            agent.state.mkdir(parents=True)
+            unit = unit_name()
+            subprocess.run([sys.executable, "-m", "agent.cli.main", "agent", "enroll", collector.url, "--token",
+                            collector.token(unit), "--unit", unit, "--ca", collector.ca, "--config",
+                            str(agent.config)], cwd=ROOT, env=agent.env, check=True, capture_output=True)
+
+            def pushed(f: Any) -> bool:
+                return (sum(f.by("precaution_agent_spool_items", "priority").values()) == 0
+                        and (f.get("precaution_agent_last_successful_push_timestamp_seconds") or 0) > 0)
+        agent.start()
+        try:
+            figures = agent.wait_for(lambda f: all(ran_ok(k)(f) for k in KINDS) and pushed(f), timeout=900)
+            assert agent.proc is not None
+            proc = psutil.Process(agent.proc.pid)
+            time.sleep(6)  # one housekeeping round after the last run
+            max_rss, mean_rss, cpu, uss = _sample(proc, idle_s)
+            peaks = {k: figures.get("precaution_agent_run_peak_resident_memory_bytes", kind=k) or 0.0 for k in KINDS}
+            up = (agent.figures() or figures).get("precaution_agent_collector_up") or 0.0
+        finally:
+            agent.stop(signal.SIGTERM)
+    return {"max_rss": max_rss, "mean_rss": mean_rss, "cpu": cpu, "uss": uss, "collector_up": up,
+            **{f"peak_{k}": v for k, v in peaks.items()}}
+
+
+def _idle(tmp: Path, idle_s: float) -> dict[str, float]:
+    out = _idle_agent(tmp, idle_s, enrolled=False)
+    out.update({f"enrolled_{k}": v for k, v in _idle_agent(tmp, idle_s, enrolled=True).items()})
     bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
     try:
         time.sleep(1)
@@ -61,9 +89,7 @@ def _idle(tmp: Path, idle_s: float) -> dict[str, float]:
     finally:
         bare.kill()
         bare.wait()
-    return {"max_rss": max_rss, "mean_rss": mean_rss, "cpu": cpu, "uss": uss, "bare_rss": bare_max,
-            "bare_cpu": bare_cpu, "bare_uss": bare_uss,
-            **{f"peak_{k}": v for k, v in peaks.items()}}
+    return {**out, "bare_rss": bare_max, "bare_cpu": bare_cpu, "bare_uss": bare_uss}
 
 
 def _latency(tmp: Path, window_s: float) -> list[float]:
@@ -108,18 +134,26 @@ def run() -> str:
         tmp = Path(tmp_name)
         idle = _idle(tmp, idle_s)
         lat = _latency(tmp, 60.0)
-    rss_ok = idle["max_rss"] <= 40e6  # the issue's 40 MB, read as decimal megabytes
-    cpu_ok = idle["cpu"] <= 0.1
+    cpu_ok = idle["cpu"] <= 0.1 and idle["enrolled_cpu"] <= 0.1
+    e = "enrolled_"
+
+    def rss_row(label: str, p: str) -> str:
+        ok = idle[f"{p}max_rss"] <= 40e6  # the issue's 40 MB, read as decimal megabytes
+        return (f"| idle RSS over {idle_s:.0f} s, {label} (max / mean) | **{idle[f'{p}max_rss'] / 1e6:.1f} MB** "
+                f"({idle[f'{p}max_rss'] / MiB:.1f} MiB) / {idle[f'{p}mean_rss'] / MiB:.1f} MiB | "
+                f"{idle['bare_rss'] / MiB:.1f} MiB ({idle[f'{p}max_rss'] / idle['bare_rss']:.1f}x) | "
+                f"<= 40 MB: {'PASS' if ok else 'OVER'} |")
+
     lines = [
         "| what | precaution agent | reference: bare Python interpreter (same run) | budget |",
         "|---|---|---|---|",
-        f"| idle RSS over {idle_s:.0f} s, not enrolled (max / mean) | **{idle['max_rss'] / 1e6:.1f} MB** "
-        f"({idle['max_rss'] / MiB:.1f} MiB) / {idle['mean_rss'] / MiB:.1f} MiB | {idle['bare_rss'] / MiB:.1f} MiB "
-        f"({idle['max_rss'] / idle['bare_rss']:.1f}x) | <= 40 MB: {'PASS' if rss_ok else 'OVER'} |",
-        f"| idle USS (memory the agent alone holds; RSS also counts shared library pages) | "
-        f"{idle['uss'] / MiB:.1f} MiB | {idle['bare_uss'] / MiB:.1f} MiB | |",
-        f"| idle CPU over {idle_s:.0f} s | **{idle['cpu']:.3f} %** | {idle['bare_cpu']:.3f} % | <= 0.1 %: "
-        f"{'PASS' if cpu_ok else 'OVER'} |",
+        rss_row("not enrolled", ""),
+        rss_row("enrolled, connected to a collector over TLS" if idle[f"{e}collector_up"] else
+                "enrolled (collector NOT reachable at the end)", e),
+        f"| idle USS, not enrolled / enrolled (memory the agent alone holds; RSS also counts shared library "
+        f"pages) | {idle['uss'] / MiB:.1f} / {idle[f'{e}uss'] / MiB:.1f} MiB | {idle['bare_uss'] / MiB:.1f} MiB | |",
+        f"| idle CPU over {idle_s:.0f} s, not enrolled / enrolled | **{idle['cpu']:.3f} / {idle[f'{e}cpu']:.3f} %** "
+        f"| {idle['bare_cpu']:.3f} % | <= 0.1 %: {'PASS' if cpu_ok else 'OVER'} |",
         f"| peak RSS of a full self-inspection (its child process) | {idle['peak_self_inspection'] / MiB:.1f} MiB"
         " | | |",
         f"| peak RSS of a file-integrity run (child, default paths) | {idle['peak_file_integrity'] / MiB:.1f} MiB"
@@ -129,15 +163,25 @@ def run() -> str:
         f"| run end to collector storing it, {len(lat)} self-inspections (p50 / p99) | "
         f"{_pct(lat, 0.5) * 1000:.0f} / {_pct(lat, 0.99) * 1000:.0f} ms | | |",
     ]
-    note = ("\nMost of the idle RSS is pydantic (validating agent.toml and the run results: +11 MiB for the first "
-            "model) and prometheus-client with its HTTP server (+12 MiB over a bare interpreter); probes, scapy and "
-            "the profile are never imported by the daemon. The idle agent here is not enrolled; an enrolled one also "
-            "holds its collector connection and the protocol models (not measured idle here). "
-            f"The idle window is {idle_s:.0f} s, shorter than the issue's 10 minutes (set "
-            "PRECAUTION_BENCH_IDLE_S=600 for that); the agent had finished its first self-inspection, file "
-            "integrity and own-network runs before the window opened, and had nothing due during it. Runs are "
-            "child processes: the daemon's RSS is the same before and after them. osquery's watchdog allows "
-            "200 MB and 10 % CPU; the Wazuh agent uses about 35 MB (issue 11). Latency: the collector's "
-            "received_at minus the run's finish time, with the daemon pushing as soon as a run has spooled "
-            f"(sample of {len(lat)}: p99 is the largest value or close to it).\n")
+    note = ("\nWhere the idle RSS goes (import by import, measured separately on this machine): the bare "
+            "interpreter ~10.6 MiB; pydantic ~11 MiB (its import, the first model it builds, importlib.metadata "
+            "that its plugin loader pulls in, and the touched pages of pydantic-core's shared object); "
+            "prometheus-client with its HTTP server and sqlite3 ~5 MiB; typing/dataclasses/argparse ~3.5 MiB; the "
+            "rest (protocol models, PyNaCl, the TLS context and connection) ~3 MiB when enrolled. Probes, scapy, "
+            "the profile and httpx are never imported by the daemon: runs are child processes, so its RSS is the "
+            "same before and after them. After a run and after the spool is drained the daemon collects garbage "
+            "and calls malloc_trim; it allows two malloc arenas for its threads (agent.daemon.footprint): "
+            "together about 0.3-0.7 MiB. The enrolled agent holds one TLS connection to the collector (task "
+            "polls every 30 s, the collector's default). "
+            f"The idle window is {idle_s:.0f} s (PRECAUTION_BENCH_IDLE_S; the issue's 10 minutes is 600); both "
+            "agents had finished their first self-inspection, file integrity and own-network runs (and the "
+            "enrolled one had pushed them) before the window opened, and had nothing due during it. osquery's "
+            "watchdog allows 200 MB and 10 % CPU; the Wazuh agent uses about 35 MB (issue 11). Latency: the "
+            "collector's received_at minus the run's finish time, with the daemon pushing as soon as a run has "
+            f"spooled (sample of {len(lat)}: p99 is the largest value or close to it).\n")
+    if max(idle["max_rss"], idle["enrolled_max_rss"]) > 40e6:
+        note += ("\nOVER the 40 MB budget. Garbage collection, malloc_trim and fewer arenas do not bring it "
+                 "under; what would is a daemon process without pydantic (about 11 MiB here): agent.toml, the "
+                 "enrolment file and the run outcome validated in the child processes that already import it, "
+                 "and the collector protocol sent and read as plain JSON by the daemon. Not done yet.\n")
     return "\n".join(lines) + "\n" + note

@@ -37,7 +37,7 @@ from tests.zh_check import data_words, english_words
 
 PRECAUTION = str(Path(sys.executable).parent / "precaution")
 CATALOGUES = ("probes.messages", "baselines.messages", "agent.messages", "agent.i18n",
-              "collector.api.dashboard.messages")
+              "agent.daemon.messages", "collector.api.dashboard.messages")
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 PROBE_IDS = {c.id for c in all_probes()} | {"discovery", "ports", "services", "link", "hosts", "baseline"}
 TEST_KINDS = {"host", "discovery", "portscan", "service", "passive", "on-site"}  # identifiers, as probe ids
@@ -433,3 +433,129 @@ def test_every_record_kind_and_probe_status_has_words() -> None:
 
     assert set(KINDS) <= set(msg.RECORD_KIND)
     assert set(get_args(Status)) <= set(msg.STATUS)
+
+
+# --- the agent daemon: `precaution agent run|status|enroll` --------------------------------------------------
+
+
+def _refusing_collector(home: Path) -> tuple[Any, int]:
+    """A TLS server on loopback with a certificate from a CA of its own, refusing every enrolment the way the
+    collector does (its JSON error body with the Chinese message)."""
+    import http.server
+    import ssl
+    import threading
+
+    from collector.core import ca as ca_mod
+
+    home.mkdir(mode=0o700)
+    authority = ca_mod.create_ca(home)
+    ca_mod.issue_server_cert(home, authority, ["127.0.0.1"])
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps({"error": "unknown-token", "message": "enrolment token unknown",
+                               "message_zh": "注册令牌无效"}).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(home / "server.crt"), str(home / "server.key"))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, int(server.server_address[1])
+
+
+def test_cli_agent_daemon_errors_and_status_in_chinese(tmp_path: Path) -> None:
+    """Every refusal `agent enroll` makes (unit, URL, pin, unreachable, TLS mismatch, refused token), config
+    errors of `agent run`/`status`, and the status report: in Chinese, with the English line kept apart."""
+    from tests.daemon.agentproc import free_port
+
+    home = tmp_path / "state"
+    server, port = _refusing_collector(tmp_path / "ca-right")
+    from collector.core import ca as ca_mod
+
+    (tmp_path / "ca-wrong").mkdir(mode=0o700)
+    ca_mod.create_ca(tmp_path / "ca-wrong")
+    right, wrong = str(tmp_path / "ca-right" / "ca.crt"), str(tmp_path / "ca-wrong" / "ca.crt")
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[metrics]\nlisten = "127.0.0.1:{free_port()}"\n')
+    url, dead = f"https://127.0.0.1:{port}", f"https://127.0.0.1:{free_port()}"
+    enroll = ("agent", "enroll", "--config", str(config), "--token", "pcenrol_not_a_real_one", "--lang", "zh-CN")
+    try:
+        cases = {
+            "which unit": (cli(*enroll, url, "--ca", right, home=home, ok=(2,)), "请指定单位"),
+            "not https": (cli(*enroll, "http://127.0.0.1:1", "--ca", right, "--unit", "u", home=home, ok=(2,)),
+                          "必须以 https:// 开头"),
+            "fingerprint": (cli(*enroll, url, "--ca-fingerprint", "abc", "--unit", "u", home=home, ok=(2,)),
+                            "应为 SHA-256 指纹"),
+            "pin mismatch": (cli(*enroll, url, "--ca-fingerprint", "ab" * 32, "--unit", "u", home=home, ok=(2,)),
+                             "不予注册"),
+            "unreachable": (cli(*enroll, dead, "--ca", right, "--unit", "u", home=home, ok=(2,)), "无法连接汇聚端"),
+            "tls mismatch": (cli(*enroll, url, "--ca", wrong, "--unit", "u", home=home, ok=(2,)),
+                             "TLS 校验失败：其证书并非由固定的 CA 签发"),
+            "refused": (cli(*enroll, url, "--ca", right, "--unit", "u", home=home, ok=(2,)),
+                        "汇聚端拒绝注册（HTTP 401）：注册令牌无效"),
+            "short token": (cli(*enroll[:-4], "--token", "x", "--lang", "zh-CN", url, "--ca", right, "--unit", "u",
+                                home=home, ok=(2,)), "不是有效的注册令牌"),
+        }
+        english = cli(*enroll[:-2], url, "--ca", wrong, "--unit", "u", home=home, ok=(2,))
+    finally:
+        server.shutdown()
+    assert "TLS with the collector at" in english.stderr and "pinned CA" in english.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('lang = "fr"\n[limits]\ndaemon_cpu_percent = 0\nbogus = 1\n[schedule.self_inspection]\n'
+                   'interval = "soon"\n')
+    cases["config"] = (cli("agent", "status", "--config", str(bad), "--lang", "zh-CN", home=home, ok=(2,)),
+                       "bad.toml:3：配置项 limits.daemon_cpu_percent：应大于 0")
+    cases["no config"] = (cli("agent", "run", "--config", str(tmp_path / "none.toml"), "--lang", "zh-CN", home=home,
+                              ok=(2,)), "找不到配置文件")
+    cases["not toml"] = (cli("agent", "run", "--config", str(config), "--lang", "zh-CN", home=home, ok=(2,))
+                         if config.write_text("[metrics\n") else None, "不是有效的 TOML 格式")
+    config.write_text(f'lang = "zh-CN"\n[metrics]\nlisten = "127.0.0.1:{free_port()}"\n')
+    cases["status"] = (cli("agent", "status", "--config", str(config), home=home, ok=(1,)), "代理：未运行")
+    for where, (proc, expected) in cases.items():
+        assert proc is not None
+        out = proc.stdout + proc.stderr
+        assert expected in out, (where, out)
+        if proc.returncode == 2:
+            assert proc.stderr.startswith("precaution：错误：") and proc.stderr.count("\n") == (
+                4 if where == "config" else 1), (where, proc.stderr)
+        assert_chinese(out, url, dead, right, wrong, str(bad), str(config), str(home), str(tmp_path), "abc", "ab" * 32,
+                       "lang",  # a key of the file, named as written
+                       *re.findall(r"[0-9a-f]{64}", out), where=f"agent {where}")
+
+
+def test_collector_link_messages_in_chinese() -> None:
+    """What `agent run` logs about the collector (agent.toml `lang = "zh-CN"`): refusals with the collector's
+    own Chinese message, the advice for revoked, expired and clock-skew, TLS and unreachable."""
+    from agent.daemon import messages as dmsg
+    from agent.daemon.collector_client import CollectorError, _error
+
+    def body(code: str, en: str, zh: str) -> bytes:
+        return json.dumps({"error": code, "message": en, "message_zh": zh}).encode()
+
+    refusals = [_error(401, body("revoked", "this agent's certificate was revoked", "该代理的证书已被吊销"), None),
+                _error(401, body("certificate-expired", "expired; enrol again", "该代理的证书已过期，请重新注册"),
+                       None),
+                _error(401, body("clock-skew", "request time is more than 300 s away",
+                                 "请求时间与采集端时钟相差超过 300 秒"), None),
+                _error(429, body("rate-limited", "too many", "该代理每分钟请求超过 120 次"), "30"),
+                _error(502, b"<html>bad gateway</html>", None),
+                CollectorError("tls", dmsg.LINK_TLS(error="CERTIFICATE_VERIFY_FAILED")),
+                CollectorError("unreachable", dmsg.COLLECTOR_UNREACHABLE(url="https://c:8443", error="refused")),
+                CollectorError("timeout", dmsg.LINK_TIMEOUT(seconds=30.0))]
+    assert [r.advice is not None for r in refusals] == [True, True, True, False, False, False, False, False]
+    assert refusals[3].retry_after == 30.0 and "汇聚端已吊销本代理的证书" in (refusals[0].advice or dmsg.REVOKED()).zh
+    for exc in refusals:
+        for line in (dmsg.RETRYING(problem=exc.said, wait=12.0).zh, exc.advice.zh if exc.advice else "",
+                     dmsg.RENEWAL_REFUSED(problem=exc.said).zh):
+            assert_chinese(line, "https://c:8443", where=exc.reason)
+        assert str(exc) == exc.said.en  # the English line, for logs and tests

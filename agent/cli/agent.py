@@ -21,6 +21,7 @@ def register(sub: Any) -> None:
     ps.required = True
     r = ps.add_parser("run", help="run in the foreground (systemd: precaution-agent.service)")
     r.add_argument("--config", type=Path, metavar="FILE", help="agent.toml (default /etc/precaution/agent.toml)")
+    r.add_argument("--lang", choices=LANGS, help="language of its messages (default: `lang` in agent.toml)")
     r.set_defaults(handler=_run)
     e = ps.add_parser("enroll", help="enrol this agent with a collector (one-time token, pinned CA)",
                       description="Spend a one-time enrolment token: the agent gets a client certificate from the "
@@ -39,7 +40,7 @@ def register(sub: Any) -> None:
     e.set_defaults(handler=_enroll)
     s = ps.add_parser("status", help="what the running agent reports: runs, findings, spool, collector, budget")
     s.add_argument("--config", type=Path, metavar="FILE")
-    s.add_argument("--lang", choices=LANGS, default="en")
+    s.add_argument("--lang", choices=LANGS, help="default: `lang` in agent.toml")
     s.set_defaults(handler=_status)
 
 
@@ -48,6 +49,9 @@ def _run(args: argparse.Namespace) -> int:
     from agent.daemon.service import AgentService
 
     config = load_config(args.config)
+    if args.lang:
+        config = config.model_copy(update={"lang": args.lang})
+    args.lang = config.lang  # an error from here on is said in the daemon's language
     logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)
     service = AgentService(config, args.state.path, args.config)
 
@@ -64,6 +68,7 @@ def _status(args: argparse.Namespace) -> int:
     from agent.daemon.status import offline_figures, render, scrape
 
     config = load_config(args.config)
+    args.lang = args.lang or config.lang
     figures = scrape(config.metrics.listen)
     running = figures is not None
     if figures is None:
@@ -74,6 +79,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _enroll(args: argparse.Namespace) -> int:
     from agent.config import load_config as load_agent_config
+    from agent.daemon import messages as msg
     from agent.daemon.config import load_config
     from agent.daemon.identity import Identity, enroll
     from agent.errors import UserError
@@ -83,14 +89,10 @@ def _enroll(args: argparse.Namespace) -> int:
     state.ensure()
     unit = args.unit or load_agent_config(None, state).notice.unit
     if not unit:
-        raise UserError("which unit? pass --unit UNIT (or set [notice] unit in config.toml)")
+        raise UserError(msg.WHICH_UNIT())
     identity = Identity(config.identity_dir(state.path))
     done = enroll(state, identity, args.url, args.token, unit, ca_file=args.ca, ca_fingerprint=args.ca_fingerprint,
                   timeout=config.collector.timeout)
-    if args.lang == "zh-CN":
-        sys.stdout.write(f"已注册到汇聚端 {done.url}：代理编号 {done.agent_id}，单位 {done.unit}，证书有效期至 "
-                         f"{done.not_after}；身份文件位于 {identity.dir}。重启代理服务后生效。\n")
-    else:
-        sys.stdout.write(f"enrolled with {done.url}: agent {done.agent_id}, unit {done.unit}, certificate valid "
-                         f"until {done.not_after}; identity in {identity.dir}. Restart the agent to use it.\n")
+    sys.stdout.write(msg.ENROLLED(url=done.url, agent_id=done.agent_id, unit=done.unit, until=done.not_after,
+                                  dir=identity.dir).get(args.lang) + "\n")
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli.notice import add_notice_options
+from agent.cli.options import add_inspection_options
 from agent.i18n import LANGS
 
 MIN_INSPECTORS = 2
@@ -25,11 +26,7 @@ def register(sub: Any) -> None:
     p.add_argument("--notice", metavar="FILE", help="the notice or order the inspection runs under, if any")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--lang", choices=LANGS, default="en", help="language of the table (default en)")
-    p.add_argument("--fail-on", default=None, metavar="SEVERITY",
-                   help="exit 1 when a finding is at or above this severity (default high)")
-    p.add_argument("--profile", metavar="FILE", help="policy profile (default: the built-in default profile)")
-    p.add_argument("--waivers", metavar="FILE", help="waivers file (default: waivers.yaml in the state directory)")
-    p.add_argument("--probe", action="append", default=[], metavar="ID", help="run only this probe (repeatable)")
+    add_inspection_options(p)
     add_notice_options(p)
     p.set_defaults(handler=handle)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -14,24 +13,7 @@ from agent.cli.main import error_line
 from agent.config import load_config
 from agent.errors import UserError
 from agent.i18n import LANGS
-from agent.notice import (
-    TEST_KINDS,
-    Notice,
-    NoticeSettings,
-    RateLimits,
-    add_trusted,
-    describe,
-    generate_issuer_key,
-    load_issuer_key,
-    load_public_key_file,
-    load_trusted,
-    parse_duration,
-    parse_time,
-    remove_trusted,
-    settings_from,
-    sign_notice,
-)
-from agent.state import write_output
+from agent.notice import TEST_KINDS, NoticeSettings, describe, settings_from
 from probes.i18n import LocalTime, Message
 
 
@@ -122,26 +104,21 @@ def _say(text: Message, lang: str, out: TextIO | None = None) -> None:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    pub = generate_issuer_key(Path(args.keyfile))
+    from agent.services import issuer
+
+    pub = issuer.keygen(Path(args.keyfile))
     _say(msg.NOTICE_KEY_WRITTEN(path=args.keyfile, key=pub), args.lang)
     return 0
 
 
 def _issue(args: argparse.Namespace) -> int:
-    now = dt.datetime.now(dt.UTC)
-    try:
-        data = Notice(
-            id=args.notice_id, issuer=args.issuer, subject_unit=args.unit, contact=args.contact,
-            targets=tuple(args.target), kinds=tuple(dict.fromkeys(args.kind)),
-            window_start=parse_time(args.start, now), window_end=parse_time(args.end, now),
-            rate=RateLimits(args.rate_pps, args.max_parallel), lead_time=parse_duration(args.lead_time),
-            issued_at=parse_time(args.issued_at, now),
-        ).to_json()
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    notice = Notice.from_json(data)  # the same validation a reader applies
-    signed = sign_notice(notice, load_issuer_key(Path(args.key)))
-    write_output(Path(args.output), signed.to_document(), "-o", mode=0o644)  # never replaces a device
+    from agent.services import issuer
+
+    notice = issuer.issue(issuer.IssueRequest(
+        key=Path(args.key), notice_id=args.notice_id, issuer=args.issuer, unit=args.unit, contact=args.contact,
+        targets=tuple(args.target), kinds=tuple(args.kind), start=args.start, end=args.end,
+        lead_time=args.lead_time, rate_pps=args.rate_pps, max_parallel=args.max_parallel,
+        issued_at=args.issued_at, output=Path(args.output)))
     _say(msg.NOTICE_ISSUED(id=notice.id, path=args.output), args.lang)
     return 0
 
@@ -195,25 +172,27 @@ def _ack(args: argparse.Namespace) -> int:
 
 
 def _trust_add(args: argparse.Namespace) -> int:
-    key = load_public_key_file(Path(args.keyfile))
-    entry = add_trusted(args.name, key, args.state)
+    from agent.services import issuer
+
+    entry = issuer.trust(args.state, args.name, Path(args.keyfile))
     _say(msg.TRUSTING(name=entry.name, fingerprint=entry.fingerprint), args.lang)
     return 0
 
 
 def _trust_remove(args: argparse.Namespace) -> int:
-    gone = remove_trusted(args.issuer, args.state)
-    zh = args.lang == "zh-CN"
-    sys.stdout.write((f"已不再信任 {gone.name}：{gone.fingerprint}" if zh else
-                      f"no longer trusting {gone.name}: {gone.fingerprint}") + "\n")
+    from agent.services import issuer
+
+    gone = issuer.distrust(args.state, args.issuer)
+    _say(msg.NO_LONGER_TRUSTING(name=gone.name, fingerprint=gone.fingerprint), args.lang)
     return 0
 
 
 def _trust_list(args: argparse.Namespace) -> int:
-    issuers = load_trusted(args.state)
+    from agent.services import issuer
+
+    issuers = issuer.trusted(args.state)
     if not issuers:
         _say(msg.NO_TRUSTED(), args.lang, sys.stderr)
     for i in issuers:
         _say(msg.TRUSTED_LINE(name=i.name, fingerprint=i.fingerprint, added=LocalTime.from_iso(i.added)), args.lang)
     return 0
-

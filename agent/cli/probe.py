@@ -9,7 +9,6 @@ from typing import Any
 
 from agent import messages as msg
 from agent.errors import UserError
-from probes.base import GatherContext
 from probes.registry import all_probes, get_probe
 from probes.transport import LocalTransport
 
@@ -36,16 +35,20 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from agent.runner import run_probes
+
     try:
         probe = get_probe(args.probe_id)()
     except KeyError:
         raise UserError(msg.UNKNOWN_PROBE(id=args.probe_id)) from None
-    ctx = GatherContext(LocalTransport(root=args.root))
-    raw = probe.gather(ctx)
+    run = run_probes([probe], LocalTransport(root=args.root), keep_raw=args.raw)[0]
+    if not run.ran:  # skipped, failed or timed out: the runner's reason, as one line
+        raise UserError(msg.PROBE_RUN_FAILED(probe=run.probe, status=msg.STATUS[run.status],
+                                             reason=run.message or ""))
     if args.raw:
-        out: Any = raw
+        out: Any = run.raw
     else:
-        out = {"limitations": [m.en for m in ctx.limitations],
-               "observations": [o.to_json() for o in probe.observe(GatherContext(ctx.transport))]}
+        out = {"limitations": [m.en for m in run.limitations],
+               "observations": [o.to_json() for o in run.observations]}
     sys.stdout.write(json.dumps(out, indent=1, ensure_ascii=False, default=str) + "\n")
     return 0

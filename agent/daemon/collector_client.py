@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
+from agent.daemon import messages as msg
 from agent.wire.collector_api import (
     HEADER_AGENT,
     HEADER_BOOT,
@@ -32,22 +33,40 @@ from agent.wire.collector_api import (
     TaskLease,
     request_signing_bytes,
 )
+from baselines.model import Text
 
 if TYPE_CHECKING:
     from baselines.ed25519 import Ed25519PrivateKey
+    from probes.i18n import Message
 
 
 class CollectorError(Exception):
-    def __init__(self, reason: str, message: str, status: int | None = None, retry_after: float | None = None):
-        super().__init__(message)
+    """``str()`` is the English line (logs, tests); ``said`` the catalogue message, in either language."""
+
+    def __init__(self, reason: str, said: Message, status: int | None = None, retry_after: float | None = None,
+                 code: str = "") -> None:
+        super().__init__(said.get("en"))
         self.reason = reason  # unreachable | tls | timeout | http_4xx | http_5xx | rate_limited | bad_response
+        self.said = said
         self.status = status
         self.retry_after = retry_after
+        self.code = code  # the collector's error code (revoked, clock-skew, bad-signature, ...), when it sent one
 
     @property
     def permanent(self) -> bool:
         """A 4xx other than 408/429: re-sending the same thing will not help (bad schema, revoked)."""
         return self.status is not None and 400 <= self.status < 500 and self.status not in (408, 429)
+
+    @property
+    def advice(self) -> Message | None:
+        """What a person must do, for the refusals that no retry cures (revoked, expired, clock skew)."""
+        if self.code == "revoked":
+            return msg.REVOKED()
+        if self.code == "certificate-expired":
+            return msg.EXPIRED()
+        if self.code == "clock-skew":
+            return msg.CLOCK_SKEW(detail=str(self))
+        return None
 
 
 @dataclass
@@ -92,13 +111,13 @@ class CollectorClient:
             data = response.read()
         except ssl.SSLError as exc:
             self.close()
-            raise CollectorError("tls", f"TLS with the collector failed: {exc}") from None
+            raise CollectorError("tls", msg.LINK_TLS(error=exc)) from None
         except TimeoutError:
             self.close()
-            raise CollectorError("timeout", f"the collector did not answer within {self.timeout:.0f} s") from None
+            raise CollectorError("timeout", msg.LINK_TIMEOUT(seconds=self.timeout)) from None
         except (OSError, http.client.HTTPException) as exc:
             self.close()
-            raise CollectorError("unreachable", f"cannot reach the collector at {self.url}: {exc}") from None
+            raise CollectorError("unreachable", msg.COLLECTOR_UNREACHABLE(url=self.url, error=exc)) from None
         if response.status >= 400:
             raise _error(response.status, data, response.getheader("Retry-After"))
         return data
@@ -128,15 +147,17 @@ def _parse(model: type[M], data: bytes) -> M:
     try:
         return model.model_validate_json(data)
     except ValueError as exc:
-        raise CollectorError("bad_response", f"unexpected answer from the collector: {exc}") from None
+        raise CollectorError("bad_response", msg.LINK_BAD_ANSWER(error=exc)) from None
 
 
 def _error(status: int, data: bytes, retry_after: str | None) -> CollectorError:
+    code = ""
     try:
         body = ErrorBody.model_validate(json.loads(data))
-        message = f"{body.error}: {body.message}"
+        said, code = Text(f"{body.error}: {body.message}", body.message_zh), body.error
     except (ValueError, TypeError):
-        message = data[:200].decode("utf-8", "replace")
+        text = data[:200].decode("utf-8", "replace")
+        said = Text(text, "（无说明）")
     wait = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
     reason = "rate_limited" if status == 429 else "http_5xx" if status >= 500 else "http_4xx"
-    return CollectorError(reason, f"collector answered HTTP {status}: {message}", status, wait)
+    return CollectorError(reason, msg.LINK_REFUSED(status=status, reason=said), status, wait, code)

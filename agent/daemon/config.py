@@ -25,8 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-from agent.config import ConfigError, key_lines
+from agent.config import ConfigError, key_lines, not_toml, problem_line
 from agent.config import _problems as validation_problems
+from agent.daemon import messages as msg
 from agent.duration import parse_duration
 from agent.errors import UserError
 
@@ -309,14 +310,12 @@ def parse_config(text: str, source: str) -> DaemonConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        where = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        line = where.group(1) if where else "1"
-        raise ConfigError([f"{source}:{line}: not valid TOML: {str(exc).split(' (at line')[0]}"]) from None
+        raise not_toml(source, exc) from None
     try:
         return DaemonConfig.model_validate(data)
     except ValidationError as exc:
         problems = validation_problems(Path(source), exc, key_lines(text))
-        raise ConfigError([f"{source}:{line}: {reason}" for line, reason in sorted(set(problems))]) from None
+        raise ConfigError([problem_line(source, *p) for p in sorted(set(problems))]) from None
 
 
 def load_config(path: Path | None = None) -> DaemonConfig:
@@ -326,8 +325,8 @@ def load_config(path: Path | None = None) -> DaemonConfig:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         if path is not None:
-            raise UserError(f"{file}: config file not found") from None
+            raise UserError(msg.CONFIG_NOT_FOUND(path=file)) from None
         return DaemonConfig()
     except OSError as exc:
-        raise UserError(f"{file}: cannot read config: {exc.strerror or exc}") from None
+        raise UserError(msg.CONFIG_UNREADABLE(path=file, error=exc.strerror or exc)) from None
     return parse_config(text, str(file))

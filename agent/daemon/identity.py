@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
+from agent.daemon import messages as msg
 from agent.errors import UserError
 from agent.state import StateDir, atomic_write
 
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 ENCODING_DER = 2  # _ssl.ENCODING_DER: what Certificate.public_bytes takes for DER
 
 KEY_FILE, CERT_FILE, CA_FILE, ENROLMENT_FILE = "identity.key", "agent.crt", "collector-ca.pem", "enrolment.json"
+NEXT_KEY_FILE = "identity.key.next"  # a renewal's new key, written before the collector is asked to take it
+RENEW_WHEN_LEFT = 1 / 3  # renew once less than this fraction of the certificate's life is left
 
 
 class Issuer(BaseModel):
@@ -73,6 +76,10 @@ class Identity:
         return self.dir / CA_FILE
 
     @property
+    def next_key_path(self) -> Path:
+        return self.dir / NEXT_KEY_FILE
+
+    @property
     def enrolment_path(self) -> Path:
         return self.dir / ENROLMENT_FILE
 
@@ -86,7 +93,7 @@ class Identity:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise UserError(f"{self.enrolment_path}: unreadable enrolment ({exc}); enrol again") from None
+            raise UserError(msg.ENROLMENT_UNREADABLE(path=self.enrolment_path, error=exc)) from None
 
     def key(self) -> SigningKey:
         from agent.keys import load_private_key_file
@@ -103,6 +110,7 @@ class Identity:
         if ca_pem is not None:
             atomic_write(self.ca_path, ca_pem.encode(), mode=0o600)
         atomic_write(self.enrolment_path, enrolment.model_dump_json(indent=1).encode(), mode=0o600)
+        self.next_key_path.unlink(missing_ok=True)  # a renewal (or enrolment) is complete: no key is pending
 
 
 def host_identity() -> HostIdentity:
@@ -137,7 +145,7 @@ def _fingerprint_of(der: bytes) -> str:
 def normalise_fingerprint(text: str) -> str:
     value = text.strip().lower().removeprefix("sha256:").replace(":", "")
     if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
-        raise UserError(f"--ca-fingerprint {text!r}: expected a SHA-256 fingerprint (64 hex digits, colons allowed)")
+        raise UserError(msg.BAD_FINGERPRINT(text=text))
     return value
 
 
@@ -157,12 +165,12 @@ def pin_by_fingerprint(url: str, fingerprint: str, timeout: float = 10.0) -> tup
             sslobj: Any = getattr(tls, "_sslobj")  # noqa: B009
             chain = [bytes(c.public_bytes(ENCODING_DER)) for c in sslobj.get_unverified_chain()]
     except OSError as exc:
-        raise UserError(f"cannot reach the collector at {url}: {exc}") from None
+        raise UserError(msg.COLLECTOR_UNREACHABLE(url=url, error=exc)) from None
     for index, der in enumerate(chain):
         if _fingerprint_of(der) == fingerprint:
             return ssl.DER_cert_to_PEM_cert(der), index == 0
-    raise UserError(f"the collector at {url} presented no certificate with SHA-256 {fingerprint} (it presented "
-                    f"{', '.join(_fingerprint_of(d) for d in chain) or 'none'}): not enrolling")
+    raise UserError(msg.PIN_NOT_PRESENTED(url=url, fingerprint=fingerprint,
+                                          presented=[_fingerprint_of(d) for d in chain] or "-"))
 
 
 def _issued_by(cert_pem: str, ca_pem: str) -> bool:
@@ -187,24 +195,30 @@ def enroll(state: StateDir, identity: Identity, url: str, token: str, unit: str,
     from agent.record import Recorder
     from agent.wire.collector_api import EnrolRequest, EnrolResponse, ErrorBody
     from baselines import ed25519
+    from baselines.model import Text
 
     url = url.rstrip("/")
     if not url.startswith("https://"):
-        raise UserError(f"{url}: the collector URL must start with https://")
+        raise UserError(msg.URL_NOT_HTTPS(url=url))
+    for name, value, refusal in (("token", token, msg.BAD_TOKEN()), ("unit", unit, msg.BAD_UNIT(unit=unit))):
+        try:  # the wire schema's own limits, checked before anything is generated or sent
+            EnrolRequest.__pydantic_validator__.validate_assignment(EnrolRequest.model_construct(), name, value)
+        except ValueError:
+            raise UserError(refusal) from None
     if (ca_file is None) == (ca_fingerprint is None):
-        raise UserError("give exactly one of --ca FILE or --ca-fingerprint SHA256 to pin the collector's CA")
+        raise UserError(msg.PIN_ONE())
     leaf_pinned = False
     if ca_file is not None:
         try:
             pinned = ca_file.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"--ca {ca_file}: cannot read: {exc}") from None
+            raise UserError(msg.CA_UNREADABLE(path=ca_file, error=exc)) from None
     else:
         pinned, leaf_pinned = pin_by_fingerprint(url, normalise_fingerprint(ca_fingerprint or ""))
     try:
         context = ssl.create_default_context(cadata=pinned)
     except (ssl.SSLError, ValueError) as exc:
-        raise UserError(f"the pinned collector CA is not a PEM certificate: {exc}") from None
+        raise UserError(msg.CA_NOT_PEM(error=exc)) from None
     if leaf_pinned:  # the server certificate itself was pinned: it is the trust anchor for this one call
         context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         context.check_hostname = False
@@ -221,23 +235,26 @@ def enroll(state: StateDir, identity: Identity, url: str, token: str, unit: str,
             response = client.post(f"{url}/api/v1/enroll",
                                    content=request.model_dump_json(by_alias=True).encode(),
                                    headers={"Content-Type": "application/json"})
+    except httpx.ConnectError as exc:
+        if isinstance(exc.__cause__, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            raise UserError(msg.TLS_MISMATCH(url=url, error=exc)) from None
+        raise UserError(msg.COLLECTOR_UNREACHABLE(url=url, error=exc)) from None
     except httpx.HTTPError as exc:
-        raise UserError(f"enrolment with {url} failed: {exc}") from None
+        raise UserError(msg.ENROLMENT_FAILED(url=url, error=exc)) from None
     if response.status_code != 200:
         try:
             body = ErrorBody.model_validate_json(response.content)
-            reason = f"{body.error}: {body.message}"
+            reason = Text(f"{body.error}: {body.message}", body.message_zh)
         except ValueError:
-            reason = response.text[:200]
-        raise UserError(f"the collector refused the enrolment (HTTP {response.status_code}): {reason}")
+            reason = Text(response.text[:200], "（无说明）")
+        raise UserError(msg.ENROLMENT_REFUSED(status=response.status_code, reason=reason))
     done = EnrolResponse.model_validate_json(response.content)
     enrolment = Enrolment(url=url, agent_id=done.agent_id, unit=done.unit, not_after=done.not_after,
                           enrolled_at=dt.datetime.now(dt.UTC).isoformat(), poll_interval_s=done.poll_interval_s,
                           issuers=[Issuer(name=i.name, public_key=i.public_key) for i in done.issuers])
     ca_pem = done.ca_pem if ca_file is None else pinned
     if leaf_pinned and not _issued_by(pinned, done.ca_pem):
-        raise UserError("the CA the collector returned did not issue the server certificate that was pinned: "
-                        "not enrolling")
+        raise UserError(msg.CA_DID_NOT_ISSUE())
     identity.save(enrolment, ed25519.private_pem(key), done.certificate_pem, ca_pem)
     for issuer in done.issuers:
         add_trusted(issuer.name, ed25519.load_public_b64(issuer.public_key), state)
@@ -245,9 +262,13 @@ def enroll(state: StateDir, identity: Identity, url: str, token: str, unit: str,
     return enrolment
 
 
-def renewal_due(enrolment: Enrolment, now: dt.datetime) -> bool:
-    """Renew once less than a third of the certificate's life is left (and always in its last day)."""
+def renewal_time(enrolment: Enrolment) -> dt.datetime:
+    """When the certificate has less than a third of its life left (its life counted from when it was issued
+    to this agent): early enough for several tries before it runs out, whatever its length."""
     not_after = dt.datetime.fromisoformat(enrolment.not_after.replace("Z", "+00:00"))
-    enrolled = dt.datetime.fromisoformat(enrolment.enrolled_at.replace("Z", "+00:00"))
-    left = not_after - now
-    return left < (not_after - enrolled) / 3 or left < dt.timedelta(days=1)
+    issued = dt.datetime.fromisoformat(enrolment.enrolled_at.replace("Z", "+00:00"))
+    return not_after - (not_after - issued) * RENEW_WHEN_LEFT
+
+
+def renewal_due(enrolment: Enrolment, now: dt.datetime) -> bool:
+    return now >= renewal_time(enrolment)

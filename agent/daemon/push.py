@@ -12,6 +12,7 @@ which the daemon itself never imports. Finished tasks leave ``<state>/inbox/done
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import random
@@ -21,8 +22,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from agent.daemon import footprint
+from agent.daemon import messages as msg
 from agent.daemon.collector_client import CollectorClient, CollectorError
-from agent.daemon.identity import Identity, renewal_due
+from agent.daemon.identity import Identity
 from agent.daemon.metrics import AgentMetrics
 from agent.daemon.results import reset_record_offset
 from agent.daemon.spool import QueuedItem, Spool
@@ -107,7 +110,7 @@ class PushWorker(threading.Thread):
     def __init__(self, client: CollectorClient, spool_factory: Callable[[], Spool], metrics: AgentMetrics,
                  state: Path, host: HostIdentity, push_interval: float, task_interval: float,
                  batch_items: int, wake: threading.Event, identity: Identity | None = None,
-                 poke: threading.Event | None = None) -> None:
+                 poke: threading.Event | None = None, lang: str = "en") -> None:
         super().__init__(name="collector", daemon=True)
         self.client = client
         self.spool_factory = spool_factory
@@ -123,6 +126,10 @@ class PushWorker(threading.Thread):
         self.failures = 0
         self.identity = identity
         self.poke = poke or threading.Event()  # tells the daemon's loop that the inbox has work
+        self.lang = lang  # of the log lines a person reads (agent.toml `lang`)
+        self.renew_at: dt.datetime | None = None  # when the current certificate is due for renewal (cached)
+        self.advised = ""  # the refusal code last explained in the log (said once per streak, not every retry)
+        self.pushed_since_release = False
 
     def stop(self) -> None:
         self.stopping.set()
@@ -138,22 +145,29 @@ class PushWorker(threading.Thread):
             while not self.stopping.is_set():
                 wait = self.push_interval
                 try:
+                    self.maybe_renew()  # before pushing: a certificate about to run out is renewed first
                     more = self.push_once(spool)
                     if time.monotonic() >= next_tasks:
                         self.poll_work()
                         self.report_done()
-                        self.maybe_renew()
                         next_tasks = time.monotonic() + self.task_interval
                     self.failures = 0
+                    self.advised = ""
                     self.metrics.collector_up.set(1)
                     if more:
                         continue
+                    if self.pushed_since_release:
+                        self.pushed_since_release = False
+                        footprint.release()  # the spool is drained: the batches' memory goes back
                 except CollectorError as exc:
                     self.failures += 1
                     self.metrics.collector_up.set(0)
                     self.metrics.push_failures.labels(exc.reason).inc()
                     wait = backoff(self.failures, retry_after=exc.retry_after)
-                    log.warning("collector: %s (retrying in %.0f s)", exc, wait)
+                    if exc.advice is not None and exc.code != self.advised:
+                        self.advised = exc.code
+                        log.error("%s", exc.advice.get(self.lang))
+                    log.warning("%s", msg.RETRYING(problem=exc.said, wait=wait).get(self.lang))
                 self.wake.wait(wait)
                 self.wake.clear()
         finally:
@@ -173,6 +187,7 @@ class PushWorker(threading.Thread):
                 self.metrics.pushed.labels(status).inc(n)
         self.metrics.last_push.set(time.time())
         self.metrics.spool.latest = spool.stats()
+        self.pushed_since_release = True
         log.info("pushed batch %s: %s", batch.batch_id, counts)
         return len(items) >= self.batch_items
 
@@ -205,22 +220,65 @@ class PushWorker(threading.Thread):
 
 
     def maybe_renew(self) -> None:
-        """A new key and certificate before the current one runs out; the spool is untouched."""
-        import datetime as dt
-
-        from agent.daemon.identity import make_csr
+        """A new key and certificate once less than a third of the current one's life is left; the spool and
+        the agent's id and unit are untouched. The new key is written (``identity.key.next``) before the
+        collector is asked to take it, so a renewal cut off after the collector switched keys is finished on
+        the next try instead of locking the agent out."""
+        from agent.daemon.identity import make_csr, renewal_time
         from baselines import ed25519
 
-        enrolment = self.identity.enrolment() if self.identity else None
-        if self.identity is None or enrolment is None or not renewal_due(enrolment, dt.datetime.now(dt.UTC)):
+        if self.identity is None:
+            return
+        if self.identity.next_key_path.exists():
+            self._resume_renewal()
+        now = dt.datetime.now(dt.UTC)
+        if self.renew_at is None:
+            enrolment = self.identity.enrolment()
+            if enrolment is None:
+                return
+            self.renew_at = renewal_time(enrolment)
+        if now < self.renew_at:
+            return
+        enrolment = self.identity.enrolment()
+        if enrolment is None:
             return
         key = ed25519.generate()
-        renewed = self.client.renew(make_csr(key, self.host.hostname))
+        atomic_write(self.identity.next_key_path, ed25519.private_pem(key), mode=0o600)
+        try:
+            renewed = self.client.renew(make_csr(key, self.host.hostname))
+        except CollectorError as exc:
+            if exc.permanent and exc.code != "bad-signature":  # refused: the collector kept the current key
+                self.identity.next_key_path.unlink(missing_ok=True)
+                log.error("%s", msg.RENEWAL_REFUSED(problem=exc.said).get(self.lang))
+            raise
         updated = enrolment.model_copy(update={"not_after": renewed.not_after,
                                                "enrolled_at": dt.datetime.now(dt.UTC).isoformat()})
         self.identity.save(updated, ed25519.private_pem(key), renewed.certificate_pem, None)
         self.client.key = key
-        log.info("certificate renewed, valid until %s", renewed.not_after)
+        self.renew_at = renewal_time(updated)
+        log.info("%s", msg.RENEWED(until=renewed.not_after).get(self.lang))
+
+    def _resume_renewal(self) -> None:
+        """A renewal that wrote its next key but not the enrolment: which key does the collector hold now?"""
+        assert self.identity is not None
+        from agent.keys import load_private_key_file
+
+        try:
+            self.client.notices()
+        except CollectorError as exc:
+            if exc.code != "bad-signature":
+                raise
+            current = self.client.key
+            self.client.key = load_private_key_file(self.identity.next_key_path, "agent identity key")
+            try:
+                self.client.notices()
+            except CollectorError:
+                self.client.key = current
+                raise
+            atomic_write(self.identity.key_path, self.identity.next_key_path.read_bytes(), mode=0o600)
+            log.warning("%s", msg.RENEWAL_RESUMED().get(self.lang))
+            self.renew_at = dt.datetime.now(dt.UTC)  # renew again at once: the certificate on file is the old one
+        self.identity.next_key_path.unlink(missing_ok=True)
 
 
 def _safe(text: str) -> str:

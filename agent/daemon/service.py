@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.daemon import footprint
 from agent.daemon.config import DaemonConfig
 from agent.daemon.metrics import AgentMetrics
 from agent.daemon.outcome import RunOutcome
@@ -50,6 +51,7 @@ class RunningJob:
 
 class AgentService:
     def __init__(self, config: DaemonConfig, state: Path, config_path: Path | None = None) -> None:
+        footprint.limit_arenas()  # before the metrics and collector threads start
         self.config = config
         self.state = state
         self.config_path = config_path
@@ -88,7 +90,9 @@ class AgentService:
         identity = Identity(self.config.identity_dir(self.state))
         enrolment = identity.enrolment()
         if enrolment is None:
-            log.warning("not enrolled with a collector: results stay in the spool (run `precaution agent enroll`)")
+            from agent.daemon.messages import NOT_ENROLLED
+
+            log.warning("%s", NOT_ENROLLED().get(self.config.lang))
             return None
         from agent.daemon.collector_client import CollectorClient
         from agent.daemon.push import PushWorker
@@ -99,7 +103,7 @@ class AgentService:
                                  identity.key(), host.boot_id, cfg.timeout)
         return PushWorker(client, self._spool_for_thread, self.metrics, self.state, host, cfg.push_interval,
                           min(cfg.task_poll_interval, float(enrolment.poll_interval_s)), cfg.batch_items, self.wake,
-                          identity, self.poke)
+                          identity, self.poke, self.config.lang)
 
     def _spool_for_thread(self) -> Spool:
         c = self.config.spool
@@ -354,4 +358,5 @@ class AgentService:
             m.last_success.labels(job.kind).set(time.time())
         self.wake.set()  # something new may be in the spool, or a task is done: push now
         self.housekeeping()
+        footprint.release()  # reading and recording the outcome allocated: back to the idle footprint
         log.info("%s finished: %s in %.1f s", job.kind, result, elapsed)

@@ -117,7 +117,7 @@ def parse_csr(csr_pem: str) -> x509.CertificateSigningRequest:
 
 
 def sign_agent_csr(ca: Authority, csr: x509.CertificateSigningRequest, agent_id: str, unit: str,
-                   days: int) -> ClientCert:
+                   days: float) -> ClientCert:
     public = csr.public_key()
     assert isinstance(public, ed25519.Ed25519PublicKey)
     now = _now()

@@ -9,13 +9,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from collector.core.errors import CollectorUserError
 from collector.core.paths import CONFIG_FILE, DB_FILE, home_dir
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+CERT_MIN_POLLS = 6  # a certificate lives at least this many task polls: two looks in its last third
 DEFAULT_SLA_DAYS = {"critical": 7, "high": 30, "medium": 90, "low": 120, "info": 180}
 
 
@@ -55,7 +56,8 @@ class CollectorSettings(BaseSettings):
     rate_limit_per_minute: int = Field(default=120, gt=0)
     clock_skew_s: int = Field(default=300, gt=0)
     enrol_token_hours: float = Field(default=24.0, gt=0)
-    cert_days: int = Field(default=365, gt=0)
+    # A fraction is allowed (0.01 = 14.4 minutes): short-lived certificates, renewed by the agent in the last third
+    cert_days: float = Field(default=365, gt=0, le=3650)
     task_poll_interval_s: int = Field(default=30, gt=0)
     task_lease_s: int = Field(default=600, gt=0)
     long_poll_max_s: int = Field(default=25, ge=0, le=120)
@@ -80,6 +82,16 @@ class CollectorSettings(BaseSettings):
         if value and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _cert_outlives_polls(self) -> CollectorSettings:
+        """The agent renews in the last third of a certificate's life and looks at most every
+        ``task_poll_interval_s``: a shorter life would expire between two looks."""
+        if self.cert_days * 86400 < CERT_MIN_POLLS * self.task_poll_interval_s:
+            raise ValueError(f"cert_days {self.cert_days:g} is {self.cert_days * 86400:.0f} s, shorter than "
+                             f"{CERT_MIN_POLLS} task polls ({CERT_MIN_POLLS} x task_poll_interval_s "
+                             f"{self.task_poll_interval_s} s): the agent could not renew it in time")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -106,6 +118,9 @@ def load_settings(**overrides: Any) -> CollectorSettings:
         return CollectorSettings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "?"
+        key = ".".join(str(p) for p in err["loc"])
+        if not key:  # a check across settings (model validator): its message names them
+            raise CollectorUserError(f"settings: {err['msg']} (config {home_dir() / CONFIG_FILE} or "
+                                     "PRECAUTION_COLLECTOR_* variables)") from None
         raise CollectorUserError(f"setting {key!r}: {err['msg']} (config {home_dir() / CONFIG_FILE} or "
                                  f"PRECAUTION_COLLECTOR_{key.upper()})") from None

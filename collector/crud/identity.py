@@ -67,7 +67,7 @@ class Enrolled:
     cert: ca_mod.ClientCert
 
 
-def enrol(session: Session, req: EnrolRequest, authority: ca_mod.Authority, cert_days: int,
+def enrol(session: Session, req: EnrolRequest, authority: ca_mod.Authority, cert_days: float,
           now: dt.datetime) -> Enrolled:
     """Spend a one-time token: refused when unknown, used, expired or for another unit. The token row is
     locked by the conditional UPDATE, so two agents racing with one token cannot both enrol."""
@@ -107,7 +107,7 @@ def enrol(session: Session, req: EnrolRequest, authority: ca_mod.Authority, cert
 
 
 def renew(session: Session, agent: Agent, csr_pem: str, authority: ca_mod.Authority,
-          cert_days: int) -> ca_mod.ClientCert:
+          cert_days: float) -> ca_mod.ClientCert:
     try:
         csr = ca_mod.parse_csr(csr_pem)
     except ValueError as exc:

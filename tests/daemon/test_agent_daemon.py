@@ -127,8 +127,9 @@ def test_daemon_stays_light_and_returns_to_idle(agent: AgentProcess) -> None:
                              "print(' '.join(sorted(sys.modules)))"], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.split()
     # agent.state's temp-file-fsync-rename helper, the reader of input files with clear errors and the message
-    # catalogue the status and errors are written with (all three stdlib only, no probe or profile code)
-    light = {"probes", "probes.atomic_file", "probes.i18n", "baselines", "baselines.input_file"}
+    # catalogue the status and errors are written with, and its (en, zh) sentence pair for what the collector
+    # says (all stdlib only, no probe or profile code)
+    light = {"probes", "probes.atomic_file", "probes.i18n", "baselines", "baselines.input_file", "baselines.model"}
     heavy = [m for m in loaded if m.split(".")[0] in ("scapy", "probes", "baselines", "nmap", "paramiko", "rich",
                                                       "jinja2", "yaml") and m not in light]
     assert heavy == []
