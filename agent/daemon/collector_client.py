@@ -2,7 +2,10 @@
 identity key, over HTTPS that trusts only the pinned collector CA.
 
 Plain ``http.client``: the daemon keeps one connection and needs nothing more, and the stdlib client keeps the
-idle daemon light. Failures become :class:`CollectorError` with a bounded ``reason`` (the metric label).
+idle daemon light. For the same reason it speaks the protocol with the light models of
+``agent.wire.collector_answers`` only: an ingest batch goes as the JSON bytes the caller built (signed as sent),
+and tasks and notices come back as JSON objects for the child processes that validate them.
+Failures become :class:`CollectorError` with a bounded ``reason`` (the metric label).
 """
 
 from __future__ import annotations
@@ -17,20 +20,19 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from agent.daemon import messages as msg
-from agent.wire.collector_api import (
+from agent.wire.collector_answers import (
     HEADER_AGENT,
     HEADER_BOOT,
     HEADER_NONCE,
     HEADER_SIGNATURE,
     HEADER_TIME,
     ErrorBody,
-    IngestBatch,
     IngestResult,
-    NoticeDelivery,
+    RawNotices,
+    RawTaskLease,
     RenewRequest,
     RenewResponse,
     TaskCompletion,
-    TaskLease,
     request_signing_bytes,
 )
 from baselines.model import Text
@@ -122,15 +124,16 @@ class CollectorClient:
             raise _error(response.status, data, response.getheader("Retry-After"))
         return data
 
-    def ingest(self, batch: IngestBatch) -> IngestResult:
-        data = self.request("POST", "/api/v1/agent/ingest", batch.model_dump_json(by_alias=True).encode())
-        return _parse(IngestResult, data)
+    def ingest(self, batch_json: bytes) -> IngestResult:
+        """Send one ingest batch (an ``IngestBatch`` as JSON, ``push.build_batch``): these bytes are signed and sent."""
+        return _parse(IngestResult, self.request("POST", "/api/v1/agent/ingest", batch_json))
 
-    def notices(self) -> NoticeDelivery:
-        return _parse(NoticeDelivery, self.request("GET", "/api/v1/agent/notices"))
+    def notices(self) -> RawNotices:
+        return _parse(RawNotices, self.request("GET", "/api/v1/agent/notices"))
 
-    def tasks(self, wait: int = 0) -> TaskLease:
-        return _parse(TaskLease, self.request("GET", f"/api/v1/agent/tasks?wait={wait}", timeout=wait + self.timeout))
+    def tasks(self, wait: int = 0) -> RawTaskLease:
+        return _parse(RawTaskLease, self.request("GET", f"/api/v1/agent/tasks?wait={wait}",
+                                                 timeout=wait + self.timeout))
 
     def complete(self, task_id: str, completion: TaskCompletion) -> None:
         self.request("POST", f"/api/v1/agent/tasks/{task_id}/complete", completion.model_dump_json().encode())
@@ -140,7 +143,7 @@ class CollectorClient:
                                                   RenewRequest(csr_pem=csr_pem).model_dump_json().encode()))
 
 
-M = TypeVar("M", IngestResult, NoticeDelivery, TaskLease, RenewResponse)
+M = TypeVar("M", IngestResult, RawNotices, RawTaskLease, RenewResponse)
 
 
 def _parse(model: type[M], data: bytes) -> M:

@@ -2,7 +2,7 @@
 
 Unknown keys are refused and every error names the key and its line in the file (``agent.toml:12:
 schedule.self_inspection.interval: not a duration``), so a typo never silently falls back to a default. The
-line finding and error wording are config.toml's (``agent.config.key_lines``), one approach for both files.
+line finding and error wording are config.toml's (``agent.config_problems.key_lines``), one approach for both files.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from agent.config import ConfigError, key_lines, not_toml, problem_line
-from agent.config import _problems as validation_problems
+from agent.config_problems import ConfigError, key_lines, not_toml, problem_line, validation_problems
 from agent.daemon import messages as msg
 from agent.duration import parse_duration
 from agent.errors import UserError

@@ -29,7 +29,7 @@ from agent.state import StateDir, atomic_write
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from agent.wire.collector_api import HostIdentity
+    from agent.wire.collector_answers import HostIdentity
     from baselines.ed25519 import Ed25519PrivateKey as SigningKey  # what a loaded key is: signs, nothing more
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class Identity:
 
 
 def host_identity() -> HostIdentity:
-    from agent.wire.collector_api import HostIdentity
+    from agent.wire.collector_answers import HostIdentity
 
     def read(path: str) -> str:
         try:

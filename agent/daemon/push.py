@@ -20,7 +20,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from agent.daemon import footprint
 from agent.daemon import messages as msg
@@ -30,8 +32,14 @@ from agent.daemon.metrics import AgentMetrics
 from agent.daemon.results import reset_record_offset
 from agent.daemon.spool import QueuedItem, Spool
 from agent.state import atomic_write
-from agent.wire.collector_api import HostIdentity, IngestBatch, IngestResult, RunReport, TaskCompletion
-from agent.wire.notice import AcknowledgementDoc
+from agent.wire.collector_answers import (
+    INGEST_SCHEMA,
+    HostIdentity,
+    IngestResult,
+    NoticeKey,
+    TaskCompletion,
+    TaskKey,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +53,52 @@ def backoff(failures: int, rng: Callable[[], float] = random.random, retry_after
     return float(max(retry_after or 0.0, ceiling * rng()))
 
 
-def build_batch(items: Sequence[QueuedItem], host: HostIdentity) -> tuple[IngestBatch, dict[tuple[str, str], str]]:
-    """The batch for these spool items and, per (ack kind, ack key), the spool key it settles."""
-    runs, lines, acks = [], [], []
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One ingest batch as sent: ``body`` is the JSON of an ``IngestBatch`` (agent.wire.collector_api)."""
+
+    batch_id: str
+    body: bytes
+
+
+def build_batch(items: Sequence[QueuedItem], host: HostIdentity) -> tuple[Batch, dict[tuple[str, str], str]]:
+    """The batch for these spool items and, per (ack kind, ack key), the spool key it settles.
+
+    Runs and acknowledgements go as the JSON text they were spooled with: the child process that ran the test
+    (or acknowledged the notice) built them with the wire models (``results.run_item``, ``inbox.ack_item``), and
+    the daemon only splices them into the batch, so it never imports those models (its idle footprint). The
+    collector validates the whole batch with ``IngestBatch``."""
+    runs: list[str] = []
+    acks: list[str] = []
+    lines: list[tuple[int, str, str]] = []
     owners: dict[tuple[str, str], str] = {}
     for item in items:
         if item.kind == "run":
-            report = RunReport.model_validate(item.body)
-            runs.append(report)
-            owners[("run", report.run_id)] = item.key
+            runs.append(item.text or _dumps(item.body))
+            owners[("run", str(item.body["run_id"]))] = item.key
         elif item.kind == "record":
             lines.append((int(item.body["seq"]), str(item.body["line"]), item.key))
         elif item.kind == "spool_event":
             from agent.daemon.health import event_report
 
             report = event_report(item.key, item.body, host.hostname)
-            runs.append(report)
-            owners[("run", report.run_id)] = item.key
+            runs.append(_dumps(report))
+            owners[("run", str(report["run_id"]))] = item.key
         elif item.kind == "acknowledgement":
-            doc = AcknowledgementDoc.model_validate(item.body)
-            acks.append(doc)
-            owners[("acknowledgement", doc.notice_id)] = item.key
+            acks.append(item.text or _dumps(item.body))
+            owners[("acknowledgement", str(item.body["notice_id"]))] = item.key
     lines.sort()
     for seq, _, key in lines:
         owners[("record", str(seq))] = key
-    batch = IngestBatch(batch_id=uuid.uuid4().hex, host=host, runs=runs, record_lines=[line for _, line, _ in lines],
-                        acknowledgements=acks)
-    return batch, owners
+    batch_id = uuid.uuid4().hex
+    head = _dumps({"schema": INGEST_SCHEMA, "batch_id": batch_id, "host": host.model_dump(mode="json")})
+    body = (f'{head[:-1]},"runs":[{",".join(runs)}],"record_lines":{_dumps([line for _, line, _ in lines])},'
+            f'"acknowledgements":[{",".join(acks)}]}}')
+    return Batch(batch_id, body.encode("utf-8")), owners
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def settle(spool: Spool, result: IngestResult, owners: dict[tuple[str, str], str], state: Path) -> dict[str, int]:
@@ -180,7 +207,7 @@ class PushWorker(threading.Thread):
             return False
         batch, owners = build_batch(items, self.host)
         spool.mark_attempt([i.key for i in items])
-        result = self.client.ingest(batch)
+        result = self.client.ingest(batch.body)
         counts = settle(spool, result, owners, self.state)
         for status, n in counts.items():
             if n:
@@ -193,15 +220,18 @@ class PushWorker(threading.Thread):
 
     def poll_work(self) -> None:
         self.inbox.mkdir(mode=0o700, exist_ok=True)
+        # Each notice and task is written whole, as the collector sent it: the child that handles it validates it
+        # with the full models and verifies the notice (agent.daemon.job); here only its id is read.
         for notice in self.client.notices().notices:
-            path = self.inbox / f"notice-{_safe(notice.notice.id)}.json"
+            path = self.inbox / f"notice-{_safe(_key(NoticeKey, notice).notice.id)}.json"
             if not any(p.exists() for p in (path, path.with_suffix(".handled"), path.with_suffix(".unhandled"))):
-                atomic_write(path, notice.model_dump_json(by_alias=True).encode())
+                atomic_write(path, _dumps(notice).encode("utf-8"))
                 self.poke.set()
         for task in self.client.tasks().tasks:
-            path = self.inbox / f"task-{_safe(task.task_id)}.json"
-            if not path.exists() and not (self.inbox / f"done-{_safe(task.task_id)}.json").exists():
-                atomic_write(path, task.model_dump_json(by_alias=True).encode())
+            task_id = _key(TaskKey, task).task_id
+            path = self.inbox / f"task-{_safe(task_id)}.json"
+            if not path.exists() and not (self.inbox / f"done-{_safe(task_id)}.json").exists():
+                atomic_write(path, _dumps(task).encode("utf-8"))
                 self.poke.set()
 
     def report_done(self) -> None:
@@ -279,6 +309,16 @@ class PushWorker(threading.Thread):
             log.warning("%s", msg.RENEWAL_RESUMED().get(self.lang))
             self.renew_at = dt.datetime.now(dt.UTC)  # renew again at once: the certificate on file is the old one
         self.identity.next_key_path.unlink(missing_ok=True)
+
+
+K = TypeVar("K", NoticeKey, TaskKey)
+
+
+def _key(model: type[K], document: object) -> K:
+    try:
+        return model.model_validate(document)
+    except ValueError as exc:
+        raise CollectorError("bad_response", msg.LINK_BAD_ANSWER(error=exc)) from None
 
 
 def _safe(text: str) -> str:

@@ -114,6 +114,7 @@ class QueuedItem:
     created: float
     attempts: int
     body: dict[str, Any]
+    text: str = ""  # the body's JSON exactly as spooled (what a batch carries, unchanged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,7 +479,7 @@ class Spool:
                 "ORDER BY priority, seq LIMIT ?", (max_items,)):
             if out and size + item_size > max_bytes:
                 break
-            out.append(QueuedItem(seq, key, kind, Priority(prio), created, attempts, json.loads(body)))
+            out.append(QueuedItem(seq, key, kind, Priority(prio), created, attempts, json.loads(body), body))
             size += item_size
         return out
 

@@ -10,44 +10,51 @@ nonce it has already seen from that agent (kept in the database, so every replic
 
 from __future__ import annotations
 
-import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from agent.wire.collector_answers import (
+    AUTH_HEADERS,
+    HEADER_AGENT,
+    HEADER_BOOT,
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_TIME,
+    INGEST_SCHEMA,
+    ApiModel,
+    EnrolResponse,
+    ErrorBody,
+    HostIdentity,
+    IngestCounts,
+    IngestResult,
+    ItemAck,
+    ItemStatus,
+    NoticesOf,
+    RenewRequest,
+    RenewResponse,
+    TaskCompletion,
+    TaskLeaseOf,
+    TrustedIssuerInfo,
+    request_signing_bytes,
+)
 from agent.wire.coverage import RunCoverage
 from agent.wire.findings import Finding
 from agent.wire.notice import AcknowledgementDoc, NoticeDocument
 from agent.wire.scan import ProbeRunDoc
 
-ENROL_SCHEMA = "precaution.collector.enrol/v1"
-INGEST_SCHEMA = "precaution.collector.ingest/v1"
+# The light half (headers, signing bytes, the collector's answers) lives in agent.wire.collector_answers, what
+# the idle daemon imports; re-exported here so the collector and the children have the whole protocol in one place.
+__all__ = ["AUTH_HEADERS", "ENROL_SCHEMA", "HEADER_AGENT", "HEADER_BOOT", "HEADER_NONCE", "HEADER_SIGNATURE",
+           "HEADER_TIME", "INGEST_SCHEMA", "ApiModel", "EnrolRequest", "EnrolResponse", "ErrorBody", "HostIdentity",
+           "Id", "IngestBatch", "IngestCounts", "IngestResult", "ItemAck", "ItemStatus", "NoticeDelivery",
+           "RenewRequest", "RenewResponse", "RunReport", "TaskCompletion", "TaskItem", "TaskLease",
+           "TrustedIssuerInfo", "request_signing_bytes"]
 
-HEADER_AGENT = "X-Precaution-Agent"
-HEADER_TIME = "X-Precaution-Time"
-HEADER_NONCE = "X-Precaution-Nonce"
-HEADER_SIGNATURE = "X-Precaution-Signature"
-HEADER_BOOT = "X-Precaution-Boot"  # the host's boot id: a second host with a copied identity shows another
-AUTH_HEADERS = (HEADER_AGENT, HEADER_TIME, HEADER_NONCE, HEADER_SIGNATURE)
+ENROL_SCHEMA = "precaution.collector.enrol/v1"
 
 Id = str  # ids are opaque strings; the collector limits their length
 _ID = Field(min_length=1, max_length=200)
-
-
-def request_signing_bytes(method: str, path_qs: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    """What the agent signs for one request (path with its query string, exactly as sent)."""
-    digest = hashlib.sha256(body).hexdigest()
-    return "\n".join(("precaution-request/v1", method.upper(), path_qs, timestamp, nonce, digest)).encode("utf-8")
-
-
-class ApiModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class HostIdentity(ApiModel):
-    hostname: str = Field(min_length=1, max_length=255)
-    machine_id: str = Field(min_length=1, max_length=128)
-    boot_id: str = Field(min_length=1, max_length=128)
 
 
 class EnrolRequest(ApiModel):
@@ -58,30 +65,6 @@ class EnrolRequest(ApiModel):
     record_public_key: str = Field(min_length=1, max_length=100)  # base64 raw Ed25519 key that signs the record
     host: HostIdentity
     agent_version: str = Field(default="", max_length=64)
-
-
-class TrustedIssuerInfo(ApiModel):
-    name: str
-    public_key: str  # base64 raw Ed25519: notices signed with it come from this collector
-
-
-class EnrolResponse(ApiModel):
-    agent_id: str
-    unit: str
-    certificate_pem: str
-    ca_pem: str
-    not_after: str
-    issuers: list[TrustedIssuerInfo]
-    poll_interval_s: int
-
-
-class RenewRequest(ApiModel):
-    csr_pem: str = Field(min_length=1, max_length=8192)
-
-
-class RenewResponse(ApiModel):
-    certificate_pem: str
-    not_after: str
 
 
 class RunReport(ApiModel):
@@ -114,34 +97,6 @@ class IngestBatch(ApiModel):
     acknowledgements: list[AcknowledgementDoc] = Field(default_factory=list)
 
 
-ItemStatus = Literal["accepted", "duplicate", "rejected"]
-
-
-class ItemAck(ApiModel):
-    kind: Literal["run", "finding", "record", "acknowledgement"]
-    key: str
-    status: ItemStatus
-    reason: str | None = None
-
-
-class IngestCounts(ApiModel):
-    accepted: int
-    duplicate: int
-    rejected: int
-
-
-class IngestResult(ApiModel):
-    batch_id: str
-    replayed_batch: bool  # the whole batch was seen before: nothing changed
-    counts: IngestCounts
-    items: list[ItemAck]
-    record_head: int  # the last record seq the collector holds for this agent
-
-
-class NoticeDelivery(ApiModel):
-    notices: list[NoticeDocument]
-
-
 class TaskItem(ApiModel):
     task_id: str
     notice_id: str | None
@@ -153,18 +108,9 @@ class TaskItem(ApiModel):
     notice: NoticeDocument | None
 
 
-class TaskLease(ApiModel):
-    tasks: list[TaskItem]
-    poll_interval_s: int
+class NoticeDelivery(NoticesOf[NoticeDocument]):
+    """Signed notices for this agent's unit not yet acknowledged by it (acknowledge through ingest)."""
 
 
-class TaskCompletion(ApiModel):
-    status: Literal["done", "failed"]
-    run_id: str | None = Field(default=None, max_length=200)
-    message: str = Field(default="", max_length=2000)
-
-
-class ErrorBody(ApiModel):
-    error: str
-    message: str
-    message_zh: str
+class TaskLease(TaskLeaseOf[TaskItem]):
+    """The tasks leased to this agent, each with its notice; poll again after ``poll_interval_s``."""

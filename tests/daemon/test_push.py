@@ -6,7 +6,7 @@ from pathlib import Path
 
 from agent.daemon.push import BACKOFF_CAP, backoff, build_batch, settle
 from agent.daemon.spool import Priority, Spool, SpoolItem
-from agent.wire.collector_api import HostIdentity, IngestCounts, IngestResult, ItemAck
+from agent.wire.collector_api import HostIdentity, IngestBatch, IngestCounts, IngestResult, ItemAck
 from tests.collector.client import finding, run
 
 HOST = HostIdentity(hostname="db01", machine_id="m" * 32, boot_id="b")
@@ -34,7 +34,9 @@ def _spool(tmp_path: Path) -> Spool:
 
 def test_batch_keeps_runs_whole_and_record_in_order(tmp_path: Path) -> None:
     spool = _spool(tmp_path)
-    batch, owners = build_batch(spool.batch(), HOST)
+    sent, owners = build_batch(spool.batch(), HOST)
+    batch = IngestBatch.model_validate_json(sent.body)  # what the collector reads of the bytes the daemon sends
+    assert batch.batch_id == sent.batch_id and batch.host == HOST
     assert batch.record_lines == ["line-1", "line-2", "line-3"]
     assert [r.run_id for r in batch.runs] == ["r1", "r2", "agent-spool-damaged-t"]
     assert [len(r.findings) for r in batch.runs] == [2, 1, 1]
