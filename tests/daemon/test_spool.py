@@ -67,6 +67,17 @@ def test_bodies_are_json_on_disk(tmp_path: Path) -> None:
     assert json.loads(raw) == {"title": "开放端口", "n": 1}
 
 
+def test_a_batch_carries_each_body_as_spooled_and_the_page_cache_stays_small(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db", min_free_bytes=1)
+    spool.put(SpoolItem("k", "run", {"run_id": "r", "title": "开放端口"}, Priority.NORMAL))
+    (queued,) = spool.batch()
+    raw = spool.db.execute("SELECT body FROM items").fetchone()[0]
+    assert queued.text == raw and json.loads(queued.text) == queued.body  # what push.build_batch splices in
+    # the daemon's two connections live as long as it does: each keeps at most 256 KiB of pages (idle footprint)
+    assert spool.db.execute("PRAGMA cache_size").fetchone()[0] == -256
+    spool.close()
+
+
 def test_files_are_private(tmp_path: Path) -> None:
     os.umask(0o022)
     Spool(tmp_path / "state" / "spool.db", min_free_bytes=1).put(item("a", Priority.NORMAL))
