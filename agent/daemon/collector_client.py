@@ -71,6 +71,17 @@ class CollectorError(Exception):
         return None
 
 
+class _StaleConnection(Exception):
+    """The peer closed the connection before answering (``error``): on a kept-alive one, simply idle too long."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    def unreachable(self, url: str) -> CollectorError:
+        return CollectorError("unreachable", msg.COLLECTOR_UNREACHABLE(url=url, error=self.error))
+
+
 @dataclass
 class CollectorClient:
     url: str
@@ -95,6 +106,21 @@ class CollectorClient:
             self._conn = None
 
     def request(self, method: str, path_qs: str, body: bytes = b"", timeout: float | None = None) -> bytes:
+        reused = self._conn is not None
+        try:
+            return self._send(method, path_qs, body, timeout)
+        except _StaleConnection as stale:
+            if not reused:
+                raise stale.unreachable(self.url) from None
+        # The kept-alive connection was closed by the collector while it sat idle (its keep-alive timeout is about
+        # the task poll interval): the request never got an answer. Once more on a new connection, signed anew
+        # (the collector refuses a nonce it has seen); every request is idempotent (ids and keys), renewal too.
+        try:
+            return self._send(method, path_qs, body, timeout)
+        except _StaleConnection as stale:
+            raise stale.unreachable(self.url) from None
+
+    def _send(self, method: str, path_qs: str, body: bytes, timeout: float | None) -> bytes:
         from baselines import ed25519
 
         prefix = urlsplit(self.url).path.rstrip("/")
@@ -111,6 +137,10 @@ class CollectorClient:
             conn.request(method, full, body=body or None, headers=headers)
             response = conn.getresponse()
             data = response.read()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError,
+                ssl.SSLZeroReturnError) as exc:
+            self.close()
+            raise _StaleConnection(exc) from None
         except ssl.SSLError as exc:
             self.close()
             raise CollectorError("tls", msg.LINK_TLS(error=exc)) from None

@@ -19,7 +19,7 @@ import pytest
 
 from agent.daemon.spool import Priority, Spool
 from tests.collector.conftest import FAST_ENV, Collector, running_collector, unit_name
-from tests.daemon.agentproc import ROOT, AgentProcess, ran_ok
+from tests.daemon.agentproc import ROOT, AgentProcess, free_port, ran_ok
 
 FAST_LINK = """
 [collector]
@@ -88,6 +88,40 @@ def test_enrol_files_and_refusals(tmp_path: Path, collector: Collector) -> None:
     assert again.returncode == 0, again.stderr
     ca = (ident / "collector-ca.pem").read_text()
     assert ca == Path(collector.ca).read_text()  # the CA it returned, checked against the pinned server cert
+
+
+def test_a_kept_alive_connection_closed_while_idle_is_replaced_not_a_failure(tmp_path: Path,
+                                                                            collector: Collector) -> None:
+    """The collector closes a kept-alive connection after its keep-alive timeout, about the task poll interval:
+    the next request on it gets no answer. The client sends it again once, newly signed, on a new connection
+    (a replayed nonce would be refused); a new connection that fails is a failure as before."""
+    import socket
+
+    from agent.daemon.collector_client import CollectorClient, CollectorError
+    from agent.daemon.identity import Identity, host_identity
+
+    agent = AgentProcess(tmp_path / "a", FAST_LINK)
+    agent.state.mkdir(parents=True)
+    assert enrol(agent, collector, unit_name(), "--ca", collector.ca).returncode == 0
+    identity = Identity(agent.state / "identity")
+    enrolment = identity.enrolment()
+    assert enrolment is not None
+    client = CollectorClient(collector.url, str(identity.ca_path), enrolment.agent_id, identity.key(),
+                             host_identity().boot_id)
+    try:
+        assert client.notices().notices == []
+        kept = client._conn
+        assert kept is not None and kept.sock is not None
+        kept.sock.shutdown(socket.SHUT_RDWR)  # as the collector's side does when the connection was idle too long
+        assert client.tasks().tasks == []  # answered, on a new connection
+        assert client._conn is not None and client._conn is not kept
+    finally:
+        client.close()
+    gone = CollectorClient(f"https://127.0.0.1:{free_port()}", str(identity.ca_path), enrolment.agent_id,
+                           identity.key(), host_identity().boot_id)
+    with pytest.raises(CollectorError) as refused:
+        gone.notices()
+    assert refused.value.reason == "unreachable"
 
 
 def test_collector_down_then_up_everything_exactly_once(tmp_path: Path, collector: Collector) -> None:
