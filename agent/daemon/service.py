@@ -182,12 +182,18 @@ class AgentService:
         self.spool.close()
 
     def housekeeping(self) -> None:
-        """Record lines into the spool, spool figures into the metrics."""
+        """Record lines into the spool, spool figures into the metrics, stale start counts out of the inbox."""
         try:
             ship_record(self.spool, self.state)
         except OSError as exc:
             log.error("cannot read the inspection record: %s", exc)
         self.metrics.spool.latest = self.spool.stats()
+        if self.inbox.is_dir() and "task" not in self.jobs:
+            # A task's start count outlives its file when the agent stopped after the run wrote its completion
+            # (and dropped the task) but before the daemon saw it end: it counts nothing any more.
+            for marker in self.inbox.glob("task-*.attempts"):
+                if not marker.with_suffix(".json").exists():
+                    marker.unlink(missing_ok=True)
 
     # -- runs -----------------------------------------------------------------------------------------------
     def _start_inbox_work(self) -> None:
