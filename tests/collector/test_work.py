@@ -62,14 +62,15 @@ def test_offline_agent_gets_its_queued_task_once_when_it_returns(collector: Coll
     online, offline = collector.agent(unit), collector.agent(unit, hostname="db02")
     now = dt.datetime.now(dt.UTC)
     with collector.login() as admin:
-        notice = _notice(admin, unit, now + dt.timedelta(seconds=2), now + dt.timedelta(hours=1))
+        notice = _notice(admin, unit, now + dt.timedelta(seconds=4), now + dt.timedelta(hours=1))
         r = admin.post("/api/v1/tasks", json={"unit": unit, "notice_id": notice["id"], "tests": ["portscan"],
                                               "targets": ["10.231.0.7"]})
         assert r.status_code == 200, r.text
         assert len(r.json()) == 2
     assert online.tasks().json()["tasks"] == []  # the window has not opened yet
-    time.sleep(2.5)
-    got = online.tasks().json()["tasks"]
+    deadline = time.monotonic() + 30
+    while not (got := online.tasks().json()["tasks"]) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until the window opens
     assert len(got) == 1 and got[0]["notice"]["notice"]["id"] == notice["id"]
     assert online.tasks().json()["tasks"] == []  # leased: not handed out again
     # the offline agent comes back later and finds its task waiting
@@ -88,7 +89,7 @@ def test_a_long_poll_returns_when_the_window_opens(collector: Collector) -> None
     sim = collector.agent(unit)
     now = dt.datetime.now(dt.UTC)
     with collector.login() as admin:
-        notice = _notice(admin, unit, now + dt.timedelta(seconds=2), now + dt.timedelta(hours=1))
+        notice = _notice(admin, unit, now + dt.timedelta(seconds=4), now + dt.timedelta(hours=1))
         admin.post("/api/v1/tasks", json={"unit": unit, "notice_id": notice["id"], "tests": ["host"]})
     r = sim.tasks(wait=10).json()
     assert len(r["tasks"]) == 1 and r["poll_interval_s"] > 0

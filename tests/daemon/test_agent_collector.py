@@ -274,9 +274,10 @@ def test_task_under_an_expired_notice_is_refused_on_the_agent(tmp_path: Path, co
     unit = unit_name()
     agent = _notice_agent(tmp_path, collector, unit)
     now = dt.datetime.now(dt.UTC)
-    notice_id = _issue_notice(collector, unit, now + dt.timedelta(seconds=4), now + dt.timedelta(seconds=90), 2)
+    opens = now + dt.timedelta(seconds=6)
+    notice_id = _issue_notice(collector, unit, opens, now + dt.timedelta(seconds=90), 2)
     task_id = _task(collector, unit, notice_id)
-    time.sleep(5)  # the window is open at the collector
+    time.sleep(max(0.0, (opens - dt.datetime.now(dt.UTC)).total_seconds()) + 1)  # the window is open at the collector
     agent.env["LD_PRELOAD"] = subprocess.run(["sh", "-c", "ls /usr/lib/*/faketime/libfaketime.so.1"],
                                              capture_output=True, text=True).stdout.strip()
     agent.env["FAKETIME"] = "+240s"
