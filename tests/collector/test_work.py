@@ -100,10 +100,13 @@ def test_work_for_an_agent_that_stays_away_expires_visibly(collector: Collector)
     sim = collector.agent(unit)
     now = dt.datetime.now(dt.UTC)
     with collector.login() as admin:
-        notice = _notice(admin, unit, now + dt.timedelta(seconds=1), now + dt.timedelta(seconds=2))
+        notice = _notice(admin, unit, now + dt.timedelta(seconds=3), now + dt.timedelta(seconds=4))
         admin.post("/api/v1/tasks", json={"unit": unit, "notice_id": notice["id"], "tests": ["host"]})
-        time.sleep(3.5)  # the maintenance loop (every second here) expires it; so would the agent's next poll
-        tasks = admin.get("/api/v1/tasks", params={"unit": unit}).json()
+        deadline = time.monotonic() + 30
+        # the maintenance loop (every second here) expires it once the window has closed; so would a poll
+        while (tasks := admin.get("/api/v1/tasks", params={"unit": unit}).json())[0]["state"] != "expired" \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
     assert [(t["state"], t["message"]) for t in tasks] == [("expired", "notice window closed before it ran")]
     assert sim.tasks().json()["tasks"] == []
 
