@@ -44,8 +44,11 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Tests in parallel: most of them wait on processes, timers and the network rather than the CPU, so more workers
+# than cores helps; tests sharing an expensive fixture stay on one worker (tests/conftest.py). TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 3
 test: setup lint
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 
 schema: setup
 	$(BIN)/python -m agent.wire.export

@@ -51,7 +51,7 @@ def _reference(db_url: str, n: int) -> float:
             runs.execute(conn, [(aid, i, f"r{b}", seen) for i in ids])
             upsert = bulk_insert(conn, "findings", Finding, FINDING_COLUMNS, _finding_upsert)
             upsert.execute(conn, [(aid, "ref", "ref", i, "R", "p", "s", "high", "t", "t", '{"x": 1}', seen, seen,
-                                   f"r{b}", f"r{b}", "open", seen) for i in ids])
+                                   f"r{b}", f"r{b}", "open", seen, None) for i in ids])
     rate = n / (time.perf_counter() - start)
     db.dispose()
     return rate

@@ -189,3 +189,20 @@ def test_serve_with_worker_processes(collector: Collector) -> None:
         proc.wait(timeout=30)
         log.close()
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def test_worker_socket_is_tcp_so_answers_are_not_delayed() -> None:
+    """The socket `serve --workers` shares says it is TCP: asyncio sets TCP_NODELAY only on such sockets
+    (uvicorn's own had protocol 0, and every answer then waited for the client's delayed ACK)."""
+    import socket
+
+    from collector.api.workers import TcpConfig
+    from tests.collector.conftest import free_port
+
+    sock = TcpConfig("collector.service:worker_app", factory=True, host="127.0.0.1", port=free_port(),
+                     workers=2).bind_socket()
+    try:
+        assert (sock.family, sock.type, sock.proto) == (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        assert sock.get_inheritable()
+    finally:
+        sock.close()

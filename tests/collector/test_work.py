@@ -62,14 +62,15 @@ def test_offline_agent_gets_its_queued_task_once_when_it_returns(collector: Coll
     online, offline = collector.agent(unit), collector.agent(unit, hostname="db02")
     now = dt.datetime.now(dt.UTC)
     with collector.login() as admin:
-        notice = _notice(admin, unit, now + dt.timedelta(seconds=2), now + dt.timedelta(hours=1))
+        notice = _notice(admin, unit, now + dt.timedelta(seconds=4), now + dt.timedelta(hours=1))
         r = admin.post("/api/v1/tasks", json={"unit": unit, "notice_id": notice["id"], "tests": ["portscan"],
                                               "targets": ["10.231.0.7"]})
         assert r.status_code == 200, r.text
         assert len(r.json()) == 2
     assert online.tasks().json()["tasks"] == []  # the window has not opened yet
-    time.sleep(2.5)
-    got = online.tasks().json()["tasks"]
+    deadline = time.monotonic() + 30
+    while not (got := online.tasks().json()["tasks"]) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until the window opens
     assert len(got) == 1 and got[0]["notice"]["notice"]["id"] == notice["id"]
     assert online.tasks().json()["tasks"] == []  # leased: not handed out again
     # the offline agent comes back later and finds its task waiting
@@ -88,7 +89,7 @@ def test_a_long_poll_returns_when_the_window_opens(collector: Collector) -> None
     sim = collector.agent(unit)
     now = dt.datetime.now(dt.UTC)
     with collector.login() as admin:
-        notice = _notice(admin, unit, now + dt.timedelta(seconds=2), now + dt.timedelta(hours=1))
+        notice = _notice(admin, unit, now + dt.timedelta(seconds=4), now + dt.timedelta(hours=1))
         admin.post("/api/v1/tasks", json={"unit": unit, "notice_id": notice["id"], "tests": ["host"]})
     r = sim.tasks(wait=10).json()
     assert len(r["tasks"]) == 1 and r["poll_interval_s"] > 0
@@ -99,10 +100,13 @@ def test_work_for_an_agent_that_stays_away_expires_visibly(collector: Collector)
     sim = collector.agent(unit)
     with collector.login() as admin:
         now = dt.datetime.now(dt.UTC)  # after the login (an argon2 check, slow on a loaded machine)
-        notice = _notice(admin, unit, now + dt.timedelta(seconds=1), now + dt.timedelta(seconds=2))
+        notice = _notice(admin, unit, now + dt.timedelta(seconds=3), now + dt.timedelta(seconds=4))
         admin.post("/api/v1/tasks", json={"unit": unit, "notice_id": notice["id"], "tests": ["host"]})
-        time.sleep(3.5)  # the maintenance loop (every second here) expires it; so would the agent's next poll
-        tasks = admin.get("/api/v1/tasks", params={"unit": unit}).json()
+        deadline = time.monotonic() + 30
+        # the maintenance loop (every second here) expires it once the window has closed; so would a poll
+        while (tasks := admin.get("/api/v1/tasks", params={"unit": unit}).json())[0]["state"] != "expired" \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
     assert [(t["state"], t["message"]) for t in tasks] == [("expired", "notice window closed before it ran")]
     assert sim.tasks().json()["tasks"] == []
 

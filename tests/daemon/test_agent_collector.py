@@ -179,6 +179,7 @@ def _synthetic_runs(agent: AgentProcess, n: int, start: int = 0) -> int:
         spool.close()
 
 
+@pytest.mark.timeout(600)  # a hang guard only: beside other tests on a loaded 2-core machine the drain takes minutes
 def test_sigkill_mid_push_50_times_no_loss_no_duplicate(tmp_path: Path, collector: Collector) -> None:
     toml = FAST_LINK.replace('batch_items = 20', 'batch_items = 5') + """
 [schedule.self_inspection]
@@ -212,7 +213,7 @@ max_bytes = "1GiB"
         agent.stop(signal.SIGKILL)
     agent.start()
     try:
-        agent.wait_for(lambda f: sum(f.by("precaution_agent_spool_items", "priority").values()) == 0, timeout=300)
+        agent.wait_for(lambda f: sum(f.by("precaution_agent_spool_items", "priority").values()) == 0, timeout=540)
     finally:
         agent.stop()
     agent_id = json.loads((agent.state / "identity" / "enrolment.json").read_text())["agent_id"]
@@ -308,9 +309,10 @@ def test_task_under_an_expired_notice_is_refused_on_the_agent(tmp_path: Path, co
     unit = unit_name()
     agent = _notice_agent(tmp_path, collector, unit)
     now = dt.datetime.now(dt.UTC)
-    notice_id = _issue_notice(collector, unit, now + dt.timedelta(seconds=4), now + dt.timedelta(seconds=90), 2)
+    opens = now + dt.timedelta(seconds=6)
+    notice_id = _issue_notice(collector, unit, opens, now + dt.timedelta(seconds=90), 2)
     task_id = _task(collector, unit, notice_id)
-    time.sleep(5)  # the window is open at the collector
+    time.sleep(max(0.0, (opens - dt.datetime.now(dt.UTC)).total_seconds()) + 1)  # the window is open at the collector
     agent.env["LD_PRELOAD"] = subprocess.run(["sh", "-c", "ls /usr/lib/*/faketime/libfaketime.so.1"],
                                              capture_output=True, text=True).stdout.strip()
     agent.env["FAKETIME"] = "+240s"
