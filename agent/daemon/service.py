@@ -148,8 +148,10 @@ class AgentService:
                                   reason)
                         self.exit_code = EXIT_OVER_BUDGET
                         break
-                # Idle, the loop wakes every few seconds (housekeeping, watchdog); with a run going, twice a second
-                wait = 0.5 if self.jobs else min(HOUSEKEEPING_S, max(0.05, self.scheduler.seconds_until_next()))
+                # Idle, the loop wakes every few seconds (housekeeping, watchdog); with a run going, ten times a
+                # second: a child grows past its memory budget within its first tenth of a second (interpreter and
+                # imports), and a short run must not finish between two looks at its memory
+                wait = 0.1 if self.jobs else min(HOUSEKEEPING_S, max(0.05, self.scheduler.seconds_until_next()))
                 if ping is not None:
                     wait = min(wait, ping)
                 self.poke.wait(wait)
